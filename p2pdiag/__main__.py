@@ -1,0 +1,4 @@
+from p2pdiag.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Pure diagnosis: a trace in, a verdict out. No network, async or UI imports here."""
+
+from __future__ import annotations
+
+from p2pdiag.diagnosis.model import Finding, Outcome, Severity, Step, StepStatus, Verdict
+from p2pdiag.trace.file import Trace
+
+
+def diagnose(trace: Trace) -> Verdict:
+    command = trace.header.command
+    if command in ("dial", "demo"):
+        from p2pdiag.diagnosis.dial import diagnose_dial
+
+        return diagnose_dial(trace)
+    if command == "listen":
+        from p2pdiag.diagnosis.listen import diagnose_listen
+
+        return diagnose_listen(trace)
+    from p2pdiag.trace.file import TraceFileError
+
+    raise TraceFileError(f"trace of command {command!r}: this p2pdiag can diagnose dial, demo and listen traces")
+
+
+__all__ = ["Finding", "Outcome", "Severity", "Step", "StepStatus", "Verdict", "diagnose"]

@@ -1,0 +1,300 @@
+"""Diagnosis of a `dial` (or `demo`) trace: the relay path step by step, then why."""
+
+from __future__ import annotations
+
+from p2pdiag.diagnosis import findings as F
+from p2pdiag.diagnosis.limits import DurationReading, attribute_cut, fmt_bytes, fmt_seconds, read_duration
+from p2pdiag.diagnosis.model import Finding, Outcome, Severity, Step, StepStatus, Verdict
+from p2pdiag.diagnosis.query import all_of, first, last
+from p2pdiag.trace.events import (
+    CircuitClosed,
+    CircuitSecured,
+    CircuitTraffic,
+    CircuitUpgradeFailed,
+    Closer,
+    DialMethod,
+    Event,
+    HoldStarted,
+    HopConnectSent,
+    HopFailed,
+    HopStatusReceived,
+    IdentifyCompleted,
+    IdentifyFailed,
+    Path,
+    PingCompleted,
+    PingFailed,
+    RelayConnected,
+    RelayDialFailed,
+    RelayDialStarted,
+    RunInterrupted,
+    StepTimedOut,
+    Subject,
+    TargetResolved,
+    UpgradeNotAttempted,
+)
+from p2pdiag.trace.file import Trace
+
+
+def _short(peer_id: str) -> str:
+    return peer_id if len(peer_id) <= 16 else f"{peer_id[:8]}…{peer_id[-6:]}"
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self.findings: list[Finding] = []
+
+    def step(self, key: str, title: str, status: StepStatus, detail: str, e: Event | None = None,
+             duration_s: float | None = None) -> None:
+        self.steps.append(Step(key, title, status, detail, e.t_s if e else None, duration_s))
+
+    def find(self, finding: Finding) -> None:
+        if finding not in self.findings:
+            self.findings.append(finding)
+
+
+def relay_path(b: _Builder, events: tuple[Event, ...], started: RelayDialStarted) -> tuple[bool, str | None]:
+    """Steps for one relay's connect + identify; returns (connected, relay agent)."""
+    relay = started.relay
+    connected = first(events, RelayConnected, relay=relay)
+    failed = first(events, RelayDialFailed, relay=relay)
+    if connected is None:
+        if failed is not None:
+            b.step("relay.connect", f"Connect to relay {relay}", StepStatus.FAILED,
+                   f"{failed.error_kind.value}: {failed.error}", failed, failed.duration_s)
+            b.find(F.relay_unreachable(failed))
+        else:
+            b.step("relay.connect", f"Connect to relay {relay}", StepStatus.FAILED, "no answer before the run ended", started)
+        return False, None
+    b.step("relay.connect", f"Connect to relay {relay}", StepStatus.OK,
+           f"{started.transport}, {connected.security or '?'}, {connected.muxer or '?'}",
+           connected, connected.duration_s)
+    ident = first(events, IdentifyCompleted, subject=Subject.RELAY, peer_id=started.relay_peer_id)
+    ident_failed = first(events, IdentifyFailed, subject=Subject.RELAY, peer_id=started.relay_peer_id)
+    agent = None
+    if ident is not None:
+        agent = ident.agent_version
+        hop = F.HOP_PROTOCOL in ident.protocols
+        observed = f", sees us as {ident.observed_addr}" if ident.observed_addr else ""
+        b.step("relay.identify", "Identify the relay", StepStatus.OK if hop else StepStatus.FAILED,
+               f"{agent or 'no agent'}; HOP {'offered' if hop else 'NOT offered'}{observed}",
+               ident, ident.duration_s)
+        if not hop:
+            b.find(F.relay_no_hop(relay, agent, f"identify lists {len(ident.protocols)} protocols, not {F.HOP_PROTOCOL}"))
+    elif ident_failed is not None:
+        b.step("relay.identify", "Identify the relay", StepStatus.WARNING,
+               f"{ident_failed.error_kind.value}: {ident_failed.error}", ident_failed, ident_failed.duration_s)
+        b.find(F.identify_failed("relay", started.relay_peer_id, ident_failed.error_kind, ident_failed.error))
+    return True, agent
+
+
+def hop_step(b: _Builder, events: tuple[Event, ...], relay: str, agent: str | None) -> HopStatusReceived | None:
+    sent = first(events, HopConnectSent, relay=relay)
+    status = first(events, HopStatusReceived, relay=relay)
+    failed = first(events, HopFailed, relay=relay)
+    if status is not None:
+        ok = status.status_name == "OK"
+        limit = _limit_text(read_duration(status.announced_duration_s, agent), status.announced_data_bytes)
+        b.step("hop.connect", "Ask the relay to connect us (HOP CONNECT)",
+               StepStatus.OK if ok else StepStatus.FAILED, f"STATUS {status.status_name}; limit: {limit}",
+               status, status.duration_s)
+        if not ok:
+            b.find(F.hop_refused(status))
+        return status
+    if failed is not None:
+        b.step("hop.connect", "Ask the relay to connect us (HOP CONNECT)", StepStatus.FAILED,
+               f"{failed.error_kind.value} while {failed.stage}: {failed.error}", failed, failed.duration_s)
+        b.find(F.hop_unanswered(relay, failed.stage, failed.error_kind, failed.error))
+    elif sent is not None:
+        b.step("hop.connect", "Ask the relay to connect us (HOP CONNECT)", StepStatus.FAILED,
+               "no answer before the run ended", sent)
+    return None
+
+
+def _limit_text(reading: DurationReading, data: int | None) -> str:
+    if reading.announced:
+        d = f"{fmt_seconds(reading.effective_s or 0)}"
+        if reading.suspect_unit:
+            d = f"{reading.announced} announced, likely {d} (ms)"
+    else:
+        d = "no time limit"
+    return f"{d}, {fmt_bytes(data) if data else 'no data limit'}"
+
+
+def circuit_story(
+    b: _Builder,
+    events: tuple[Event, ...],
+    secured: CircuitSecured,
+    reading: DurationReading,
+    data_limit: int | None,
+    subject: str = "peer",
+) -> CircuitClosed | None:
+    """Steps from the secured relayed connection to its end; shared by dial and listen."""
+    cid = secured.connection_id
+    ident = first(events, IdentifyCompleted, subject=Subject.PEER, connection_id=cid)
+    ident_failed = first(events, IdentifyFailed, subject=Subject.PEER, connection_id=cid)
+    if ident is not None:
+        signaling = F.SIGNALING_PROTOCOL in ident.protocols
+        b.step(f"{cid}.identify", f"Identify the {subject} over the relayed connection", StepStatus.OK,
+               f"{ident.agent_version or 'no agent'}; WebRTC signaling {'offered' if signaling else 'not offered'}",
+               ident, ident.duration_s)
+        if not signaling:
+            b.find(F.peer_no_signaling(secured.remote_peer_id, ident.agent_version, ident.protocols))
+    elif ident_failed is not None:
+        b.step(f"{cid}.identify", f"Identify the {subject} over the relayed connection", StepStatus.WARNING,
+               f"{ident_failed.error_kind.value}: {ident_failed.error}", ident_failed, ident_failed.duration_s)
+        b.find(F.identify_failed(subject, secured.remote_peer_id, ident_failed.error_kind, ident_failed.error))
+
+    pings = all_of(events, PingCompleted, connection_id=cid, path=Path.RELAYED)
+    ping_failures = all_of(events, PingFailed, connection_id=cid, path=Path.RELAYED)
+    hold = first(events, HoldStarted, connection_id=cid)
+    if pings and (not ping_failures or pings[0].t_s < ping_failures[0].t_s):
+        b.step(f"{cid}.ping", "Ping over the relayed connection", StepStatus.OK,
+               f"round trip {pings[0].rtt_s * 1000:.1f} ms (this connection, not another path)", pings[0])
+    elif ping_failures:
+        pf = ping_failures[0]
+        b.step(f"{cid}.ping", "Ping over the relayed connection", StepStatus.FAILED,
+               f"{pf.error_kind.value}: {pf.error}", pf)
+        if hold is None or pf.t_s < hold.t_s:
+            b.find(F.relayed_ping_failed(pf.error_kind, pf.error))
+
+    if reading.effective_s or data_limit:
+        traffic = last(events, CircuitTraffic, connection_id=cid)
+        closed = first(events, CircuitClosed, connection_id=cid)
+        age = closed.age_s if closed else (traffic.age_s if traffic else 0.0)
+        used = (closed.bytes_sent + closed.bytes_received) if closed else (
+            (traffic.bytes_sent + traffic.bytes_received) if traffic else 0)
+        parts = []
+        if reading.effective_s:
+            left = max(0.0, reading.effective_s - age)
+            parts.append(f"{left:.0f} s of {fmt_seconds(reading.effective_s)} left, predicted cut at "
+                         f"t={secured.t_s - secured.duration_s + reading.effective_s:.1f} s")
+        if data_limit:
+            parts.append(f"{fmt_bytes(used)} of {fmt_bytes(data_limit)} used ({100 * used / data_limit:.0f}%)")
+        seen = closed or traffic
+        if seen is not None:
+            parts.append(f"as of t={seen.t_s:.1f} s")
+        b.step(f"{cid}.limits", "Relay limits on this connection", StepStatus.INFO, "; ".join(parts), seen)
+
+    if hold is not None:
+        during = [p for p in pings if p.t_s >= hold.t_s]
+        fails = [p for p in ping_failures if p.t_s >= hold.t_s]
+        b.step(f"{cid}.hold", f"Hold the relayed connection for up to {hold.hold_s:g} s", StepStatus.INFO,
+               f"{len(during)} pings answered, {len(fails)} failed, one every {hold.ping_interval_s:g} s", hold)
+
+    closed = first(events, CircuitClosed, connection_id=cid)
+    if closed is None or closed.closer is Closer.LOCAL:
+        alive_ping = pings[-1] if pings else None
+        detail = (f"alive: last ping answered at t={alive_ping.t_s:.1f} s" if alive_ping
+                  else "open, but no ping was answered")
+        b.step(f"{cid}.after", "Relayed connection at the end", StepStatus.OK if alive_ping else StepStatus.WARNING,
+               detail, closed or alive_ping)
+        return closed
+    total = closed.bytes_sent + closed.bytes_received
+    detail = (f"closed by the {closed.closer.value} at t={closed.t_s:.1f} s, {closed.age_s:.1f} s after it opened, "
+              f"after {fmt_bytes(total)}: {closed.reason}")
+    b.step(f"{cid}.after", "Relayed connection at the end", StepStatus.FAILED, detail, closed)
+    if closed.closer is Closer.REMOTE:
+        b.find(F.remote_closed(secured.remote_peer_id, detail))
+    else:
+        cut = attribute_cut(closed.age_s, closed.bytes_sent, closed.bytes_received, reading, data_limit)
+        b.find(F.relay_cut(cut.cause, cut.detail, secured.relay, closed.reason))
+    return closed
+
+
+def diagnose_dial(trace: Trace) -> Verdict:
+    events = trace.events
+    b = _Builder()
+    target = first(events, TargetResolved)
+    if target is not None:
+        how = ("by full /p2p-circuit address" if target.method is DialMethod.MULTIADDR
+               else f"by peer id through {len(target.relays)} relay(s) (js-libp2p's recommended practice)")
+        b.step("target", f"Target peer {target.peer_id}", StepStatus.INFO, how, target)
+
+    secured: CircuitSecured | None = None
+    reading = DurationReading(None, None, False, "")
+    data_limit: int | None = None
+    relay_used: str | None = None
+    for started in all_of(events, RelayDialStarted):
+        connected, agent = relay_path(b, events, started)
+        if not connected:
+            continue
+        status = hop_step(b, events, started.relay, agent)
+        if status is None or status.status_name != "OK":
+            continue
+        reading = read_duration(status.announced_duration_s, agent)
+        data_limit = status.announced_data_bytes or None
+        if reading.suspect_unit:
+            b.find(F.limit_unit_suspect(started.relay, reading))
+        secured = first(events, CircuitSecured, relay=started.relay)
+        upgrade_failed = first(events, CircuitUpgradeFailed, relay=started.relay)
+        if secured is None:
+            if upgrade_failed is not None:
+                b.step("circuit.secure", "Secure session with the peer over the circuit", StepStatus.FAILED,
+                       f"{upgrade_failed.error_kind.value}: {upgrade_failed.error}", upgrade_failed,
+                       upgrade_failed.duration_s)
+                b.find(F.circuit_handshake_failed(started.relay, upgrade_failed.error_kind, upgrade_failed.error))
+            continue
+        relay_used = started.relay
+        b.step("circuit.secure", "Secure session with the peer over the circuit", StepStatus.OK,
+               f"{secured.security or '?'}, {secured.muxer or '?'} with {secured.remote_peer_id}",
+               secured, secured.duration_s)
+        if reading.effective_s or data_limit:
+            b.find(F.relay_limited(started.relay, reading, data_limit, secured.t_s - secured.duration_s))
+        break
+
+    if secured is not None:
+        not_attempted = first(events, UpgradeNotAttempted)
+        if not_attempted is not None:
+            b.step("upgrade", "WebRTC upgrade", StepStatus.SKIPPED, not_attempted.reason, not_attempted)
+            b.find(F.upgrade_not_attempted(not_attempted.reason))
+        circuit_story(b, events, secured, reading, data_limit)
+
+    for timeout in all_of(events, StepTimedOut):
+        b.find(F.step_timed_out(timeout.step, timeout.timeout_s))
+    stop = first(events, RunInterrupted)
+    if stop is not None:
+        b.find(F.interrupted(stop.reason.value, stop.t_s))
+
+    if stop is not None:
+        outcome = Outcome.INTERRUPTED
+    elif secured is not None:
+        outcome = Outcome.RELAYED_ONLY
+    else:
+        outcome = Outcome.UNREACHABLE
+
+    errors = [f for f in b.findings if f.severity is Severity.ERROR]
+    peer = target.peer_id if target else "the peer"
+    if outcome is Outcome.RELAYED_ONLY:
+        headline = f"Reached {_short(peer)} through the relay; no direct connection."
+        cut = next((f for f in b.findings if f.code.startswith("relay-cut") or f.code == "remote-closed-relayed"), None)
+        if cut is not None:
+            headline += f" {cut.title}."
+        else:
+            headline += " The relayed connection held."
+    elif outcome is Outcome.UNREACHABLE:
+        headline = f"Could not reach {_short(peer)}: " + (errors[0].title[0].lower() + errors[0].title[1:]
+                                                         if errors else "no relay gave a connection") + "."
+    else:
+        headline = "Stopped before the diagnosis was complete; the steps so far are below."
+    facts: dict[str, object] = {"peer_id": target.peer_id if target else None, "relay": relay_used}
+    if secured is not None:
+        facts["connection_id"] = secured.connection_id
+    if trace.truncated:
+        facts["trace_truncated"] = True
+    return Verdict("dial", outcome, headline, tuple(_in_time_order(b.steps)), tuple(_order(b.findings)), facts)
+
+
+def _in_time_order(steps: list[Step]) -> list[Step]:
+    """Stable sort by time; a step without a time stays after the one before it."""
+    keyed = []
+    t = 0.0
+    for n, s in enumerate(steps):
+        t = s.t_s if s.t_s is not None else t
+        keyed.append((t - (s.duration_s or 0.0), n, s))
+    return [s for _, _, s in sorted(keyed)]
+
+
+def _order(findings: list[Finding]) -> list[Finding]:
+    rank = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+    return sorted(findings, key=lambda f: rank[f.severity])

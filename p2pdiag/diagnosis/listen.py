@@ -1,0 +1,103 @@
+"""Diagnosis of a `listen` trace: reservations held, and every inbound relayed connection."""
+
+from __future__ import annotations
+
+from p2pdiag.diagnosis import findings as F
+from p2pdiag.diagnosis.dial import _Builder, _limit_text, circuit_story, relay_path
+from p2pdiag.diagnosis.limits import read_duration
+from p2pdiag.diagnosis.model import Finding, Outcome, Severity, StepStatus, Verdict
+from p2pdiag.diagnosis.query import all_of, first
+from p2pdiag.trace.events import (
+    CircuitSecured,
+    CircuitUpgradeFailed,
+    Event,
+    PingServed,
+    RelayDialStarted,
+    ReservationAccepted,
+    ReservationFailed,
+    StepTimedOut,
+    StopConnectReceived,
+)
+from p2pdiag.trace.file import Trace
+
+
+def reservation_refused(failed: ReservationFailed) -> Finding:
+    return Finding(
+        code="reservation-refused",
+        severity=Severity.ERROR,
+        title=f"The relay refused a reservation ({failed.status_name})",
+        evidence=(f"{failed.relay}: {failed.error}",),
+        advice="With no reservation nobody can dial this peer through the relay. A relay refuses "
+        "when its slots are full (js-libp2p relays keep 15) or when it allows only some peers; "
+        "try another relay or ask its operator.",
+    )
+
+
+def inbound_story(b: _Builder, events: tuple[Event, ...], stop: StopConnectReceived,
+                  agents: dict[str, str | None]) -> None:
+    cid = stop.connection_id
+    secured = first(events, CircuitSecured, connection_id=cid)
+    reading = read_duration(stop.announced_duration_s, agents.get(stop.relay_peer_id))
+    b.step(f"{cid}.stop", f"Inbound relayed connection {cid} from {stop.source_peer_id}", StepStatus.INFO,
+           f"via relay {stop.relay_peer_id}; limit: {_limit_text(reading, stop.announced_data_bytes)}", stop)
+    if reading.suspect_unit:
+        b.find(F.limit_unit_suspect(stop.relay_peer_id, reading))
+    if secured is None:
+        failed = first(events, CircuitUpgradeFailed, connection_id=cid)
+        if failed is not None:
+            b.step(f"{cid}.secure", "Secure session with the dialer", StepStatus.FAILED,
+                   f"{failed.error_kind.value}: {failed.error}", failed, failed.duration_s)
+            b.find(F.circuit_handshake_failed(failed.relay, failed.error_kind, failed.error))
+        return
+    b.step(f"{cid}.secure", "Secure session with the dialer", StepStatus.OK,
+           f"{secured.security or '?'}, {secured.muxer or '?'}", secured, secured.duration_s)
+    served = all_of(events, PingServed, connection_id=cid)
+    if served:
+        b.step(f"{cid}.served", "Pings answered for the dialer", StepStatus.OK, f"{served[-1].count}", served[-1])
+    circuit_story(b, events, secured, reading, stop.announced_data_bytes or None, subject="dialer")
+
+
+def diagnose_listen(trace: Trace) -> Verdict:
+    events = trace.events
+    b = _Builder()
+    agents: dict[str, str | None] = {}
+    accepted_any = False
+    for started in all_of(events, RelayDialStarted):
+        connected, agent = relay_path(b, events, started)
+        agents[started.relay_peer_id] = agent
+        if not connected:
+            continue
+        accepted = all_of(events, ReservationAccepted, relay=started.relay)
+        failed = all_of(events, ReservationFailed, relay=started.relay)
+        if accepted:
+            accepted_any = True
+            first_ok = accepted[0]
+            reading = read_duration(first_ok.announced_duration_s, agent)
+            refreshed = [a for a in accepted if a.refresh]
+            b.step("reservation", f"Reservation on {started.relay}", StepStatus.OK,
+                   f"expires at unix {first_ok.expire_unix_s}; {len(first_ok.addrs)} addrs; voucher "
+                   f"{first_ok.voucher_bytes} B; limit: {_limit_text(reading, first_ok.announced_data_bytes)}"
+                   + (f"; refreshed {len(refreshed)}×" if refreshed else ""),
+                   first_ok, first_ok.duration_s)
+            if reading.suspect_unit:
+                b.find(F.limit_unit_suspect(started.relay, reading))
+        for f in failed:
+            b.step("reservation", f"Reservation on {started.relay}" + (" (refresh)" if f.refresh else ""),
+                   StepStatus.FAILED, f"{f.status_name}: {f.error}", f, f.duration_s)
+            b.find(reservation_refused(f))
+
+    stops = all_of(events, StopConnectReceived)
+    for stop in stops:
+        inbound_story(b, events, stop, agents)
+    if accepted_any and not stops:
+        b.step("inbound", "Inbound relayed connections", StepStatus.INFO, "none while listening")
+
+    for timeout in all_of(events, StepTimedOut):
+        b.find(F.step_timed_out(timeout.step, timeout.timeout_s))
+    outcome = Outcome.LISTENED if accepted_any else Outcome.UNREACHABLE
+    n = len(stops)
+    headline = (f"Listened through the relay; {n} inbound relayed connection{'s' if n != 1 else ''}."
+                if accepted_any else "No relay gave a reservation: nobody could dial this peer.")
+    facts: dict[str, object] = {"inbound_connections": n,
+                                "dialers": sorted({s.source_peer_id for s in stops})}
+    return Verdict("listen", outcome, headline, tuple(b.steps), tuple(b.findings), facts)

@@ -1,0 +1,1 @@
+"""Probes do the live network work and only record what they see into a Recorder."""

@@ -1,0 +1,211 @@
+"""The relayed connection: Noise + muxer over a circuit stream that p2pdiag counts and watches.
+
+The circuit stream (the HOP stream on the dialer, the STOP stream on the listener) is wrapped
+before py-libp2p upgrades it, so p2pdiag sees every byte the relay forwards, protocol overhead
+included, and how the stream ended: reset or EOF from below, or closed from above.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import trio
+
+from p2pdiag.probes import net
+from p2pdiag.probes.timeouts import StepTimeouts
+from p2pdiag.trace.events import (
+    CircuitClosed,
+    CircuitSecured,
+    CircuitTraffic,
+    CircuitUpgradeFailed,
+    Closer,
+    ErrorKind,
+    Path,
+    PingCompleted,
+    PingFailed,
+    StepTimedOut,
+)
+from p2pdiag.trace.recorder import Recorder
+from p2pdiag.wire.identify import PING_PAYLOAD_BYTES, PING_PROTOCOL
+
+
+class CircuitStream:
+    """A ReadWriteCloser over the relay's stream that counts bytes and remembers how it ended."""
+
+    def __init__(self, stream: Any, rec: Recorder) -> None:
+        self._stream = stream
+        self._rec = rec
+        self.opened_t_s = rec.now()
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.ended = trio.Event()
+        self.end_closer: Closer | None = None
+        self.end_reason = ""
+        self.end_t_s: float | None = None
+        self._closing_by_us = False
+
+    def age_s(self) -> float:
+        return (self.end_t_s if self.end_t_s is not None else self._rec.now()) - self.opened_t_s
+
+    def _end(self, closer: Closer, reason: str) -> None:
+        if not self.ended.is_set():
+            self.end_closer, self.end_reason, self.end_t_s = closer, reason, self._rec.now()
+            self.ended.set()
+
+    def _end_from(self, exc: BaseException) -> None:
+        if self._closing_by_us:
+            self._end(Closer.LOCAL, "closed by p2pdiag")
+            return
+        kind, message = net.classify(exc)
+        if kind is ErrorKind.RESET:
+            self._end(Closer.RELAY, f"the relay reset the circuit stream ({message})")
+        else:
+            self._end(Closer.REMOTE, f"the circuit stream ended ({kind.value}: {message})")
+
+    async def read(self, n: int | None = None) -> bytes:
+        try:
+            data = await self._stream.read(n)
+        except BaseException as exc:
+            if not isinstance(exc, trio.Cancelled):
+                self._end_from(exc)
+            raise
+        if not data:
+            self._end_from(EOFError("end of stream"))
+        self.bytes_received += len(data)
+        return data
+
+    async def write(self, data: bytes) -> None:
+        try:
+            await self._stream.write(data)
+        except BaseException as exc:
+            if not isinstance(exc, trio.Cancelled):
+                self._end_from(exc)
+            raise
+        self.bytes_sent += len(data)
+
+    async def close(self) -> None:
+        if self._closing_by_us:
+            self._end(Closer.LOCAL, "closed by p2pdiag at the end of the run")
+        else:
+            # py-libp2p closes the raw connection when the secure session above it ends:
+            # the peer sent a GoAway or closed its side.
+            self._end(Closer.REMOTE, "the peer ended the secure session")
+        await net.close_quietly(self._stream)
+
+    def mark_closing_by_us(self) -> None:
+        self._closing_by_us = True
+
+    def get_remote_address(self) -> tuple[str, int] | None:
+        try:
+            return self._stream.get_remote_address()
+        except Exception:
+            return None
+
+
+def _raw_connection(stream: CircuitStream, initiator: bool, relay_peer_id: str, remote_peer_id: str) -> Any:
+    from libp2p.connection_types import ConnectionType
+    from libp2p.network.connection.raw_connection import RawConnection
+    from multiaddr import Multiaddr
+
+    return RawConnection(
+        stream=stream,
+        initiator=initiator,
+        connection_type=ConnectionType.RELAYED,
+        addresses=[Multiaddr(f"/p2p/{relay_peer_id}/p2p-circuit/p2p/{remote_peer_id}")],
+    )
+
+
+async def secure(
+    host: Any,
+    stream: CircuitStream,
+    *,
+    inbound: bool,
+    relay: str,
+    relay_peer_id: str,
+    remote_peer_id: str,
+    connection_id: str,
+    rec: Recorder,
+    timeouts: StepTimeouts,
+) -> Any | None:
+    """Noise + muxer over the circuit; returns the swarm connection that owns it."""
+    began = rec.now()
+    network = host.get_network()
+    raw = _raw_connection(stream, not inbound, relay_peer_id, remote_peer_id)
+    try:
+        with trio.fail_after(timeouts.secure):
+            if inbound:
+                muxed = await network.upgrade_inbound_raw_conn(raw, raw.get_transport_addresses()[0])
+                conn = next(c for c in network.get_connections() if getattr(c, "muxed_conn", None) is muxed)
+                remote_peer_id = str(muxed.peer_id)
+            else:
+                conn = await network.upgrade_outbound_raw_conn(raw, net.peer_id_from_string(remote_peer_id))
+    except Exception as exc:
+        kind, message = net.classify(exc)
+        if kind is ErrorKind.TIMEOUT:
+            rec.record(StepTimedOut, step="secure", timeout_s=timeouts.secure)
+        rec.record(CircuitUpgradeFailed, connection_id=connection_id, relay=relay, error_kind=kind,
+                   error=message, duration_s=rec.now() - began)
+        await net.close_quietly(stream)
+        return None
+    security, muxer = net.negotiated(conn)
+    rec.record(CircuitSecured, connection_id=connection_id, relay=relay, remote_peer_id=remote_peer_id,
+               inbound=inbound, security=security, muxer=muxer, duration_s=rec.now() - began)
+    return conn
+
+
+class Pinger:
+    """Pings over one given connection, on one stream, as libp2p ping does."""
+
+    def __init__(self, conn: Any, connection_id: str, path: Path, rec: Recorder, timeouts: StepTimeouts) -> None:
+        self._conn = conn
+        self._cid = connection_id
+        self._path = path
+        self._rec = rec
+        self._timeouts = timeouts
+        self._stream: Any = None
+
+    async def ping(self) -> PingCompleted | PingFailed:
+        try:
+            with trio.fail_after(self._timeouts.ping):
+                if self._stream is None:
+                    self._stream = await net.open_stream(self._conn, PING_PROTOCOL, self._timeouts.ping)
+                payload = os.urandom(PING_PAYLOAD_BYTES)
+                began = trio.current_time()
+                await self._stream.write(payload)
+                echo = await net.read_exactly(self._stream, PING_PAYLOAD_BYTES)
+                rtt = trio.current_time() - began
+            if echo != payload:
+                raise ValueError("the ping echo did not match what was sent")
+        except Exception as exc:
+            kind, message = net.classify(exc)
+            if kind is ErrorKind.TIMEOUT:
+                self._rec.record(StepTimedOut, step="ping", timeout_s=self._timeouts.ping)
+            if self._stream is not None:
+                await net.reset_quietly(self._stream)
+                self._stream = None
+            return self._rec.record(PingFailed, path=self._path, connection_id=self._cid, error_kind=kind,
+                                    error=message)
+        return self._rec.record(PingCompleted, path=self._path, connection_id=self._cid, rtt_s=rtt)
+
+    async def close(self) -> None:
+        if self._stream is not None:
+            await net.close_quietly(self._stream)
+            self._stream = None
+
+
+def record_traffic(stream: CircuitStream, connection_id: str, rec: Recorder) -> None:
+    rec.record(CircuitTraffic, connection_id=connection_id, bytes_sent=stream.bytes_sent,
+               bytes_received=stream.bytes_received, age_s=stream.age_s())
+
+
+def record_closed(stream: CircuitStream, connection_id: str, rec: Recorder) -> None:
+    rec.record(CircuitClosed, connection_id=connection_id, closer=stream.end_closer or Closer.UNKNOWN,
+               reason=stream.end_reason, bytes_sent=stream.bytes_sent, bytes_received=stream.bytes_received,
+               age_s=stream.age_s())
+
+
+async def close_by_us(conn: Any, stream: CircuitStream) -> None:
+    stream.mark_closing_by_us()
+    await net.close_quietly(conn)
+    await net.close_quietly(stream)

@@ -1,0 +1,99 @@
+"""`p2pdiag dial`: the relay path to a peer, every step recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from p2pdiag.probes import circuit as circ
+from p2pdiag.probes import net
+from p2pdiag.probes.relay import connect_relay, hop_connect, identify
+from p2pdiag.probes.timeouts import StepTimeouts
+from p2pdiag.targets import DialTarget
+from p2pdiag.trace.events import (
+    HoldStarted,
+    Path,
+    PingFailed,
+    Subject,
+    TargetResolved,
+    UpgradeNotAttempted,
+)
+from p2pdiag.trace.recorder import Recorder
+
+UPGRADE_NOT_BUILT = "this version of p2pdiag does not attempt the WebRTC upgrade yet"
+
+
+@dataclass(frozen=True, slots=True)
+class DialOptions:
+    target: DialTarget
+    timeouts: StepTimeouts = StepTimeouts()
+    hold_s: float = 0.0
+    ping_interval_s: float = 1.0
+
+
+async def dial(opts: DialOptions, rec: Recorder, key_pair: Any = None) -> None:
+    target = opts.target
+    rec.record(TargetResolved, peer_id=target.peer_id, relays=tuple(r.addr for r in target.relays),
+               method=target.method, webrtc_requested=target.webrtc)
+    host = net.make_host(key_pair)
+    async with net.running(host):
+        for n, relay in enumerate(target.relays, start=1):
+            relay_conn = await connect_relay(host, relay, rec, opts.timeouts)
+            if relay_conn is None:
+                continue
+            await identify(relay_conn, Subject.RELAY, relay.peer_id, f"relay-{n}", rec, opts.timeouts)
+            got = await hop_connect(relay_conn, relay, target.peer_id, rec, opts.timeouts)
+            if got is None:
+                continue
+            stream = circ.CircuitStream(got[0], rec)
+            cid = f"relayed-{n}"
+            conn = await circ.secure(host, stream, inbound=False, relay=relay.addr, relay_peer_id=relay.peer_id,
+                                     remote_peer_id=target.peer_id, connection_id=cid, rec=rec,
+                                     timeouts=opts.timeouts)
+            if conn is None:
+                continue
+            await use_relayed(conn, stream, cid, target.peer_id, opts, rec)
+            return
+
+
+async def use_relayed(conn: Any, stream: circ.CircuitStream, cid: str, peer_id: str, opts: DialOptions,
+                      rec: Recorder) -> None:
+    """Identify and ping over this one relayed connection, hold it, then check it is still alive."""
+    async with trio.open_nursery() as nursery:
+        recorded = trio.Event()
+
+        async def watch() -> None:
+            await stream.ended.wait()
+            circ.record_closed(stream, cid, rec)
+            recorded.set()
+
+        nursery.start_soon(watch)
+        pinger = circ.Pinger(conn, cid, Path.RELAYED, rec, opts.timeouts)
+        try:
+            await identify(conn, Subject.PEER, peer_id, cid, rec, opts.timeouts)
+            await pinger.ping()
+            rec.record(UpgradeNotAttempted, reason=UPGRADE_NOT_BUILT)
+            if opts.hold_s > 0 and not stream.ended.is_set():
+                rec.record(HoldStarted, connection_id=cid, hold_s=opts.hold_s, ping_interval_s=opts.ping_interval_s)
+                with trio.move_on_after(opts.hold_s):
+                    while not stream.ended.is_set():
+                        result = await pinger.ping()
+                        circ.record_traffic(stream, cid, rec)
+                        if isinstance(result, PingFailed) and stream.ended.is_set():
+                            break
+                        with trio.move_on_after(opts.ping_interval_s):
+                            await stream.ended.wait()
+            if not stream.ended.is_set():
+                # The fallback check: is this same relayed connection still alive after everything?
+                await pinger.ping()
+            circ.record_traffic(stream, cid, rec)
+        finally:
+            with trio.CancelScope(shield=True):
+                await pinger.close()
+                if not stream.ended.is_set():
+                    await circ.close_by_us(conn, stream)
+                with trio.move_on_after(1):
+                    await recorded.wait()
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,149 @@
+"""`p2pdiag listen`: reserve on relays, accept relayed connections, trace each one."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from p2pdiag.probes import circuit as circ
+from p2pdiag.probes import net
+from p2pdiag.probes.relay import connect_relay, identify, reserve
+from p2pdiag.probes.timeouts import StepTimeouts
+from p2pdiag.targets import RelayAddr
+from p2pdiag.trace.events import (
+    CircuitUpgradeFailed,
+    ErrorKind,
+    Path,
+    PingServed,
+    StopConnectReceived,
+    Subject,
+)
+from p2pdiag.trace.recorder import Recorder
+from p2pdiag.wire import circuit
+from p2pdiag.wire.identify import PING_PAYLOAD_BYTES, PING_PROTOCOL
+
+REFRESH_FRACTION = 0.5  # refresh when half the reservation's lifetime is gone
+MIN_REFRESH_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ListenOptions:
+    relays: tuple[RelayAddr, ...]
+    timeouts: StepTimeouts = StepTimeouts()
+    on_ready: Callable[[str, list[str]], None] = lambda peer_id, addrs: None
+    on_inbound_ended: Callable[[str], None] = lambda connection_id: None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def dialable_addrs(relay: RelayAddr, peer_id: str) -> list[str]:
+    return [f"{relay.addr}/p2p-circuit/p2p/{peer_id}", f"{relay.addr}/p2p-circuit/webrtc/p2p/{peer_id}"]
+
+
+class Listener:
+    def __init__(self, opts: ListenOptions, rec: Recorder, key_pair: Any = None) -> None:
+        self.opts = opts
+        self.rec = rec
+        self.host = net.make_host(key_pair)
+        self.peer_id = self.host.get_id().to_base58()
+        self._numbers = itertools.count(1)
+        self._cids: dict[int, str] = {}  # id(muxed conn) -> connection id
+        self._pings: dict[str, int] = {}
+        self._relay_by_id = {r.peer_id: r for r in opts.relays}
+
+    async def run(self) -> None:
+        self.host.set_stream_handler(circuit.STOP_PROTOCOL, self._on_stop)
+        self.host.set_stream_handler(PING_PROTOCOL, self._on_ping)
+        async with net.running(self.host), trio.open_nursery() as nursery:
+            addrs: list[str] = []
+            for n, relay in enumerate(self.opts.relays, start=1):
+                conn = await connect_relay(self.host, relay, self.rec, self.opts.timeouts)
+                if conn is None:
+                    continue
+                await identify(conn, Subject.RELAY, relay.peer_id, f"relay-{n}", self.rec, self.opts.timeouts)
+                rsvp = await reserve(conn, relay, self.rec, self.opts.timeouts)
+                if rsvp is None:
+                    continue
+                addrs += dialable_addrs(relay, self.peer_id)
+                nursery.start_soon(self._refresh, conn, relay, rsvp.expire_unix_s)
+            self.opts.on_ready(self.peer_id, addrs)
+            if not addrs:
+                return
+            await trio.sleep_forever()
+
+    async def _refresh(self, conn: Any, relay: RelayAddr, expire_unix_s: int | None) -> None:
+        while expire_unix_s:
+            left = expire_unix_s - time.time()
+            await trio.sleep(max(MIN_REFRESH_S, left * REFRESH_FRACTION))
+            rsvp = await reserve(conn, relay, self.rec, self.opts.timeouts, refresh=True)
+            if rsvp is None:
+                return
+            expire_unix_s = rsvp.expire_unix_s
+
+    async def _on_ping(self, stream: Any) -> None:
+        cid = self._cids.get(id(getattr(stream, "muxed_conn", None)), "direct")
+        served = 0
+        try:
+            while True:
+                payload = await net.read_exactly(stream, PING_PAYLOAD_BYTES)
+                await stream.write(payload)
+                served += 1
+        except Exception:
+            pass
+        finally:
+            if served:
+                self._pings[cid] = self._pings.get(cid, 0) + served
+                self.rec.record(PingServed, connection_id=cid, count=self._pings[cid])
+            await net.close_quietly(stream)
+
+    async def _on_stop(self, stream: Any) -> None:
+        cid = f"inbound-{next(self._numbers)}"
+        relay_peer_id = str(getattr(stream.muxed_conn, "peer_id", "?"))
+        relay = self._relay_by_id.get(relay_peer_id)
+        relay_name = relay.addr if relay else relay_peer_id
+        began = self.rec.now()
+        try:
+            with trio.fail_after(self.opts.timeouts.stop):
+                msg = circuit.StopMessage.decode(await net.read_delimited(stream, circuit.MAX_MESSAGE_BYTES))
+                if msg.type != circuit.StopType.CONNECT or msg.peer is None:
+                    await net.write_delimited(stream, circuit.StopMessage(
+                        type=circuit.StopType.STATUS, status=circuit.Status.UNEXPECTED_MESSAGE).encode())
+                    raise ValueError(f"expected STOP CONNECT with a peer, got type {msg.type}")
+                source = net.peer_id_from_bytes(msg.peer.id)
+                self.rec.record(StopConnectReceived, relay_peer_id=relay_peer_id, source_peer_id=source,
+                                connection_id=cid,
+                                announced_duration_s=msg.limit.duration if msg.limit else None,
+                                announced_data_bytes=msg.limit.data if msg.limit else None)
+                await net.write_delimited(stream, circuit.StopMessage(
+                    type=circuit.StopType.STATUS, status=circuit.Status.OK).encode())
+        except Exception as exc:
+            kind, message = net.classify(exc)
+            self.rec.record(CircuitUpgradeFailed, connection_id=cid, relay=relay_name,
+                            error_kind=kind if kind is not ErrorKind.OTHER else ErrorKind.MALFORMED,
+                            error=f"STOP exchange: {message}", duration_s=self.rec.now() - began)
+            await net.reset_quietly(stream)
+            return
+        cstream = circ.CircuitStream(stream, self.rec)
+        conn = await circ.secure(self.host, cstream, inbound=True, relay=relay_name, relay_peer_id=relay_peer_id,
+                                 remote_peer_id=source, connection_id=cid, rec=self.rec,
+                                 timeouts=self.opts.timeouts)
+        if conn is None:
+            self.opts.on_inbound_ended(cid)
+            return
+        self._cids[id(conn.muxed_conn)] = cid
+        pinger = circ.Pinger(conn, cid, Path.RELAYED, self.rec, self.opts.timeouts)
+        try:
+            await identify(conn, Subject.PEER, source, cid, self.rec, self.opts.timeouts)
+            await pinger.ping()
+            await pinger.close()
+            await cstream.ended.wait()
+        finally:
+            with trio.CancelScope(shield=True):
+                if not cstream.ended.is_set():
+                    await circ.close_by_us(conn, cstream)
+                circ.record_closed(cstream, cid, self.rec)
+        self.opts.on_inbound_ended(cid)

@@ -1,0 +1,1 @@
+"""Renderers show a verdict; they decide nothing."""

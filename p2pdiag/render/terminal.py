@@ -1,0 +1,63 @@
+"""The human view of a verdict: the step list, the verdict, then what to do."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.text import Text
+
+from p2pdiag.diagnosis.model import Outcome, Severity, StepStatus, Verdict
+
+MARKS = {
+    StepStatus.OK: ("✓", "green"),
+    StepStatus.FAILED: ("✗", "red"),
+    StepStatus.WARNING: ("⚠", "yellow"),
+    StepStatus.SKIPPED: ("–", "dim"),
+    StepStatus.INFO: ("·", "cyan"),
+}
+SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFO: "bold cyan"}
+OUTCOME_STYLE = {
+    Outcome.UPGRADED: "bold green",
+    Outcome.LISTENED: "bold green",
+    Outcome.RELAYED_ONLY: "bold yellow",
+    Outcome.UNREACHABLE: "bold red",
+    Outcome.INTERRUPTED: "bold magenta",
+}
+
+
+def render(verdict: Verdict, console: Console, trace_file: str | None = None) -> None:
+    console.print(Text(f"p2pdiag {verdict.command}", style="bold"))
+    for step in verdict.steps:
+        mark, style = MARKS[step.status]
+        line = Text()
+        line.append(f" {mark} ", style=style)
+        line.append(step.title, style="bold" if step.status is StepStatus.FAILED else "")
+        timing = []
+        if step.t_s is not None:
+            timing.append(f"t={step.t_s:.2f}s")
+        if step.duration_s is not None:
+            timing.append(f"{step.duration_s * 1000:.0f} ms")
+        if timing:
+            line.append(f"  [{', '.join(timing)}]", style="dim")
+        console.print(line)
+        console.print(Text(f"     {step.detail}", style="dim" if step.status is StepStatus.OK else ""))
+    console.print()
+    console.print(Text(f"Verdict ({verdict.outcome.value}, exit {int(verdict.exit_code)}): ",
+                       style=OUTCOME_STYLE[verdict.outcome]) + Text(verdict.headline))
+    if verdict.findings:
+        console.print()
+    for n, f in enumerate(verdict.findings, start=1):
+        head = Text(f"{n}. ")
+        head.append(f"[{f.severity.value}] ", style=SEVERITY_STYLE[f.severity])
+        head.append(f.title, style="bold")
+        if f.confidence.value != "certain":
+            head.append(f"  ({f.confidence.value})", style="dim")
+        console.print(head)
+        for e in f.evidence:
+            console.print(Text(f"   evidence: {e}", style="dim"))
+        console.print(Text(f"   what to do: {f.advice}"))
+        if f.settle:
+            console.print(Text(f"   to settle it: {f.settle}", style="dim"))
+        console.print(Text(f"   more: docs/verdicts/{f.code}.md", style="dim"))
+    if trace_file:
+        console.print()
+        console.print(Text(f"Trace written to {trace_file} (p2pdiag analyze {trace_file})", style="dim"))
