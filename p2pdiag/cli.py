@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-import click
 import typer
 
 from p2pdiag import __version__
@@ -290,27 +289,36 @@ def _fail(message: str, code: ExitCode) -> int:
     return int(code)
 
 
+def _is_click_error(exc: BaseException, name: str) -> bool:
+    """typer may vendor its own click; match click's exception classes by name, not identity."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
 def main(argv: list[str] | None = None) -> None:
     from p2pdiag.trace.file import TraceFileError
 
     try:
         result = app(args=argv, standalone_mode=False, prog_name="p2pdiag")
         code = int(result) if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.exceptions.UsageError as exc:
-        code = _fail(exc.format_message().replace("\n", " "), ExitCode.USAGE)
-    except click.exceptions.Abort:
+    except typer.Abort:
         code = _fail("interrupted", ExitCode.INTERRUPTED)
     except (UsageError, TraceFileError) as exc:
         code = _fail(str(exc), ExitCode.USAGE)
     except KeyboardInterrupt:
         code = _fail("interrupted", ExitCode.INTERRUPTED)
-    except Exception as exc:  # a bug: say so in one line, and where to look
-        code = _fail(f"internal error ({type(exc).__name__}: {exc}); please report it with the trace "
-                     "(set P2PDIAG_DEBUG=1 for the traceback)", ExitCode.TOOL_ERROR)
-        import os
+    except Exception as exc:
+        if _is_click_error(exc, "NoArgsIsHelpError"):
+            print(exc.ctx.get_help())  # type: ignore[attr-defined]
+            code = int(ExitCode.OK)
+        elif _is_click_error(exc, "UsageError"):
+            code = _fail(exc.format_message().replace("\n", " "), ExitCode.USAGE)  # type: ignore[attr-defined]
+        else:  # a bug: say so in one line, and where to look
+            code = _fail(f"internal error ({type(exc).__name__}: {exc}); please report it with the trace "
+                         "(set P2PDIAG_DEBUG=1 for the traceback)", ExitCode.TOOL_ERROR)
+            import os
 
-        if os.environ.get("P2PDIAG_DEBUG"):
-            raise
+            if os.environ.get("P2PDIAG_DEBUG"):
+                raise
     sys.exit(code)

@@ -194,10 +194,12 @@ def circuit_story(
     detail = (f"closed by the {closed.closer.value} at t={closed.t_s:.1f} s, {closed.age_s:.1f} s after it opened, "
               f"after {fmt_bytes(total)}: {closed.reason}")
     b.step(f"{cid}.after", "Relayed connection at the end", StepStatus.FAILED, detail, closed)
-    if closed.closer is Closer.REMOTE:
+    cut = attribute_cut(closed.age_s, closed.bytes_sent, closed.bytes_received, reading, data_limit)
+    if closed.closer is Closer.REMOTE and cut.cause == "unexplained":
         b.find(F.remote_closed(secured.remote_peer_id, detail))
     else:
-        cut = attribute_cut(closed.age_s, closed.bytes_sent, closed.bytes_received, reading, data_limit)
+        # Some relays end a circuit at its limit with what looks like a clean close, not a reset;
+        # a close that lands on an announced limit is the relay's doing.
         b.find(F.relay_cut(cut.cause, cut.detail, secured.relay, closed.reason))
     return closed
 

@@ -154,11 +154,18 @@ async def write_delimited(stream: Any, payload: bytes) -> None:
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception, its causes and contexts, and the members of exception groups among them."""
     seen: list[BaseException] = []
-    cur: BaseException | None = exc
-    while cur is not None and cur not in seen and len(seen) < 10:
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 20:
+        cur = todo.pop(0)
+        if cur in seen:
+            continue
         seen.append(cur)
-        cur = cur.__cause__ or cur.__context__
+        todo += list(getattr(cur, "exceptions", ()) or ())
+        nxt = cur.__cause__ or cur.__context__
+        if nxt is not None:
+            todo.append(nxt)
     return seen
 
 
@@ -167,7 +174,12 @@ def classify(exc: BaseException) -> tuple[ErrorKind, str]:
     chain = _chain(exc)
     names = [type(e).__name__ for e in chain]
     texts = [str(e) for e in chain if str(e)]
-    message = "; ".join(dict.fromkeys(texts)) or names[0]
+    os_errors = [e for e in chain if isinstance(e, OSError) and e.errno]
+    if os_errors:
+        # the operating system's own words are the clearest ("Connection refused")
+        message = "; ".join(dict.fromkeys(f"{e.strerror or e}" for e in os_errors))
+    else:
+        message = "; ".join(list(dict.fromkeys(texts))[:3]) or names[0]
     joined = " ".join(texts).lower()
     for e in chain:
         if isinstance(e, trio.TooSlowError):

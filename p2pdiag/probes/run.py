@@ -42,11 +42,27 @@ async def _run(body: Body, rec: Recorder, budget_s: float | None) -> None:
         nursery.cancel_scope.cancel()
 
 
-def run(body: Body, rec: Recorder, budget_s: float | None) -> None:
-    # py-libp2p logs at WARNING on expected failures (a refused dial); p2pdiag reports them itself.
-    import logging
+def quiet_libraries() -> None:
+    """py-libp2p logs expected failures (a refused dial) to stderr; p2pdiag reports them itself.
 
-    logging.getLogger("libp2p").setLevel(logging.CRITICAL)
+    Its import configures the 'libp2p' logger with no handler, so Python's last-resort handler
+    prints warnings. A NullHandler stops that; LIBP2P_DEBUG still works for those who want logs.
+    """
+    import logging
+    import os
+
+    import libp2p  # noqa: F401  (its import sets up the logger we adjust)
+
+    if not os.environ.get("LIBP2P_DEBUG"):
+        logger = logging.getLogger("libp2p")
+        logger.addHandler(logging.NullHandler())
+        logger.setLevel(logging.CRITICAL)
+    logging.getLogger("aioice").addHandler(logging.NullHandler())
+    logging.getLogger("aiortc").addHandler(logging.NullHandler())
+
+
+def run(body: Body, rec: Recorder, budget_s: float | None) -> None:
+    quiet_libraries()
     if sys.platform != "win32":
         trio.run(_run, body, rec, budget_s)
     else:  # pragma: no cover

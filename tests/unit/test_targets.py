@@ -1,0 +1,55 @@
+import pytest
+
+from p2pdiag.errors import UsageError
+from p2pdiag.targets import check_peer_id, parse_relay, parse_target
+from p2pdiag.trace.events import DialMethod
+
+RELAY_ID = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
+PEER_ID = "12D3KooWRngDiRy3hr5rezx8F2swVFYN42QMEdk2LN3C1wxX1KJV"
+RELAY = f"/ip4/127.0.0.1/tcp/4001/p2p/{RELAY_ID}"
+
+
+def test_full_circuit_address():
+    t = parse_target(f"{RELAY}/p2p-circuit/webrtc/p2p/{PEER_ID}", [])
+    assert t.peer_id == PEER_ID and t.webrtc and t.method is DialMethod.MULTIADDR
+    assert t.relays[0].addr == RELAY and t.relays[0].peer_id == RELAY_ID and t.relays[0].transport == "tcp"
+    plain = parse_target(f"{RELAY}/p2p-circuit/p2p/{PEER_ID}", [])
+    assert not plain.webrtc
+
+
+def test_peer_id_with_relays():
+    ws = f"/ip4/127.0.0.1/tcp/4002/ws/p2p/{RELAY_ID}"
+    t = parse_target(PEER_ID, [RELAY, ws])
+    assert t.method is DialMethod.PEER_ID
+    assert [r.transport for r in t.relays] == ["tcp", "ws"]
+
+
+def test_legacy_rsa_peer_id_is_accepted():
+    assert check_peer_id("QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN")
+
+
+@pytest.mark.parametrize(
+    ("target", "relays", "message"),
+    [
+        ("foo", [RELAY], "is not a peer id"),
+        ("QmFoo", [RELAY], "is not a peer id"),
+        ("12D3KooW0OIl", [RELAY], "not a base58 character"),
+        (PEER_ID, [], "needs at least one --relay"),
+        ("/ip4/1.2.3/tcp/1", [], "not a valid multiaddr"),
+        (RELAY, [], "not a relayed address"),
+        (f"{RELAY}/p2p-circuit/p2p/{PEER_ID}", [RELAY], "not both"),
+        (f"{RELAY}/p2p-circuit/p2p/nope", [], "not a valid multiaddr"),
+        (f"/ip4/127.0.0.1/tcp/4001/p2p-circuit/p2p/{PEER_ID}", [], "must end with /p2p/<relay peer id>"),
+        (f"{RELAY}/p2p-circuit/tcp/1/p2p/{PEER_ID}", [], "after /p2p-circuit expected"),
+        (PEER_ID, ["ip4/127.0.0.1"], "should start with '/'"),
+        (PEER_ID, [f"/ip4/127.0.0.1/udp/1/p2p/{RELAY_ID}"], "over TCP or WebSocket"),
+    ],
+)
+def test_bad_input_is_a_usage_error(target, relays, message):
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        parse_target(target, relays)
+
+
+def test_relay_address_must_not_be_a_circuit():
+    with pytest.raises(UsageError, match="itself a /p2p-circuit"):
+        parse_relay(f"{RELAY}/p2p-circuit/p2p/{PEER_ID}/p2p/{RELAY_ID}")
