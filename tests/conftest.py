@@ -171,3 +171,47 @@ def step(doc: dict, key_suffix: str) -> dict:
     found = [s for s in doc["steps"] if s["key"].endswith(key_suffix)]
     assert found, f"no step {key_suffix} in {[s['key'] for s in doc['steps']]}"
     return found[0]
+
+
+@pytest.fixture(scope="session")
+def node22() -> str:
+    """The Node 22 binary from interop/js (installed by scripts/setup-js.sh, which the test command runs)."""
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "setup-js.sh")], capture_output=True, text=True,
+                            timeout=600)
+    if result.returncode != 0:
+        raise AssertionError(f"scripts/setup-js.sh failed: {result.stderr[-2000:]}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def js_relay(spawn, node22):
+    """A js-libp2p 3.x Circuit Relay v2 relay. Note: it announces Limit.duration in milliseconds."""
+
+    def start(duration_ms: int | None = None, data_bytes: int | None = None, **extra) -> Peer:
+        args = [node22, str(JS_DIR / "relay.mjs")]
+        if duration_ms is not None:
+            args += ["--duration-ms", str(duration_ms)]
+        if data_bytes is not None:
+            args += ["--data-bytes", str(data_bytes)]
+        for k, v in extra.items():
+            args += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
+        proc = spawn(args, "js relay")
+        ready = _ready_json(proc)
+        return Peer(ready["peer_id"], ready["addrs"], proc, ready)
+
+    return start
+
+
+@pytest.fixture
+def js_listener(spawn, node22):
+    """A js-libp2p 3.x Node peer listening through a relay (circuit and, unless webrtc=False, /webrtc)."""
+
+    def start(relay_addr: str, webrtc: bool = True) -> Peer:
+        args = [node22, str(JS_DIR / "listener.mjs"), "--relay", relay_addr]
+        if not webrtc:
+            args.append("--no-webrtc")
+        proc = spawn(args, "js listener")
+        ready = _ready_json(proc)
+        return Peer(ready["peer_id"], ready["addrs"], proc, ready)
+
+    return start
