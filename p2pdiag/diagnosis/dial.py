@@ -129,7 +129,13 @@ def circuit_story(
     data_limit: int | None,
     subject: str = "peer",
 ) -> CircuitClosed | None:
-    """Steps from the secured relayed connection to its end; shared by dial and listen."""
+    """Steps from the secured relayed connection to its end; shared by dial and listen.
+
+    `subject` is "peer" when we dialed and "dialer" when we listened: a dialer closing its
+    connection when it is done is normal, and whether it offers WebRTC signaling does not
+    matter to the side that answers.
+    """
+    dialing = subject == "peer"
     cid = secured.connection_id
     ident = first(events, IdentifyCompleted, subject=Subject.PEER, connection_id=cid)
     ident_failed = first(events, IdentifyFailed, subject=Subject.PEER, connection_id=cid)
@@ -138,7 +144,7 @@ def circuit_story(
         b.step(f"{cid}.identify", f"Identify the {subject} over the relayed connection", StepStatus.OK,
                f"{ident.agent_version or 'no agent'}; WebRTC signaling {'offered' if signaling else 'not offered'}",
                ident, ident.duration_s)
-        if not signaling:
+        if not signaling and dialing:
             b.find(F.peer_no_signaling(secured.remote_peer_id, ident.agent_version, ident.protocols))
     elif ident_failed is not None:
         b.step(f"{cid}.identify", f"Identify the {subject} over the relayed connection", StepStatus.WARNING,
@@ -193,14 +199,17 @@ def circuit_story(
     total = closed.bytes_sent + closed.bytes_received
     detail = (f"closed by the {closed.closer.value} at t={closed.t_s:.1f} s, {closed.age_s:.1f} s after it opened, "
               f"after {fmt_bytes(total)}: {closed.reason}")
-    b.step(f"{cid}.after", "Relayed connection at the end", StepStatus.FAILED, detail, closed)
     cut = attribute_cut(closed.age_s, closed.bytes_sent, closed.bytes_received, reading, data_limit)
     if closed.closer is Closer.REMOTE and cut.cause == "unexplained":
-        b.find(F.remote_closed(secured.remote_peer_id, detail))
-    else:
-        # Some relays end a circuit at its limit with what looks like a clean close, not a reset;
-        # a close that lands on an announced limit is the relay's doing.
-        b.find(F.relay_cut(cut.cause, cut.detail, secured.relay, closed.reason))
+        b.step(f"{cid}.after", "Relayed connection at the end",
+               StepStatus.FAILED if dialing else StepStatus.INFO, detail, closed)
+        if dialing:
+            b.find(F.remote_closed(secured.remote_peer_id, detail))
+        return closed
+    b.step(f"{cid}.after", "Relayed connection at the end", StepStatus.FAILED, detail, closed)
+    # Some relays end a circuit at its limit with what looks like a clean close, not a reset;
+    # a close that lands on an announced limit is the relay's doing.
+    b.find(F.relay_cut(cut.cause, cut.detail, secured.relay, closed.reason))
     return closed
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from p2pdiag.diagnosis import findings as F
-from p2pdiag.diagnosis.dial import _Builder, _limit_text, circuit_story, relay_path
+from p2pdiag.diagnosis.dial import _Builder, _in_time_order, _limit_text, circuit_story, relay_path
 from p2pdiag.diagnosis.limits import read_duration
 from p2pdiag.diagnosis.model import Finding, Outcome, Severity, StepStatus, Verdict
 from p2pdiag.diagnosis.query import all_of, first
@@ -100,4 +100,4 @@ def diagnose_listen(trace: Trace) -> Verdict:
                 if accepted_any else "No relay gave a reservation: nobody could dial this peer.")
     facts: dict[str, object] = {"inbound_connections": n,
                                 "dialers": sorted({s.source_peer_id for s in stops})}
-    return Verdict("listen", outcome, headline, tuple(b.steps), tuple(b.findings), facts)
+    return Verdict("listen", outcome, headline, tuple(_in_time_order(b.steps)), tuple(b.findings), facts)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install everything the tests need (Debian packages, p2pdiag with its test extras, Node 22 and the
+# js-libp2p reference peers from the committed lockfile) and run the whole test suite.
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/setup-system.sh
+python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
+bash scripts/setup-js.sh >/dev/null
+
+set +e
+python3 -m pytest -q -p no:cacheprovider "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "test-all.sh: pytest collected no tests; that is a failure here" >&2
+  exit 1
+fi
+exit "$status"

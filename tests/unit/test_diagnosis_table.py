@@ -1,0 +1,76 @@
+"""The diagnosis of recorded real runs (tests/traces/record.py re-records them): one row per failure mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from p2pdiag.diagnosis import diagnose
+from p2pdiag.diagnosis.model import Outcome, StepStatus
+from p2pdiag.exitcodes import ExitCode
+from p2pdiag.trace.file import load
+
+TRACES = Path(__file__).resolve().parent.parent / "traces"
+
+# trace file, outcome, finding codes that must be there, codes that must not
+TABLE = [
+    ("dial-py-relay-ok", Outcome.RELAYED_ONLY, {"peer-no-webrtc-signaling", "relay-limited"},
+     {"relay-limit-unit", "remote-closed-relayed"}),
+    ("dial-relay-refused", Outcome.UNREACHABLE, {"relay-unreachable"}, {"step-timeout"}),
+    ("dial-relay-silent", Outcome.UNREACHABLE, {"relay-unreachable", "step-timeout"}, set()),
+    ("dial-wrong-relay-id", Outcome.UNREACHABLE, {"relay-wrong-peer-id"}, {"relay-unreachable"}),
+    ("dial-no-reservation", Outcome.UNREACHABLE, {"hop-no-reservation"}, {"relay-limited"}),
+    ("dial-py-duration-cut", Outcome.RELAYED_ONLY, {"relay-cut-duration"}, {"relay-cut-data", "relay-limit-unit"}),
+    ("dial-py-data-cut", Outcome.RELAYED_ONLY, {"relay-cut-data"}, {"relay-cut-duration"}),
+    ("dial-js-relay-duration-cut", Outcome.RELAYED_ONLY, {"relay-limit-unit", "relay-cut-duration"},
+     {"peer-no-webrtc-signaling", "relay-cut-unexplained"}),
+    ("dial-interrupted", Outcome.INTERRUPTED, {"run-interrupted"}, set()),
+    ("listen-py-relay", Outcome.LISTENED, set(), {"remote-closed-relayed", "peer-no-webrtc-signaling"}),
+]
+
+
+@pytest.mark.parametrize(("name", "outcome", "present", "absent"), TABLE, ids=[row[0] for row in TABLE])
+def test_recorded_trace_gives_its_verdict(name, outcome, present, absent):
+    verdict = diagnose(load(TRACES / f"{name}.jsonl"))
+    codes = {f.code for f in verdict.findings}
+    assert verdict.outcome is outcome
+    assert present <= codes, codes
+    assert not (absent & codes), codes
+    # every finding carries evidence and advice a person can act on
+    assert all(f.evidence and f.advice for f in verdict.findings)
+
+
+def test_exit_codes_follow_the_outcome():
+    assert diagnose(load(TRACES / "dial-py-relay-ok.jsonl")).exit_code is ExitCode.RELAYED_ONLY
+    assert diagnose(load(TRACES / "dial-relay-refused.jsonl")).exit_code is ExitCode.UNREACHABLE
+    assert diagnose(load(TRACES / "dial-interrupted.jsonl")).exit_code is ExitCode.INTERRUPTED
+    assert diagnose(load(TRACES / "listen-py-relay.jsonl")).exit_code is ExitCode.OK
+
+
+def test_every_trace_in_the_folder_is_in_the_table():
+    assert {p.stem for p in TRACES.glob("*.jsonl")} == {row[0] for row in TABLE}
+
+
+def test_steps_are_in_time_order():
+    for name, *_ in TABLE:
+        steps = diagnose(load(TRACES / f"{name}.jsonl")).steps
+        starts = [s.t_s - (s.duration_s or 0) for s in steps if s.t_s is not None]
+        assert starts == sorted(starts), name
+
+
+def test_cut_step_reports_when_and_after_how_many_bytes():
+    verdict = diagnose(load(TRACES / "dial-py-data-cut.jsonl"))
+    after = next(s for s in verdict.steps if s.key.endswith(".after"))
+    assert after.status is StepStatus.FAILED
+    assert "KiB" in after.detail and "s after it opened" in after.detail
+    cut = next(f for f in verdict.findings if f.code == "relay-cut-data")
+    assert "announced data limit of 11.7 KiB" in cut.evidence[0]
+
+
+def test_js_duration_cut_is_matched_against_the_millisecond_reading():
+    verdict = diagnose(load(TRACES / "dial-js-relay-duration-cut.jsonl"))
+    cut = next(f for f in verdict.findings if f.code == "relay-cut-duration")
+    assert "duration limit of 4 s" in cut.evidence[0]
+    unit = next(f for f in verdict.findings if f.code == "relay-limit-unit")
+    assert "4000" in unit.evidence[0]
