@@ -219,14 +219,17 @@ def listen(
     rec_holder: list[Recorder] = []
 
     def on_inbound_ended(cid: str) -> None:
-        from p2pdiag.diagnosis.query import all_of
-        from p2pdiag.trace import events as ev
+        """Each inbound attempt's own steps, diagnosed from the trace so far, as it ends."""
+        from rich.console import Console
 
-        rec = rec_holder[0]
-        closed = [e for e in all_of(rec.events, ev.CircuitClosed, connection_id=cid)]
-        what = (f"closed by {closed[-1].closer.value} after {closed[-1].age_s:.1f} s" if closed
-                else "never became a secure session")
-        print(f"[{cid}] ended: {what}", file=sys.stderr, flush=True)
+        from p2pdiag.render.terminal import render_steps
+        from p2pdiag.trace.file import Header, Trace
+
+        so_far = Trace(Header("listen", options, "", __version__), rec_holder[0].events)
+        steps = [s for s in diagnose(so_far).steps if s.key.startswith(f"{cid}.")]
+        console = Console(stderr=True, highlight=False, soft_wrap=True)
+        console.print(f"[bold]{cid} ended[/bold]")
+        render_steps(steps, console)
 
     async def body(rec: Recorder) -> None:
         rec_holder.append(rec)

@@ -122,7 +122,7 @@ def py_relay(spawn):
         if ws:
             args += ["--ws-port", "0"]
         for k, v in extra.items():
-            args += [f"--{k.replace('_', '-')}", str(v)]
+            args += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
         proc = spawn(args, "py relay")
         ready = _ready_json(proc)
         return Peer(ready["peer_id"], ready["addrs"], proc)

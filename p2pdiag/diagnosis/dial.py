@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from p2pdiag.diagnosis import findings as F
 from p2pdiag.diagnosis.limits import DurationReading, attribute_cut, fmt_bytes, fmt_seconds, read_duration
 from p2pdiag.diagnosis.model import Finding, Outcome, Severity, Step, StepStatus, Verdict
@@ -49,8 +51,13 @@ class _Builder:
         self.steps.append(Step(key, title, status, detail, e.t_s if e else None, duration_s))
 
     def find(self, finding: Finding) -> None:
-        if finding not in self.findings:
-            self.findings.append(finding)
+        """Add a finding; a second one with the same code adds its evidence to the first."""
+        for n, known in enumerate(self.findings):
+            if known.code == finding.code:
+                extra = tuple(e for e in finding.evidence if e not in known.evidence)
+                self.findings[n] = dataclasses.replace(known, evidence=known.evidence + extra)
+                return
+        self.findings.append(finding)
 
 
 def relay_path(b: _Builder, events: tuple[Event, ...], started: RelayDialStarted) -> tuple[bool, str | None]:

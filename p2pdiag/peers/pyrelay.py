@@ -44,7 +44,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 import multiaddr
@@ -84,6 +84,7 @@ class RelaySettings:
     data_bytes: int = 1 << 30  # circuit data limit
     max_reservations: int = 4
     reservation_ttl_s: int = 3600
+    hop: bool = True  # False: a plain libp2p node (identify, ping) that is not a relay
 
 
 @dataclass(frozen=True)
@@ -142,15 +143,17 @@ async def running_relay(settings: RelaySettings) -> AsyncIterator[RunningRelay]:
     )
     protocol = CircuitV2Protocol(host, limits=relay_limits(settings), allow_hop=True)
 
-    async with host.run(listen_addrs=listen), background_trio_service(protocol):
-        # manager.wait_started() (done by background_trio_service) does not
-        # imply run() already registered the handlers; event_started does.
-        with trio.fail_after(10):
-            await protocol.event_started.wait()
-        handlers = host.get_mux().handlers
-        missing = [p for p in (HOP_PROTOCOL_ID, STOP_PROTOCOL_ID) if p not in handlers]
-        if missing:
-            raise RuntimeError(f"relay handlers not registered: {missing}")
+    async with host.run(listen_addrs=listen), AsyncExitStack() as stack:
+        if settings.hop:
+            await stack.enter_async_context(background_trio_service(protocol))
+            # manager.wait_started() (done by background_trio_service) does not
+            # imply run() already registered the handlers; event_started does.
+            with trio.fail_after(10):
+                await protocol.event_started.wait()
+            handlers = host.get_mux().handlers
+            missing = [p for p in (HOP_PROTOCOL_ID, STOP_PROTOCOL_ID) if p not in handlers]
+            if missing:
+                raise RuntimeError(f"relay handlers not registered: {missing}")
 
         peer_id = host.get_id().to_base58()
         # get_transport_addrs() reports the bound sockets (port 0 resolved);
@@ -188,6 +191,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--data-bytes", type=int, default=d.data_bytes)
     p.add_argument("--max-reservations", type=int, default=d.max_reservations)
     p.add_argument("--reservation-ttl-s", type=int, default=d.reservation_ttl_s)
+    p.add_argument("--no-hop", action="store_true", help="a plain libp2p node, not a relay (for tests)")
     p.add_argument(
         "--ignore-stdin",
         action="store_true",
@@ -265,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         data_bytes=args.data_bytes,
         max_reservations=args.max_reservations,
         reservation_ttl_s=args.reservation_ttl_s,
+        hop=not args.no_hop,
     )
     trio.run(_serve, settings, not args.ignore_stdin)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,22 @@ def dialable_addrs(relay: RelayAddr, peer_id: str) -> list[str]:
     return [f"{relay.addr}/p2p-circuit/p2p/{peer_id}", f"{relay.addr}/p2p-circuit/webrtc/p2p/{peer_id}"]
 
 
+def refresh_delay_s(expire_unix_s: int, now_unix_s: float) -> float:
+    """How long to wait before refreshing a reservation that expires at `expire_unix_s`."""
+    return max(MIN_REFRESH_S, (expire_unix_s - now_unix_s) * REFRESH_FRACTION)
+
+
+async def keep_refreshed(
+    expire_unix_s: int | None,
+    refresh: Callable[[], Awaitable[int | None]],
+    wall_clock: Callable[[], float] = time.time,
+) -> None:
+    """Refresh a reservation before it expires, for as long as the relay keeps granting it."""
+    while expire_unix_s:
+        await trio.sleep(refresh_delay_s(expire_unix_s, wall_clock()))
+        expire_unix_s = await refresh()
+
+
 class Listener:
     def __init__(self, opts: ListenOptions, rec: Recorder, key_pair: Any = None) -> None:
         self.opts = opts
@@ -76,13 +92,11 @@ class Listener:
             await trio.sleep_forever()
 
     async def _refresh(self, conn: Any, relay: RelayAddr, expire_unix_s: int | None) -> None:
-        while expire_unix_s:
-            left = expire_unix_s - time.time()
-            await trio.sleep(max(MIN_REFRESH_S, left * REFRESH_FRACTION))
+        async def again() -> int | None:
             rsvp = await reserve(conn, relay, self.rec, self.opts.timeouts, refresh=True)
-            if rsvp is None:
-                return
-            expire_unix_s = rsvp.expire_unix_s
+            return rsvp.expire_unix_s if rsvp is not None else None
+
+        await keep_refreshed(expire_unix_s, again)
 
     async def _on_ping(self, stream: Any) -> None:
         cid = self._cids.get(id(getattr(stream, "muxed_conn", None)), "direct")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from p2pdiag.diagnosis.model import Outcome, Severity, StepStatus, Verdict
+from p2pdiag.diagnosis.model import Outcome, Severity, Step, StepStatus, Verdict
 
 MARKS = {
     StepStatus.OK: ("✓", "green"),
@@ -26,7 +26,12 @@ OUTCOME_STYLE = {
 
 def render(verdict: Verdict, console: Console, trace_file: str | None = None) -> None:
     console.print(Text(f"p2pdiag {verdict.command}", style="bold"))
-    for step in verdict.steps:
+    render_steps(verdict.steps, console)
+    _render_verdict(verdict, console, trace_file)
+
+
+def render_steps(steps: tuple[Step, ...] | list[Step], console: Console) -> None:
+    for step in steps:
         mark, style = MARKS[step.status]
         line = Text()
         line.append(f" {mark} ", style=style)
@@ -40,6 +45,9 @@ def render(verdict: Verdict, console: Console, trace_file: str | None = None) ->
             line.append(f"  [{', '.join(timing)}]", style="dim")
         console.print(line)
         console.print(Text(f"     {step.detail}", style="dim" if step.status is StepStatus.OK else ""))
+
+
+def _render_verdict(verdict: Verdict, console: Console, trace_file: str | None) -> None:
     console.print()
     console.print(Text(f"Verdict ({verdict.outcome.value}, exit {int(verdict.exit_code)}): ",
                        style=OUTCOME_STYLE[verdict.outcome]) + Text(verdict.headline))

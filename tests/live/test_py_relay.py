@@ -140,3 +140,12 @@ def test_ctrl_c_leaves_a_usable_partial_trace(spawn, py_relay, p2pdiag_listener,
     assert doc["outcome"] == "interrupted" and result.returncode == 130
     assert "run-interrupted" in codes(doc)
     assert step(doc, "circuit.secure")["status"] == "ok"
+
+
+def test_node_that_is_not_a_relay(py_relay):
+    node = py_relay(no_hop=True)
+    result, doc = run_p2pdiag("dial", "12D3KooWRngDiRy3hr5rezx8F2swVFYN42QMEdk2LN3C1wxX1KJV",
+                              "--relay", node.addr("tcp"), "--json")
+    assert result.returncode == 4
+    assert codes(doc)[0] == "relay-no-hop", doc["findings"]
+    assert "HOP NOT offered" in step(doc, "relay.identify")["detail"]
