@@ -149,3 +149,36 @@ def test_node_that_is_not_a_relay(py_relay):
     assert result.returncode == 4
     assert codes(doc)[0] == "relay-no-hop", doc["findings"]
     assert "HOP NOT offered" in step(doc, "relay.identify")["detail"]
+
+
+def test_identity_file_keeps_the_peer_id(py_relay, p2pdiag_listener, tmp_path):
+    import os
+    import stat
+
+    relay = py_relay()
+    key = tmp_path / "listener.key"
+    first = p2pdiag_listener(relay.addr("tcp"), extra=["--identity", str(key)])
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    first.proc.signal(signal.SIGINT)
+    first.proc.wait(15)
+    second = p2pdiag_listener(relay.addr("tcp"), extra=["--identity", str(key)])
+    assert second.peer_id == first.peer_id
+    third = p2pdiag_listener(relay.addr("tcp"))
+    assert third.peer_id != first.peer_id
+
+
+def test_overall_budget_stops_a_hung_step(tmp_path):
+    with socket.socket() as silent:  # accepts TCP and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        began = time.monotonic()
+        result, doc = run_p2pdiag("dial", "12D3KooWRngDiRy3hr5rezx8F2swVFYN42QMEdk2LN3C1wxX1KJV", "--relay",
+                                  f"/ip4/127.0.0.1/tcp/{port}/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
+                                  "--timeout", "2", "--json")
+        elapsed = time.monotonic() - began
+    assert result.returncode == 130
+    assert doc["outcome"] == "interrupted"
+    assert "run-interrupted" in codes(doc)
+    assert "--timeout ran out" in next(f for f in doc["findings"] if f["code"] == "run-interrupted")["title"]
+    assert elapsed < 15, elapsed  # startup plus the 2 s budget, not the 10 s relay-connect timeout
