@@ -64,7 +64,8 @@ class Listener:
     def __init__(self, opts: ListenOptions, rec: Recorder, key_pair: Any = None) -> None:
         self.opts = opts
         self.rec = rec
-        self.host = net.make_host(key_pair)
+        self._announced: list[str] = []  # relayed addresses, for identify
+        self.host = net.make_host(key_pair, announce=lambda: list(self._announced))
         self.peer_id = self.host.get_id().to_base58()
         self._numbers = itertools.count(1)
         self._cids: dict[int, str] = {}  # id(muxed conn) -> connection id
@@ -85,6 +86,7 @@ class Listener:
                 if rsvp is None:
                     continue
                 addrs += dialable_addrs(relay, self.peer_id)
+                self._announced.append(f"{relay.addr}/p2p-circuit")
                 nursery.start_soon(self._refresh, conn, relay, rsvp.expire_unix_s)
             self.opts.on_ready(self.peer_id, addrs)
             if not addrs:

@@ -7,7 +7,7 @@ mended in one file.
 from __future__ import annotations
 
 import errno
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,8 +19,15 @@ from p2pdiag.wire import pb
 MAX_DELIMITED_BYTES = 64 * 1024
 
 
-def make_host(key_pair: Any = None) -> Any:
-    """A py-libp2p host that dials TCP and WebSocket, with no discovery of its own."""
+def make_host(key_pair: Any = None, announce: Callable[[], list[str]] | None = None) -> Any:
+    """A py-libp2p host that dials TCP and WebSocket, with no discovery of its own.
+
+    `announce` gives the addresses identify should advertise (without /p2p/<our id>): a
+    listener's relayed addresses. py-libp2p's identify handler waits 0.5 s for the host to
+    have an address before answering, so a host with none answers identify slowly.
+    """
+    from multiaddr import Multiaddr
+
     from libp2p import new_host
     from libp2p.crypto.ed25519 import create_new_key_pair
     from libp2p.network.config import RetryConfig
@@ -32,6 +39,7 @@ def make_host(key_pair: Any = None) -> Any:
         enable_tcp=True,
         enable_websocket=True,
         bootstrap=None,
+        addrs_factory=(lambda _candidates: [Multiaddr(a) for a in announce()]) if announce else None,
     )
     # One dial attempt per address: p2pdiag times and reports each attempt itself.
     host.get_network().retry_config = RetryConfig(max_retries=0)
