@@ -165,6 +165,7 @@ async def reserve(
         expire_unix_s=rsvp.expire,
         addrs=tuple(a for a in (net.multiaddr_to_string(x) for x in rsvp.addrs) if a),
         voucher_bytes=len(rsvp.voucher or b""),
+        voucher_hex=(rsvp.voucher or b"").hex(),
         announced_duration_s=reply.limit.duration if reply.limit else None,
         announced_data_bytes=reply.limit.data if reply.limit else None,
         refresh=refresh,

@@ -190,6 +190,7 @@ class ReservationAccepted(Event):
     announced_data_bytes: int | None
     refresh: bool
     duration_s: float
+    voucher_hex: str = ""  # the signed envelope, so its checks can be redone offline
 
 
 @_register("reservation.failed")
@@ -401,6 +402,8 @@ def event_from_dict(data: dict[str, Any]) -> Event | None:
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name not in data:
+            if f.default is not dataclasses.MISSING:
+                continue  # a field added later, with a default: older traces lack it
             raise EventDecodeError(f"{kind}: missing field {f.name!r}")
         kwargs[f.name] = _coerce(f.name, hints[f.name], data[f.name])
     return cls(**kwargs)
