@@ -16,9 +16,15 @@ def diagnose(trace: Trace) -> Verdict:
         from p2pdiag.diagnosis.listen import diagnose_listen
 
         return diagnose_listen(trace)
+    if command == "relay-check":
+        from p2pdiag.diagnosis.relaycheck import diagnose_relay_check
+
+        return diagnose_relay_check(trace)
     from p2pdiag.trace.file import TraceFileError
 
-    raise TraceFileError(f"trace of command {command!r}: this p2pdiag can diagnose dial, demo and listen traces")
+    raise TraceFileError(
+        f"trace of command {command!r}: this p2pdiag can diagnose dial, demo, listen and relay-check traces"
+    )
 
 
 __all__ = ["Finding", "Outcome", "Severity", "Step", "StepStatus", "Verdict", "diagnose"]
