@@ -1,0 +1,133 @@
+// Page code of the browser peer (bundled by ../browser-peer.mjs with esbuild,
+// run in headless Chromium). A js-libp2p node that reserves a slot on the
+// relay given in window.P2PDIAG_CONFIG.relay (over WebSocket) and, unless
+// config.webrtc is false, also listens on /webrtc (private-to-private,
+// signalled over the relayed connection).
+//
+// Towards the runner:
+//   - window.p2pdiagReport(obj) (a Playwright binding) gets exactly one
+//     {"event":"ready",...} or {"event":"fatal",...} object;
+//   - console.log gets JSON log lines {"ts":...,"event":...} (connection_open,
+//     connection_close, self_peer_update, ...), which the runner relays to its
+//     stderr.
+// window.p2pdiag.stop() stops the node (called by the runner on shutdown).
+
+// first: wraps RTCPeerConnection before @libp2p/webrtc captures it
+import './rtc-log.js'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { generateKeyPair, privateKeyFromProtobuf } from '@libp2p/crypto/keys'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { webRTC } from '@libp2p/webrtc'
+import { webSockets } from '@libp2p/websockets'
+import { createLibp2p } from 'libp2p'
+// only the browser-safe helpers of common.mjs; its node:* imports are stubbed
+// out by the bundler
+import { describeConnection, errorString, toJson } from '../common.mjs'
+import { log } from './log.js'
+
+const config = window.P2PDIAG_CONFIG
+const status = document.getElementById('status')
+
+function report (obj) {
+  status.textContent = toJson(obj)
+  return window.p2pdiagReport(JSON.parse(toJson(obj)))
+}
+
+async function main () {
+  const t0 = performance.now()
+  const privateKey = config.key != null
+    ? privateKeyFromProtobuf(Uint8Array.from(config.key))
+    : await generateKeyPair('Ed25519')
+
+  const listen = [`${config.relay}/p2p-circuit`]
+  const transports = [webSockets(), circuitRelayTransport()]
+  if (config.webrtc) {
+    listen.push('/webrtc')
+    // no STUN/TURN at all (the library default is a list of public STUN
+    // servers); a fresh object per peer connection, the library mutates it
+    transports.push(webRTC({ rtcConfiguration: () => ({ iceServers: [] }) }))
+  }
+
+  const node = await createLibp2p({
+    privateKey,
+    addresses: { listen },
+    transports,
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    // the browser build's default gater refuses insecure /ws and private
+    // (here: 127.0.0.1) addresses, i.e. exactly the relay we are given
+    connectionGater: { denyDialMultiaddr: async () => false },
+    connectionManager: {
+      // relayed connections count against the relay's IP (library default 5/s)
+      inboundConnectionThreshold: config.inboundConnectionThreshold
+    },
+    services: {
+      identify: identify({ runOnLimitedConnection: true }),
+      ping: ping({ runOnLimitedConnection: true })
+    },
+    start: false
+  })
+  window.p2pdiag.node = node
+
+  node.addEventListener('connection:open', (evt) => {
+    log('connection_open', describeConnection(evt.detail))
+  })
+  node.addEventListener('connection:close', (evt) => {
+    const opened = evt.detail.timeline?.open
+    log('connection_close', { ...describeConnection(evt.detail), open_ms: opened != null ? Date.now() - opened : undefined })
+  })
+  node.addEventListener('self:peer:update', () => {
+    log('self_peer_update', { addrs: node.getMultiaddrs().map(String) })
+  })
+
+  // start() returns once the relay is dialled and the reservation made
+  // (listening on an explicit <relay>/p2p-circuit address waits for it)
+  await node.start()
+  const started = performance.now()
+
+  // ready once the circuit address (and, with WebRTC, the circuit /webrtc
+  // address) of the reservation shows up among our addresses
+  const addrs = await new Promise((resolve, reject) => {
+    const deadline = setTimeout(() => {
+      clearInterval(poll)
+      reject(new Error(`no relay reservation within ${config.timeoutMs} ms; addrs: ${node.getMultiaddrs().map(String).join(' ')}`))
+    }, config.timeoutMs)
+    const poll = setInterval(() => {
+      const now = node.getMultiaddrs().map(String)
+      if (now.some(a => a.includes('/p2p-circuit/p2p/')) &&
+          (!config.webrtc || now.some(a => a.includes('/p2p-circuit/webrtc/p2p/')))) {
+        clearTimeout(deadline)
+        clearInterval(poll)
+        resolve(now)
+      }
+    }, 50)
+  })
+
+  await report({
+    event: 'ready',
+    peer_id: node.peerId.toString(),
+    relay_peer_id: config.relayPeerId,
+    webrtc: config.webrtc,
+    addrs,
+    node_start_ms: Math.round(started - t0),
+    addrs_ms: Math.round(performance.now() - started)
+  })
+}
+
+window.p2pdiag = {
+  node: undefined,
+  async stop () {
+    await window.p2pdiag.node?.stop()
+  }
+}
+window.addEventListener('unhandledrejection', (evt) => {
+  log('unhandled_rejection', { error: errorString(evt.reason) })
+})
+
+main().catch(async (err) => {
+  await window.p2pdiag.stop().catch(() => {})
+  await report({ event: 'fatal', error: errorString(err) })
+})
