@@ -300,7 +300,7 @@ def diagnose_dial(trace: Trace) -> Verdict:
         facts["connection_id"] = secured.connection_id
     if trace.truncated:
         facts["trace_truncated"] = True
-    return Verdict("dial", outcome, headline, tuple(_in_time_order(b.steps)), tuple(_order(b.findings)), facts)
+    return Verdict(trace.header.command, outcome, headline, tuple(_in_time_order(b.steps)), tuple(_order(b.findings)), facts)
 
 
 def _in_time_order(steps: list[Step]) -> list[Step]:
