@@ -1,0 +1,252 @@
+"""A topology as the list of ``ip``/``sysctl``/``nft``/``tc`` commands that build it. No I/O here.
+
+runner.py runs these lists; tests/unit/test_lab_commands.py reads them without root.
+
+Layout (every name below lives inside a namespace the lab made; the host namespace gets nothing)::
+
+    ns <prefix>net      bridge br0, one port per public host, named after the host
+    ns <prefix>relay    eth0  203.0.113.10
+    ns <prefix>stun     eth0  203.0.113.3 and 203.0.113.4 (RFC 5780 needs two addresses)
+    ns <prefix>router-a wan0  203.0.113.1    lan0 198.18.1.1   nft table ip lab, tc netem
+    ns <prefix>a        eth0  198.18.1.10, default via 198.18.1.1
+    (and the same for b)
+
+Each veth pair is created with both ends already in their namespaces (``ip -n NS link add ...
+peer name ... netns OTHER``), so no interface ever appears in the host namespace, and two labs
+never race for an interface name there.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from p2pdiag.lab.topology import (
+    LAN_NAMES,
+    RELAY,
+    STUN,
+    Filtering,
+    NatMode,
+    Router,
+    Topology,
+    UdpPolicy,
+    router_name,
+)
+
+NAME_PREFIX = "p2pdiag-"
+SWITCH = "net"  # the namespace holding the public network's bridge; not a host
+LAB_ID_RE = re.compile(r"^[0-9a-f]{8}$")
+NAMESPACE_RE = re.compile(rf"^{NAME_PREFIX}([0-9a-f]{{8}})-([a-z0-9-]+)$")
+
+WAN_IF = "wan0"
+LAN_IF = "lan0"
+HOST_IF = "eth0"
+BRIDGE = "br0"
+NFT_TABLE = "lab"
+# how long an address-dependent filter remembers a destination the LAN host sent to
+ADDRESS_FILTER_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command line; ``input`` goes to its stdin. ``why`` says what it is for, for errors."""
+
+    argv: tuple[str, ...]
+    why: str
+    input: str | None = None
+
+
+def namespace(lab_id: str, host: str) -> str:
+    if not LAB_ID_RE.match(lab_id):
+        raise ValueError(f"lab id must be 8 lowercase hex digits, got {lab_id!r}")
+    return f"{NAME_PREFIX}{lab_id}-{host}"
+
+
+def host_names() -> list[str]:
+    """Every host of a lab: public ones first, then each router with its LAN host."""
+    names = [RELAY, STUN]
+    for lan in LAN_NAMES:
+        names += [router_name(lan), lan]
+    return names
+
+
+def namespaces(lab_id: str) -> list[str]:
+    return [namespace(lab_id, SWITCH)] + [namespace(lab_id, h) for h in host_names()]
+
+
+def parse_namespace(name: str) -> tuple[str, str] | None:
+    """``p2pdiag-0123abcd-router-a`` -> ``("0123abcd", "router-a")``; None for anyone else's."""
+    m = NAMESPACE_RE.match(name)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def _ip(ns: str, *args: str, why: str) -> Command:
+    return Command(("ip", "-n", ns, *args), why)
+
+
+def _in_ns(ns: str, *argv: str, why: str, input: str | None = None) -> Command:
+    return Command(("ip", "netns", "exec", ns, *argv), why, input)
+
+
+def _sysctl(ns: str, settings: dict[str, str], why: str) -> Command:
+    return _in_ns(ns, "sysctl", "-q", "-w", *(f"{k}={v}" for k, v in settings.items()), why=why)
+
+
+def _address(ns: str, ifname: str, cidr: str) -> list[Command]:
+    return [_ip(ns, "addr", "add", cidr, "dev", ifname, why=f"address {cidr} on {ifname}"),
+            _ip(ns, "link", "set", ifname, "up", why=f"bring {ifname} up")]
+
+
+def up_commands(topology: Topology, lab_id: str) -> list[Command]:
+    """Everything that builds the lab's network, in order. Starting coturn is coturn.py's job."""
+    t = topology
+    ns = {h: namespace(lab_id, h) for h in [SWITCH, *host_names()]}
+    cmds = [Command(("ip", "netns", "add", n), f"create namespace {n}") for n in ns.values()]
+
+    for host, n in ns.items():
+        # New namespaces copy some IPv4 settings from the host (rp_filter among them); set what
+        # matters explicitly. IPv6 stays off on the lab's links so every candidate is IPv4 and
+        # no link waits for duplicate address detection; lo keeps ::1.
+        settings = {"net.ipv6.conf.default.disable_ipv6": "1",
+                    "net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0"}
+        if host.startswith("router-"):
+            settings["net.ipv4.ip_forward"] = "1"
+        cmds.append(_sysctl(n, settings, why=f"sysctls of {host}"))
+        cmds.append(_ip(n, "link", "set", "lo", "up", why="bring lo up"))
+
+    sw = ns[SWITCH]
+    cmds += [_ip(sw, "link", "add", BRIDGE, "type", "bridge", why="public network bridge"),
+             _ip(sw, "link", "set", BRIDGE, "up", why="bring the bridge up")]
+
+    prefix = t.public_prefix
+    public = {RELAY: (HOST_IF, [t.relay_ip]), STUN: (HOST_IF, [t.stun_ip, t.stun_alt_ip])}
+    public.update({router_name(lan): (WAN_IF, [t.router_wan_ip(lan)]) for lan in LAN_NAMES})
+    for host, (ifname, ips) in public.items():
+        cmds += [
+            _ip(sw, "link", "add", host, "type", "veth", "peer", "name", ifname, "netns", ns[host],
+                why=f"veth from the public bridge to {host}"),
+            _ip(sw, "link", "set", host, "master", BRIDGE, "up", why=f"plug {host} into the bridge"),
+        ]
+        for ip in ips:
+            cmds.append(_ip(ns[host], "addr", "add", f"{ip}/{prefix}", "dev", ifname,
+                            why=f"address {ip} of {host}"))
+        cmds.append(_ip(ns[host], "link", "set", ifname, "up", why=f"bring {ifname} of {host} up"))
+
+    for lan in LAN_NAMES:
+        r, h = ns[router_name(lan)], ns[lan]
+        plen = t.lan_subnet(lan).prefixlen
+        cmds.append(_ip(r, "link", "add", LAN_IF, "type", "veth", "peer", "name", HOST_IF, "netns", h,
+                        why=f"veth from router-{lan} to host {lan}"))
+        cmds += _address(r, LAN_IF, f"{t.router_lan_ip(lan)}/{plen}")
+        cmds += _address(h, HOST_IF, f"{t.host_ip(lan)}/{plen}")
+        cmds.append(_ip(h, "route", "add", "default", "via", t.router_lan_ip(lan),
+                        why=f"default route of host {lan}"))
+
+    # A LAN without NAT is reachable by its own addresses: every other public-side host routes it.
+    for lan in LAN_NAMES:
+        if t.router(lan).nat is NatMode.NONE:
+            for other in public:
+                if other != router_name(lan):
+                    cmds.append(_ip(ns[other], "route", "add", str(t.lan_subnet(lan)),
+                                    "via", t.router_wan_ip(lan), why=f"route to LAN {lan} from {other}"))
+
+    for lan in LAN_NAMES:
+        cmds += router_commands(t, lab_id, lan, fresh=True)
+    return cmds
+
+
+def router_commands(topology: Topology, lab_id: str, lan: str, fresh: bool = False) -> list[Command]:
+    """(Re)apply one router's rules and impairment, then forget old mappings.
+
+    ``fresh`` is for a router just built: no old qdisc to remove, no conntrack entries yet.
+    """
+    router = topology.router(lan)
+    r = namespace(lab_id, router_name(lan))
+    cmds = [_in_ns(r, "nft", "-f", "-", why=f"nftables rules of router-{lan}",
+                   input=ruleset(router, host_ip=topology.host_ip(lan), stun_port=topology.stun_port))]
+    for ifname in (WAN_IF, LAN_IF):
+        cmds += netem_commands(r, ifname, router, fresh)
+    if not fresh:
+        # mappings outlive the rules that made them (FACTS.md): drop them with the rules
+        cmds.append(_in_ns(r, "conntrack", "-F", why=f"flush router-{lan}'s conntrack table"))
+    return cmds
+
+
+def netem_commands(ns: str, ifname: str, router: Router, fresh: bool) -> list[Command]:
+    imp = router.impairment
+    if not imp.active:
+        if fresh:
+            return []
+        # "tc qdisc replace ... pfifo_fast" would also do; deleting root restores the default
+        return [Command(("ip", "netns", "exec", ns, "sh", "-c",
+                         f"tc qdisc del dev {ifname} root 2>/dev/null || true"),
+                        f"remove netem from {ifname}")]
+    args = ["tc", "qdisc", "replace", "dev", ifname, "root", "netem"]
+    if imp.delay_ms:
+        args += ["delay", f"{imp.delay_ms:g}ms"]
+        if imp.jitter_ms:
+            args += [f"{imp.jitter_ms:g}ms"]
+    if imp.loss_percent:
+        args += ["loss", f"{imp.loss_percent:g}%"]
+    return [_in_ns(ns, *args, why=f"netem on {ifname}")]
+
+
+def ruleset(router: Router, host_ip: str, stun_port: int) -> str:
+    """The router's whole nftables ruleset (replaces whatever the namespace had).
+
+    Mapping:   cone/full-cone -> ``masquerade`` (Linux keeps the source port when it is free, so one
+               LAN port maps to one WAN port for every destination); symmetric -> ``masquerade
+               fully-random`` (a new random port per destination).
+    Filtering: conntrack alone gives address-and-port-dependent filtering: a packet from anyone
+               else has no conntrack entry, is addressed to the router itself and is refused.
+               Endpoint-independent and address-dependent filtering send unsolicited UDP to the
+               LAN host's same port (the port masquerade kept); address-dependent only from an
+               address that LAN port has sent to (a dynamic set of (address, port), refreshed by
+               every packet out). With no NAT, the same rules make a stateful firewall.
+    UDP:       blocked drops all forwarded UDP; stun-only lets through only UDP to and from
+               ``stun_port``.
+    """
+    nat = router.nat
+    filtering = router.effective_filtering
+    lines = ["flush ruleset", f"table ip {NFT_TABLE} {{"]
+    if filtering is Filtering.ADDRESS_DEPENDENT:
+        lines += ["  set contacted {",
+                  "    type ipv4_addr . inet_service",
+                  "    flags dynamic, timeout",
+                  f"    timeout {ADDRESS_FILTER_TIMEOUT_S}s",
+                  "  }"]
+    if nat is not NatMode.NONE:
+        lines += ["  chain prerouting {",
+                  "    type nat hook prerouting priority dstnat; policy accept;"]
+        if filtering is not Filtering.ADDRESS_AND_PORT_DEPENDENT:
+            lines.append(f'    iifname "{WAN_IF}" udp dport 1024-65535 dnat to {host_ip}')
+        lines += ["  }",
+                  "  chain postrouting {",
+                  "    type nat hook postrouting priority srcnat; policy accept;",
+                  f'    oifname "{WAN_IF}" masquerade' + (" fully-random" if nat is NatMode.SYMMETRIC else ""),
+                  "  }"]
+    lines += ["  chain forward {",
+              "    type filter hook forward priority filter; policy accept;"]
+    if router.udp is UdpPolicy.BLOCKED:
+        lines.append("    meta l4proto udp drop")
+    elif router.udp is UdpPolicy.STUN_ONLY:
+        lines += [f'    iifname "{LAN_IF}" udp dport != {stun_port} drop',
+                  f'    iifname "{WAN_IF}" udp sport != {stun_port} drop']
+    if filtering is Filtering.ADDRESS_DEPENDENT:
+        # keyed by (remote address, LAN host's port): RFC 4787 filters per mapping, not per host
+        lines.append(f'    oifname "{WAN_IF}" meta l4proto udp update @contacted {{ ip daddr . udp sport }}')
+    lines.append("    ct state established,related accept")
+    if filtering is Filtering.ADDRESS_DEPENDENT:
+        lines.append(f'    iifname "{WAN_IF}" ct state new meta l4proto udp ip saddr . udp dport @contacted accept')
+    if filtering is not Filtering.ENDPOINT_INDEPENDENT:
+        lines.append(f'    iifname "{WAN_IF}" ct state new drop')
+    lines += ["  }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def down_commands(lab_id: str) -> list[Command]:
+    """Delete the lab's namespaces; their veths and bridge go with them.
+
+    Processes still inside a namespace keep it alive: runner.py ends them first (``ip netns pids``).
+    """
+    return [Command(("ip", "netns", "del", n), f"delete namespace {n}") for n in reversed(namespaces(lab_id))]
