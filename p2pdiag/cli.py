@@ -32,6 +32,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+DEFAULT_BUDGET_S = 60.0
+
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document (schema_version 1) on stdout.")
 TraceOpt = typer.Option(None, "--trace", help="Write the trace (JSON Lines) to this file, line by line.")
 StepTimeoutOpt = typer.Option(
@@ -151,7 +153,8 @@ def dial(
     relay: list[str] = typer.Option([], "--relay", help="A relay's address (/ip4/…/tcp/…/p2p/ID); repeatable."),
     as_json: bool = JsonOpt,
     trace: Optional[Path] = TraceOpt,
-    timeout: float = typer.Option(60.0, "--timeout", help="Overall budget for the whole run, in seconds."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Overall budget for the whole run, in "
+                                            "seconds (default: 60, plus --hold)."),
     step_timeout: list[str] = StepTimeoutOpt,
     hold: float = typer.Option(0.0, "--hold", help="Keep the relayed connection this many seconds, pinging, "
                                "to watch for the relay's limits."),
@@ -163,6 +166,10 @@ def dial(
     _check_positive("--timeout", timeout)
     _check_positive("--hold", hold, allow_zero=True)
     _check_positive("--ping-interval", ping_interval)
+    if timeout is None:
+        timeout = DEFAULT_BUDGET_S + hold
+    elif hold >= timeout:
+        raise UsageError(f"--hold {hold:g} s does not fit in --timeout {timeout:g} s; give a larger --timeout")
     parsed = parse_target(target, relay)
     timeouts = _step_timeouts(step_timeout)
     from p2pdiag.diagnosis import diagnose

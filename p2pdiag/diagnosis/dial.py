@@ -111,7 +111,7 @@ def hop_step(b: _Builder, events: tuple[Event, ...], relay: str, agent: str | No
     if failed is not None:
         b.step("hop.connect", "Ask the relay to connect us (HOP CONNECT)", StepStatus.FAILED,
                f"{failed.error_kind.value} while {failed.stage}: {failed.error}", failed, failed.duration_s)
-        b.find(F.hop_unanswered(relay, failed.stage, failed.error_kind, failed.error))
+        b.find(F.hop_unanswered(relay, failed.stage, failed.error_kind, failed.error, agent))
     elif sent is not None:
         b.step("hop.connect", "Ask the relay to connect us (HOP CONNECT)", StepStatus.FAILED,
                "no answer before the run ended", sent)
@@ -197,11 +197,18 @@ def circuit_story(
 
     closed = first(events, CircuitClosed, connection_id=cid)
     if closed is None or closed.closer is Closer.LOCAL:
-        alive_ping = pings[-1] if pings else None
-        detail = (f"alive: last ping answered at t={alive_ping.t_s:.1f} s" if alive_ping
-                  else "open, but no ping was answered")
-        b.step(f"{cid}.after", "Relayed connection at the end", StepStatus.OK if alive_ping else StepStatus.WARNING,
-               detail, closed or alive_ping)
+        # alive means the *last* ping on this connection was answered, not any earlier one
+        attempts = sorted([*pings, *ping_failures], key=lambda e: e.t_s)
+        final = attempts[-1] if attempts else None
+        if isinstance(final, PingCompleted):
+            b.step(f"{cid}.after", "Relayed connection at the end", StepStatus.OK,
+                   f"alive: the last ping was answered at t={final.t_s:.1f} s", final)
+        else:
+            detail = (f"open, but the last ping failed at t={final.t_s:.1f} s ({final.error_kind.value}: "
+                      f"{final.error})" if final else "open, but never pinged")
+            b.step(f"{cid}.after", "Relayed connection at the end", StepStatus.FAILED, detail, final or closed)
+            if final is not None:
+                b.find(F.relayed_ping_failed(final.error_kind, final.error))
         return closed
     total = closed.bytes_sent + closed.bytes_received
     detail = (f"closed by the {closed.closer.value} at t={closed.t_s:.1f} s, {closed.age_s:.1f} s after it opened, "
@@ -285,7 +292,8 @@ def diagnose_dial(trace: Trace) -> Verdict:
     peer = target.peer_id if target else "the peer"
     if outcome is Outcome.RELAYED_ONLY:
         headline = f"Reached {_short(peer)} through the relay; no direct connection."
-        cut = next((f for f in b.findings if f.code.startswith("relay-cut") or f.code == "remote-closed-relayed"), None)
+        cut = next((f for f in b.findings if f.code.startswith("relay-cut") or f.code == "remote-closed-relayed"
+                    or f.code == "relayed-ping-failed"), None)
         if cut is not None:
             headline += f" {cut.title}."
         else:

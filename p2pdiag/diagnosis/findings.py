@@ -15,7 +15,8 @@ def relay_unreachable(failed: RelayDialFailed) -> Finding:
         ErrorKind.REFUSED: "Nothing accepts connections at that address and port. Check the relay "
         "process is running and the port in the multiaddr is the one it listens on.",
         ErrorKind.TIMEOUT: "The relay did not answer in time. A firewall may drop the traffic, or "
-        "the host is down. Try `nc -vz HOST PORT` from this machine.",
+        "the host is down. Try `nc -vz HOST PORT` from this machine; if nc connects, nothing that "
+        "speaks libp2p is behind that port (or the address lacks /ws).",
         ErrorKind.UNREACHABLE: "This machine has no route to the relay's address. Check the "
         "address, and whether this network can reach it.",
         ErrorKind.PEER_ID_MISMATCH: "A libp2p node answered, but with another peer id than the "
@@ -75,7 +76,9 @@ _STATUS_ADVICE: dict[str, tuple[str, str, str]] = {
     "MALFORMED_MESSAGE": (
         "hop-request-rejected",
         "The relay could not parse the CONNECT request",
-        "The relay and p2pdiag disagree on the HOP message format. Report it with this trace.",
+        "The relay and p2pdiag disagree on the HOP message format, or the relay failed internally: "
+        "js-libp2p relays answer MALFORMED_MESSAGE for any internal error, often while reaching the "
+        "peer. Check the relay's log; report it with this trace.",
     ),
     "UNEXPECTED_MESSAGE": (
         "hop-request-rejected",
@@ -90,7 +93,9 @@ def hop_refused(status: HopStatusReceived) -> Finding:
         status.status_name,
         (
             "hop-unknown-status",
-            f"The relay answered CONNECT with a status the spec does not define ({status.status_name})",
+            (f"The relay answered CONNECT with a status the spec does not define ({status.status_name})"
+             if status.status_name.startswith(("UNKNOWN", "MISSING"))
+             else f"The relay answered CONNECT with a status that is not an answer to CONNECT ({status.status_name})"),
             "The relay is buggy or speaks a different protocol version. Report it to its operator "
             "with this trace; try another relay meanwhile.",
         ),
@@ -104,9 +109,9 @@ def hop_refused(status: HopStatusReceived) -> Finding:
     )
 
 
-def hop_unanswered(relay: str, stage: str, kind: ErrorKind, error: str) -> Finding:
+def hop_unanswered(relay: str, stage: str, kind: ErrorKind, error: str, agent: str | None = None) -> Finding:
     if kind is ErrorKind.PROTOCOL_UNSUPPORTED:
-        return relay_no_hop(relay, None, f"it refused to negotiate {HOP_PROTOCOL} ({error})")
+        return relay_no_hop(relay, agent, f"it refused to negotiate {HOP_PROTOCOL} ({error})")
     return Finding(
         code="hop-unanswered",
         severity=Severity.ERROR,
@@ -150,8 +155,10 @@ def peer_no_signaling(peer_id: str, agent: str | None, protocols: tuple[str, ...
         evidence=(
             f"{peer_id} ({agent or 'unknown agent'}) offers {len(protocols)} protocols, not {SIGNALING_PROTOCOL}",
         ),
-        advice="Add the WebRTC transport on the peer and listen on '/webrtc' "
-        "(js-libp2p: transports: [webRTC()], addresses.listen: ['/p2p-circuit', '/webrtc']).",
+        advice="Add the WebRTC transport on the peer and listen on '/webrtc'. js-libp2p: transports: "
+        "[webRTC(), circuitRelayTransport()], addresses.listen: ['/p2p-circuit', '/webrtc'], and the "
+        "identify service, which the WebRTC transport needs. go-libp2p has no private-to-private "
+        "WebRTC: there the direct path is DCUtR hole punching.",
     )
 
 
@@ -172,8 +179,9 @@ def relayed_ping_failed(kind: ErrorKind, error: str) -> Finding:
         severity=Severity.ERROR,
         title="Ping over the relayed connection failed",
         evidence=(f"{kind.value}: {error}",),
-        advice="The relayed connection exists but does not carry a ping. The peer may not run the "
-        "ping protocol on relayed (limited) connections (js-libp2p: runOnLimitedConnection).",
+        advice="The relayed connection exists but did not carry a ping. The peer may not run ping at "
+        "all (js-libp2p: services: { ping: ping() }), may refuse it on relayed connections, or the "
+        "connection stopped carrying data (look at the steps above for a cut).",
     )
 
 
@@ -189,7 +197,8 @@ def relay_limited(relay: str, reading: DurationReading, data: int | None, opened
         title="The relay will cut this relayed connection " + " or ".join(parts),
         evidence=(f"Limit from {relay}: duration {reading.announced}, data {data}",),
         advice="A limited relayed connection is for signaling, not for traffic: apps should upgrade "
-        "to a direct connection before the limit, and reconnect (not loop) after a cut.",
+        "to a direct connection before the limit, and after a cut reconnect with a back-off, not in a "
+        "tight loop.",
     )
 
 
@@ -226,20 +235,22 @@ def remote_closed(peer_id: str, detail: str) -> Finding:
         severity=Severity.WARNING,
         title="The peer closed the relayed connection",
         evidence=(detail,),
-        advice="The peer, not the relay, ended the connection. If it does so after every upgrade "
-        "attempt, it has the js-libp2p bug fixed in @libp2p/webrtc 5.2.21 (js-libp2p #3015): upgrade it.",
+        advice="The peer ended the connection while the relay stayed up. If it does so after every "
+        "upgrade attempt, it has the js-libp2p bug fixed in @libp2p/webrtc 5.2.21 (js-libp2p #3015): "
+        "upgrade it. Otherwise the peer stopped, restarted or closed idle connections.",
         confidence=Confidence.LIKELY,
         settle="the peer's own log of why it closed the connection",
     )
 
 
-def upgrade_not_attempted(reason: str) -> Finding:
+def upgrade_not_attempted(reason: str, advice: str = "The relay findings above still hold; "
+                          "this trace has nothing about a direct connection.") -> Finding:
     return Finding(
         code="upgrade-not-attempted",
         severity=Severity.INFO,
         title="No WebRTC upgrade was attempted",
         evidence=(reason,),
-        advice="Dial the peer's /webrtc address to attempt a direct connection.",
+        advice=advice,
     )
 
 

@@ -25,11 +25,13 @@ def reservation_refused(failed: ReservationFailed) -> Finding:
     return Finding(
         code="reservation-refused",
         severity=Severity.ERROR,
-        title=f"The relay refused a reservation ({failed.status_name})",
+        title=(f"The relay refused a reservation ({failed.status_name})" if failed.error_kind is None
+               else f"The relay gave no reservation (no answer: {failed.error_kind.value})"),
         evidence=(f"{failed.relay}: {failed.error}",),
         advice="With no reservation nobody can dial this peer through the relay. A relay refuses "
-        "when its slots are full (js-libp2p relays keep 15) or when it allows only some peers; "
-        "try another relay or ask its operator.",
+        "when its slots are full (js-libp2p relays keep 15 and answer RESERVATION_REFUSED; "
+        "py-libp2p relays keep 4 and answer RESOURCE_LIMIT_EXCEEDED) or when it allows only some "
+        "peers; try another relay or ask its operator.",
     )
 
 

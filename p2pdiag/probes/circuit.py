@@ -44,6 +44,7 @@ class CircuitStream:
         self.end_reason = ""
         self.end_t_s: float | None = None
         self._closing_by_us = False
+        self.closure_recorded = False
 
     def age_s(self) -> float:
         return (self.end_t_s if self.end_t_s is not None else self._rec.now()) - self.opened_t_s
@@ -155,7 +156,11 @@ async def secure(
 
 
 class Pinger:
-    """Pings over one given connection, on one stream, as libp2p ping does."""
+    """Pings over one given connection, a new stream each time.
+
+    js-libp2p aborts an inbound ping stream 10 s after it opened, so a long-lived ping stream
+    would fail for reasons that have nothing to do with the connection.
+    """
 
     def __init__(self, conn: Any, connection_id: str, path: Path, rec: Recorder, timeouts: StepTimeouts) -> None:
         self._conn = conn
@@ -163,17 +168,17 @@ class Pinger:
         self._path = path
         self._rec = rec
         self._timeouts = timeouts
-        self._stream: Any = None
+        self.last: PingCompleted | PingFailed | None = None
 
     async def ping(self) -> PingCompleted | PingFailed:
+        stream = None
         try:
             with trio.fail_after(self._timeouts.ping):
-                if self._stream is None:
-                    self._stream = await net.open_stream(self._conn, PING_PROTOCOL, self._timeouts.ping)
+                stream = await net.open_stream(self._conn, PING_PROTOCOL, self._timeouts.ping)
                 payload = os.urandom(PING_PAYLOAD_BYTES)
                 began = trio.current_time()
-                await self._stream.write(payload)
-                echo = await net.read_exactly(self._stream, PING_PAYLOAD_BYTES)
+                await stream.write(payload)
+                echo = await net.read_exactly(stream, PING_PAYLOAD_BYTES)
                 rtt = trio.current_time() - began
             if echo != payload:
                 raise ValueError("the ping echo did not match what was sent")
@@ -181,17 +186,17 @@ class Pinger:
             kind, message = net.classify(exc)
             if kind is ErrorKind.TIMEOUT:
                 self._rec.record(StepTimedOut, step="ping", timeout_s=self._timeouts.ping)
-            if self._stream is not None:
-                await net.reset_quietly(self._stream)
-                self._stream = None
-            return self._rec.record(PingFailed, path=self._path, connection_id=self._cid, error_kind=kind,
-                                    error=message)
-        return self._rec.record(PingCompleted, path=self._path, connection_id=self._cid, rtt_s=rtt)
+            if stream is not None:
+                await net.reset_quietly(stream)
+            self.last = self._rec.record(PingFailed, path=self._path, connection_id=self._cid, error_kind=kind,
+                                         error=message)
+            return self.last
+        await net.close_quietly(stream)
+        self.last = self._rec.record(PingCompleted, path=self._path, connection_id=self._cid, rtt_s=rtt)
+        return self.last
 
     async def close(self) -> None:
-        if self._stream is not None:
-            await net.close_quietly(self._stream)
-            self._stream = None
+        """Nothing is left open between pings; kept so callers can treat pingers alike."""
 
 
 def record_traffic(stream: CircuitStream, connection_id: str, rec: Recorder) -> None:
@@ -199,10 +204,35 @@ def record_traffic(stream: CircuitStream, connection_id: str, rec: Recorder) -> 
                bytes_received=stream.bytes_received, age_s=stream.age_s())
 
 
-def record_closed(stream: CircuitStream, connection_id: str, rec: Recorder) -> None:
-    rec.record(CircuitClosed, connection_id=connection_id, closer=stream.end_closer or Closer.UNKNOWN,
-               reason=stream.end_reason, bytes_sent=stream.bytes_sent, bytes_received=stream.bytes_received,
-               age_s=stream.age_s())
+RELAY_GONE_SETTLE_S = 0.3
+
+
+async def record_closed_when_ended(stream: CircuitStream, relay_conn: Any, connection_id: str,
+                                   rec: Recorder) -> None:
+    """Wait for the circuit to end, then record who ended it.
+
+    A circuit that ends because the connection to the relay itself went away (the relay
+    restarted, the network dropped) must not be blamed on the peer: after the end, give the
+    relay connection a moment to show whether it closed too.
+    """
+    await stream.ended.wait()
+    closer, reason = stream.end_closer or Closer.UNKNOWN, stream.end_reason
+    if closer is Closer.REMOTE and relay_conn is not None:
+        with trio.move_on_after(RELAY_GONE_SETTLE_S):
+            await relay_conn.event_closed.wait()
+        if relay_conn.is_closed:
+            closer, reason = Closer.RELAY, f"the connection to the relay closed ({reason})"
+    record_closed(stream, connection_id, rec, closer, reason)
+
+
+def record_closed(stream: CircuitStream, connection_id: str, rec: Recorder, closer: Closer | None = None,
+                  reason: str | None = None) -> None:
+    if stream.closure_recorded:
+        return
+    stream.closure_recorded = True
+    rec.record(CircuitClosed, connection_id=connection_id, closer=closer or stream.end_closer or Closer.UNKNOWN,
+               reason=reason if reason is not None else stream.end_reason, bytes_sent=stream.bytes_sent,
+               bytes_received=stream.bytes_received, age_s=stream.age_s())
 
 
 async def close_by_us(conn: Any, stream: CircuitStream) -> None:

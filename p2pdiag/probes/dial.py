@@ -54,22 +54,16 @@ async def dial(opts: DialOptions, rec: Recorder, key_pair: Any = None) -> None:
                                      timeouts=opts.timeouts)
             if conn is None:
                 continue
-            await use_relayed(conn, stream, cid, target.peer_id, opts, rec)
+            await use_relayed(conn, stream, cid, target.peer_id, opts, rec, relay_conn)
             return
 
 
 async def use_relayed(conn: Any, stream: circ.CircuitStream, cid: str, peer_id: str, opts: DialOptions,
-                      rec: Recorder) -> None:
+                      rec: Recorder, relay_conn: Any = None) -> None:
     """Identify and ping over this one relayed connection, hold it, then check it is still alive."""
     async with trio.open_nursery() as nursery:
-        recorded = trio.Event()
-
-        async def watch() -> None:
-            await stream.ended.wait()
-            circ.record_closed(stream, cid, rec)
-            recorded.set()
-
-        nursery.start_soon(watch)
+        # records a cut as soon as it happens, while the checks below go on
+        nursery.start_soon(circ.record_closed_when_ended, stream, relay_conn, cid, rec)
         pinger = circ.Pinger(conn, cid, Path.RELAYED, rec, opts.timeouts)
         try:
             await identify(conn, Subject.PEER, peer_id, cid, rec, opts.timeouts)
@@ -91,9 +85,8 @@ async def use_relayed(conn: Any, stream: circ.CircuitStream, cid: str, peer_id: 
             circ.record_traffic(stream, cid, rec)
         finally:
             with trio.CancelScope(shield=True):
-                await pinger.close()
                 if not stream.ended.is_set():
                     await circ.close_by_us(conn, stream)
-                with trio.move_on_after(1):
-                    await recorded.wait()
+                with trio.move_on_after(1 + circ.RELAY_GONE_SETTLE_S):
+                    await circ.record_closed_when_ended(stream, relay_conn, cid, rec)
             nursery.cancel_scope.cancel()

@@ -152,14 +152,19 @@ class Listener:
             return
         self._cids[id(conn.muxed_conn)] = cid
         pinger = circ.Pinger(conn, cid, Path.RELAYED, self.rec, self.opts.timeouts)
-        try:
-            await identify(conn, Subject.PEER, source, cid, self.rec, self.opts.timeouts)
-            await pinger.ping()
-            await pinger.close()
-            await cstream.ended.wait()
-        finally:
-            with trio.CancelScope(shield=True):
-                if not cstream.ended.is_set():
-                    await circ.close_by_us(conn, cstream)
-                circ.record_closed(cstream, cid, self.rec)
+        relay_conns = self.host.get_network().get_connections(net.peer_id_from_string(relay_peer_id))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(circ.record_closed_when_ended, cstream, relay_conns[0] if relay_conns else None,
+                               cid, self.rec)
+            try:
+                await identify(conn, Subject.PEER, source, cid, self.rec, self.opts.timeouts)
+                await pinger.ping()
+                await cstream.ended.wait()
+            finally:
+                with trio.CancelScope(shield=True):
+                    if not cstream.ended.is_set():
+                        await circ.close_by_us(conn, cstream)
+                    with trio.move_on_after(1 + circ.RELAY_GONE_SETTLE_S):
+                        await circ.record_closed_when_ended(cstream, relay_conns[0] if relay_conns else None,
+                                                            cid, self.rec)
         self.opts.on_inbound_ended(cid)
