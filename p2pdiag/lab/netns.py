@@ -7,7 +7,7 @@ Layout (every name below lives inside a namespace the lab made; the host namespa
     ns <prefix>net      bridge br0, one port per public host, named after the host
     ns <prefix>relay    eth0  203.0.113.10
     ns <prefix>stun     eth0  203.0.113.3 and 203.0.113.4 (RFC 5780 needs two addresses)
-    ns <prefix>router-a wan0  203.0.113.1    lan0 198.18.1.1   nft table ip lab, tc netem
+    ns <prefix>router-a wan0  203.0.113.1    lan0 198.18.1.1   nft table ip lab, (tc netem)
     ns <prefix>a        eth0  198.18.1.10, default via 198.18.1.1
     (and the same for b)
 
@@ -45,6 +45,7 @@ BRIDGE = "br0"
 NFT_TABLE = "lab"
 # how long an address-dependent filter remembers a destination the LAN host sent to
 ADDRESS_FILTER_TIMEOUT_S = 120
+LOSS_SCALE = 1000  # loss_percent is applied in steps of 0.1 %
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,22 +174,19 @@ def router_commands(topology: Topology, lab_id: str, lan: str, fresh: bool = Fal
 
 
 def netem_commands(ns: str, ifname: str, router: Router, fresh: bool) -> list[Command]:
+    """Delay (and jitter) with tc netem; loss is an nftables rule (see ruleset) so it works on
+    kernels built without netem, like this project's machines."""
     imp = router.impairment
-    if not imp.active:
+    if not imp.delay_ms:
         if fresh:
             return []
-        # "tc qdisc replace ... pfifo_fast" would also do; deleting root restores the default
-        return [Command(("ip", "netns", "exec", ns, "sh", "-c",
-                         f"tc qdisc del dev {ifname} root 2>/dev/null || true"),
-                        f"remove netem from {ifname}")]
-    args = ["tc", "qdisc", "replace", "dev", ifname, "root", "netem"]
-    if imp.delay_ms:
-        args += ["delay", f"{imp.delay_ms:g}ms"]
-        if imp.jitter_ms:
-            args += [f"{imp.jitter_ms:g}ms"]
-    if imp.loss_percent:
-        args += ["loss", f"{imp.loss_percent:g}%"]
-    return [_in_ns(ns, *args, why=f"netem on {ifname}")]
+        # deleting the root qdisc restores the default; there may be none to delete
+        return [_in_ns(ns, "sh", "-c", f"tc qdisc del dev {ifname} root 2>/dev/null || true",
+                       why=f"remove netem from {ifname}")]
+    args = ["tc", "qdisc", "replace", "dev", ifname, "root", "netem", "delay", f"{imp.delay_ms:g}ms"]
+    if imp.jitter_ms:
+        args.append(f"{imp.jitter_ms:g}ms")
+    return [_in_ns(ns, *args, why=f"add {imp.delay_ms:g} ms delay (netem) on {ifname}")]
 
 
 def ruleset(router: Router, host_ip: str, stun_port: int) -> str:
@@ -205,6 +203,7 @@ def ruleset(router: Router, host_ip: str, stun_port: int) -> str:
                every packet out). With no NAT, the same rules make a stateful firewall.
     UDP:       blocked drops all forwarded UDP; stun-only lets through only UDP to and from
                ``stun_port``.
+    Loss:      a random drop of forwarded packets (``numgen random``), before everything else.
     """
     nat = router.nat
     filtering = router.effective_filtering
@@ -227,6 +226,10 @@ def ruleset(router: Router, host_ip: str, stun_port: int) -> str:
                   "  }"]
     lines += ["  chain forward {",
               "    type filter hook forward priority filter; policy accept;"]
+    lost = round(router.impairment.loss_percent * LOSS_SCALE / 100)
+    if lost:
+        # every forwarded packet, in either direction, passes here once; "<=" keeps 100 % in range
+        lines.append(f"    numgen random mod {LOSS_SCALE} <= {lost - 1} drop")
     if router.udp is UdpPolicy.BLOCKED:
         lines.append("    meta l4proto udp drop")
     elif router.udp is UdpPolicy.STUN_ONLY:

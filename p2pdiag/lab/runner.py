@@ -77,7 +77,13 @@ def run_command(command: Command, check: bool = True) -> subprocess.CompletedPro
 
 def run_commands(commands: Sequence[Command]) -> None:
     for command in commands:
-        run_command(command)
+        try:
+            run_command(command)
+        except LabCommandError as e:
+            if "netem" in command.argv and "qdisc kind is unknown" in e.stderr:
+                raise LabError("lab: this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM), so a router "
+                               "cannot add delay; loss works without it") from e
+            raise
 
 
 def existing_namespaces() -> list[str]:

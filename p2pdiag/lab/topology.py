@@ -57,10 +57,11 @@ DEFAULT_FILTERING = {
 
 @dataclass(frozen=True, slots=True)
 class Impairment:
-    """tc netem on both of a router's links, so each direction gets it once.
+    """A router's bad links: each direction through the router gets it once.
 
-    A round trip from the LAN host to the public network gets ``2 * delay_ms`` more, and each
-    packet is dropped with ``loss_percent`` in each direction.
+    A round trip from the LAN host to the public network gets ``2 * delay_ms`` more (tc netem on
+    both router links; needs a kernel with netem), and each packet through the router is dropped
+    with ``loss_percent`` (an nftables rule, in steps of 0.1 %, works on any kernel).
     """
 
     delay_ms: float = 0.0
@@ -72,10 +73,6 @@ class Impairment:
             raise ValueError(f"impairment out of range: {self}")
         if self.jitter_ms and not self.delay_ms:
             raise ValueError("jitter_ms needs a delay_ms")
-
-    @property
-    def active(self) -> bool:
-        return bool(self.delay_ms or self.loss_percent)
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,12 +133,19 @@ def test_udp_policy_rules(udp, wanted, unwanted):
         assert text not in rules
 
 
-def test_netem_on_both_router_links():
+def test_delay_is_netem_on_both_router_links_and_loss_is_an_nft_rule():
     topo = Topology(b=Router(impairment=Impairment(delay_ms=20, jitter_ms=5, loss_percent=1.5)))
     netem = [a for a in argvs(topo) if "netem" in a]
     assert [a[3] for a in netem] == [PREFIX + "router-b"] * 2
     assert {a[a.index("dev") + 1] for a in netem} == {"wan0", "lan0"}
-    assert netem[0][-6:] == ("netem", "delay", "20ms", "5ms", "loss", "1.5%")
+    assert netem[0][-4:] == ("netem", "delay", "20ms", "5ms")
+    rules = nft_input(topo, "b")
+    assert "    numgen random mod 1000 <= 14 drop\n" in rules
+    assert rules.index("numgen") < rules.index("ct state established,related accept")
+    assert "numgen" not in nft_input(topo, "a")
+    lossy = Topology(a=Router(impairment=Impairment(loss_percent=100)))
+    assert not [a for a in argvs(lossy) if "netem" in a]
+    assert "numgen random mod 1000 <= 999 drop" in nft_input(lossy, "a")
 
 
 def test_reconfiguring_a_router_flushes_conntrack_and_clears_netem():

@@ -1,0 +1,263 @@
+"""The lab's network, checked for real from inside its namespaces.
+
+Each NAT mode is classified by coturn's own RFC 5780 client (turnutils_natdiscovery) against the
+lab's coturn; UDP policies by a UDP/TCP echo on the relay host. About 40 s in all, most of it
+natdiscovery waiting out the STUN responses a filtering router drops.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from p2pdiag.lab import Impairment, Lab, LabError, NeedsRoot, Router
+from p2pdiag.lab.runner import existing_namespaces, teardown
+
+ROOT = Path(__file__).resolve().parents[2]
+UP_BUDGET_S = 5.0  # measured ~0.2 s; the whole issue-5 suite builds a lab per scenario
+DOWN_BUDGET_S = 5.0  # measured ~0.05 s
+
+
+def lab_namespaces(lab_id: str) -> list[str]:
+    return [n for n in existing_namespaces() if n.startswith(f"p2pdiag-{lab_id}-")]
+
+
+def host_network_snapshot() -> dict[str, str]:
+    """What the host's own namespace has: it must not change while a lab is up or after."""
+    cmds = {"links": ["ip", "-o", "link"], "addrs": ["ip", "-o", "addr"], "routes": ["ip", "route"],
+            "routes6": ["ip", "-6", "route"], "nft": ["nft", "list", "ruleset"]}
+    out = {k: subprocess.run(v, capture_output=True, text=True, check=False).stdout for k, v in cmds.items()}
+    # interface counters and address lifetimes change on their own
+    out["addrs"] = re.sub(r"valid_lft \S+ preferred_lft \S+", "", out["addrs"])
+    return out
+
+
+def test_up_builds_an_isolated_lab_and_down_removes_it(make_lab, probe, echo_server):
+    before = host_network_snapshot()
+    lab = make_lab()
+    print(f"\nlab up in {lab.up_s:.3f} s")
+    assert lab.up_s < UP_BUDGET_S
+    assert host_network_snapshot() == before
+
+    status = lab.status()
+    assert status.up and status.coturn_running
+    assert status.hosts["stun"].addresses == ("eth0 203.0.113.3/24", "eth0 203.0.113.4/24")
+    assert status.hosts["router-a"].addresses == ("wan0 203.0.113.1/24", "lan0 198.18.1.1/24")
+    assert status.hosts["a"].addresses == ("eth0 198.18.1.10/24",)
+    assert lab.address("relay") == "203.0.113.10" and lab.address("b") == "198.18.2.10"
+    assert lab.stun_url == "stun:203.0.113.3:3478"
+    assert lab.ice_servers()[1] == {"urls": "turn:203.0.113.3:3478?transport=udp",
+                                    "username": "p2pdiag", "credential": "p2pdiag-lab"}
+
+    echo_server(lab, "relay", 7000)
+    relay = lab.address("relay")
+    seen_a = probe(lab, "a", f"udp:{relay}:7000", f"tcp:{relay}:7000")
+    seen_b = probe(lab, "b", f"udp:{relay}:7000")
+    assert {v.split(":")[0] for v in seen_a.values()} == {"203.0.113.1"}  # through router-a's NAT
+    assert seen_b[f"udp:{relay}:7000"].startswith("203.0.113.2:")
+    # a LAN behind NAT is not reachable by its own address from the public side
+    assert lab.run("relay", ["ping", "-c1", "-W1", lab.address("a")], capture_output=True).returncode != 0
+
+    lab.down()
+    print(f"lab down in {lab.down_s:.3f} s")
+    assert lab.down_s < DOWN_BUDGET_S
+    assert lab_namespaces(lab.lab_id) == []
+    assert not lab.state_dir.exists()
+    assert host_network_snapshot() == before
+    lab.down()  # idempotent
+
+
+MAPPING_RE = re.compile(r"NAT with (.+) Mapping!")
+FILTERING_RE = re.compile(r"NAT with (.+) Filtering!")
+REFLEXIVE_RE = re.compile(r"UDP reflexive addr: ([\d.]+):\d+")
+
+EIM, APDM = "Endpoint Independent", "Address and Port Dependent"
+EIF, ADF, APDF = "Endpoint Independent", "Address Dependent", "Address and Port Dependent"
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    (Router(nat="cone"), Router(nat="symmetric"), {"a": (EIM, APDF), "b": (APDM, APDF)}),
+    (Router(nat="full-cone"), Router(nat="cone", filtering="address-dependent"), {"a": (EIM, EIF), "b": (EIM, ADF)}),
+    (Router(nat="none"), Router(nat="none", filtering="address-and-port-dependent"),
+     {"a": (EIM, EIF), "b": (EIM, APDF)}),
+], ids=["cone|symmetric", "full-cone|cone+address-dependent", "none|none+stateful-firewall"])
+def test_natdiscovery_classifies_each_router_as_configured(make_lab, a, b, expected):
+    lab = make_lab(a=a, b=b)
+    procs = {h: lab.exec(h, ["turnutils_natdiscovery", "-m", "-f", lab.topology.stun_ip],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for h in ("a", "b")}
+    for host, proc in procs.items():
+        out, _ = proc.communicate(timeout=60)
+        mapping, filtering = MAPPING_RE.findall(out), FILTERING_RE.findall(out)
+        print(f"\n{host} {lab.topology.router(host).to_dict()}: {mapping} mapping, {filtering} filtering")
+        assert (mapping, filtering) == ([expected[host][0]], [expected[host][1]]), out
+        reflexive = set(REFLEXIVE_RE.findall(out))
+        nat = lab.topology.router(host).nat != "none"
+        assert reflexive == {lab.address(f"router-{host}") if nat else lab.address(host)}, out
+
+
+def test_udp_blocked_keeps_tcp_and_stun_only_passes_only_the_stun_port(make_lab, probe, echo_server):
+    lab = make_lab(a=Router(udp="blocked"), b=Router(udp="stun-only"))
+    relay, stun_port = lab.address("relay"), lab.topology.stun_port
+    echo_server(lab, "relay", 7000, stun_port)
+    specs = [f"udp:{relay}:7000", f"udp:{relay}:{stun_port}", f"tcp:{relay}:7000"]
+    stun = {h: lab.exec(h, ["turnutils_natdiscovery", "-m", lab.topology.stun_ip],
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for h in ("a", "b")}
+    seen = {h: probe(lab, h, *specs) for h in ("a", "b")}
+    assert seen["a"][specs[0]] == seen["a"][specs[1]] == "timeout"
+    assert seen["a"][specs[2]].startswith("203.0.113.1:")
+    assert seen["b"][specs[0]] == "timeout"
+    assert seen["b"][specs[1]].startswith("203.0.113.2:")
+    assert seen["b"][specs[2]].startswith("203.0.113.2:")
+    out = {h: p.communicate(timeout=60)[0] for h, p in stun.items()}
+    assert "STUN receive timeout" in out["a"] and not MAPPING_RE.search(out["a"]), out["a"]
+    assert MAPPING_RE.findall(out["b"]) == [EIM], out["b"]
+
+
+def test_turn_allocation_with_the_lab_credentials(lab):
+    """An aioice TURN client (the one aiortc uses) gets a relayed address from the lab's coturn."""
+    script = r"""
+import asyncio, sys
+from aioice import turn
+async def main(ip, port, user, password):
+    transport, _ = await asyncio.wait_for(turn.create_turn_endpoint(
+        asyncio.DatagramProtocol, server_addr=(ip, int(port)), username=user, password=password), 5)
+    print(*transport.get_extra_info("sockname"))
+    transport.close()
+asyncio.run(main(*sys.argv[1:]))
+"""
+    t = lab.topology
+    done = lab.run("a", [sys.executable, "-c", script, t.stun_ip, str(t.stun_port), lab.turn_username,
+                         lab.turn_password], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr + lab.coturn.log_tail()
+    ip, port = done.stdout.split()
+    assert ip == t.stun_ip and t.turn_relay_ports[0] <= int(port) <= t.turn_relay_ports[1]
+
+
+def test_set_router_changes_the_mapping_at_once(lab, probe, echo_server):
+    """Rules change in place and conntrack is flushed, so an old mapping does not outlive them."""
+    echo_server(lab, "relay", 7000)
+    spec = f"udp:{lab.address('relay')}:7000:40000"
+    assert probe(lab, "a", spec)[spec] == "203.0.113.1:40000"  # cone keeps the port
+    lab.set_router("a", Router(nat="symmetric"))
+    assert probe(lab, "a", spec)[spec] not in ("203.0.113.1:40000", "timeout")
+    lab.set_router("a", Router(nat="cone"))
+    assert probe(lab, "a", spec)[spec] == "203.0.113.1:40000"
+    with pytest.raises(LabError, match="new lab"):
+        lab.set_router("a", Router(nat="none"))
+
+
+def ping_ms(lab: Lab, host: str) -> float | None:
+    done = lab.run(host, ["ping", "-c1", "-W2", lab.address("relay")], capture_output=True, text=True)
+    m = re.search(r"time=([\d.]+) ms", done.stdout)
+    return float(m.group(1)) if m else None
+
+
+def test_loss_and_delay(make_lab):
+    lab = make_lab(a=Router(impairment=Impairment(loss_percent=100)))
+    assert ping_ms(lab, "a") is None
+    assert ping_ms(lab, "b") < 20
+    lab.set_router("a", Router(impairment=Impairment(loss_percent=50)))
+    done = lab.run("a", ["ping", "-q", "-c", "40", "-i", "0.01", "-W", "1", lab.address("relay")],
+                   capture_output=True, text=True)
+    received = int(re.search(r"(\d+) received", done.stdout).group(1))
+    assert 0 < received < 40, done.stdout  # about 25 %: each of request and reply 50 %
+    lab.set_router("a", Router())
+    assert ping_ms(lab, "a") < 20
+    try:
+        lab.set_router("a", Router(impairment=Impairment(delay_ms=40)))
+    except LabError as e:
+        assert "no netem" in str(e)
+        pytest.skip(f"delay is not available here: {e}")
+    assert ping_ms(lab, "a") >= 80  # 40 ms each way
+    lab.set_router("a", Router())
+    assert ping_ms(lab, "a") < 20
+
+
+def test_an_exception_inside_the_lab_still_tears_it_down(lab_machine):
+    with pytest.raises(RuntimeError), Lab() as lab:
+        sleeper = lab.exec("relay", ["sleep", "300"])
+        raise RuntimeError("the test failed")
+    assert sleeper.poll() is not None
+    assert lab_namespaces(lab.lab_id) == []
+
+
+def test_a_failed_up_removes_what_it_built(lab_machine):
+    lab = Lab()
+    taken = f"p2pdiag-{lab.lab_id}-b"  # the last namespace up() creates
+    subprocess.run(["ip", "netns", "add", taken], check=True)
+    try:
+        with pytest.raises(LabError, match=f"create namespace {taken}"):
+            lab.up()
+        assert lab_namespaces(lab.lab_id) == []
+    finally:
+        teardown(lab.lab_id)
+
+
+OWNER = """
+import sys, time
+from p2pdiag.lab import Lab
+with Lab() as lab:
+    print(lab.lab_id, flush=True)
+    time.sleep(60)
+"""
+
+
+def start_owner() -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    lab_id = proc.stdout.readline().strip()
+    assert lab_id, proc.stderr.read()
+    return proc, lab_id
+
+
+def test_ctrl_c_tears_down_and_a_killed_owners_lab_is_cleaned_up_later(make_lab):
+    proc, lab_id = start_owner()
+    assert len(lab_namespaces(lab_id)) == 7
+    proc.send_signal(signal.SIGINT)
+    proc.wait(10)
+    assert lab_namespaces(lab_id) == []
+
+    mine = make_lab()  # a live lab of this process: not a leftover
+    proc, lab_id = start_owner()
+    proc.kill()
+    proc.wait(10)
+    coturn_pid = int(Path(f"/run/p2pdiag/labs/{lab_id}/turnserver.pid").read_text())
+    labs = {info.lab_id: info for info in Lab.list_labs()}
+    assert labs[lab_id].leftover and not labs[mine.lab_id].leftover
+    removed = Lab.cleanup_leftovers()
+    assert lab_id in removed and mine.lab_id not in removed
+    assert lab_namespaces(lab_id) == [] and len(lab_namespaces(mine.lab_id)) == 7
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{coturn_pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{coturn_pid}").exists()
+
+
+def test_detached_lab_survives_its_owner_and_attach_removes_it(lab_machine):
+    script = "from p2pdiag.lab import Lab\nlab = Lab().up()\nlab.detach()\nprint(lab.lab_id)"
+    lab_id = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            cwd=ROOT).stdout.strip()
+    try:
+        assert lab_id not in Lab.cleanup_leftovers()
+        lab = Lab.attach(lab_id)
+        assert lab.status().up and lab.status().coturn_running
+        lab.down()
+        assert lab_namespaces(lab_id) == []
+    finally:
+        teardown(lab_id)
+
+
+def test_not_root_is_one_clear_line(lab_machine):
+    """In a user namespace the euid is not 0: the lab refuses before touching anything."""
+    script = "from p2pdiag.lab import Lab, NeedsRoot\ntry:\n    Lab().up()\nexcept NeedsRoot as e:\n    print(e)"
+    done = subprocess.run(["unshare", "--user", sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == str(NeedsRoot()) + "\n"
+    assert "needs root" in done.stdout
