@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from p2pdiag.diagnosis.model import Finding, Outcome, Severity, Step, StepStatus, Verdict
 from p2pdiag.trace.file import Trace
 
 
 def diagnose(trace: Trace) -> Verdict:
+    verdict = _diagnose(trace)
+    notes = {}
+    if trace.truncated:
+        notes["trace_truncated"] = True
+    if trace.skipped_unknown:
+        notes["trace_unknown_events"] = trace.skipped_unknown
+    if notes:
+        verdict = dataclasses.replace(verdict, facts={**verdict.facts, **notes})
+    return verdict
+
+
+def _diagnose(trace: Trace) -> Verdict:
     command = trace.header.command
     if command in ("dial", "demo"):
         from p2pdiag.diagnosis.dial import diagnose_dial

@@ -306,8 +306,6 @@ def diagnose_dial(trace: Trace) -> Verdict:
     facts: dict[str, object] = {"peer_id": target.peer_id if target else None, "relay": relay_used}
     if secured is not None:
         facts["connection_id"] = secured.connection_id
-    if trace.truncated:
-        facts["trace_truncated"] = True
     return Verdict(trace.header.command, outcome, headline, tuple(_in_time_order(b.steps)), tuple(_order(b.findings)), facts)
 
 

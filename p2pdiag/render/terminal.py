@@ -66,6 +66,12 @@ def _render_verdict(verdict: Verdict, console: Console, trace_file: str | None) 
         if f.settle:
             console.print(Text(f"   to settle it: {f.settle}", style="dim"))
         console.print(Text(f"   more: docs/verdicts/{f.code}.md", style="dim"))
+    if verdict.facts.get("trace_truncated"):
+        console.print(Text("Note: the trace's last line was cut short (the run was killed while writing); "
+                           "everything before it was read.", style="yellow"))
+    if verdict.facts.get("trace_unknown_events"):
+        console.print(Text(f"Note: {verdict.facts['trace_unknown_events']} events of types this p2pdiag does "
+                           "not know were skipped: a newer p2pdiag wrote this trace.", style="yellow"))
     if trace_file:
         console.print()
         console.print(Text(f"Trace written to {trace_file} (p2pdiag analyze {trace_file})", style="dim"))
