@@ -93,6 +93,24 @@ def existing_namespaces() -> list[str]:
 
 
 @contextlib.contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit(143) in the main thread, so ``with Lab(...)`` still tears down
+    when a CI runner or ``kill`` ends the process (Ctrl-C already raises KeyboardInterrupt)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def exit_(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def _sigint_deferred() -> Iterator[None]:
     """Let a teardown finish when Ctrl-C comes in the middle of it; raise KeyboardInterrupt after."""
     if threading.current_thread() is not threading.main_thread():
@@ -237,8 +255,7 @@ class Lab:
         self._built = True  # from here on down() has something to remove
         _live_labs.add(self)
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            self._write_state()
+            self._create_state_dir()
             run_commands(netns.up_commands(self.topology, self.lab_id))
             self.coturn.start()
         except BaseException:
@@ -291,13 +308,24 @@ class Lab:
         lab._built = True
         return lab
 
-    def _write_state(self) -> None:
+    def _create_state_dir(self) -> None:
+        # built under a name list_labs ignores, then renamed: another process's cleanup_leftovers
+        # never sees a lab directory without its owner in it
+        self.state_root.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_root / f".{self.lab_id}.new"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        self._write_state(tmp)
+        tmp.rename(self.state_dir)
+
+    def _write_state(self, directory: Path | None = None) -> None:
+        directory = directory or self.state_dir
         state = {"lab_id": self.lab_id, "owner_pid": os.getpid(),
                  "owner_start": _process_start_time(os.getpid()), "detached": self.detached,
                  "topology": self.topology.to_dict()}
-        tmp = self.state_dir / "lab.json.tmp"
+        tmp = directory / "lab.json.tmp"
         tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.state_dir / "lab.json")
+        tmp.replace(directory / "lab.json")
 
     # --- finding labs ---
 

@@ -202,7 +202,8 @@ def test_a_failed_up_removes_what_it_built(lab_machine):
 OWNER = """
 import sys, time
 from p2pdiag.lab import Lab
-with Lab() as lab:
+from p2pdiag.lab.runner import sigterm_as_exit
+with sigterm_as_exit(), Lab() as lab:
     print(lab.lab_id, flush=True)
     time.sleep(60)
 """
@@ -216,12 +217,14 @@ def start_owner() -> tuple[subprocess.Popen, str]:
     return proc, lab_id
 
 
-def test_ctrl_c_tears_down_and_a_killed_owners_lab_is_cleaned_up_later(make_lab):
-    proc, lab_id = start_owner()
-    assert len(lab_namespaces(lab_id)) == 7
-    proc.send_signal(signal.SIGINT)
-    proc.wait(10)
-    assert lab_namespaces(lab_id) == []
+def test_ctrl_c_or_sigterm_tears_down_and_a_killed_owners_lab_is_cleaned_up_later(make_lab):
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc, lab_id = start_owner()
+        assert len(lab_namespaces(lab_id)) == 7
+        proc.send_signal(sig)
+        proc.wait(10)
+        assert lab_namespaces(lab_id) == [], sig
+        assert not Path(f"/run/p2pdiag/labs/{lab_id}").exists()
 
     mine = make_lab()  # a live lab of this process: not a leftover
     proc, lab_id = start_owner()
