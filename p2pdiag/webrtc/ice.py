@@ -1,0 +1,123 @@
+"""Where p2pdiag reaches into aioice (asyncio side). aioice has no public hook for any of this.
+
+Every private name p2pdiag depends on is used here and nowhere else, and
+tests/webrtc/test_aioice_pins.py pins them against the installed aioice 0.13:
+
+- `aioice.stun.RETRY_RTO` / `RETRY_MAX`: the STUN retransmit schedule, module globals. Set in
+  `set_stun_retransmits` only, and recorded in the trace by the caller.
+- `Connection.check_state(pair, state)`: the one method through which every pair state change
+  goes (called as `self.check_state`, so an instance attribute wraps it for one connection only).
+- `Connection.gather_candidates`, `._protocols`, `._local_candidates`: to add a 127.0.0.1 host
+  candidate, which `get_host_addresses` leaves out.
+- `Connection._check_list`, `._nominated`: the pairs and the selected one.
+- `aiortc RTCIceTransport._connection`: the aioice connection behind a peer connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aioice.stun
+from aioice import Candidate, Connection
+from aioice.candidate import candidate_foundation, candidate_priority
+from aioice.ice import CandidatePair, StunProtocol
+
+LOOPBACK = "127.0.0.1"
+# A loopback candidate only helps when the peer is on the same host, so it is the last choice.
+LOOPBACK_LOCAL_PREFERENCE = 0
+
+
+def set_stun_retransmits(rto_s: float, retransmits: int) -> tuple[float, int]:
+    """Set aioice's process-wide STUN retransmit schedule; returns the values now in force."""
+    aioice.stun.RETRY_RTO = rto_s
+    aioice.stun.RETRY_MAX = retransmits
+    return aioice.stun.RETRY_RTO, aioice.stun.RETRY_MAX
+
+
+def connection_of(pc: Any) -> Connection | None:
+    """The aioice connection carrying a peer connection's data channels."""
+    sctp = pc.sctp
+    if sctp is None:
+        return None
+    return sctp.transport.transport._connection
+
+
+@dataclass(frozen=True, slots=True)
+class PairView:
+    local_address: str
+    local_port: int
+    local_type: str
+    remote_address: str
+    remote_port: int
+    remote_type: str
+    protocol: str
+    state: str  # aioice CandidatePair.State name, e.g. IN_PROGRESS
+    nominated: bool
+
+
+def view(pair: CandidatePair) -> PairView:
+    local, remote = pair.local_candidate, pair.remote_candidate
+    return PairView(local.host, local.port, local.type, remote.host, remote.port, remote.type,
+                    local.transport.lower(), pair.state.name, bool(pair.nominated))
+
+
+def watch_pairs(connection: Connection, on_change: Callable[[PairView, str], None]) -> None:
+    """Call `on_change(pair after, state before)` on every pair state change of this connection."""
+    original = connection.check_state
+
+    def check_state(pair: CandidatePair, state: CandidatePair.State) -> None:
+        before = pair.state.name
+        original(pair, state)
+        on_change(view(pair), before)
+
+    connection.check_state = check_state  # type: ignore[method-assign]
+
+
+def pairs(connection: Connection) -> list[PairView]:
+    return [view(p) for p in connection._check_list]
+
+
+def selected(connection: Connection, component: int = 1) -> PairView | None:
+    pair = connection._nominated.get(component)
+    return view(pair) if pair is not None else None
+
+
+def add_loopback_on_gather(connection: Connection, on_added: Callable[[Candidate], None]) -> None:
+    """After aioice gathers, add a host candidate on 127.0.0.1 for each component."""
+    original = connection.gather_candidates
+
+    async def gather_candidates() -> None:
+        first = not connection._local_candidates_start
+        await original()
+        if first:
+            for component in sorted(connection._components):
+                candidate = await _bind(connection, component)
+                if candidate is not None:
+                    on_added(candidate)
+
+    connection.gather_candidates = gather_candidates  # type: ignore[method-assign]
+
+
+async def _bind(connection: Connection, component: int) -> Candidate | None:
+    loop = asyncio.get_running_loop()
+    try:
+        transport, protocol = await loop.create_datagram_endpoint(lambda: StunProtocol(connection),
+                                                                  local_addr=(LOOPBACK, 0))
+    except OSError:
+        return None  # no loopback interface: nothing to add
+    host, port = transport.get_extra_info("sockname")[:2]
+    protocol.local_candidate = Candidate(
+        foundation=candidate_foundation("host", "udp", host),
+        component=component,
+        transport="udp",
+        priority=candidate_priority(component, "host", local_pref=LOOPBACK_LOCAL_PREFERENCE),
+        host=host,
+        port=port,
+        type="host",
+    )
+    connection._protocols.append(protocol)
+    connection._local_candidates.append(protocol.local_candidate)
+    return protocol.local_candidate

@@ -1,0 +1,105 @@
+"""Pin what p2pdiag.webrtc.ice takes from aioice's private side (aioice 0.13 is installed).
+
+If aioice changes any of this, these tests fail before a trace silently loses its pair states.
+Plain asyncio, loopback only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aioice
+import aioice.stun
+import pytest
+from aioice import Connection
+
+from p2pdiag.webrtc import ice
+
+
+def test_installed_aioice_is_the_pinned_one():
+    assert aioice.__version__.startswith("0.13"), aioice.__version__
+
+
+def test_the_private_names_exist():
+    assert callable(Connection.check_state) and callable(Connection.gather_candidates)
+    c = Connection(ice_controlling=True)
+    for name in ("_protocols", "_local_candidates", "_check_list", "_nominated", "_components",
+                 "_local_candidates_start"):
+        assert hasattr(c, name), name
+    assert hasattr(aioice.stun, "RETRY_RTO") and hasattr(aioice.stun, "RETRY_MAX")
+
+
+async def _pair_up(a: Connection, b: Connection) -> None:
+    await asyncio.gather(a.gather_candidates(), b.gather_candidates())
+    for x, y in ((a, b), (b, a)):
+        for c in y.local_candidates:
+            await x.add_remote_candidate(c)
+        await x.add_remote_candidate(None)
+        x.remote_username, x.remote_password = y.local_username, y.local_password
+
+
+def test_loopback_candidate_and_every_pair_transition_through_check_state():
+    seen: list[tuple[str, str, str]] = []
+    added = []
+
+    async def main() -> tuple[list[ice.PairView], ice.PairView | None]:
+        a, b = Connection(ice_controlling=True, use_ipv6=False), Connection(ice_controlling=False, use_ipv6=False)
+        for conn in (a, b):
+            ice.add_loopback_on_gather(conn, added.append)
+        ice.watch_pairs(a, lambda pair, before: seen.append((f"{pair.local_address}->{pair.remote_address}",
+                                                              before, pair.state)))
+        await _pair_up(a, b)
+        assert any(c.host == ice.LOOPBACK for c in a.local_candidates)
+        await asyncio.wait_for(asyncio.gather(a.connect(), b.connect()), 5)
+        result = ice.pairs(a), ice.selected(a)
+        await asyncio.gather(a.close(), b.close())
+        return result
+
+    pairs, selected = asyncio.run(main())
+    assert len(added) == 2 and all(c.host == "127.0.0.1" and c.type == "host" for c in added)
+    assert selected is not None and selected.state == "SUCCEEDED" and selected.nominated
+    states = {(before, after) for _, before, after in seen}
+    assert ("FROZEN", "WAITING") in states and ("IN_PROGRESS", "SUCCEEDED") in states
+    # the last transition recorded for each pair is its state in the check list
+    last = {key: after for key, _, after in seen}
+    for pair in pairs:
+        key = f"{pair.local_address}->{pair.remote_address}"
+        if key in last:
+            assert last[key] == pair.state
+
+
+def test_retransmit_schedule_is_the_module_globals():
+    old = (aioice.stun.RETRY_RTO, aioice.stun.RETRY_MAX)
+    transitions: list[str] = []
+
+    async def main() -> float:
+        a = Connection(ice_controlling=True, use_ipv6=False)
+        ice.add_loopback_on_gather(a, lambda c: None)
+        ice.watch_pairs(a, lambda pair, before: transitions.append(pair.state))
+        await a.gather_candidates()
+        # a remote candidate on a port nobody answers on
+        import socket
+
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        await a.add_remote_candidate(aioice.Candidate(foundation="x", component=1, transport="udp",
+                                                      priority=1, host="127.0.0.1", port=port, type="host"))
+        await a.add_remote_candidate(None)
+        a.remote_username, a.remote_password = "abcd", "a" * 22
+        began = time.monotonic()
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(a.connect(), 5)
+        took = time.monotonic() - began
+        s.close()
+        await a.close()
+        return took
+
+    try:
+        assert ice.set_stun_retransmits(0.05, 2) == (0.05, 2)
+        took = asyncio.run(main())
+    finally:
+        ice.set_stun_retransmits(*old)
+    assert 0.3 <= took < 1.5  # 0.05 + 0.1 + 0.2 s, not aioice's default 63.5 s
+    assert transitions[-1] == "FAILED"
