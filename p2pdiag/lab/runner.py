@@ -28,7 +28,7 @@ from typing import Any, Self
 from p2pdiag.lab import netns
 from p2pdiag.lab.coturn import Coturn
 from p2pdiag.lab.netns import Command
-from p2pdiag.lab.topology import STUN, Router, Topology
+from p2pdiag.lab.topology import LAN_NAMES, STUN, Router, Topology
 
 STATE_ROOT = Path("/run/p2pdiag/labs")
 COMMAND_TIMEOUT_S = 20.0  # one ip/nft/tc/sysctl call; they take milliseconds
@@ -56,6 +56,9 @@ class LabCommandError(LabError):
 def require_root() -> None:
     if os.geteuid() != 0:
         raise NeedsRoot()
+
+
+def require_tools() -> None:
     missing = [exe for exe in ("ip", "nft", "conntrack", "tc", "sysctl", "turnserver") if not shutil.which(exe)]
     if missing:
         raise LabError(f"the lab needs {', '.join(missing)}: run scripts/setup-lab.sh (as root)")
@@ -249,6 +252,7 @@ class Lab:
 
     def up(self) -> Self:
         require_root()
+        require_tools()
         if self._built:
             raise LabError(f"lab {self.lab_id} is already up")
         start = time.monotonic()
@@ -447,4 +451,4 @@ class Lab:
         return LabStatus(self.lab_id, up=all(h.present for h in hosts.values()) and netns.namespace(
             self.lab_id, netns.SWITCH) in present, coturn_running=coturn_up, stun_url=self.stun_url,
             turn_url=self.turn_url, hosts=hosts,
-            routers={lan: self.topology.router(lan).to_dict() for lan in ("a", "b")})
+            routers={lan: self.topology.router(lan).to_dict() for lan in LAN_NAMES})
