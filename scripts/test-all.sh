@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup-system.sh
+bash scripts/setup-lab.sh
 python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
 bash scripts/setup-js.sh >/dev/null
 
