@@ -134,7 +134,7 @@ class _Attempt:
                 self.remote_ended(kind is ErrorKind.RESET, error)
                 raise _Failed(step, kind, f"the remote {'reset' if kind is ErrorKind.RESET else 'closed'} the "
                               f"signaling stream instead of sending its {name}") from None
-            raise _Failed(step, kind, f"no {name}: {error}") from None
+            raise _Failed(step, kind, error if kind is ErrorKind.TIMEOUT else f"no {name}: {error}") from None
         try:
             message = signaling.Message.decode(raw)
         except pb.MalformedMessage as exc:
@@ -142,7 +142,7 @@ class _Attempt:
             raise _Failed(step, ErrorKind.MALFORMED, f"the {name} is not a valid signaling message: {exc}") from None
         if message.type is not expected:
             error = f"expected {expected.name}, got {message.type.name}"
-            self.signaling_failed(SignalingStage.UNEXPECTED, message.type, ErrorKind.MALFORMED, error)
+            self.signaling_failed(SignalingStage.UNEXPECTED, expected, ErrorKind.MALFORMED, error)
             raise _Failed(step, ErrorKind.MALFORMED, f"the remote did not send its {name}: {error}")
         if not message.data:
             self.signaling_failed(SignalingStage.DECODE, expected, ErrorKind.MALFORMED, f"{expected.name} with no SDP")

@@ -1,0 +1,518 @@
+"""Diagnosis of one WebRTC upgrade attempt: its steps, and why it did not become direct.
+
+Pure: events in, steps and findings out. `upgrade_story(events, relayed_connection_id)` finds the
+attempt made over that relayed connection (either role) and tells it; dial and listen verdicts
+put its steps and findings among their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from p2pdiag.diagnosis.model import Confidence, Finding, Severity, Step, StepStatus
+from p2pdiag.diagnosis.query import all_of, first
+from p2pdiag.trace.events import (
+    CandidatePairFinal,
+    CandidatePairSelected,
+    CandidatePairState,
+    CandidatePairStateChanged,
+    CandidateType,
+    Closer,
+    DataChannelOpened,
+    DescriptionSignaled,
+    DtlsState,
+    DtlsStateChanged,
+    ErrorKind,
+    Event,
+    LocalCandidateGathered,
+    Path,
+    PingCompleted,
+    PingFailed,
+    PingServed,
+    RemoteCandidateReceived,
+    RemoteCandidateRejected,
+    RemoteEndOfCandidates,
+    SignalingFailed,
+    SignalingMessageType,
+    SignalingStage,
+    SignalingStreamEnded,
+    SignalingStreamOpened,
+    UpgradeRole,
+    UpgradeStep,
+    WebRTCConnectionClosed,
+    WebRTCUpgradeFailed,
+    WebRTCUpgradeStarted,
+    WebRTCUpgradeSucceeded,
+)
+
+SIGNALING_PROTOCOL = "/webrtc-signaling/0.0.1"
+ABANDONED_WITHIN_S = 15.0  # a remote close this soon after success, with no stream, is an abandoned upgrade
+MAX_LISTED_PAIRS = 12
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeStory:
+    attempted: bool
+    upgraded: bool
+    connection_id: str | None = None
+    role: UpgradeRole | None = None
+    summary: str = ""  # one line: "upgraded to WebRTC in 82 ms", "WebRTC upgrade failed at ice: ..."
+    steps: tuple[Step, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    facts: dict[str, object] = field(default_factory=dict)
+
+
+def _ms(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _endpoint(address: str, port: int, kind: CandidateType | str) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"{host}:{port} ({kind.value if isinstance(kind, CandidateType) else kind})"
+
+
+def _pair(p: CandidatePairFinal | CandidatePairSelected | CandidatePairStateChanged) -> str:
+    return f"{_endpoint(p.local_address, p.local_port, p.local_type)} → " \
+           f"{_endpoint(p.remote_address, p.remote_port, p.remote_type)}"
+
+
+def _description(d: DescriptionSignaled) -> str:
+    parts = [f"{d.sdp_bytes} B"]
+    parts.append(f"{d.candidates} candidate{'s' if d.candidates != 1 else ''} inline" if d.candidates
+                 else "no candidates inline (trickled)")
+    if d.end_of_candidates:
+        parts.append("end-of-candidates")
+    if d.setup is not None:
+        parts.append(f"DTLS setup {d.setup.value}")
+    if d.fingerprints:
+        algorithm, _, value = d.fingerprints[0].partition(" ")
+        parts.append(f"{algorithm} {value[:11]}…")
+    if not d.data_channel:
+        parts.append("NO data channel section")
+    return ", ".join(parts)
+
+
+class _Story:
+    def __init__(self, events: tuple[Event, ...], started: WebRTCUpgradeStarted) -> None:
+        self.started = started
+        self.wid = started.connection_id
+        self.events = tuple(e for e in events if getattr(e, "connection_id", None) == self.wid)
+        self.initiator = started.role is UpgradeRole.INITIATOR
+        self.steps: list[Step] = []
+        self.findings: list[Finding] = []
+
+    def of(self, cls: type, **match: object) -> list:
+        return all_of(self.events, cls, **match)
+
+    def one(self, cls: type, **match: object):
+        return first(self.events, cls, **match)
+
+    def step(self, key: str, title: str, status: StepStatus, detail: str, e: Event | None,
+             duration_s: float | None = None) -> None:
+        self.steps.append(Step(f"{self.wid}.{key}", title, status, detail, e.t_s if e else None, duration_s))
+
+    def find(self, finding: Finding) -> None:
+        if finding.code not in {f.code for f in self.findings}:
+            self.findings.append(finding)
+
+    # --- the steps ----------------------------------------------------------------------------
+
+    def tell(self) -> None:
+        s = self.started
+        servers = ", ".join(s.stun_servers + s.turn_servers) or "none"
+        self.step("start", f"WebRTC upgrade ({s.role.value}) over {s.relayed_connection_id}", StepStatus.INFO,
+                  f"ICE servers: {servers}; policy {s.ice_policy.value}; budgets: ICE {s.ice_timeout_s:g} s, "
+                  f"DTLS {s.dtls_timeout_s:g} s; STUN checks retransmit {s.stun_retransmits}× from "
+                  f"{s.stun_rto_s:g} s", s)
+        self.signaling()
+        self.descriptions()
+        self.candidates()
+        self.ice()
+        self.dtls_and_channel()
+        self.result()
+        self.after()
+        # in time order (a step's start: its time less its duration), ties kept as told
+        self.steps = [s for _, _, s in sorted(((s.t_s or 0.0) - (s.duration_s or 0.0), n, s)
+                                              for n, s in enumerate(self.steps))]
+
+    def signaling(self) -> None:
+        opened = self.one(SignalingStreamOpened)
+        failed = self.one(SignalingFailed, stage=SignalingStage.OPEN)
+        if opened is not None:
+            how = (f"opened on {opened.relayed_connection_id} in {_ms(opened.duration_s)}" if not opened.inbound
+                   else f"the dialer opened it on {opened.relayed_connection_id}")
+            self.step("signaling", f"Signaling stream {SIGNALING_PROTOCOL}", StepStatus.OK, how, opened,
+                      opened.duration_s)
+        elif failed is not None:
+            self.step("signaling", f"Signaling stream {SIGNALING_PROTOCOL}", StepStatus.FAILED,
+                      f"{failed.error_kind.value}: {failed.error}", failed)
+
+    def descriptions(self) -> None:
+        for message, title in ((SignalingMessageType.SDP_OFFER, "SDP offer"),
+                               (SignalingMessageType.SDP_ANSWER, "SDP answer")):
+            d = self.one(DescriptionSignaled, message=message)
+            if d is not None:
+                self.step(message.value.lower(), f"{title} {'sent' if d.sent else 'received'}",
+                          StepStatus.OK if d.data_channel else StepStatus.FAILED, _description(d), d)
+            for bad in self.of(SignalingFailed, message=message):
+                if bad.stage is not SignalingStage.OPEN:
+                    self.step(message.value.lower(), title, StepStatus.FAILED,
+                              f"{bad.stage.value}: {bad.error_kind.value}: {bad.error}", bad)
+
+    def candidates(self) -> None:
+        local = self.of(LocalCandidateGathered)
+        remote = self.of(RemoteCandidateReceived)
+        rejected = self.of(RemoteCandidateRejected)
+        failed = self.one(WebRTCUpgradeFailed)
+        if local or (failed is not None and failed.step is UpgradeStep.GATHERING):
+            local_text = ", ".join(f"{c.address} ({c.candidate_type.value}{', added' if c.added_by_p2pdiag else ''})"
+                                   for c in local) or "none"
+            self.step("local-candidates", "Local ICE candidates", StepStatus.OK if local else StepStatus.FAILED,
+                      f"{len(local)}: {local_text}", local[-1] if local else failed)
+        if not (remote or rejected or self.one(DescriptionSignaled, sent=False)):
+            return  # nothing came from the remote yet
+        accepted = [r for r in remote if r.accepted]
+        end = self.one(RemoteEndOfCandidates)
+        remote_text = ", ".join(f"{_endpoint(r.address, r.port, r.candidate_type)}"
+                                f"{'' if r.accepted else ' NOT USED: ' + (r.note or '?')}" for r in remote) or "none"
+        detail = f"{len(accepted)} of {len(remote)} usable: {remote_text}"
+        if rejected:
+            detail += f"; {len(rejected)} unreadable"
+        detail += "; end-of-candidates " + (f"received ({end.source.value})" if end else "none (js-libp2p never sends one)")
+        status = StepStatus.OK if accepted else (StepStatus.WARNING if self.of(CandidatePairSelected)
+                                                 else StepStatus.FAILED)
+        self.step("remote-candidates", "Remote ICE candidates", status, detail,
+                  remote[-1] if remote else (end or self.one(DescriptionSignaled, sent=False)))
+
+    def ice(self) -> None:
+        selected = self.one(CandidatePairSelected)
+        finals = self.of(CandidatePairFinal)
+        changes = self.of(CandidatePairStateChanged)
+        if selected is not None:
+            checked = len({_pair(c) for c in changes})
+            self.step("ice", "ICE connectivity checks", StepStatus.OK,
+                      f"selected {_pair(selected)} ({selected.ice_role.value}); {checked} pair(s) checked",
+                      selected)
+        elif finals or changes:
+            states = _count(p.state.value for p in finals)
+            self.step("ice", "ICE connectivity checks", StepStatus.FAILED,
+                      f"no pair selected; {len(finals)} pair(s): {states or 'none'}", finals[-1] if finals else None)
+
+    def dtls_and_channel(self) -> None:
+        dtls = self.of(DtlsStateChanged)
+        if dtls:
+            last = dtls[-1]
+            connected = next((d for d in dtls if d.state is DtlsState.CONNECTED), None)
+            if connected is not None:
+                began = next((d for d in dtls if d.state is DtlsState.CONNECTING), connected)
+                self.step("dtls", "DTLS handshake", StepStatus.OK,
+                          f"{connected.role.value}; fingerprint matched the SDP", connected,
+                          connected.t_s - began.t_s)
+            else:
+                self.step("dtls", "DTLS handshake", StepStatus.FAILED,
+                          f"{last.state.value} ({last.role.value}){': ' + last.error if last.error else ''}", last)
+        channel = (self.one(DataChannelOpened, label="init", inbound=False) if self.initiator
+                   else self.one(DataChannelOpened, inbound=True))
+        if channel is not None:
+            how = ("opened by the dialer" if channel.inbound
+                   else f"opened {_ms(channel.duration_s)} after it was created with the offer")
+            self.step("channel", "First data channel", StepStatus.OK,
+                      f"'{channel.label}' (SCTP stream {channel.channel_id}) {how}", channel)
+
+    def result(self) -> None:
+        ok = self.one(WebRTCUpgradeSucceeded)
+        failed = self.one(WebRTCUpgradeFailed)
+        if ok is not None:
+            self.step("upgrade", "WebRTC connection", StepStatus.OK, f"up {_ms(ok.duration_s)} after the upgrade began",
+                      ok)
+        elif failed is not None:
+            self.step("upgrade", "WebRTC connection", StepStatus.FAILED,
+                      f"failed at {failed.step.value} after {_ms(failed.duration_s)}: {failed.reason}", failed)
+            self.diagnose_failure(failed)
+        else:
+            self.step("upgrade", "WebRTC connection", StepStatus.WARNING, "the run ended during the attempt", None)
+
+    def after(self) -> None:
+        pings = all_of(self.events, PingCompleted, path=Path.WEBRTC)
+        ping_failures = all_of(self.events, PingFailed, path=Path.WEBRTC)
+        served = self.of(PingServed)
+        if pings:
+            self.step("ping", "Ping over the WebRTC connection", StepStatus.OK,
+                      f"round trip {pings[0].rtt_s * 1000:.1f} ms ({len(pings)} answered)", pings[0])
+        elif ping_failures:
+            pf = ping_failures[0]
+            self.step("ping", "Ping over the WebRTC connection", StepStatus.FAILED,
+                      f"{pf.error_kind.value}: {pf.error}", pf)
+        if served:
+            self.step("served", "Pings answered over WebRTC", StepStatus.OK, f"{served[-1].count}", served[-1])
+        closed = self.one(WebRTCConnectionClosed)
+        ok = self.one(WebRTCUpgradeSucceeded)
+        if closed is not None:
+            who = {Closer.LOCAL: "this side", Closer.REMOTE: "the remote"}.get(closed.closer, "an unknown side")
+            self.step("closed", "WebRTC connection ended", StepStatus.INFO,
+                      f"closed by {who} {closed.age_s:.1f} s after it came up: {closed.reason}; "
+                      f"{closed.streams_opened} stream(s) opened, {closed.streams_accepted} accepted", closed)
+            if (not self.initiator and ok is not None and closed.closer is Closer.REMOTE
+                    and closed.streams_accepted == 0 and closed.age_s <= ABANDONED_WITHIN_S):
+                self.find(_abandoned(f"the dialer closed the WebRTC connection {closed.age_s:.1f} s after it came up, "
+                                     "without opening a single stream"))
+
+    # --- why it failed ------------------------------------------------------------------------
+
+    def diagnose_failure(self, failed: WebRTCUpgradeFailed) -> None:
+        bad_messages = [f for f in self.of(SignalingFailed)
+                        if f.stage in (SignalingStage.DECODE, SignalingStage.UNEXPECTED, SignalingStage.APPLY)]
+        remote_end = next((e for e in self.of(SignalingStreamEnded) if e.closer is Closer.REMOTE), None)
+        remote_reset = remote_end if remote_end is not None and remote_end.reset else None
+        step = failed.step
+        if (not self.initiator and remote_end is not None and remote_end.t_s <= failed.t_s
+                and step in (UpgradeStep.ICE, UpgradeStep.DTLS, UpgradeStep.CHANNEL)):
+            # The dialer left while this side was still connecting: say so, then why it could not connect.
+            self.find(_abandoned(f"the dialer {'reset' if remote_end.reset else 'closed'} the signaling stream at "
+                                 f"t={remote_end.t_s:.2f} s, while this side was at the {step.value} step "
+                                 f"({remote_end.reason})"))
+            if failed.error_kind is ErrorKind.RESET:
+                return
+        if step is UpgradeStep.SIGNALING and failed.error_kind is ErrorKind.PROTOCOL_UNSUPPORTED:
+            self.find(_unsupported(self.started.remote_peer_id, failed.reason))
+            return
+        if bad_messages and step in (UpgradeStep.SIGNALING, UpgradeStep.OFFER, UpgradeStep.ANSWER):
+            self.find(_malformed(bad_messages))
+            return
+        if failed.error_kind is ErrorKind.RESET and (remote_reset is not None or step in (
+                UpgradeStep.SIGNALING, UpgradeStep.OFFER, UpgradeStep.ANSWER)):
+            self.find(_reset(step, failed.reason, self.initiator))
+            return
+        if step in (UpgradeStep.SIGNALING, UpgradeStep.OFFER, UpgradeStep.ANSWER):
+            if failed.error_kind is ErrorKind.TIMEOUT:
+                self.find(_signaling_timeout(step, failed.reason, self.started.signaling_timeout_s))
+            else:
+                self.find(_reset(step, failed.reason, self.initiator))
+            return
+        if step is UpgradeStep.GATHERING:
+            self.find(_no_local_candidates(failed.reason, self.started))
+            return
+        if step is UpgradeStep.ICE:
+            self.diagnose_ice(failed, bad_messages)
+            return
+        if step is UpgradeStep.DTLS:
+            dtls = [d for d in self.of(DtlsStateChanged) if d.state is DtlsState.FAILED]
+            self.find(_dtls_failed(failed.reason, dtls[-1].error if dtls else None))
+            return
+        if step is UpgradeStep.CHANNEL:
+            self.find(_channel_not_opened(failed.reason, self.initiator))
+
+    def diagnose_ice(self, failed: WebRTCUpgradeFailed, bad_messages: list[SignalingFailed]) -> None:
+        remote = self.of(RemoteCandidateReceived)
+        accepted = [r for r in remote if r.accepted]
+        finals = self.of(CandidatePairFinal)
+        learned = [p for p in finals if p.remote_type is CandidateType.PRFLX]
+        if not accepted and not learned:
+            mdns = [r for r in remote if r.mdns]
+            if mdns and len(mdns) == len(remote):
+                self.find(_mdns_unresolved(mdns))
+            else:
+                self.find(_no_remote_candidates(remote, self.of(RemoteCandidateRejected), bad_messages))
+            return
+        self.find(_ice_failed(failed, finals, self.started, self.initiator))
+
+
+def _count(values: object) -> str:
+    counts: dict[str, int] = {}
+    for v in values:  # type: ignore[attr-defined]
+        counts[v] = counts.get(v, 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in counts.items())
+
+
+# --- the findings ---------------------------------------------------------------------------------
+
+
+def _unsupported(peer_id: str, reason: str) -> Finding:
+    return Finding(
+        code="webrtc-signaling-unsupported",
+        severity=Severity.ERROR,
+        title="The peer refused the WebRTC signaling protocol",
+        evidence=(f"{peer_id}: {reason}",),
+        advice="The peer does not run the WebRTC transport, so no direct WebRTC connection can be made "
+        "through this relay. Enable it on the peer (js-libp2p: transports: [webRTC()] and listen on "
+        "'/webrtc'), or dial its plain /p2p-circuit address and live with the relay.",
+    )
+
+
+def _malformed(bad: list[SignalingFailed]) -> Finding:
+    first_bad = bad[0]
+    which = first_bad.message.value if first_bad.message else "a message"
+    return Finding(
+        code="webrtc-signaling-malformed",
+        severity=Severity.ERROR,
+        title=f"The peer's {which} could not be used",
+        evidence=tuple(f"{b.message.value if b.message else 'message'} ({b.stage.value}): {b.error}" for b in bad[:4]),
+        advice="The two implementations disagree on the signaling messages. A missing 'type' field is the "
+        "known py-libp2p bug (proto3 drops SDP_OFFER=0); an SDP the WebRTC stack rejects points at an "
+        "incompatible WebRTC library. Report it to the peer's implementation with this trace.",
+    )
+
+
+def _reset(step: UpgradeStep, reason: str, initiator: bool) -> Finding:
+    who = "listener" if initiator else "dialer"
+    return Finding(
+        code="webrtc-signaling-reset",
+        severity=Severity.ERROR,
+        title=f"The {who} ended the signaling stream at the {step.value} step",
+        evidence=(reason,),
+        advice=f"The {who} gave up on the upgrade: its WebRTC stack failed (check its log around this time), "
+        "it hit its own timeout, or the relayed connection under the stream was cut (see the relayed "
+        "connection's steps). Resetting the stream is how the spec says 'this upgrade failed'.",
+    )
+
+
+def _signaling_timeout(step: UpgradeStep, reason: str, timeout_s: float) -> Finding:
+    return Finding(
+        code="webrtc-signaling-timeout",
+        severity=Severity.ERROR,
+        title=f"No {step.value} came over the signaling stream in time",
+        evidence=(reason, f"signaling budget {timeout_s:g} s"),
+        advice="The other side accepted the signaling stream and then went silent: it may be stuck "
+        "gathering candidates (an unreachable STUN or TURN server delays the answer by seconds), or "
+        "overloaded. Try again with more time, and check its log.",
+    )
+
+
+def _no_local_candidates(reason: str, started: WebRTCUpgradeStarted) -> Finding:
+    return Finding(
+        code="webrtc-no-local-candidates",
+        severity=Severity.ERROR,
+        title="This side had no ICE candidate to offer",
+        evidence=(reason, (f"ICE policy {started.ice_policy.value}; STUN {list(started.stun_servers) or 'none'}; "
+                           f"TURN {list(started.turn_servers) or 'none'}")),
+        advice="With the relay policy only TURN candidates count: give a working TURN server (--turn). "
+        "Otherwise this machine has no usable network interface for UDP; check `ip addr`, and that "
+        "loopback candidates were not turned off.",
+    )
+
+
+def _no_remote_candidates(remote: list[RemoteCandidateReceived], rejected: list[RemoteCandidateRejected],
+                          bad: list[SignalingFailed]) -> Finding:
+    evidence = [f"{len(remote)} candidate(s) received, none usable"]
+    evidence += [f"{_endpoint(r.address, r.port, r.candidate_type)}: {r.note}" for r in remote[:4]]
+    evidence += [f"unreadable: {r.candidate[:80]} ({r.reason})" for r in rejected[:2]]
+    evidence += [f"{b.stage.value}: {b.error}" for b in bad[:2]]
+    return Finding(
+        code="webrtc-no-remote-candidates",
+        severity=Severity.ERROR,
+        title="The peer gave no ICE candidate this side could use",
+        evidence=tuple(evidence),
+        advice="Without a remote candidate there is nothing to check. The peer may have no network "
+        "interface WebRTC may use (a js peer bound to an address it cannot gather on), may offer only "
+        "IPv6 or TCP candidates this side cannot pair, or its candidates were lost on the way. Check the "
+        "peer's WebRTC configuration (iceServers, bindAddress).",
+    )
+
+
+def _mdns_unresolved(mdns: list[RemoteCandidateReceived]) -> Finding:
+    names = sorted({r.address for r in mdns})
+    return Finding(
+        code="webrtc-mdns-unresolved",
+        severity=Severity.ERROR,
+        title="The peer's only candidates were mDNS names that did not resolve",
+        evidence=(f"{len(mdns)} candidate(s), all .local names: {', '.join(names[:3])}",
+                  "none answered an mDNS query within 1 s"),
+        advice="Browsers hide local addresses behind random .local names, which resolve only on the same "
+        "link (multicast DNS). From another network they never resolve: the peer needs a STUN server "
+        "(for a srflx candidate) or TURN (for a relay candidate). On the same LAN, check that "
+        "multicast (224.0.0.251, UDP 5353) is not filtered.",
+    )
+
+
+def _ice_failed(failed: WebRTCUpgradeFailed, finals: list[CandidatePairFinal], started: WebRTCUpgradeStarted,
+                initiator: bool) -> Finding:
+    every_failed = bool(finals) and all(p.state is CandidatePairState.FAILED for p in finals)
+    title = ("Every ICE candidate pair failed" if every_failed or failed.error_kind is ErrorKind.UNREACHABLE
+             else f"No ICE candidate pair worked within {started.ice_timeout_s:g} s")
+    evidence = [failed.reason]
+    evidence += [f"{_pair(p)}: {p.state.value}" for p in finals[:MAX_LISTED_PAIRS]]
+    if len(finals) > MAX_LISTED_PAIRS:
+        evidence.append(f"… and {len(finals) - MAX_LISTED_PAIRS} more")
+    advice = ("The checks went out and nothing came back: UDP between the two is blocked (a firewall that "
+              "drops UDP, or two NATs that map each destination to a new port, 'symmetric'), or the "
+              "candidates are addresses the other side cannot reach (private addresses across networks). "
+              "Add a STUN server on both sides (--stun) for public candidates; with symmetric NATs only "
+              "TURN helps (--turn, and --ice-policy relay).")
+    if initiator:
+        advice += (" A js-libp2p listener may still log this as a successful /webrtc connection that dies "
+                   "about 8 s later: that is its side of this same failure.")
+    return Finding(
+        code="webrtc-ice-failed",
+        severity=Severity.ERROR,
+        title=title,
+        evidence=tuple(evidence),
+        advice=advice,
+        confidence=Confidence.LIKELY,
+        settle="the same run from inside each network, or `p2pdiag` with --stun on both sides",
+    )
+
+
+def _dtls_failed(reason: str, error: str | None) -> Finding:
+    return Finding(
+        code="webrtc-dtls-failed",
+        severity=Severity.ERROR,
+        title="ICE connected, but the DTLS handshake failed",
+        evidence=tuple(dict.fromkeys(x for x in (reason, error) if x)),
+        advice="A path works, but the encrypted session over it did not come up. A fingerprint mismatch "
+        "means the SDP was changed on the way or the peer used another certificate than it announced "
+        "(report it). A handshake that stalls points at a path that passes small packets and drops "
+        "large ones (MTU), or at incompatible DTLS versions.",
+    )
+
+
+def _channel_not_opened(reason: str, initiator: bool) -> Finding:
+    return Finding(
+        code="webrtc-channel-not-opened",
+        severity=Severity.ERROR,
+        title="The WebRTC connection came up, but no data channel opened",
+        evidence=(reason,),
+        advice=("ICE and DTLS worked; SCTP or the data channel negotiation did not. "
+                + ("The peer did not acknowledge the 'init' channel: " if initiator
+                   else "The dialer opened no channel: ")
+                + "its WebRTC stack may not support SCTP data channels as negotiated (check the SDP's "
+                "m=application section and max-message-size), or it closed the connection at once."),
+    )
+
+
+def _abandoned(what: str) -> Finding:
+    return Finding(
+        code="webrtc-upgrade-abandoned",
+        severity=Severity.WARNING,
+        title="The dialer abandoned the WebRTC upgrade",
+        evidence=(what,),
+        advice="The other side gave up, not this one: look at the dialer's own result for why (a js-libp2p "
+        "dialer gives up after its 6 s per-address timeout, e.g. when UDP is blocked). A js-libp2p "
+        "listener in this place logs a 'successful' /webrtc connection that cannot carry streams and "
+        "is dropped about 8 s later; p2pdiag does not count it as upgraded.",
+        confidence=Confidence.LIKELY,
+        settle="the dialer's trace or log for the same moment",
+    )
+
+
+def upgrade_story(events: tuple[Event, ...], relayed_connection_id: str) -> UpgradeStory:
+    started = first(events, WebRTCUpgradeStarted, relayed_connection_id=relayed_connection_id)
+    if started is None:
+        return UpgradeStory(attempted=False, upgraded=False)
+    story = _Story(events, started)
+    story.tell()
+    ok = story.one(WebRTCUpgradeSucceeded)
+    failed = story.one(WebRTCUpgradeFailed)
+    if ok is not None:
+        summary = f"upgraded to WebRTC in {_ms(ok.duration_s)}"
+    elif failed is not None:
+        summary = f"WebRTC upgrade failed at {failed.step.value}: {failed.reason}"
+    else:
+        summary = "the WebRTC upgrade did not finish before the run ended"
+    selected = story.one(CandidatePairSelected)
+    facts: dict[str, object] = {"webrtc_connection_id": story.wid, "webrtc_role": started.role.value}
+    if selected is not None:
+        facts["webrtc_pair"] = _pair(selected)
+    rank = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+    return UpgradeStory(attempted=True, upgraded=ok is not None, connection_id=story.wid, role=started.role,
+                        summary=summary, steps=tuple(story.steps),
+                        findings=tuple(sorted(story.findings, key=lambda f: rank[f.severity])), facts=facts)
