@@ -6,6 +6,7 @@ Heavy libraries (py-libp2p, aiortc, trio) are imported inside the commands that 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import sys
 from pathlib import Path
@@ -40,6 +41,35 @@ StepTimeoutOpt = typer.Option(
     [], "--step-timeout", metavar="NAME=SECONDS",
     help="Override one step's timeout (relay-connect, identify, hop, reserve, secure, ping, stop).",
 )
+
+
+StunOpt = typer.Option([], "--stun", metavar="URL", help="A STUN server (stun:HOST:PORT); repeatable. None by default.")
+TurnOpt = typer.Option([], "--turn", metavar="URL", help="A TURN server (turn:HOST:PORT[?transport=udp|tcp]); "
+                       "needs --turn-user and --turn-credential.")
+TurnUserOpt = typer.Option(None, "--turn-user", help="TURN username.")
+TurnCredentialOpt = typer.Option(None, "--turn-credential", help="TURN credential (never written to the trace).")
+IcePolicyOpt = typer.Option("all", "--ice-policy", help="ICE transport policy: all, or relay (TURN only).")
+IceTimeoutOpt = typer.Option(None, "--ice-timeout", help="Seconds for ICE connectivity checks (default 4, "
+                             "under js-libp2p's 6 s).")
+
+
+def _ice(stun: list[str], turn: list[str], turn_user: str | None, turn_credential: str | None,
+         policy: str, ice_timeout: float | None) -> tuple[Any, Any]:
+    """The ICE servers the user gave (none by default) and the upgrade's timeouts."""
+    from p2pdiag.webrtc.config import IceConfig, TurnServer, UpgradeTimeouts
+
+    if turn and (turn_user is None or turn_credential is None):
+        raise UsageError("--turn needs --turn-user and --turn-credential")
+    _check_positive("--ice-timeout", ice_timeout)
+    try:
+        ice = IceConfig(stun=tuple(stun), turn=tuple(TurnServer(u, turn_user or "", turn_credential or "")
+                                                     for u in turn), policy=policy)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if policy == "relay" and not turn:
+        raise UsageError("--ice-policy relay uses only TURN candidates: give --turn")
+    timeouts = UpgradeTimeouts() if ice_timeout is None else UpgradeTimeouts(ice=ice_timeout)
+    return ice, timeouts
 
 
 def _version(value: bool) -> None:
@@ -159,8 +189,15 @@ def dial(
     hold: float = typer.Option(0.0, "--hold", help="Keep the relayed connection this many seconds, pinging, "
                                "to watch for the relay's limits."),
     ping_interval: float = typer.Option(1.0, "--ping-interval", help="Seconds between pings while holding."),
+    no_upgrade: bool = typer.Option(False, "--no-upgrade", help="Check the relayed connection only."),
+    stun: list[str] = StunOpt,
+    turn: list[str] = TurnOpt,
+    turn_user: Optional[str] = TurnUserOpt,
+    turn_credential: Optional[str] = TurnCredentialOpt,
+    ice_policy: str = IcePolicyOpt,
+    ice_timeout: Optional[float] = IceTimeoutOpt,
 ) -> int:
-    """Dial a peer through a relay and diagnose every step."""
+    """Dial a peer through a relay, try the WebRTC upgrade, and diagnose every step."""
     from p2pdiag.targets import parse_target
 
     _check_positive("--timeout", timeout)
@@ -172,12 +209,15 @@ def dial(
         raise UsageError(f"--hold {hold:g} s does not fit in --timeout {timeout:g} s; give a larger --timeout")
     parsed = parse_target(target, relay)
     timeouts = _step_timeouts(step_timeout)
+    ice, upgrade_timeouts = _ice(stun, turn, turn_user, turn_credential, ice_policy, ice_timeout)
     from p2pdiag.diagnosis import diagnose
     from p2pdiag.probes.dial import DialOptions, dial as run_dial
 
-    opts = DialOptions(target=parsed, timeouts=timeouts, hold_s=hold, ping_interval_s=ping_interval)
+    opts = DialOptions(target=parsed, timeouts=timeouts, hold_s=hold, ping_interval_s=ping_interval,
+                       upgrade=not no_upgrade, ice=ice, upgrade_timeouts=upgrade_timeouts)
     options = {"target": target, "relays": relay, "timeout_s": timeout, "step_timeouts_s": timeouts.as_dict(),
-               "hold_s": hold, "ping_interval_s": ping_interval, "ice_servers": []}
+               "hold_s": hold, "ping_interval_s": ping_interval, "upgrade": not no_upgrade,
+               "ice": ice.as_dict(), "upgrade_timeouts_s": dataclasses.asdict(upgrade_timeouts)}
 
     async def body(rec: Recorder) -> None:
         await run_dial(opts, rec)
@@ -196,6 +236,13 @@ def listen(
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Stop after this many seconds "
                                             "(default: run until Ctrl-C)."),
     step_timeout: list[str] = StepTimeoutOpt,
+    no_upgrade: bool = typer.Option(False, "--no-upgrade", help="Do not answer WebRTC upgrades."),
+    stun: list[str] = StunOpt,
+    turn: list[str] = TurnOpt,
+    turn_user: Optional[str] = TurnUserOpt,
+    turn_credential: Optional[str] = TurnCredentialOpt,
+    ice_policy: str = IcePolicyOpt,
+    ice_timeout: Optional[float] = IceTimeoutOpt,
 ) -> int:
     """Reserve a slot on relays, print the addresses to dial, and trace every inbound attempt."""
     from p2pdiag.targets import parse_relay
@@ -203,6 +250,7 @@ def listen(
     _check_positive("--timeout", timeout)
     relays = tuple(parse_relay(r) for r in relay)
     timeouts = _step_timeouts(step_timeout)
+    ice, upgrade_timeouts = _ice(stun, turn, turn_user, turn_credential, ice_policy, ice_timeout)
     key_pair = None
     if identity is not None:
         from p2pdiag.identity import load_or_create
@@ -222,7 +270,8 @@ def listen(
         print("Ctrl-C stops and prints the summary.", file=out, flush=True)
 
     options = {"relays": relay, "identity": str(identity) if identity else None, "timeout_s": timeout,
-               "step_timeouts_s": timeouts.as_dict(), "ice_servers": []}
+               "step_timeouts_s": timeouts.as_dict(), "upgrade": not no_upgrade, "ice": ice.as_dict(),
+               "upgrade_timeouts_s": dataclasses.asdict(upgrade_timeouts)}
     rec_holder: list[Recorder] = []
 
     def on_inbound_ended(cid: str) -> None:
@@ -241,7 +290,8 @@ def listen(
     async def body(rec: Recorder) -> None:
         rec_holder.append(rec)
         await Listener(ListenOptions(relays=relays, timeouts=timeouts, on_ready=on_ready,
-                                     on_inbound_ended=on_inbound_ended), rec, key_pair).run()
+                                     on_inbound_ended=on_inbound_ended, upgrade=not no_upgrade, ice=ice,
+                                     upgrade_timeouts=upgrade_timeouts), rec, key_pair).run()
 
     result = _run_probe("listen", options, body, trace, timeout, _progress_wanted(as_json))
     return _show(diagnose(result), as_json, trace)

@@ -31,6 +31,6 @@ async def run_demo(rec: Recorder, *, hold_s: float, relay_duration_s: int, relay
             await ready.wait()
         if not found:
             raise RuntimeError("the embedded listener got no reservation from the embedded relay")
-        target = parse_target(next(a for a in found if "/webrtc/" not in a), [])
+        target = parse_target(next(a for a in found if "/webrtc/" in a), [])
         await dial(DialOptions(target=target, hold_s=hold_s), rec)
         nursery.cancel_scope.cancel()

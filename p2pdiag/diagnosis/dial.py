@@ -8,6 +8,7 @@ from p2pdiag.diagnosis import findings as F
 from p2pdiag.diagnosis.limits import DurationReading, attribute_cut, fmt_bytes, fmt_seconds, read_duration
 from p2pdiag.diagnosis.model import Finding, Outcome, Severity, Step, StepStatus, Verdict
 from p2pdiag.diagnosis.query import all_of, first, last
+from p2pdiag.diagnosis.upgrade import upgrade_story
 from p2pdiag.trace.events import (
     CircuitClosed,
     CircuitSecured,
@@ -268,11 +269,13 @@ def diagnose_dial(trace: Trace) -> Verdict:
             b.find(F.relay_limited(started.relay, reading, data_limit, secured.t_s - secured.duration_s))
         break
 
+    upgraded = False
     if secured is not None:
         not_attempted = first(events, UpgradeNotAttempted)
         if not_attempted is not None:
             b.step("upgrade", "WebRTC upgrade", StepStatus.SKIPPED, not_attempted.reason, not_attempted)
             b.find(F.upgrade_not_attempted(not_attempted.reason))
+        upgraded = upgrade_part(b, events, secured.connection_id)
         circuit_story(b, events, secured, reading, data_limit)
 
     for timeout in all_of(events, StepTimedOut):
@@ -283,6 +286,8 @@ def diagnose_dial(trace: Trace) -> Verdict:
 
     if stop is not None:
         outcome = Outcome.INTERRUPTED
+    elif upgraded:
+        outcome = Outcome.UPGRADED
     elif secured is not None:
         outcome = Outcome.RELAYED_ONLY
     else:
@@ -290,14 +295,18 @@ def diagnose_dial(trace: Trace) -> Verdict:
 
     errors = [f for f in b.findings if f.severity is Severity.ERROR]
     peer = target.peer_id if target else "the peer"
-    if outcome is Outcome.RELAYED_ONLY:
-        headline = f"Reached {_short(peer)} through the relay; no direct connection."
-        cut = next((f for f in b.findings if f.code.startswith("relay-cut") or f.code == "remote-closed-relayed"
-                    or f.code == "relayed-ping-failed"), None)
-        if cut is not None:
-            headline += f" {cut.title}."
-        else:
-            headline += " The relayed connection held."
+    fallback = next((f for f in b.findings if f.code.startswith("relay-cut") or f.code.startswith("remote-closed")
+                     or f.code == "relayed-ping-failed"), None)
+    if outcome is Outcome.UPGRADED:
+        headline = f"Upgraded to a direct WebRTC connection with {_short(peer)}."
+        headline += f" The relayed connection then: {fallback.title[0].lower()}{fallback.title[1:]}." if fallback \
+            else " The relayed connection held too."
+    elif outcome is Outcome.RELAYED_ONLY:
+        failed_upgrade = next((f for f in b.findings if f.code.startswith("webrtc-")
+                               and f.severity is Severity.ERROR), None)
+        headline = f"Reached {_short(peer)} through the relay; no direct connection"
+        headline += f" ({failed_upgrade.title[0].lower()}{failed_upgrade.title[1:]})." if failed_upgrade else "."
+        headline += f" {fallback.title}." if fallback else " The relayed connection held."
     elif outcome is Outcome.UNREACHABLE:
         headline = f"Could not reach {_short(peer)}: " + (errors[0].title[0].lower() + errors[0].title[1:]
                                                          if errors else "no relay gave a connection") + "."
@@ -317,6 +326,17 @@ def _in_time_order(steps: list[Step]) -> list[Step]:
         t = s.t_s if s.t_s is not None else t
         keyed.append((t - (s.duration_s or 0.0), n, s))
     return [s for _, _, s in sorted(keyed)]
+
+
+def upgrade_part(b: _Builder, events: tuple[Event, ...], relayed_cid: str) -> bool:
+    """The WebRTC upgrade over this relayed connection: its steps, findings and whether it worked."""
+    story = upgrade_story(events, relayed_cid)
+    if not story.attempted:
+        return False
+    b.steps.extend(story.steps)
+    for finding in story.findings:
+        b.find(finding)
+    return story.upgraded
 
 
 def _order(findings: list[Finding]) -> list[Finding]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from p2pdiag.diagnosis import findings as F
-from p2pdiag.diagnosis.dial import _Builder, _in_time_order, _limit_text, circuit_story, relay_path
+from p2pdiag.diagnosis.dial import _Builder, _in_time_order, _limit_text, circuit_story, relay_path, upgrade_part
 from p2pdiag.diagnosis.limits import read_duration
 from p2pdiag.diagnosis.model import Finding, Outcome, Severity, StepStatus, Verdict
 from p2pdiag.diagnosis.query import all_of, first
@@ -53,6 +53,7 @@ def inbound_story(b: _Builder, events: tuple[Event, ...], stop: StopConnectRecei
         return
     b.step(f"{cid}.secure", "Secure session with the dialer", StepStatus.OK,
            f"{secured.security or '?'}, {secured.muxer or '?'}", secured, secured.duration_s)
+    upgrade_part(b, events, cid)
     served = all_of(events, PingServed, connection_id=cid)
     if served:
         b.step(f"{cid}.served", "Pings answered for the dialer", StepStatus.OK, f"{served[-1].count}", served[-1])

@@ -22,7 +22,9 @@ from p2pdiag.trace.events import (
 )
 from p2pdiag.trace.recorder import Recorder
 
-UPGRADE_NOT_BUILT = "this version of p2pdiag does not attempt the WebRTC upgrade yet"
+PLAIN_CIRCUIT = ("the target is a plain /p2p-circuit/p2p/PEER address, which asks for a relayed connection "
+                 "only; dial .../p2p-circuit/webrtc/p2p/PEER or the peer id to attempt the upgrade")
+NO_UPGRADE = "--no-upgrade was given"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,9 @@ class DialOptions:
     timeouts: StepTimeouts = StepTimeouts()
     hold_s: float = 0.0
     ping_interval_s: float = 1.0
+    upgrade: bool = True
+    ice: Any = None  # webrtc.config.IceConfig; None: no ICE servers, loopback candidates on
+    upgrade_timeouts: Any = None  # webrtc.config.UpgradeTimeouts
 
 
 async def dial(opts: DialOptions, rec: Recorder, key_pair: Any = None) -> None:
@@ -54,21 +59,23 @@ async def dial(opts: DialOptions, rec: Recorder, key_pair: Any = None) -> None:
                                      timeouts=opts.timeouts)
             if conn is None:
                 continue
-            await use_relayed(conn, stream, cid, target.peer_id, opts, rec, relay_conn)
+            await use_relayed(conn, stream, cid, target.peer_id, opts, rec, relay_conn, host)
             return
 
 
 async def use_relayed(conn: Any, stream: circ.CircuitStream, cid: str, peer_id: str, opts: DialOptions,
-                      rec: Recorder, relay_conn: Any = None) -> None:
-    """Identify and ping over this one relayed connection, hold it, then check it is still alive."""
+                      rec: Recorder, relay_conn: Any = None, host: Any = None) -> None:
+    """Identify and ping over this one relayed connection, try the upgrade beside it, hold it,
+    then check that this same relayed connection is still alive, whatever the upgrade did."""
     async with trio.open_nursery() as nursery:
         # records a cut as soon as it happens, while the checks below go on
         nursery.start_soon(circ.record_closed_when_ended, stream, relay_conn, cid, rec)
         pinger = circ.Pinger(conn, cid, Path.RELAYED, rec, opts.timeouts)
+        webrtc = None
         try:
             await identify(conn, Subject.PEER, peer_id, cid, rec, opts.timeouts)
             await pinger.ping()
-            rec.record(UpgradeNotAttempted, reason=UPGRADE_NOT_BUILT)
+            webrtc = await try_upgrade(conn, cid, peer_id, opts, rec, host, nursery)
             if opts.hold_s > 0 and not stream.ended.is_set():
                 rec.record(HoldStarted, connection_id=cid, hold_s=opts.hold_s, ping_interval_s=opts.ping_interval_s)
                 with trio.move_on_after(opts.hold_s):
@@ -85,8 +92,29 @@ async def use_relayed(conn: Any, stream: circ.CircuitStream, cid: str, peer_id: 
             circ.record_traffic(stream, cid, rec)
         finally:
             with trio.CancelScope(shield=True):
+                if webrtc is not None:
+                    await webrtc.close()
                 if not stream.ended.is_set():
                     await circ.close_by_us(conn, stream)
                 with trio.move_on_after(1 + circ.RELAY_GONE_SETTLE_S):
                     await circ.record_closed_when_ended(stream, relay_conn, cid, rec)
             nursery.cancel_scope.cancel()
+
+
+async def try_upgrade(conn: Any, cid: str, peer_id: str, opts: DialOptions, rec: Recorder, host: Any,
+                      nursery: trio.Nursery) -> Any:
+    """The WebRTC upgrade, run while the relayed connection is kept; a ping over WebRTC if it worked."""
+    if not opts.upgrade or not opts.target.webrtc:
+        rec.record(UpgradeNotAttempted, reason=NO_UPGRADE if not opts.upgrade else PLAIN_CIRCUIT)
+        return None
+    from p2pdiag.webrtc.config import IceConfig, UpgradeTimeouts
+    from p2pdiag.webrtc.ping import ping_webrtc
+    from p2pdiag.webrtc.upgrade import upgrade_as_initiator
+
+    webrtc = await upgrade_as_initiator(conn, peer_id, "webrtc-1", rec, opts.ice or IceConfig(),
+                                        opts.upgrade_timeouts or UpgradeTimeouts(), relayed_connection_id=cid,
+                                        host=host)
+    if webrtc is not None:
+        nursery.start_soon(webrtc.serve)
+        await ping_webrtc(webrtc, rec, opts.timeouts.ping)
+    return webrtc

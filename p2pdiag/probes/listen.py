@@ -27,6 +27,9 @@ from p2pdiag.trace.recorder import Recorder
 from p2pdiag.wire import circuit
 from p2pdiag.wire.identify import PING_PAYLOAD_BYTES, PING_PROTOCOL
 
+SIGNALING_PROTOCOL = "/webrtc-signaling/0.0.1"
+CID_WAIT_S = 1.0
+
 REFRESH_FRACTION = 0.5  # refresh when half the reservation's lifetime is gone
 MIN_REFRESH_S = 5.0
 
@@ -38,6 +41,9 @@ class ListenOptions:
     on_ready: Callable[[str, list[str]], None] = lambda peer_id, addrs: None
     on_inbound_ended: Callable[[str], None] = lambda connection_id: None
     extra: dict[str, Any] = field(default_factory=dict)
+    upgrade: bool = True  # answer WebRTC upgrades on the relayed connections
+    ice: Any = None  # webrtc.config.IceConfig
+    upgrade_timeouts: Any = None  # webrtc.config.UpgradeTimeouts
 
 
 def dialable_addrs(relay: RelayAddr, peer_id: str) -> list[str]:
@@ -71,11 +77,16 @@ class Listener:
         self._cids: dict[int, str] = {}  # id(muxed conn) -> connection id
         self._pings: dict[str, int] = {}
         self._relay_by_id = {r.peer_id: r for r in opts.relays}
+        self._upgrades = 0
+        self._nursery: trio.Nursery
 
     async def run(self) -> None:
         self.host.set_stream_handler(circuit.STOP_PROTOCOL, self._on_stop)
         self.host.set_stream_handler(PING_PROTOCOL, self._on_ping)
+        if self.opts.upgrade:
+            self.host.set_stream_handler(SIGNALING_PROTOCOL, self._on_signaling)
         async with net.running(self.host), trio.open_nursery() as nursery:
+            self._nursery = nursery
             addrs: list[str] = []
             for n, relay in enumerate(self.opts.relays, start=1):
                 conn = await connect_relay(self.host, relay, self.rec, self.opts.timeouts)
@@ -87,6 +98,8 @@ class Listener:
                     continue
                 addrs += dialable_addrs(relay, self.peer_id)
                 self._announced.append(f"{relay.addr}/p2p-circuit")
+                if self.opts.upgrade:
+                    self._announced.append(f"{relay.addr}/p2p-circuit/webrtc")
                 nursery.start_soon(self._refresh, conn, relay, rsvp.expire_unix_s)
             self.opts.on_ready(self.peer_id, addrs)
             if not addrs:
@@ -99,6 +112,30 @@ class Listener:
             return rsvp.expire_unix_s if rsvp is not None else None
 
         await keep_refreshed(expire_unix_s, again)
+
+    async def _on_signaling(self, stream: Any) -> None:
+        """Answer a WebRTC upgrade on one of our relayed connections, then serve it until it ends."""
+        from p2pdiag.webrtc.config import IceConfig, UpgradeTimeouts
+        from p2pdiag.webrtc.upgrade import handle_signaling_stream
+
+        muxed = id(getattr(stream, "muxed_conn", None))
+        with trio.move_on_after(CID_WAIT_S):  # a fast dialer may signal before secure() returned here
+            while muxed not in self._cids:
+                await trio.sleep(0.01)
+        relayed = self._cids.get(muxed, "unknown")
+        self._upgrades += 1
+        conn = await handle_signaling_stream(
+            stream, relayed, self.rec, self.opts.ice or IceConfig(), self.opts.upgrade_timeouts or UpgradeTimeouts(),
+            connection_id=f"webrtc-inbound-{self._upgrades}", host=self.host)
+        if conn is not None:
+            self._nursery.start_soon(self._serve_webrtc, conn)
+
+    async def _serve_webrtc(self, conn: Any) -> None:
+        try:
+            await conn.serve()
+        finally:
+            with trio.CancelScope(shield=True):
+                await conn.close()
 
     async def _on_ping(self, stream: Any) -> None:
         cid = self._cids.get(id(getattr(stream, "muxed_conn", None)), "direct")

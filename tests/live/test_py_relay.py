@@ -47,7 +47,8 @@ def test_analyze_gives_the_same_verdict_as_the_live_run(py_relay, p2pdiag_listen
     trace = tmp_path / "dial.jsonl"
     live = run_p2pdiag("dial", listener.peer_id, "--relay", relay.addr("tcp"), "--json", "--trace", str(trace))[1]
     offline_result, offline = run_p2pdiag("analyze", str(trace), "--json")
-    assert offline_result.returncode == live["exit_code"] == 3
+    assert live["outcome"] == "upgraded"  # by peer id, p2pdiag attempts the upgrade; p2pdiag listen answers
+    assert offline_result.returncode == live["exit_code"] == 0
     for key in ("outcome", "headline", "steps", "findings", "facts"):
         assert offline[key] == live[key], key
 
@@ -56,7 +57,7 @@ def test_dial_by_peer_id_over_websocket(py_relay, p2pdiag_listener):
     relay = py_relay()
     listener = p2pdiag_listener(relay.addr("tcp"))
     result, doc = run_p2pdiag("dial", listener.peer_id, "--relay", relay.addr("ws"), "--json")
-    assert doc["outcome"] == "relayed_only", doc
+    assert doc["outcome"] == "upgraded", doc
     assert step(doc, "target")["detail"].startswith("by peer id")
     assert step(doc, "relay.connect")["detail"].startswith("ws,")
     assert step(doc, f"{doc['facts']['connection_id']}.ping")["status"] == "ok"
@@ -66,7 +67,8 @@ def test_second_relay_is_tried_when_the_first_is_down(py_relay, p2pdiag_listener
     relay = py_relay()
     listener = p2pdiag_listener(relay.addr("tcp"))
     dead = _dead_relay_addr()
-    result, doc = run_p2pdiag("dial", listener.peer_id, "--relay", dead, "--relay", relay.addr("tcp"), "--json")
+    result, doc = run_p2pdiag("dial", listener.peer_id, "--relay", dead, "--relay", relay.addr("tcp"), "--json",
+                              "--no-upgrade")
     assert doc["outcome"] == "relayed_only"
     assert "relay-unreachable" in codes(doc)
     assert doc["facts"]["relay"] == relay.addr("tcp")
