@@ -43,9 +43,10 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import multiaddr
 import trio
@@ -91,6 +92,8 @@ class RelaySettings:
 class RunningRelay:
     peer_id: str  # base58
     addrs: list[str] = field(default_factory=list)  # full multiaddrs incl /p2p/<id>
+    host: Any = field(default=None, compare=False, repr=False)  # the py-libp2p host, for test relays
+    protocol: Any = field(default=None, compare=False, repr=False)  # its CircuitV2Protocol
 
 
 def relay_limits(settings: RelaySettings) -> RelayLimits:
@@ -162,7 +165,7 @@ async def running_relay(settings: RelaySettings) -> AsyncIterator[RunningRelay]:
         bound.sort(key=lambda a: ("/ws" in a, a))
         addrs = [f"{a}/p2p/{peer_id}" for a in bound]
         try:
-            yield RunningRelay(peer_id=peer_id, addrs=addrs)
+            yield RunningRelay(peer_id=peer_id, addrs=addrs, host=host, protocol=protocol)
         finally:
             # CircuitV2Protocol.run()'s own cleanup awaits under
             # cancellation and may skip the handler removal; make sure no
@@ -227,9 +230,14 @@ async def _wait_stdin_eof() -> None:
     await trio.to_thread.run_sync(_drain, abandon_on_cancel=True)
 
 
-async def _serve(settings: RelaySettings, watch_stdin: bool) -> None:
+async def _serve(
+    settings: RelaySettings, watch_stdin: bool, prepare: Callable[[RunningRelay], None] | None = None
+) -> None:
+    """Serve until a signal or stdin EOF; `prepare` may change the relay before it says ready."""
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with running_relay(settings) as relay:
+            if prepare is not None:
+                prepare(relay)
             line = json.dumps(
                 {"event": "ready", "peer_id": relay.peer_id, "addrs": relay.addrs}
             )

@@ -14,6 +14,7 @@ class StepTimeouts:
     secure: float = 10.0  # Noise + muxer with the peer over the circuit
     ping: float = 5.0  # one ping round trip
     stop: float = 10.0  # reading a STOP CONNECT from the relay
+    transfer: float = 15.0  # relay-check: one throughput push, or one limit measurement's data echo
 
     @classmethod
     def names(cls) -> list[str]:
