@@ -34,6 +34,8 @@ class Outcome(enum.Enum):
     UNREACHABLE = "unreachable"
     LISTENED = "listened"
     INTERRUPTED = "interrupted"
+    RELAYS_OK = "relays_ok"  # relay-check: every relay passed (warnings allowed)
+    RELAY_PROBLEM = "relay_problem"  # relay-check: a relay failed, or a listed relay could not be checked
 
 
 OUTCOME_EXIT = {
@@ -42,6 +44,8 @@ OUTCOME_EXIT = {
     Outcome.RELAYED_ONLY: ExitCode.RELAYED_ONLY,
     Outcome.UNREACHABLE: ExitCode.UNREACHABLE,
     Outcome.INTERRUPTED: ExitCode.INTERRUPTED,
+    Outcome.RELAYS_OK: ExitCode.OK,
+    Outcome.RELAY_PROBLEM: ExitCode.RELAY_PROBLEM,
 }
 
 

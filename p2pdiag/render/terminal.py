@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from p2pdiag.diagnosis.model import Outcome, Severity, Step, StepStatus, Verdict
+from p2pdiag.diagnosis.model import Finding, Outcome, Severity, Step, StepStatus, Verdict
 
 MARKS = {
     StepStatus.OK: ("✓", "green"),
@@ -47,25 +47,30 @@ def render_steps(steps: tuple[Step, ...] | list[Step], console: Console) -> None
         console.print(Text(f"     {step.detail}", style="dim" if step.status is StepStatus.OK else ""))
 
 
+def render_finding(f: Finding, console: Console, number: int | None = None, indent: str = "   ") -> None:
+    """One finding: numbered ("1. ") or, without a number, indented like its evidence, less two."""
+    head = Text(f"{number}. " if number is not None else indent[:-2])
+    head.append(f"[{f.severity.value}] ", style=SEVERITY_STYLE[f.severity])
+    head.append(f.title, style="bold")
+    if f.confidence.value != "certain":
+        head.append(f"  ({f.confidence.value})", style="dim")
+    console.print(head)
+    for e in f.evidence:
+        console.print(Text(f"{indent}evidence: {e}", style="dim"))
+    console.print(Text(f"{indent}what to do: {f.advice}"))
+    if f.settle:
+        console.print(Text(f"{indent}to settle it: {f.settle}", style="dim"))
+    console.print(Text(f"{indent}more: docs/verdicts/{f.code}.md", style="dim"))
+
+
 def _render_verdict(verdict: Verdict, console: Console, trace_file: str | None) -> None:
     console.print()
     console.print(Text(f"Verdict ({verdict.outcome.value}, exit {int(verdict.exit_code)}): ",
-                       style=OUTCOME_STYLE[verdict.outcome]) + Text(verdict.headline))
+                       style=OUTCOME_STYLE.get(verdict.outcome, "bold")) + Text(verdict.headline))
     if verdict.findings:
         console.print()
     for n, f in enumerate(verdict.findings, start=1):
-        head = Text(f"{n}. ")
-        head.append(f"[{f.severity.value}] ", style=SEVERITY_STYLE[f.severity])
-        head.append(f.title, style="bold")
-        if f.confidence.value != "certain":
-            head.append(f"  ({f.confidence.value})", style="dim")
-        console.print(head)
-        for e in f.evidence:
-            console.print(Text(f"   evidence: {e}", style="dim"))
-        console.print(Text(f"   what to do: {f.advice}"))
-        if f.settle:
-            console.print(Text(f"   to settle it: {f.settle}", style="dim"))
-        console.print(Text(f"   more: docs/verdicts/{f.code}.md", style="dim"))
+        render_finding(f, console, n)
     if verdict.facts.get("trace_truncated"):
         console.print(Text("Note: the trace's last line was cut short (the run was killed while writing); "
                            "everything before it was read.", style="yellow"))
