@@ -690,6 +690,18 @@ class DataChannelOpened(Event):
     duration_s: float | None  # from creation to open, for channels this side created
 
 
+@_register("webrtc.channel_open_repeated")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataChannelOpenRepeated(Event):
+    """The remote announced a data channel that was already open (a second DATA_CHANNEL_OPEN on its
+    SCTP stream; libdatachannel does this now and then). p2pdiag ignores the repeat: aiortc alone
+    would abort the connection."""
+
+    connection_id: str  # the WebRTC connection: `webrtc-N` (dial) or `webrtc-inbound-N` (listen)
+    channel_id: int  # the SCTP stream id
+    label: str  # the label in the repeated announcement
+
+
 @_register("webrtc.upgrade_succeeded")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WebRTCUpgradeSucceeded(Event):

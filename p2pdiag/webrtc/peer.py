@@ -25,6 +25,7 @@ from p2pdiag.trace.events import (
     CandidateSource,
     CandidateType,
     DataChannelOpened,
+    DataChannelOpenRepeated,
     DtlsRole,
     DtlsState,
     DtlsStateChanged,
@@ -40,7 +41,7 @@ from p2pdiag.trace.events import (
     RemoteCandidateRejected,
     RemoteEndOfCandidates,
 )
-from p2pdiag.webrtc import ice
+from p2pdiag.webrtc import ice, sctp
 from p2pdiag.webrtc.config import IceConfig
 from p2pdiag.webrtc.sdp import CandidateLine, CandidateSyntaxError, parse_sdp
 from p2pdiag.webrtc.signaling import CandidateInit
@@ -119,6 +120,8 @@ class Session:
             ice.add_loopback_on_gather(connection, lambda c: self._added_loopback.add((c.host, c.port)))
         dtls = self.pc.sctp.transport
         dtls.on("statechange", lambda: self._on_dtls_state(dtls))
+        sctp.ignore_repeated_opens(self.pc.sctp, lambda stream, label: self._record(
+            DataChannelOpenRepeated, connection_id=self.cid, channel_id=stream, label=label))
 
     def _on_pair(self, pair: ice.PairView, before: str) -> None:
         self._record(CandidatePairStateChanged, connection_id=self.cid, **_pair_fields(pair),

@@ -103,3 +103,54 @@ def test_retransmit_schedule_is_the_module_globals():
         ice.set_stun_retransmits(*old)
     assert 0.3 <= took < 1.5  # 0.05 + 0.1 + 0.2 s, not aioice's default 63.5 s
     assert transitions[-1] == "FAILED"
+
+
+# --- aiortc's SCTP transport (p2pdiag.webrtc.sctp) ------------------------------------------------
+
+OPEN_EMPTY_LABEL = bytes.fromhex("030000000000000000000000")  # DATA_CHANNEL_OPEN as libdatachannel sends it
+
+
+def _sctp_transport():
+    from aiortc import RTCPeerConnection
+
+    pc = RTCPeerConnection()
+    pc.createDataChannel("init")
+    return pc, pc.sctp
+
+
+def test_aiortc_asserts_on_a_repeated_data_channel_open():
+    """What the guard is for: without it a repeated OPEN raises inside aiortc (and ends the connection)."""
+    from aiortc.rtcsctptransport import WEBRTC_DCEP
+
+    async def main() -> None:
+        pc, transport = _sctp_transport()
+        await transport._data_channel_receive(0, WEBRTC_DCEP, OPEN_EMPTY_LABEL)
+        with pytest.raises(AssertionError):
+            await transport._data_channel_receive(0, WEBRTC_DCEP, OPEN_EMPTY_LABEL)
+        await pc.close()
+
+    asyncio.run(main())
+
+
+def test_a_repeated_data_channel_open_is_dropped_and_reported():
+    from aiortc.rtcsctptransport import WEBRTC_BINARY, WEBRTC_DCEP
+
+    from p2pdiag.webrtc import sctp
+
+    repeats: list[tuple[int, str]] = []
+    opened = []
+
+    async def main() -> None:
+        pc, transport = _sctp_transport()
+        transport.on("datachannel", opened.append)
+        sctp.ignore_repeated_opens(transport, lambda stream, label: repeats.append((stream, label)))
+        await transport._data_channel_receive(0, WEBRTC_DCEP, OPEN_EMPTY_LABEL)
+        await transport._data_channel_receive(0, WEBRTC_DCEP, OPEN_EMPTY_LABEL)
+        got = []
+        opened[0].on("message", got.append)
+        await transport._data_channel_receive(0, WEBRTC_BINARY, b"still works")
+        assert got == [b"still works"]
+        await pc.close()
+
+    asyncio.run(main())
+    assert repeats == [(0, "")] and len(opened) == 1
