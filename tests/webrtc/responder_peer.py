@@ -1,7 +1,7 @@
-"""Test-only peer: p2pdiag's Listener with the WebRTC responder on /webrtc-signaling/0.0.1.
+"""Test-only peer: p2pdiag's Listener, answering WebRTC upgrades or misbehaving on purpose.
 
-Until the lead wires the responder into `p2pdiag listen`, this is how the tests put a p2pdiag
-responder behind a relay. `--mode` makes it misbehave on purpose, to test the initiator's findings:
+`--mode answer` is `p2pdiag listen`'s own responder (Listener with upgrade=True). The other modes
+replace it with a handler that breaks the protocol, to test the initiator's findings:
   answer          answer upgrades (the default)
   reset-after-offer   read the offer, then reset the signaling stream
   garbage-answer      read the offer, then send bytes that are not a signaling message
@@ -56,7 +56,9 @@ def main() -> None:
     def ready(peer_id: str, addrs: list[str]) -> None:
         print(json.dumps({"event": "ready", "peer_id": peer_id, "addrs": addrs}), flush=True)
 
-    listener = Listener(ListenOptions(relays=(parse_relay(args.relay),), on_ready=ready), rec)
+    answer = args.mode == "answer"
+    listener = Listener(ListenOptions(relays=(parse_relay(args.relay),), on_ready=ready, upgrade=answer,
+                                      ice=IceConfig(), upgrade_timeouts=UpgradeTimeouts(ice=args.ice_timeout)), rec)
 
     async def relayed_id(stream: object) -> str:
         muxed = id(getattr(stream, "muxed_conn", None))
@@ -66,25 +68,16 @@ def main() -> None:
         return listener._cids.get(muxed, "inbound-?")
 
     async def on_signaling(stream: object) -> None:
-        cid = await relayed_id(stream)
-        if args.mode == "wrong-fingerprint":
-            stream = WrongFingerprint(stream)
-        elif args.mode != "answer":
+        if args.mode != "wrong-fingerprint":
             await misbehave(stream, args.mode)
             return
-        conn = await handle_signaling_stream(stream, cid, rec, IceConfig(), UpgradeTimeouts(ice=args.ice_timeout),
-                                             host=listener.host)
+        conn = await handle_signaling_stream(WrongFingerprint(stream), await relayed_id(stream), rec, IceConfig(),
+                                             UpgradeTimeouts(ice=args.ice_timeout), host=listener.host)
         if conn is not None:
-            try:
-                with trio.move_on_after(120):
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(conn.serve)
-                        await conn.closed.wait()
-                        nursery.cancel_scope.cancel()
-            finally:
-                await conn.close()
+            await conn.close()
 
-    listener.host.set_stream_handler(SIGNALING_PROTOCOL, on_signaling)
+    if not answer:
+        listener.host.set_stream_handler(SIGNALING_PROTOCOL, on_signaling)
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:

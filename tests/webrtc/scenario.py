@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -38,10 +39,12 @@ from p2pdiag.targets import RelayAddr
 from p2pdiag.trace.events import (
     CircuitSecured,
     DataChannelOpened,
+    DataChannelOpenRepeated,
     Event,
     PingCompleted,
     Subject,
     WebRTCUpgradeFailed,
+    event_to_dict,
 )
 from p2pdiag.trace.events import (
     Path as PingPath,
@@ -70,7 +73,7 @@ def start_remote(kind: str, relay_addr: str, trace: Path | None, ice_timeout: fl
         args = [str(NODE), str(JS_DIR / "listener.mjs"), "--relay", relay_addr]
         if kind == "js-no-webrtc":
             args.append("--no-webrtc")
-        proc = Proc(args, "js listener")
+        proc = Proc(args, "js listener", env={"DEBUG": os.environ["JS_DEBUG"]} if os.environ.get("JS_DEBUG") else None)
     else:
         mode = kind.partition(":")[2] or "answer"
         args = [sys.executable, str(RESPONDER), "--relay", relay_addr, "--mode", mode,
@@ -131,6 +134,7 @@ async def initiator_attempt(relay: RelayAddr, peer_id: str, ice: IceConfig, time
             "first_stream_ms": round((first_stream_s(rec.events) or 0) * 1000, 1) if webrtc else None,
             "webrtc_ping": isinstance(ping, PingCompleted), "relayed_alive_after": isinstance(relayed_after,
                                                                                            PingCompleted),
+            "repeated_opens": sum(isinstance(e, DataChannelOpenRepeated) for e in rec.events),
             "failed_step": failed.step.value if failed else None, "failed_kind": failed.error_kind.value if failed
             else None, "reason": failed.reason if failed else None}
 
@@ -145,6 +149,8 @@ def run_initiator(args: argparse.Namespace) -> list[dict]:
     try:
         for n in range(args.attempts):
             rec = Recorder()
+            remote_log_from = len(remote_proc.stderr)
+            print(f"=== attempt {n + 1}", file=sys.stderr, flush=True)
             writer, out = writer_for(Path(args.trace) if args.trace and n == 0 else None, "dial",
                                      {"webrtc": ice.as_dict(), "scenario": vars(args)})
             if writer is not None:
@@ -157,6 +163,10 @@ def run_initiator(args: argparse.Namespace) -> list[dict]:
                     out.close()  # type: ignore[attr-defined]
             row["attempt"] = n + 1
             rows.append(row)
+            if args.keep_failures and not (row.get("ok") and row.get("webrtc_ping")):
+                keep = Path(args.keep_failures) / f"attempt-{n + 1}.jsonl"
+                keep.write_text("".join(json.dumps(event_to_dict(e)) + "\n" for e in rec.events))
+                keep.with_suffix(".remote.log").write_text("".join(remote_proc.stderr[remote_log_from:]))
             print(json.dumps(row), flush=True)
     finally:
         remote_proc.stop()
@@ -186,6 +196,12 @@ def run_js_dialer(args: argparse.Namespace) -> list[dict]:
 
 
 def main() -> None:
+    if os.environ.get("PY_DEBUG"):
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(relativeCreated)d %(name)s %(message)s")
+        for quiet in ("libp2p", "multiaddr", "trio", "asyncio"):
+            logging.getLogger(quiet).setLevel(logging.WARNING)
     parser = argparse.ArgumentParser()
     parser.add_argument("who", choices=["initiator", "js-dialer"])
     parser.add_argument("--relay", choices=["js", "py"], default="js")
@@ -197,6 +213,7 @@ def main() -> None:
     parser.add_argument("--responder-ice-timeout", type=float)
     parser.add_argument("--signaling-timeout", type=float, default=UpgradeTimeouts().signaling)
     parser.add_argument("--attempts", type=int, default=1)
+    parser.add_argument("--keep-failures", help="initiator: write the events of each attempt that failed here")
     parser.add_argument("--wait-for", help="js-dialer: wait until the responder's trace holds this text")
     args = parser.parse_args()
     rows = run_initiator(args) if args.who == "initiator" else run_js_dialer(args)
