@@ -250,7 +250,7 @@ class _Story:
         if closed is not None:
             who = {Closer.LOCAL: "this side", Closer.REMOTE: "the remote"}.get(closed.closer, "an unknown side")
             self.step("closed", "WebRTC connection ended", StepStatus.INFO,
-                      f"closed by {who} {closed.age_s:.1f} s after it came up: {closed.reason}; "
+                      f"closed by {who} {_ms(closed.age_s) if closed.age_s < 1 else f'{closed.age_s:.1f} s'} after it came up: {closed.reason}; "
                       f"{closed.streams_opened} stream(s) opened, {closed.streams_accepted} accepted", closed)
             if (not self.initiator and ok is not None and closed.closer is Closer.REMOTE
                     and closed.streams_accepted == 0 and closed.age_s <= ABANDONED_WITHIN_S):

@@ -374,7 +374,9 @@ async def upgrade_as_initiator(
         except Exception as exc:
             kind, error = _classify_open(exc)
             attempt.signaling_failed(SignalingStage.OPEN, None, kind, error)
-            raise _Failed(UpgradeStep.SIGNALING, kind, f"could not open {SIGNALING_PROTOCOL}: {error}") from None
+            reason = (f"the peer answered 'na' to {SIGNALING_PROTOCOL}: it has no handler for it"
+                      if kind is ErrorKind.PROTOCOL_UNSUPPORTED else f"could not open {SIGNALING_PROTOCOL}: {error}")
+            raise _Failed(UpgradeStep.SIGNALING, kind, reason) from None
         rec.record(SignalingStreamOpened, connection_id=connection_id, relayed_connection_id=relayed_connection_id,
                    inbound=False, duration_s=rec.now() - began)
         attempt.step = UpgradeStep.GATHERING
