@@ -336,6 +336,11 @@ def demo(
     return _show(diagnose(result), as_json, trace)
 
 
+from p2pdiag.relaycheck_cli import register as _register_relay_check  # noqa: E402  (typer only)
+
+_register_relay_check(app)
+
+
 # --- the one place exceptions become exit codes ------------------------------------------------
 
 
