@@ -44,6 +44,7 @@ from p2pdiag.trace.events import (
     PingCompleted,
     Subject,
     WebRTCUpgradeFailed,
+    WebRTCUpgradeSucceeded,
     event_to_dict,
 )
 from p2pdiag.trace.events import (
@@ -135,6 +136,8 @@ async def initiator_attempt(relay: RelayAddr, peer_id: str, ice: IceConfig, time
             "webrtc_ping": isinstance(ping, PingCompleted), "relayed_alive_after": isinstance(relayed_after,
                                                                                            PingCompleted),
             "repeated_opens": sum(isinstance(e, DataChannelOpenRepeated) for e in rec.events),
+            "dial_to_webrtc_ms": round((next(e.t_s for e in rec.events if isinstance(e, WebRTCUpgradeSucceeded))
+                                        - rec.events[0].t_s) * 1000, 1) if webrtc else None,
             "failed_step": failed.step.value if failed else None, "failed_kind": failed.error_kind.value if failed
             else None, "reason": failed.reason if failed else None}
 
