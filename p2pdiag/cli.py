@@ -49,12 +49,14 @@ TurnOpt = typer.Option([], "--turn", metavar="URL", help="A TURN server (turn:HO
 TurnUserOpt = typer.Option(None, "--turn-user", help="TURN username.")
 TurnCredentialOpt = typer.Option(None, "--turn-credential", help="TURN credential (never written to the trace).")
 IcePolicyOpt = typer.Option("all", "--ice-policy", help="ICE transport policy: all, or relay (TURN only).")
+IceAddressOpt = typer.Option([], "--ice-address", metavar="ADDR", help="Gather host candidates only on this local "
+                             "address (repeatable; 127.0.0.1 is always added). Default: every interface.")
 IceTimeoutOpt = typer.Option(None, "--ice-timeout", help="Seconds for ICE connectivity checks (default 4, "
                              "under js-libp2p's 6 s).")
 
 
 def _ice(stun: list[str], turn: list[str], turn_user: str | None, turn_credential: str | None,
-         policy: str, ice_timeout: float | None) -> tuple[Any, Any]:
+         policy: str, ice_timeout: float | None, addresses: list[str]) -> tuple[Any, Any]:
     """The ICE servers the user gave (none by default) and the upgrade's timeouts."""
     from p2pdiag.webrtc.config import IceConfig, TurnServer, UpgradeTimeouts
 
@@ -63,7 +65,8 @@ def _ice(stun: list[str], turn: list[str], turn_user: str | None, turn_credentia
     _check_positive("--ice-timeout", ice_timeout)
     try:
         ice = IceConfig(stun=tuple(stun), turn=tuple(TurnServer(u, turn_user or "", turn_credential or "")
-                                                     for u in turn), policy=policy)
+                                                     for u in turn), policy=policy,
+                        host_addresses=tuple(a for a in addresses if a != "127.0.0.1") if addresses else None)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if policy == "relay" and not turn:
@@ -196,6 +199,7 @@ def dial(
     turn_credential: Optional[str] = TurnCredentialOpt,
     ice_policy: str = IcePolicyOpt,
     ice_timeout: Optional[float] = IceTimeoutOpt,
+    ice_address: list[str] = IceAddressOpt,
 ) -> int:
     """Dial a peer through a relay, try the WebRTC upgrade, and diagnose every step."""
     from p2pdiag.targets import parse_target
@@ -209,7 +213,7 @@ def dial(
         raise UsageError(f"--hold {hold:g} s does not fit in --timeout {timeout:g} s; give a larger --timeout")
     parsed = parse_target(target, relay)
     timeouts = _step_timeouts(step_timeout)
-    ice, upgrade_timeouts = _ice(stun, turn, turn_user, turn_credential, ice_policy, ice_timeout)
+    ice, upgrade_timeouts = _ice(stun, turn, turn_user, turn_credential, ice_policy, ice_timeout, ice_address)
     from p2pdiag.diagnosis import diagnose
     from p2pdiag.probes.dial import DialOptions, dial as run_dial
 
@@ -243,6 +247,7 @@ def listen(
     turn_credential: Optional[str] = TurnCredentialOpt,
     ice_policy: str = IcePolicyOpt,
     ice_timeout: Optional[float] = IceTimeoutOpt,
+    ice_address: list[str] = IceAddressOpt,
 ) -> int:
     """Reserve a slot on relays, print the addresses to dial, and trace every inbound attempt."""
     from p2pdiag.targets import parse_relay
@@ -250,7 +255,7 @@ def listen(
     _check_positive("--timeout", timeout)
     relays = tuple(parse_relay(r) for r in relay)
     timeouts = _step_timeouts(step_timeout)
-    ice, upgrade_timeouts = _ice(stun, turn, turn_user, turn_credential, ice_policy, ice_timeout)
+    ice, upgrade_timeouts = _ice(stun, turn, turn_user, turn_credential, ice_policy, ice_timeout, ice_address)
     key_pair = None
     if identity is not None:
         from p2pdiag.identity import load_or_create
@@ -327,7 +332,8 @@ def demo(
     from p2pdiag.diagnosis import diagnose
 
     options = {"hold_s": hold, "relay_duration_s": relay_duration, "relay_data_bytes": relay_data,
-               "timeout_s": timeout, "ice_servers": []}
+               "timeout_s": timeout, "ice": {"stun": [], "turn": [], "policy": "all", "loopback": True,
+                                             "host_addresses": []}}
 
     async def body(rec: Recorder) -> None:
         await run_demo(rec, hold_s=hold, relay_duration_s=relay_duration, relay_data_bytes=relay_data)

@@ -9,6 +9,7 @@ from p2pdiag.probes.dial import DialOptions, dial
 from p2pdiag.probes.listen import Listener, ListenOptions
 from p2pdiag.targets import parse_relay, parse_target
 from p2pdiag.trace.recorder import Recorder
+from p2pdiag.webrtc.config import IceConfig
 
 READY_TIMEOUT_S = 15.0
 
@@ -25,12 +26,14 @@ async def run_demo(rec: Recorder, *, hold_s: float, relay_duration_s: int, relay
             ready.set()
 
         # The listening peer keeps its own trace: the demo's trace is the dialer's.
-        listener = Listener(ListenOptions(relays=(parse_relay(relay_addr),), on_ready=on_ready), Recorder())
+        loopback_only = IceConfig(host_addresses=())  # the demo stays on 127.0.0.1
+        listener = Listener(ListenOptions(relays=(parse_relay(relay_addr),), on_ready=on_ready, ice=loopback_only),
+                            Recorder())
         nursery.start_soon(listener.run)
         with trio.fail_after(READY_TIMEOUT_S):
             await ready.wait()
         if not found:
             raise RuntimeError("the embedded listener got no reservation from the embedded relay")
         target = parse_target(next(a for a in found if "/webrtc/" in a), [])
-        await dial(DialOptions(target=target, hold_s=hold_s), rec)
+        await dial(DialOptions(target=target, hold_s=hold_s, ice=loopback_only), rec)
         nursery.cancel_scope.cancel()

@@ -278,6 +278,9 @@ def diagnose_dial(trace: Trace) -> Verdict:
         upgraded = upgrade_part(b, events, secured.connection_id)
         circuit_story(b, events, secured, reading, data_limit)
 
+    if any(f.code == "webrtc-signaling-unsupported" for f in b.findings):
+        # the upgrade's own finding says the same, from the negotiation itself
+        b.findings = [f for f in b.findings if f.code != "peer-no-webrtc-signaling"]
     for timeout in all_of(events, StepTimedOut):
         b.find(F.step_timed_out(timeout.step, timeout.timeout_s))
     stop = first(events, RunInterrupted)

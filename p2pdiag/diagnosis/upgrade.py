@@ -123,7 +123,7 @@ class _Story:
         self.step("start", f"WebRTC upgrade ({s.role.value}) over {s.relayed_connection_id}", StepStatus.INFO,
                   f"ICE servers: {servers}; policy {s.ice_policy.value}; budgets: ICE {s.ice_timeout_s:g} s, "
                   f"DTLS {s.dtls_timeout_s:g} s; STUN checks retransmit {s.stun_retransmits}× from "
-                  f"{s.stun_rto_s:g} s", s)
+                  f"{s.stun_rto_s:g} s" + _host_addresses(s), s)
         self.signaling()
         self.descriptions()
         self.candidates()
@@ -315,6 +315,13 @@ class _Story:
                 self.find(_no_remote_candidates(remote, self.of(RemoteCandidateRejected), bad_messages))
             return
         self.find(_ice_failed(failed, finals, self.started, self.initiator))
+
+
+def _host_addresses(s: WebRTCUpgradeStarted) -> str:
+    if s.host_addresses is None:
+        return ""
+    only = ", ".join(s.host_addresses) or "none"
+    return f"; host candidates only on: {only}" + (" (plus 127.0.0.1)" if s.loopback_candidates else "")
 
 
 def _count(values: object) -> str:

@@ -30,6 +30,9 @@ from p2pdiag.trace.recorder import Recorder
 from p2pdiag.wire.identify import PING_PAYLOAD_BYTES, PING_PROTOCOL
 
 
+READ_AHEAD_BYTES = 65536
+
+
 class CircuitStream:
     """A ReadWriteCloser over the relay's stream that counts bytes and remembers how it ended."""
 
@@ -38,7 +41,8 @@ class CircuitStream:
         self._rec = rec
         self.opened_t_s = rec.now()
         self.bytes_sent = 0
-        self.bytes_received = 0
+        self.bytes_received = 0  # read from the relay's stream, whether or not the layer above took it yet
+        self._buffer = b""
         self.ended = trio.Event()
         self.end_closer: Closer | None = None
         self.end_reason = ""
@@ -65,15 +69,20 @@ class CircuitStream:
             self._end(Closer.REMOTE, f"the circuit stream ended ({kind.value}: {message})")
 
     async def read(self, n: int | None = None) -> bytes:
-        try:
-            data = await self._stream.read(n)
-        except BaseException as exc:
-            if not isinstance(exc, trio.Cancelled):
-                self._end_from(exc)
-            raise
-        if not data:
-            self._end_from(EOFError("end of stream"))
-        self.bytes_received += len(data)
+        if not self._buffer:
+            try:
+                # Read what has arrived, not just what was asked: Noise asks for 2 length bytes, then
+                # the body, and py-libp2p's yamux answers every read with a window update frame.
+                data = await self._stream.read(max(n or 0, READ_AHEAD_BYTES))
+            except BaseException as exc:
+                if not isinstance(exc, trio.Cancelled):
+                    self._end_from(exc)
+                raise
+            if not data:
+                self._end_from(EOFError("end of stream"))
+            self.bytes_received += len(data)
+            self._buffer = data
+        data, self._buffer = (self._buffer, b"") if n is None else (self._buffer[:n], self._buffer[n:])
         return data
 
     async def write(self, data: bytes) -> None:
@@ -197,6 +206,21 @@ class Pinger:
 
     async def close(self) -> None:
         """Nothing is left open between pings; kept so callers can treat pingers alike."""
+
+
+async def echo_pings(stream: Any) -> int:
+    """Answer pings on one stream until the remote ends it; how many were answered."""
+    served = 0
+    try:
+        while True:
+            payload = await net.read_exactly(stream, PING_PAYLOAD_BYTES)
+            await stream.write(payload)
+            served += 1
+    except Exception:
+        pass  # the remote closed or reset the stream: the usual end of a ping stream
+    finally:
+        await net.close_quietly(stream)
+    return served
 
 
 def record_traffic(stream: CircuitStream, connection_id: str, rec: Recorder) -> None:

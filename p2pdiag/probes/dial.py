@@ -78,10 +78,14 @@ async def use_relayed(conn: Any, stream: circ.CircuitStream, cid: str, peer_id: 
             webrtc = await try_upgrade(conn, cid, peer_id, opts, rec, host, nursery)
             if opts.hold_s > 0 and not stream.ended.is_set():
                 rec.record(HoldStarted, connection_id=cid, hold_s=opts.hold_s, ping_interval_s=opts.ping_interval_s)
+                webrtc_pinger = (circ.Pinger(webrtc, webrtc.connection_id, Path.WEBRTC, rec, opts.timeouts)
+                                 if webrtc is not None else None)
                 with trio.move_on_after(opts.hold_s):
                     while not stream.ended.is_set():
                         result = await pinger.ping()
                         circ.record_traffic(stream, cid, rec)
+                        if webrtc_pinger is not None and not webrtc.closed.is_set():
+                            await webrtc_pinger.ping()  # the direct connection is held too
                         if isinstance(result, PingFailed) and stream.ended.is_set():
                             break
                         with trio.move_on_after(opts.ping_interval_s):

@@ -25,7 +25,7 @@ from p2pdiag.trace.events import (
 )
 from p2pdiag.trace.recorder import Recorder
 from p2pdiag.wire import circuit
-from p2pdiag.wire.identify import PING_PAYLOAD_BYTES, PING_PROTOCOL
+from p2pdiag.wire.identify import PING_PROTOCOL
 
 SIGNALING_PROTOCOL = "/webrtc-signaling/0.0.1"
 CID_WAIT_S = 1.0
@@ -139,19 +139,10 @@ class Listener:
 
     async def _on_ping(self, stream: Any) -> None:
         cid = self._cids.get(id(getattr(stream, "muxed_conn", None)), "direct")
-        served = 0
-        try:
-            while True:
-                payload = await net.read_exactly(stream, PING_PAYLOAD_BYTES)
-                await stream.write(payload)
-                served += 1
-        except Exception:
-            pass
-        finally:
-            if served:
-                self._pings[cid] = self._pings.get(cid, 0) + served
-                self.rec.record(PingServed, connection_id=cid, count=self._pings[cid])
-            await net.close_quietly(stream)
+        served = await circ.echo_pings(stream)
+        if served:
+            self._pings[cid] = self._pings.get(cid, 0) + served
+            self.rec.record(PingServed, connection_id=cid, count=self._pings[cid])
 
     async def _on_stop(self, stream: Any) -> None:
         cid = f"inbound-{next(self._numbers)}"

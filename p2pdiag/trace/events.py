@@ -474,6 +474,7 @@ class WebRTCUpgradeStarted(Event):
     ice_timeout_s: float  # connectivity checks until a pair is nominated
     dtls_timeout_s: float  # the DTLS handshake
     channel_timeout_s: float  # SCTP and the first data channel
+    host_addresses: tuple[str, ...] | None = None  # host candidates only on these (None: every interface)
 
 
 @_register("webrtc.signaling_opened")

@@ -33,6 +33,10 @@ class IceConfig:
     turn: tuple[TurnServer, ...] = ()
     policy: str = "all"  # "all" | "relay"
     loopback: bool = True
+    # Host candidates only on these local addresses (None: every interface, as aioice does). The
+    # demo and the tests on this machine's own namespace use () so that, with `loopback`, ICE
+    # stays on 127.0.0.1.
+    host_addresses: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.policy not in ("all", "relay"):
@@ -51,7 +55,8 @@ class IceConfig:
     def as_dict(self) -> dict[str, object]:
         """For the trace header: no credentials."""
         return {"stun": list(self.stun), "turn": [t.url for t in self.turn], "policy": self.policy,
-                "loopback": self.loopback}
+                "loopback": self.loopback,
+                "host_addresses": None if self.host_addresses is None else list(self.host_addresses)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,17 @@ def selected(connection: Connection, component: int = 1) -> PairView | None:
     return view(pair) if pair is not None else None
 
 
+def restrict_host_addresses(connection: Connection, allowed: tuple[str, ...]) -> None:
+    """Gather host candidates only on `allowed` local addresses (aioice uses every interface)."""
+    original = connection.get_component_candidates
+
+    async def get_component_candidates(component: int, addresses: list[str], timeout: int = 5) -> list[Candidate]:
+        return await original(component=component, addresses=[a for a in addresses if a in allowed],
+                              timeout=timeout)
+
+    connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+
+
 def add_loopback_on_gather(connection: Connection, on_added: Callable[[Candidate], None]) -> None:
     """After aioice gathers, add a host candidate on 127.0.0.1 for each component."""
     original = connection.gather_candidates

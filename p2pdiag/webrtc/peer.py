@@ -116,6 +116,8 @@ class Session:
             return
         self._connection = connection
         ice.watch_pairs(connection, self._on_pair)
+        if self._ice_config.host_addresses is not None:
+            ice.restrict_host_addresses(connection, self._ice_config.host_addresses)
         if self._ice_config.loopback and self._ice_config.policy == "all":
             ice.add_loopback_on_gather(connection, lambda c: self._added_loopback.add((c.host, c.port)))
         dtls = self.pc.sctp.transport

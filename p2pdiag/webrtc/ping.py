@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from p2pdiag.probes import net
-from p2pdiag.probes.circuit import Pinger
+from p2pdiag.probes.circuit import Pinger, echo_pings
 from p2pdiag.probes.timeouts import StepTimeouts
 from p2pdiag.trace.events import Path, PingCompleted, PingFailed, PingServed
 from p2pdiag.trace.recorder import Recorder
 from p2pdiag.webrtc.connection import WebRTCConnection
 from p2pdiag.webrtc.stream import WebRTCStream
-from p2pdiag.wire.identify import PING_PAYLOAD_BYTES, PING_PROTOCOL
+from p2pdiag.wire.identify import PING_PROTOCOL
 
 
 async def ping_webrtc(conn: WebRTCConnection, rec: Recorder, timeout_s: float) -> PingCompleted | PingFailed:
@@ -33,19 +32,10 @@ def ping_handler(conn: WebRTCConnection, rec: Recorder) -> Callable[[WebRTCStrea
 
     async def handle(stream: WebRTCStream) -> None:
         nonlocal total
-        served = 0
-        try:
-            while True:
-                payload = await net.read_exactly(stream, PING_PAYLOAD_BYTES)
-                await stream.write(payload)
-                served += 1
-        except Exception:
-            pass  # the remote closed or reset the stream: the usual end of a ping stream
-        finally:
-            if served:
-                total += served
-                rec.record(PingServed, connection_id=conn.connection_id, count=total)
-            await net.close_quietly(stream)
+        served = await echo_pings(stream)
+        if served:
+            total += served
+            rec.record(PingServed, connection_id=conn.connection_id, count=total)
 
     return handle
 

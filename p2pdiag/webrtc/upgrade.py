@@ -95,7 +95,7 @@ class _Attempt:
                         turn_servers=tuple(s.url for s in ice.turn), ice_policy=ice.ice_policy,
                         loopback_candidates=ice.loopback, stun_rto_s=rto, stun_retransmits=retransmits,
                         signaling_timeout_s=t.signaling, gathering_timeout_s=t.gathering, ice_timeout_s=t.ice,
-                        dtls_timeout_s=t.dtls, channel_timeout_s=t.channel)
+                        dtls_timeout_s=t.dtls, channel_timeout_s=t.channel, host_addresses=ice.host_addresses)
 
     def signaling_failed(self, stage: SignalingStage, message: signaling.MessageType | None, kind: ErrorKind,
                          error: str) -> None:

@@ -112,7 +112,7 @@ def test_every_event_type_round_trips():
             hint = hints[f.name]
             args = [a for a in typing.get_args(hint) if a is not type(None)]
             base = args[0] if args and typing.get_origin(hint) is not tuple else hint
-            if typing.get_origin(hint) is tuple:
+            if typing.get_origin(hint) is tuple or typing.get_origin(base) is tuple:
                 kwargs[f.name] = ("a", "b")
             elif isinstance(base, type) and issubclass(base, enum.Enum):
                 kwargs[f.name] = list(base)[0]
