@@ -64,7 +64,7 @@ from p2pdiag.trace.relaycheck_events import (
     TransferFailed,
 )
 from p2pdiag.wire import circuit, pb
-from p2pdiag.wire.identify import PING_PAYLOAD_BYTES, PING_PROTOCOL
+from p2pdiag.wire.identify import PING_PROTOCOL
 
 SINK_PROTOCOL = "/p2pdiag/relay-check/sink/1.0.0"  # u64 length, payload; answered with the u64 count read
 ECHO_PROTOCOL = "/p2pdiag/relay-check/echo/1.0.0"  # every byte sent back
@@ -146,6 +146,15 @@ class _Identity:
     peer_id: str
 
 
+def _known(host: Any, *peer_ids: str) -> None:
+    """Spare py-libp2p's identify of these peers on every new connection: relay-check identifies
+    the relay itself, and its identities have nothing to learn about each other. (py-libp2p 0.8.1
+    skips it for a peer whose peerstore entry already lists a protocol such as ping.)"""
+    store = host.get_peerstore()
+    for peer_id in peer_ids:
+        store.add_protocols(net.peer_id_from_string(peer_id), [PING_PROTOCOL])
+
+
 @asynccontextmanager
 async def _identity(setup: Callable[[Any], None] | None = None) -> AsyncIterator[_Identity]:
     host = net.make_host()
@@ -192,7 +201,7 @@ class _RelayCheck:
         """The handlers of A, the identity that reserves and answers circuits."""
         self.a_host = host
         host.set_stream_handler(circuit.STOP_PROTOCOL, self._on_stop)
-        host.set_stream_handler(PING_PROTOCOL, _serve_ping)
+        host.set_stream_handler(PING_PROTOCOL, circ.echo_pings)
         host.set_stream_handler(SINK_PROTOCOL, _serve_sink)
         host.set_stream_handler(ECHO_PROTOCOL, _serve_echo)
 
@@ -202,6 +211,8 @@ class _RelayCheck:
         measures = [CheckPhase.MEASURE_DATA, CheckPhase.MEASURE_DURATION] if self.opts.measure_limits else []
         slots = [CheckPhase.SLOT] if self.opts.reservations else []
         async with _identity(self._answering) as a, _identity() as b:
+            _known(a.host, self.relay.peer_id, b.peer_id)
+            _known(b.host, self.relay.peer_id, a.peer_id)
             self.phase(CheckPhase.CONNECT, a)
             a_conn = await connect_relay(a.host, self.relay, self.rec, self.t)
             if a_conn is None:
@@ -469,16 +480,6 @@ class _RelayCheck:
                 await cstream.ended.wait()
         finally:
             await self.close_circuit(conn, cstream, cid)
-
-
-async def _serve_ping(stream: Any) -> None:
-    try:
-        while True:
-            await stream.write(await net.read_exactly(stream, PING_PAYLOAD_BYTES))
-    except Exception:
-        pass
-    finally:
-        await net.close_quietly(stream)
 
 
 async def _serve_sink(stream: Any) -> None:
