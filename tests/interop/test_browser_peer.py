@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import JS_DIR, ROOT, _ready_json
+from support import JS_DIR, ROOT, _ready_json
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(60)]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import codes, run_p2pdiag, step
+from support import codes, run_p2pdiag, step
 
 pytestmark = pytest.mark.interop
 

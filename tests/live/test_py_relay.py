@@ -8,7 +8,7 @@ import socket
 import sys
 import time
 
-from conftest import codes, run_p2pdiag, step
+from support import codes, run_p2pdiag, step
 
 
 def test_dial_by_multiaddr_and_ping_over_that_relayed_connection(py_relay, p2pdiag_listener, tmp_path):

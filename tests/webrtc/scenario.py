@@ -28,7 +28,7 @@ import trio
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import JS_DIR, Proc, _ready_json
+from support import JS_DIR, Proc, _ready_json
 
 from p2pdiag import __version__
 from p2pdiag.probes import circuit as circ

@@ -1,0 +1,125 @@
+"""The WebRTC upgrade, p2pdiag beside js-libp2p, on the same js relay and js Node listener.
+
+    python bench/upgrade_vs_js.py [N]          # N dials each (default 20)
+
+Prints medians of:
+- dial start → WebRTC connection up: p2pdiag (`p2pdiag dial`, from relay.dial_started to
+  webrtc.upgrade_succeeded in its trace) and the js-libp2p Node dialer (dialer.mjs's
+  time_to_connection_ms, from its dial() call), and their ratio;
+- p2pdiag's relayed connection → first WebRTC stream open (circuit.secured to the first
+  webrtc.channel_opened);
+- with UDP blocked (a network namespace of its own whose firewall drops UDP; needs root):
+  offer sent → verdict (webrtc.upgrade_failed).
+Everything runs on 127.0.0.1 (p2pdiag with --ice-address 127.0.0.1; the js peers bind there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from support import JS_DIR, Proc, _ready_json  # noqa: E402
+
+UDP_BLOCKED = ("ip link set lo up && nft add table inet b && nft add chain inet b out "
+               "'{ type filter hook output priority 0; }' && nft add rule inet b out meta l4proto udp drop")
+
+
+def events(trace: Path) -> list[dict]:
+    return [json.loads(line) for line in trace.read_text().splitlines()[1:] if line.strip()]
+
+
+def t_of(evs: list[dict], kind: str) -> float | None:
+    return next((e["t_s"] for e in evs if e["type"] == kind), None)
+
+
+def p2pdiag_runs(target: str, n: int, tmp: Path) -> tuple[list[float], list[float], int]:
+    total, relayed_to_stream, failures = [], [], 0
+    for i in range(n):
+        trace = tmp / f"p-{i}.jsonl"
+        subprocess.run([sys.executable, "-m", "p2pdiag", "dial", target, "--ice-address", "127.0.0.1",
+                        "--trace", str(trace)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       stdin=subprocess.DEVNULL, timeout=120)
+        evs = events(trace)
+        up = t_of(evs, "webrtc.upgrade_succeeded")
+        if up is None:
+            failures += 1
+            continue
+        total.append(up - t_of(evs, "relay.dial_started"))
+        relayed_to_stream.append(t_of(evs, "webrtc.channel_opened") - t_of(evs, "circuit.secured"))
+    return total, relayed_to_stream, failures
+
+
+def js_runs(node: str, target: str, n: int) -> tuple[list[float], int]:
+    out = subprocess.run([node, str(JS_DIR / "dialer.mjs"), "--target", target, "--repeat", str(n), "--quiet"],
+                         capture_output=True, text=True, timeout=60 + 10 * n).stdout
+    results = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    ok = [r["time_to_connection_ms"] / 1000 for r in results if r.get("ok") and r.get("webrtc")]
+    return ok, len(results) - len(ok)
+
+
+def udp_blocked_runs(n: int, tmp: Path) -> list[float] | str:
+    if os.geteuid() != 0:
+        return "needs root (a network namespace with a firewall)"
+    times = []
+    for i in range(n):
+        trace = tmp / f"u-{i}.jsonl"
+        argv = [sys.executable, str(ROOT / "tests" / "webrtc" / "scenario.py"), "initiator", "--relay", "js",
+                "--remote", "js", "--trace", str(trace)]
+        subprocess.run(["unshare", "-n", "sh", "-c", f"{UDP_BLOCKED} && exec {shlex.join(argv)}"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=120)
+        evs = events(trace)
+        offer = next((e["t_s"] for e in evs if e["type"] == "webrtc.description_signaled" and e.get("sent")), None)
+        failed = t_of(evs, "webrtc.upgrade_failed")
+        if offer is not None and failed is not None:
+            times.append(failed - offer)
+    return times
+
+
+def med(values: list[float]) -> str:
+    return f"{statistics.median(values) * 1000:7.0f} ms" if values else "      n/a"
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    node = subprocess.run(["bash", str(ROOT / "scripts" / "setup-js.sh")], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    procs: list[Proc] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        try:
+            relay = Proc([node, str(JS_DIR / "relay.mjs")], "js relay")
+            procs.append(relay)
+            listener = Proc([node, str(JS_DIR / "listener.mjs"), "--relay", _ready_json(relay)["addrs"][0]],
+                            "js listener")
+            procs.append(listener)
+            target = next(a for a in _ready_json(listener)["addrs"] if "/webrtc/" in a and "/ws/" not in a)
+            p_total, p_stream, p_fail = p2pdiag_runs(target, n, tmp)
+            j_total, j_fail = js_runs(node, target, n)
+        finally:
+            for p in reversed(procs):
+                p.stop()
+        blocked = udp_blocked_runs(min(n, 5), tmp)
+    print(f"WebRTC upgrade through a js relay to a js Node listener, {n} dials each, medians")
+    print(f"  dial start → WebRTC up   p2pdiag {med(p_total)} ({p_fail} failed)   js-libp2p {med(j_total)} "
+          f"({j_fail} failed)", end="")
+    if p_total and j_total:
+        print(f"   ratio p2pdiag/js {statistics.median(p_total) / statistics.median(j_total):.2f}")
+    else:
+        print()
+    print(f"  p2pdiag: relayed connection → first WebRTC stream open {med(p_stream)}")
+    if isinstance(blocked, str):
+        print(f"  UDP blocked: {blocked}")
+    else:
+        print(f"  UDP blocked, p2pdiag: offer → verdict {med(blocked)} over {len(blocked)} runs")
+
+
+if __name__ == "__main__":
+    main()
