@@ -34,7 +34,13 @@ from p2pdiag.trace.events import (
     Subject,
     TargetResolved,
     UpgradeNotAttempted,
+    WebRTCUpgradeFailed,
+    WebRTCUpgradeSucceeded,
 )
+
+# A relayed connection the peer closes this soon after an upgrade attempt ended was closed
+# because of the attempt (js-libp2p #3015), not for a reason of its own.
+CLOSED_AFTER_UPGRADE_S = 10.0
 from p2pdiag.trace.file import Trace
 
 
@@ -218,7 +224,12 @@ def circuit_story(
     if closed.closer is Closer.REMOTE and cut.cause == "unexplained":
         b.step(f"{cid}.after", "Relayed connection at the end",
                StepStatus.FAILED if dialing else StepStatus.INFO, detail, closed)
-        if dialing:
+        upgrade_end = first(events, WebRTCUpgradeSucceeded, relayed_connection_id=cid) or first(
+            events, WebRTCUpgradeFailed, relayed_connection_id=cid)
+        if upgrade_end is not None and 0 <= closed.t_s - upgrade_end.t_s <= CLOSED_AFTER_UPGRADE_S:
+            b.find(F.remote_closed_after_upgrade(detail, closed.t_s - upgrade_end.t_s,
+                                                 isinstance(upgrade_end, WebRTCUpgradeSucceeded)))
+        elif dialing:
             b.find(F.remote_closed(secured.remote_peer_id, detail))
         return closed
     b.step(f"{cid}.after", "Relayed connection at the end", StepStatus.FAILED, detail, closed)

@@ -243,6 +243,22 @@ def remote_closed(peer_id: str, detail: str) -> Finding:
     )
 
 
+def remote_closed_after_upgrade(detail: str, after_s: float, upgraded: bool) -> Finding:
+    return Finding(
+        code="remote-closed-after-upgrade",
+        severity=Severity.ERROR if not upgraded else Severity.WARNING,
+        title=f"The peer closed the relayed connection {after_s:.1f} s after the upgrade attempt"
+        + ("" if upgraded else ", which had failed: the peer is now unreachable"),
+        evidence=(detail,),
+        advice="This is the js-libp2p bug of @libp2p/webrtc up to 5.2.20 (js-libp2p #3015, fixed in "
+        "5.2.21): the initiator closed the relayed connection after every upgrade attempt, success or "
+        "failure. When the upgrade fails, apps then loop: connect, fail, drop, reconnect. Upgrade the "
+        "peer's @libp2p/webrtc; meanwhile dial the plain /p2p-circuit address to keep the relayed path.",
+        confidence=Confidence.LIKELY,
+        settle="the peer's @libp2p/webrtc version (its identify agent and package lock)",
+    )
+
+
 def upgrade_not_attempted(reason: str, advice: str = "The relay findings above still hold; "
                           "this trace has nothing about a direct connection.") -> Finding:
     return Finding(

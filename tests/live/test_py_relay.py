@@ -184,3 +184,18 @@ def test_overall_budget_stops_a_hung_step(tmp_path):
     assert "run-interrupted" in codes(doc)
     assert "--timeout ran out" in next(f for f in doc["findings"] if f["code"] == "run-interrupted")["title"]
     assert elapsed < 15, elapsed  # startup plus the 2 s budget, not the 10 s relay-connect timeout
+
+
+def test_peer_closing_the_relayed_connection_after_the_upgrade_is_named(spawn, py_relay, tmp_path):
+    """js-libp2p #3015, reproduced by a test peer: the upgrade works, then the peer drops the relay."""
+    import json as _json
+
+    relay = py_relay()
+    peer = spawn([sys.executable, "tests/webrtc/responder_peer.py", "--relay", relay.addr("tcp"),
+                  "--trace", str(tmp_path / "peer.jsonl"), "--mode", "close-relayed-after-upgrade"], "responder")
+    ready = _json.loads(peer.wait_line(lambda s: '"ready"' in s))
+    target = next(a for a in ready["addrs"] if "/webrtc/" in a)
+    result, doc = run_p2pdiag("dial", target, "--json", "--ice-address", "127.0.0.1", "--hold", "3")
+    assert "remote-closed-after-upgrade" in codes(doc), doc["findings"]
+    assert "remote-closed-relayed" not in codes(doc)
+    assert step(doc, f"{doc['facts']['connection_id']}.after")["status"] == "failed"

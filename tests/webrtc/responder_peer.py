@@ -8,6 +8,7 @@ replace it with a handler that breaks the protocol, to test the initiator's find
   offer-as-answer     answer with an SDP_OFFER message
   wrong-fingerprint   answer, but with DTLS fingerprints that do not match the certificate
   silent              read the offer, then say nothing
+  close-relayed-after-upgrade   answer, then close the relayed connection (js-libp2p #3015)
 
 stdout: one line {"event": "ready", "peer_id": ..., "addrs": [...]}. The trace goes to --trace as
 JSON lines, one event a line, flushed. Runs until stdin closes or SIGTERM.
@@ -41,7 +42,7 @@ def main() -> None:
     parser.add_argument("--trace", required=True)
     parser.add_argument("--mode", default="answer",
                         choices=["answer", "reset-after-offer", "garbage-answer", "offer-as-answer",
-                                 "wrong-fingerprint", "silent"])
+                                 "wrong-fingerprint", "silent", "close-relayed-after-upgrade"])
     parser.add_argument("--ice-timeout", type=float, default=4.0)
     args = parser.parse_args()
 
@@ -68,6 +69,16 @@ def main() -> None:
         return listener._cids.get(muxed, "inbound-?")
 
     async def on_signaling(stream: object) -> None:
+        if args.mode == "close-relayed-after-upgrade":
+            relayed = stream.muxed_conn  # type: ignore[attr-defined]
+            conn = await handle_signaling_stream(stream, await relayed_id(stream), rec, IceConfig(),
+                                                 UpgradeTimeouts(ice=args.ice_timeout), host=listener.host)
+            await trio.sleep(0.1)
+            await relayed.close()  # what @libp2p/webrtc <= 5.2.20 did after every attempt
+            if conn is not None:
+                await trio.sleep(2)
+                await conn.close()
+            return
         if args.mode != "wrong-fingerprint":
             await misbehave(stream, args.mode)
             return
