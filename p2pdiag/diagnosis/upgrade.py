@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from p2pdiag.diagnosis.model import Confidence, Finding, Severity, Step, StepStatus
+from p2pdiag.diagnosis.network import network_findings
 from p2pdiag.diagnosis.query import all_of, first
 from p2pdiag.trace.events import (
     CandidatePairFinal,
@@ -95,6 +96,7 @@ def _description(d: DescriptionSignaled) -> str:
 class _Story:
     def __init__(self, events: tuple[Event, ...], started: WebRTCUpgradeStarted) -> None:
         self.started = started
+        self.all_events = events
         self.wid = started.connection_id
         self.events = tuple(e for e in events if getattr(e, "connection_id", None) == self.wid)
         self.initiator = started.role is UpgradeRole.INITIATOR
@@ -291,6 +293,7 @@ class _Story:
             return
         if step is UpgradeStep.GATHERING:
             self.find(_no_local_candidates(failed.reason, self.started))
+            self.diagnose_network()
             return
         if step is UpgradeStep.ICE:
             self.diagnose_ice(failed, bad_messages)
@@ -301,6 +304,11 @@ class _Story:
             return
         if step is UpgradeStep.CHANNEL:
             self.find(_channel_not_opened(failed.reason, self.initiator))
+
+    def diagnose_network(self) -> None:
+        """The network cause, beside the step's own finding (diagnosis/network.py)."""
+        for finding in network_findings(self.all_events, self.started):
+            self.find(finding)
 
     def diagnose_ice(self, failed: WebRTCUpgradeFailed, bad_messages: list[SignalingFailed]) -> None:
         remote = self.of(RemoteCandidateReceived)
@@ -315,6 +323,7 @@ class _Story:
                 self.find(_no_remote_candidates(remote, self.of(RemoteCandidateRejected), bad_messages))
             return
         self.find(_ice_failed(failed, finals, self.started, self.initiator))
+        self.diagnose_network()
 
 
 def _host_addresses(s: WebRTCUpgradeStarted) -> str:

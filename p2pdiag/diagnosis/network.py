@@ -1,0 +1,443 @@
+"""The network cause of a failed ICE attempt, read from candidates and pairs the way people debug ICE.
+
+Pure: the events of one upgrade attempt in, findings out. `network_findings` is called by
+diagnosis/upgrade.py where it judges an ICE (or gathering) failure; what it finds is more specific
+than `webrtc-ice-failed` and comes beside it.
+
+What the candidates tell (RFC 8445 section 5.1.1, RFC 4787 for NAT behaviour):
+- STUN configured but no srflx candidate, after gathering waited: the STUN request got no answer.
+  With the relay working over TCP, UDP is what is blocked.
+- The remote's candidates: only host candidates on private addresses means its STUN got no answer
+  (or it has no STUN server): nothing public to check against.
+- One local base mapped to different public ports for different STUN servers: the NAT maps each
+  destination anew (address-and-port-dependent, "symmetric"). A peer-reflexive candidate on the
+  remote's public address but another port than its srflx says the same of the remote's NAT.
+  One STUN server gives one mapping, which cannot show this (p2pdiag uses only the first).
+- A NAT that changed the port of the STUN mapping hints at random port allocation, which mostly
+  goes with symmetric mapping; a kept port hints at the opposite. Hints, not proof.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from p2pdiag.diagnosis.limits import fmt_bytes, fmt_seconds, read_duration
+from p2pdiag.diagnosis.model import Confidence, Finding, Severity
+from p2pdiag.diagnosis.query import all_of, first
+from p2pdiag.trace.events import (
+    CandidatePairFinal,
+    CandidatePairState,
+    CandidateType,
+    CircuitSecured,
+    DescriptionSignaled,
+    Event,
+    HopStatusReceived,
+    IceGatheringState,
+    IceGatheringStateChanged,
+    IcePolicy,
+    IdentifyCompleted,
+    LocalCandidateGathered,
+    Path,
+    PingCompleted,
+    RemoteCandidateReceived,
+    StopConnectReceived,
+    Subject,
+    UpgradeRole,
+    UpgradeStep,
+    WebRTCUpgradeFailed,
+    WebRTCUpgradeStarted,
+)
+
+GATHERING_WAITED_S = 1.0  # STUN answers within milliseconds; this long means requests went unanswered
+ANSWER_WAITED_S = 2.5  # an answer this late from a peer that gathers before answering: its STUN timed out
+
+# Mapping verdicts, strongest first.
+SYMMETRIC = "symmetric"  # seen: one base, different public ports per destination
+PORT_CHANGED = "port-changed"  # hint: the NAT gave another port than the base's
+PORT_KEPT = "port-kept"  # hint: the NAT kept the base's port
+UNKNOWN = "unknown"  # no srflx candidate
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    verdict: str
+    evidence: tuple[str, ...]
+    stun_answers: int  # distinct srflx mappings seen for one base (how many STUN servers answered)
+
+
+_PRIVATE = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918
+    "100.64.0.0/10",  # carrier-grade NAT (RFC 6598)
+    "198.18.0.0/15",  # benchmarking (RFC 2544): the lab's LANs
+    "169.254.0.0/16", "127.0.0.0/8",
+    "fc00::/7", "fe80::/10", "::1/128",
+))
+
+
+def is_private(address: str) -> bool:
+    """Not reachable from another network. Documentation ranges (TEST-NET) count as public: the lab's
+    public network is one, although Python's `is_private` says otherwise."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address.endswith(".local")  # an mDNS name hides a local address
+    return any(ip.version == n.version and ip in n for n in _PRIVATE)
+
+
+def _ep(address: str, port: int | None) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def mapping_from_srflx(srflx: Iterable[LocalCandidateGathered | RemoteCandidateReceived],
+                       prflx_seen: Iterable[tuple[str, int]] = ()) -> Mapping:
+    """The NAT's mapping behaviour as far as these reflexive candidates (of one side) show it.
+
+    `prflx_seen`: (address, port) the other side learned from this side's checks (peer
+    reflexive); the same public address with another port than the srflx one is a second mapping.
+    """
+    srflx = [c for c in srflx if c.candidate_type is CandidateType.SRFLX]
+    if not srflx:
+        return Mapping(UNKNOWN, ("no srflx candidate: no STUN answer to read a mapping from",), 0)
+    by_base: dict[tuple[str | None, int | None], set[tuple[str, int]]] = {}
+    for c in srflx:
+        by_base.setdefault((c.related_address, c.related_port), set()).add((c.address, c.port))
+    for (base_addr, base_port), mapped in by_base.items():
+        if len(mapped) > 1 and base_addr:
+            seen = ", ".join(_ep(a, p) for a, p in sorted(mapped))
+            why = f"base {_ep(base_addr, base_port)} mapped to {seen} for different STUN servers"
+            return Mapping(SYMMETRIC, (why,), len(mapped))
+    public = {(c.address, c.port) for c in srflx}
+    for address, port in prflx_seen:
+        same_ip = sorted(p for a, p in public if a == address)
+        if same_ip and port not in same_ip:
+            why = (f"STUN saw {_ep(address, same_ip[0])}, but the checks came from {_ep(address, port)} "
+                   "(peer reflexive): a new port for a new destination")
+            return Mapping(SYMMETRIC, (why,), 1)
+    c = srflx[0]
+    answers = max(len(m) for m in by_base.values())
+    if not c.related_address or not c.related_port:
+        return Mapping(UNKNOWN, (f"srflx {_ep(c.address, c.port)} without its base (raddr)",), answers)
+    kept = c.port == c.related_port
+    why = (f"base {_ep(c.related_address, c.related_port)} mapped to {_ep(c.address, c.port)}: "
+           + ("the NAT kept the port" if kept else "the NAT chose another port"))
+    return Mapping(PORT_KEPT if kept else PORT_CHANGED, (why,), answers)
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """What one attempt's events say about the network, gathered once."""
+
+    started: WebRTCUpgradeStarted
+    failed: WebRTCUpgradeFailed | None
+    local: tuple[LocalCandidateGathered, ...]
+    remote: tuple[RemoteCandidateReceived, ...]
+    finals: tuple[CandidatePairFinal, ...]
+    gathering_s: float | None  # from gathering to complete
+    answer_wait_s: float | None  # from our offer/answer... to the remote's description, initiator only
+    relayed_ok: bool  # a ping answered over the relayed connection
+    remote_agent: str | None
+    limit: tuple[int | None, int | None, float | None, str | None]  # duration, data, circuit start, relay agent
+
+    @property
+    def side(self) -> str:
+        return "the dialer's" if self.started.role is UpgradeRole.INITIATOR else "the listener's"
+
+    @property
+    def other(self) -> str:
+        return "the listener" if self.started.role is UpgradeRole.INITIATOR else "the dialer"
+
+    def local_of(self, kind: CandidateType) -> list[LocalCandidateGathered]:
+        return [c for c in self.local if c.candidate_type is kind]
+
+    def remote_of(self, kind: CandidateType) -> list[RemoteCandidateReceived]:
+        return [c for c in self.remote if c.candidate_type is kind]
+
+
+def _view(events: tuple[Event, ...], attempt: tuple[Event, ...], started: WebRTCUpgradeStarted) -> _View:
+    gathering = first(attempt, IceGatheringStateChanged, state=IceGatheringState.GATHERING)
+    complete = first(attempt, IceGatheringStateChanged, state=IceGatheringState.COMPLETE)
+    sent = first(attempt, DescriptionSignaled, sent=True)
+    got = first(attempt, DescriptionSignaled, sent=False)
+    answer_wait = (got.t_s - sent.t_s if started.role is UpgradeRole.INITIATOR and sent and got
+                   and got.t_s >= sent.t_s else None)
+    relayed = started.relayed_connection_id
+    secured = first(events, CircuitSecured, connection_id=relayed)
+    peer = first(events, IdentifyCompleted, subject=Subject.PEER, connection_id=relayed)
+    hop = None
+    if secured is not None and not secured.inbound:
+        hop = first(events, HopStatusReceived, relay=secured.relay, status_name="OK")
+    stop = first(events, StopConnectReceived, connection_id=relayed)
+    relay_identify = first(events, IdentifyCompleted, subject=Subject.RELAY)
+    limit_src = hop or stop
+    limit = (limit_src.announced_duration_s if limit_src else None,
+             limit_src.announced_data_bytes if limit_src else None,
+             (secured.t_s - secured.duration_s) if secured else None,
+             relay_identify.agent_version if relay_identify else None)
+    return _View(
+        started=started,
+        failed=first(attempt, WebRTCUpgradeFailed),
+        local=tuple(c for c in all_of(attempt, LocalCandidateGathered) if not c.added_by_p2pdiag),
+        remote=tuple(all_of(attempt, RemoteCandidateReceived, accepted=True)),
+        finals=tuple(all_of(attempt, CandidatePairFinal)),
+        gathering_s=(complete.t_s - gathering.t_s) if gathering and complete else None,
+        answer_wait_s=answer_wait,
+        relayed_ok=bool(all_of(events, PingCompleted, path=Path.RELAYED, connection_id=relayed)),
+        remote_agent=peer.agent_version if peer else None,
+        limit=limit,
+    )
+
+
+def network_findings(events: tuple[Event, ...], started: WebRTCUpgradeStarted) -> list[Finding]:
+    """Findings that name the network cause of this attempt's failure at gathering or ICE; [] otherwise."""
+    attempt = tuple(e for e in events if getattr(e, "connection_id", None) == started.connection_id)
+    v = _view(events, attempt, started)
+    if v.failed is None or v.failed.step not in (UpgradeStep.GATHERING, UpgradeStep.ICE):
+        return []
+    out: list[Finding] = []
+    here_blocked = _udp_blocked_here(v)
+    if here_blocked is not None:
+        out.append(here_blocked)
+    there_blocked = _udp_blocked_remote(v) if here_blocked is None else None
+    if there_blocked is not None:
+        out.append(there_blocked)
+    out += _turn(v)
+    if here_blocked is None and there_blocked is None:
+        out += _mappings(v)
+    return out
+
+
+# --- UDP blocked ------------------------------------------------------------------------------------
+
+
+def _udp_blocked_here(v: _View) -> Finding | None:
+    s = v.started
+    interfaces = v.local_of(CandidateType.HOST)
+    if not s.stun_servers or v.local_of(CandidateType.SRFLX) or not interfaces or s.ice_policy is IcePolicy.RELAY:
+        return None
+    evidence = [f"STUN server {s.stun_servers[0]} configured; host candidate(s) "
+                + ", ".join(_ep(c.address, c.port) for c in interfaces[:3]) + "; no srflx candidate"]
+    waited = v.gathering_s is not None and v.gathering_s >= GATHERING_WAITED_S
+    if v.gathering_s is not None:
+        evidence.append(f"gathering took {v.gathering_s:.1f} s"
+                        + (": the STUN requests went unanswered until aioice gave up" if waited
+                           else " (a STUN answer would have come in milliseconds)"))
+    if s.turn_servers and not v.local_of(CandidateType.RELAY):
+        evidence.append(f"no TURN allocation either ({s.turn_servers[0]})")
+    remote_srflx = v.remote_of(CandidateType.SRFLX)
+    if remote_srflx:
+        evidence.append(f"{v.other} got its own srflx candidate {_ep(remote_srflx[0].address, remote_srflx[0].port)}"
+                        ": the STUN server answers others")
+    if v.relayed_ok:
+        evidence.append("the relayed connection (TCP) carried pings")
+    confidence = Confidence.LIKELY if (waited or remote_srflx) else Confidence.POSSIBLE
+    return Finding(
+        code="udp-blocked-local",
+        severity=Severity.ERROR,
+        title=f"UDP is blocked on {v.side} network (this side)",
+        evidence=tuple(evidence),
+        advice="STUN got no answer while TCP to the relay works: a firewall on this network drops outgoing "
+        "UDP (common in corporate and guest networks). WebRTC needs UDP, so no direct connection can be "
+        "made from here. Allow outgoing UDP (at least to the STUN port and to peers), use a TURN server "
+        "reachable over TCP or TLS (turn:HOST:443?transport=tcp), or stay on the relay.",
+        confidence=confidence,
+        settle="`p2pdiag nat` from this network (is any UDP answered?), or the same dial from another "
+        "network with the relay reachable over TCP only",
+    )
+
+
+def _udp_blocked_remote(v: _View) -> Finding | None:
+    if not v.local_of(CandidateType.SRFLX) or not v.remote:
+        return None  # without our own working STUN, the remote's lack of srflx says nothing
+    if any(c.candidate_type is not CandidateType.HOST for c in v.remote):
+        return None
+    if not all(is_private(c.address) for c in v.remote):
+        return None  # a public host candidate needs no STUN
+    ours = v.local_of(CandidateType.SRFLX)[0]
+    evidence = [f"this side's STUN worked: srflx {_ep(ours.address, ours.port)}",
+                f"{v.other} offered only host candidates on private addresses: "
+                + ", ".join(_ep(c.address, c.port) for c in v.remote[:4])]
+    js = v.remote_agent is not None and "js-libp2p" in v.remote_agent
+    slow = v.answer_wait_s is not None and v.answer_wait_s >= ANSWER_WAITED_S
+    if slow:
+        evidence.append(f"its answer came {v.answer_wait_s:.1f} s after the offer: it waited for STUN answers "
+                        "that never came")
+    if js:
+        evidence.append(f"{v.other} is {v.remote_agent}, whose WebRTC transport uses public STUN servers by default")
+    confidence = Confidence.LIKELY if (slow or js) else Confidence.POSSIBLE
+    return Finding(
+        code="udp-blocked-remote",
+        severity=Severity.ERROR,
+        title=f"UDP is likely blocked on {v.other}'s network",
+        evidence=tuple(evidence),
+        advice=f"{v.other.capitalize()} has no public (srflx) candidate, and its private addresses cannot be "
+        "reached from here. Most likely its network drops UDP, so its STUN requests got no answer; it may "
+        "also have no STUN server configured. Check the peer's ICE servers and its firewall; a TURN server "
+        "reachable over TCP on the peer's side would get around it.",
+        confidence=confidence,
+        settle=f"`p2pdiag nat` on {v.other}'s network, or {v.other}'s own trace (its gathering time and ICE servers)",
+    )
+
+
+# --- NAT mapping and "direct is impossible" ---------------------------------------------------------
+
+
+def _remote_prflx(v: _View) -> list[tuple[str, int]]:
+    return sorted({(p.remote_address, p.remote_port) for p in v.finals if p.remote_type is CandidateType.PRFLX})
+
+
+def _limit_text(v: _View) -> str:
+    duration, data, opened, agent = v.limit
+    reading = read_duration(duration, agent)
+    parts = []
+    if reading.effective_s:
+        at = f" (at t={opened + reading.effective_s:.0f} s)" if opened is not None else ""
+        parts.append(f"after {fmt_seconds(reading.effective_s)}{at}"
+                     + (" — announced as " + str(duration) + ", most likely milliseconds" if reading.suspect_unit else ""))
+    if data:
+        parts.append(f"after {fmt_bytes(data)} of traffic")
+    if not parts:
+        return "The relay announced no limit, so the relayed connection stays as long as the relay keeps it."
+    return "The relay will cut the relayed fallback " + " or ".join(parts) + "."
+
+
+def _mappings(v: _View) -> list[Finding]:
+    if v.failed is None or v.failed.step is not UpgradeStep.ICE:
+        return []
+    ours = mapping_from_srflx(v.local_of(CandidateType.SRFLX))
+    theirs = mapping_from_srflx(v.remote_of(CandidateType.SRFLX), _remote_prflx(v))
+    reflexive = [p for p in v.finals if p.remote_type in (CandidateType.SRFLX, CandidateType.PRFLX)]
+    all_reflexive_failed = bool(reflexive) and all(p.state is CandidatePairState.FAILED for p in reflexive)
+    relay_worked = any(c.candidate_type is CandidateType.RELAY for c in v.local) or any(
+        c.candidate_type is CandidateType.RELAY for c in v.remote)
+    out: list[Finding] = []
+    hard = {SYMMETRIC, PORT_CHANGED}  # seen symmetric, or the port change symmetric NATs make
+    verdicts = {ours.verdict, theirs.verdict}
+    # both sides hard, or one hard and the other unknown; a side that kept its port may still punch
+    both_hard = bool(verdicts & hard) and verdicts <= hard | {UNKNOWN}
+    if all_reflexive_failed and not relay_worked and both_hard:
+        out.append(_direct_impossible(v, ours, theirs, reflexive))
+    elif ours.verdict in (PORT_KEPT, PORT_CHANGED) and ours.stun_answers <= 1:
+        out.append(_mapping_unknown(v, ours))
+    if SYMMETRIC in verdicts:
+        out.append(_symmetric_seen(v, ours, theirs))
+    return out
+
+
+def _symmetric_seen(v: _View, ours: Mapping, theirs: Mapping) -> Finding:
+    who = [name for name, m in ((f"{v.side} NAT (this side)", ours), (f"{v.other}'s NAT", theirs))
+           if m.verdict == SYMMETRIC]
+    return Finding(
+        code="nat-mapping-symmetric",
+        severity=Severity.WARNING,
+        title=f"{' and '.join(who).capitalize()} maps each destination to a new port (symmetric)",
+        evidence=(ours.evidence if ours.verdict == SYMMETRIC else ()) + (
+            theirs.evidence if theirs.verdict == SYMMETRIC else ()),
+        advice="An address-and-port-dependent NAT (RFC 4787) gives the peer a different port than the one "
+        "STUN reported, so the srflx candidate is useless to the other side. Direct connections then work "
+        "only if the other side's NAT lets in packets from any port (full cone) or has no NAT; otherwise "
+        "use TURN.",
+        confidence=Confidence.CERTAIN,
+    )
+
+
+def _mapping_unknown(v: _View, ours: Mapping) -> Finding:
+    hint = {PORT_KEPT: "The NAT kept the port, which most endpoint-independent NATs do; it is not proof.",
+            PORT_CHANGED: "The NAT changed the port, which symmetric NATs usually do; it is not proof."}
+    return Finding(
+        code="nat-mapping-unknown",
+        severity=Severity.INFO,
+        title=f"{v.side.capitalize()} NAT mapping cannot be told from one STUN server",
+        evidence=ours.evidence + (f"STUN servers: {', '.join(v.started.stun_servers)} (aioice asks only the first)",),
+        advice="One STUN answer gives one mapping; whether the NAT keeps it for every destination "
+        "(endpoint-independent, hole punching works) or makes a new one per destination (symmetric, it "
+        "fails) needs a second server to compare. " + hint.get(ours.verdict, ""),
+        confidence=Confidence.POSSIBLE,
+        settle="`p2pdiag nat --stun URL --stun URL` from this network (two STUN servers, or one with "
+        "RFC 5780 OTHER-ADDRESS), or turnutils_natdiscovery -m -f",
+    )
+
+
+def _direct_impossible(v: _View, ours: Mapping, theirs: Mapping, reflexive: list[CandidatePairFinal]) -> Finding:
+    def says(name: str, m: Mapping) -> str:
+        word = {SYMMETRIC: "symmetric (seen)", PORT_CHANGED: "changed the port (symmetric NATs do)",
+                UNKNOWN: "unknown"}[m.verdict]
+        return f"{name}: {word}; " + "; ".join(m.evidence)
+
+    seen = [m.verdict for m in (ours, theirs)]
+    if seen.count(SYMMETRIC) == 2:
+        confidence = Confidence.CERTAIN
+    elif SYMMETRIC in seen or seen.count(PORT_CHANGED) == 2:
+        confidence = Confidence.LIKELY
+    else:
+        confidence = Confidence.POSSIBLE
+    turn = v.started.turn_servers
+    evidence = [says(f"{v.side} NAT (this side)", ours), says(f"{v.other}'s NAT", theirs),
+                f"all {len(reflexive)} pair(s) with a srflx or prflx candidate failed",
+                "TURN: " + (f"{turn[0]} gave no relay candidate" if turn else "none configured")]
+    return Finding(
+        code="direct-impossible-symmetric-nat",
+        severity=Severity.ERROR,
+        title="Both sides are behind NATs that map each destination anew: no direct path without TURN",
+        evidence=tuple(evidence),
+        advice="When both NATs are address-and-port dependent (\"symmetric\"), each side's STUN address is "
+        "wrong for the other and neither lets in the other's real port, so hole punching cannot work. "
+        "Add a TURN server on at least one side (--turn, with --ice-policy relay: in this project's lab, "
+        "policy all allocated but every check through TURN failed), or run one peer on a network with "
+        "a full-cone NAT or a public address. " + _limit_text(v),
+        confidence=confidence,
+        settle="`p2pdiag nat` on both networks (mapping and filtering, RFC 5780)",
+    )
+
+
+# --- TURN ---------------------------------------------------------------------------------------
+
+
+def _turn(v: _View) -> list[Finding]:
+    s = v.started
+    if not s.turn_servers:
+        return []
+    relays = v.local_of(CandidateType.RELAY)
+    if not relays:
+        evidence = [(f"TURN server {s.turn_servers[0]} configured (ICE policy {s.ice_policy.value}); no relay "
+                    "candidate was gathered")]
+        if v.gathering_s is not None:
+            evidence.append(f"gathering took {v.gathering_s:.1f} s" + (
+                ": the server was silent (unreachable, or UDP to it blocked)" if v.gathering_s >= GATHERING_WAITED_S
+                else ": the server answered at once, so it refused the allocation"))
+        if s.stun_servers and not v.local_of(CandidateType.SRFLX) and v.local_of(CandidateType.HOST):
+            evidence.append("STUN got no answer either: UDP to the server looks blocked")
+        return [Finding(
+            code="turn-allocation-failed",
+            severity=Severity.ERROR,
+            title="The TURN allocation failed: no relay candidate",
+            evidence=tuple(evidence),
+            advice="The TURN server refused the allocation or never answered. The trace does not carry the "
+            "STUN error code (aioice keeps it to itself): check the credentials (--turn-user, "
+            "--turn-credential: 401 means wrong ones), the realm, the server's allowed peer and relay "
+            "address ranges (403), its quota (486), and that UDP to it is allowed (try "
+            "?transport=tcp).",
+            confidence=Confidence.LIKELY,
+            settle="the TURN server's log for this username, or turnutils_uclient against it",
+        )]
+    through = [p for p in v.finals if p.local_type is CandidateType.RELAY or p.remote_type is CandidateType.RELAY
+               or (p.local_address, p.local_port) in {(c.address, c.port) for c in relays}]
+    if not through or any(p.state is not CandidatePairState.FAILED for p in through):
+        return []
+    return [Finding(
+        code="turn-checks-failed",
+        severity=Severity.ERROR,
+        title="TURN allocated a relay address, but every check through it failed",
+        evidence=((f"relay candidate(s): {', '.join(_ep(c.address, c.port) for c in relays[:3])} "
+                  f"from {s.turn_servers[0]} (ICE policy {s.ice_policy.value})"),
+                  f"{len(through)} pair(s) through TURN, all failed"),
+        advice="The allocation works; what fails is the path from the TURN server to the peer, or the "
+        "permissions on it: a TURN server that may not relay to the peer's addresses (coturn's "
+        "denied-peer-ip / no-loopback-peers, private ranges), a peer that cannot reach the relay "
+        "address, or channel binds the server rejects (this project's lab saw coturn answer 400 after "
+        "channel binds with policy all, in aiortc and js-libp2p alike). Try --ice-policy relay on both "
+        "sides, and read the TURN server's log.",
+        confidence=Confidence.LIKELY,
+        settle="the TURN server's log for the permission and channel-bind requests of this run",
+    )]

@@ -1,0 +1,86 @@
+"""Record the network-diagnosis traces from real runs in the lab (needs root and coturn).
+
+    python tests/network/traces/record.py [CASE ...]   # rewrites tests/network/traces/CASE-{dial,listen}.jsonl
+
+Each case builds a lab (p2pdiag.lab), runs the py-libp2p relay on `relay`, `p2pdiag listen` on
+`b` and `p2pdiag dial` to its /webrtc address on `a`, each with the lab's STUN (and TURN) server,
+and keeps both traces. tests/unit/test_network_diagnosis.py checks the verdict each one gives.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from p2pdiag.lab import Lab, Router, Topology
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+
+# name: (router a (dialer), router b (listener), TURN (False, True, or "bad": a wrong password), ICE policy)
+CASES: dict[str, tuple[Router, Router, bool | str, str]] = {
+    "cone-cone": (Router(nat="cone"), Router(nat="cone"), False, "all"),
+    "dialer-udp-blocked": (Router(nat="cone", udp="blocked"), Router(nat="cone"), False, "all"),
+    "listener-udp-blocked": (Router(nat="cone"), Router(nat="cone", udp="blocked"), False, "all"),
+    "symmetric-symmetric": (Router(nat="symmetric"), Router(nat="symmetric"), False, "all"),
+    "symmetric-fullcone": (Router(nat="symmetric"), Router(nat="full-cone"), False, "all"),
+    "symmetric-symmetric-turn-all": (Router(nat="symmetric"), Router(nat="symmetric"), True, "all"),
+    "symmetric-symmetric-turn-relay": (Router(nat="symmetric"), Router(nat="symmetric"), True, "relay"),
+    "symmetric-symmetric-turn-bad-credential": (Router(nat="symmetric"), Router(nat="symmetric"), "bad", "all"),
+}
+
+
+def _ice_args(lab: Lab, turn: bool | str, policy: str) -> list[str]:
+    args = ["--stun", lab.stun_url, "--ice-policy", policy]
+    if turn:
+        password = "wrong-password" if turn == "bad" else lab.turn_password
+        args += ["--turn", lab.turn_url, "--turn-user", lab.turn_username, "--turn-credential", password]
+    return args
+
+
+def _line(proc: subprocess.Popen, want: str, deadline_s: float = 30.0) -> str:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"ended before {want!r}: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+        if want in line:
+            return line.strip()
+    raise RuntimeError(f"no {want!r} within {deadline_s} s")
+
+
+def record(name: str) -> None:
+    a, b, turn, policy = CASES[name]
+    with Lab(Topology(a=a, b=b)) as lab, tempfile.TemporaryDirectory() as tmp:
+        relay = lab.exec("relay", [PY, "-m", "p2pdiag.peers.pyrelay", "--host", lab.address("relay"),
+                                   "--tcp-port", "4001"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ready = json.loads(_line(relay, '"ready"'))
+        relay_addr = ready["addrs"][0]
+        listen_trace, dial_trace = Path(tmp) / "listen.jsonl", Path(tmp) / "dial.jsonl"
+        listener = lab.exec("b", [PY, "-m", "p2pdiag", "listen", "--relay", relay_addr, "--trace",
+                                  str(listen_trace), "--timeout", "30", *_ice_args(lab, turn, policy)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _line(listener, "Dial me at")
+        target = next(t for t in (_line(listener, "/p2p-circuit"), _line(listener, "/p2p-circuit"))
+                      if "/webrtc" in t)
+        dial = lab.run("a", [PY, "-m", "p2pdiag", "dial", target, "--trace", str(dial_trace), "--timeout", "25",
+                             *_ice_args(lab, turn, policy)], timeout=40)
+        time.sleep(1.0)
+        listener.terminate()
+        listener.wait(10)
+        relay.terminate()
+        shutil.copy(dial_trace, HERE / f"{name}-dial.jsonl")
+        if listen_trace.exists():
+            shutil.copy(listen_trace, HERE / f"{name}-listen.jsonl")
+        print(f"recorded {name}: dial exit {dial.returncode}")
+
+
+if __name__ == "__main__":
+    for case in sys.argv[1:] or CASES:
+        record(case)
