@@ -69,7 +69,7 @@ from p2pdiag.wire.identify import PING_PROTOCOL
 SINK_PROTOCOL = "/p2pdiag/relay-check/sink/1.0.0"  # u64 length, payload; answered with the u64 count read
 ECHO_PROTOCOL = "/p2pdiag/relay-check/echo/1.0.0"  # every byte sent back
 
-LOOP_PINGS = 3
+LOOP_PINGS = 2  # each ping is a new stream: ~50 frames through the relay in this one process
 THROUGHPUT_MAX_BYTES = 32 * 1024  # the loop's payload when the relay announces no data limit
 THROUGHPUT_BUDGET_SHARE = 0.5  # ...and at most this share of the data budget left on the circuit
 THROUGHPUT_MIN_BYTES = 1024  # below this a throughput figure means nothing: skip it
@@ -128,16 +128,34 @@ async def relay_check(opts: RelayCheckOptions, rec: Recorder) -> None:
             nursery.start_soon(_check_one, t, opts, rec)
 
 
-async def _check_one(target: CheckTarget, opts: RelayCheckOptions, rec: Recorder) -> None:
+async def _check_one(target: CheckTarget, opts: RelayCheckOptions, rec: Recorder,
+                     check: Callable[..., Any] | None = None) -> None:
+    """One relay's check, within its share of --timeout; `check` stands in for _RelayCheck in tests."""
     began = rec.now()
     out_of_time = False
     try:
         with trio.move_on_after(opts.relay_budget_s) as scope:
-            await _RelayCheck(target, opts, rec).run()
+            await (check or _RelayCheck)(target, opts, rec).run()
         out_of_time = scope.cancelled_caught
     except Exception as exc:  # a bug met on one relay must not end the other relays' checks
         rec.record(ProbeCrashed, relay=target.relay.addr, error_type=type(exc).__name__, error=str(exc)[:500])
     rec.record(RelayCheckFinished, relay=target.relay.addr, duration_s=rec.now() - began, out_of_time=out_of_time)
+
+
+def duration_wait(effective_s: float | None, measure_max_s: float, left_s: float) -> tuple[float | None, str]:
+    """How long to hold a circuit for the relay's duration limit to cut it, or None and why not.
+
+    `left_s` is what remains of the relay's budget once a circuit is open.
+    """
+    if not effective_s:
+        return None, "the relay announced no duration limit"
+    if effective_s > measure_max_s:
+        return None, f"the duration limit ({effective_s:g} s) is longer than --measure-max {measure_max_s:g} s"
+    wait = effective_s + max(MEASURE_DURATION_GRACE_S, 0.1 * effective_s)
+    if wait > left_s:
+        left = max(left_s, 0.0)
+        return None, f"waiting for the duration limit needs about {wait:.0f} s, and only {left:.0f} s of --timeout were left"
+    return wait, ""
 
 
 @dataclass
@@ -367,17 +385,11 @@ class _RelayCheck:
             await self.close_circuit(conn, stream, cid)
 
     async def measure_duration(self, a: _Identity, b: _Identity, b_conn: Any, announced: int | None) -> None:
-        reading = read_duration(announced, self.agent)
-        if not reading.effective_s:
-            return self.skip([CheckPhase.MEASURE_DURATION], "the relay announced no duration limit")
-        wait = reading.effective_s + max(MEASURE_DURATION_GRACE_S, 0.1 * reading.effective_s)
-        if reading.effective_s > self.opts.measure_max_s:
-            return self.skip([CheckPhase.MEASURE_DURATION], f"the duration limit ({reading.effective_s:g} s) is "
-                             f"longer than --measure-max {self.opts.measure_max_s:g} s")
         left = trio.current_effective_deadline() - trio.current_time()
-        if wait + self.t.hop + self.t.secure > left:
-            return self.skip([CheckPhase.MEASURE_DURATION], f"waiting for the duration limit needs about "
-                             f"{wait:.0f} s, and only {left:.0f} s of --timeout were left")
+        wait, why = duration_wait(read_duration(announced, self.agent).effective_s, self.opts.measure_max_s,
+                                  left - self.t.hop - self.t.secure)
+        if wait is None:
+            return self.skip([CheckPhase.MEASURE_DURATION], why)
         opened = await self.open_measured(CheckPhase.MEASURE_DURATION, a, b, b_conn)
         if opened is None:
             return

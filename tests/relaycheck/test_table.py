@@ -88,7 +88,7 @@ def test_a_passing_relay_has_every_value_measured():
     assert row["voucher"]["ok"] and len(row["voucher"]["checks"]) == 9
     assert row["refresh"]["ok"]
     loop = row["loop"]
-    assert loop["ok"] and len(loop["rtt_s"]) == 3 and loop["throughput"]["bytes_per_s"] > 0
+    assert loop["ok"] and len(loop["rtt_s"]) >= 2 and loop["throughput"]["bytes_per_s"] > 0
     assert loop["hop_limit"] == loop["stop_limit"] == {"duration": 3600, "data_bytes": 1 << 30}
     assert row["drop"] == {"attempts": 1, "status": "NO_RESERVATION", "ok": True}
     assert set(row["cells"]) == {"reachable", "hop", "reservation", "limits", "voucher", "loop", "verdict"}
