@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from p2pdiag.diagnosis.limits import fmt_bytes, fmt_seconds, read_duration
 from p2pdiag.diagnosis.model import Confidence, Finding, Severity
@@ -49,6 +50,9 @@ from p2pdiag.trace.events import (
     WebRTCUpgradeFailed,
     WebRTCUpgradeStarted,
 )
+
+if TYPE_CHECKING:
+    from p2pdiag.probes.nat import NatTest
 
 GATHERING_WAITED_S = 1.0  # STUN answers within milliseconds; this long means requests went unanswered
 ANSWER_WAITED_S = 2.5  # an answer this late from a peer that gathers before answering: its STUN timed out
@@ -441,3 +445,70 @@ def _turn(v: _View) -> list[Finding]:
         confidence=Confidence.LIKELY,
         settle="the TURN server's log for the permission and channel-bind requests of this run",
     )]
+
+
+# --- `p2pdiag nat`: the RFC 5780 tests, judged -------------------------------------------------------
+
+EIM = "endpoint-independent"
+ADM = "address-dependent"
+APDM = "address-and-port-dependent"
+DEPENDENT = "address-dependent or address-and-port-dependent"  # two servers, no OTHER-ADDRESS
+NO_UDP = "no answer (UDP blocked, or the server is down)"
+UNTESTED = "not tested"
+
+
+@dataclass(frozen=True, slots=True)
+class NatBehaviour:
+    mapping: str
+    filtering: str
+    public: tuple[str, int] | None  # the mapped address of the first test
+    evidence: tuple[str, ...]
+    settle: str | None  # what would tell more, when something was not tested
+
+
+def nat_behaviour(tests: list[NatTest]) -> NatBehaviour:
+    """Mapping and filtering (RFC 4787 terms) from the tests `p2pdiag.probes.nat.probe` ran."""
+    by = {t.name: t for t in tests}
+    first_test = by.get("mapping-1")
+    if first_test is None or not first_test.answered:
+        server = _ep(*first_test.server) if first_test else "?"
+        return NatBehaviour(NO_UDP, NO_UDP, None, (f"no answer from {server} to any retransmit",),
+                            "the same probe from another network (is the server up?), or a TCP relay check")
+    local_port, server, mapped = first_test.local[1], _ep(*first_test.server), _ep(*first_test.mapped)
+    evidence = [f"test I: local port {local_port} → {server}: mapped {mapped}"]
+    second, third = by.get("mapping-2"), by.get("mapping-3")
+    settle = None
+    if second is None:
+        mapping = UNTESTED
+        settle = "a second --stun server, or one that sends OTHER-ADDRESS (RFC 5780)"
+    elif not second.answered:
+        mapping = UNTESTED
+        evidence.append(f"test II to {_ep(*second.server)}: no answer")
+        settle = "a second STUN server that answers"
+    else:
+        evidence.append(f"test II → {_ep(*second.server)}: mapped {_ep(*second.mapped)}")
+        if second.mapped == first_test.mapped:
+            mapping = EIM
+        elif first_test.other is None:
+            mapping = DEPENDENT
+            settle = "a STUN server with OTHER-ADDRESS (RFC 5780) tells address from address-and-port"
+        elif third is not None and third.answered:
+            evidence.append(f"test III → {_ep(*third.server)}: mapped {_ep(*third.mapped)}")
+            mapping = ADM if third.mapped == second.mapped else APDM
+        else:
+            mapping = DEPENDENT
+            settle = "test III got no answer; run again"
+    f1, f2, f3 = by.get("filtering-1"), by.get("filtering-2"), by.get("filtering-3")
+    if f1 is None or not f1.answered:
+        filtering = UNTESTED
+        settle = settle or "a STUN server with OTHER-ADDRESS (RFC 5780) for the filtering tests"
+    elif f2 is not None and f2.answered:
+        filtering = "endpoint-independent"
+        evidence.append(f"an answer from the other IP and port ({_ep(*f2.origin) if f2.origin else '?'}) came in")
+    elif f3 is not None and f3.answered:
+        filtering = "address-dependent"
+        evidence.append("no answer from the other IP; an answer from the other port came in")
+    else:
+        filtering = "address-and-port-dependent"
+        evidence.append("no answer from the other IP, nor from the other port: only the exact address sent to")
+    return NatBehaviour(mapping, filtering, first_test.mapped, tuple(evidence), settle)
