@@ -1,7 +1,8 @@
 """Where p2pdiag reaches into aioice (asyncio side). aioice has no public hook for any of this.
 
 Every private name p2pdiag depends on is used here and nowhere else, and
-tests/webrtc/test_aioice_pins.py pins them against the installed aioice 0.13:
+tests/webrtc/test_aioice_pins.py (for mDNS: test_mdns_chromium.py) pin them against the installed
+aioice 0.13:
 
 - `aioice.stun.RETRY_RTO` / `RETRY_MAX`: the STUN retransmit schedule, module globals. Set in
   `set_stun_retransmits` only, and recorded in the trace by the caller.
@@ -11,16 +12,22 @@ tests/webrtc/test_aioice_pins.py pins them against the installed aioice 0.13:
   candidate, which `get_host_addresses` leaves out.
 - `Connection._check_list`, `._nominated`: the pairs and the selected one.
 - `aiortc RTCIceTransport._connection`: the aioice connection behind a peer connection.
+- `aioice.mdns.MDnsProtocol.datagram_received` and `.queries`: to resolve a browser's `.local`
+  candidates from answers aioice drops (`resolve_mdns_leniently`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aioice.mdns
 import aioice.stun
+import dns.name
 from aioice import Candidate, Connection
 from aioice.candidate import candidate_foundation, candidate_priority
 from aioice.ice import CandidatePair, StunProtocol
@@ -28,6 +35,7 @@ from aioice.ice import CandidatePair, StunProtocol
 LOOPBACK = "127.0.0.1"
 # A loopback candidate only helps when the peer is on the same host, so it is the last choice.
 LOOPBACK_LOCAL_PREFERENCE = 0
+_MAX_NAME_JUMPS = 32  # compression pointers followed in one name: more is a loop
 
 
 def set_stun_retransmits(rto_s: float, retransmits: int) -> tuple[float, int]:
@@ -132,3 +140,90 @@ async def _bind(connection: Connection, component: int) -> Candidate | None:
     connection._protocols.append(protocol)
     connection._local_candidates.append(protocol.local_candidate)
     return protocol.local_candidate
+
+
+def resolve_mdns_leniently() -> None:
+    """Let aioice resolve a browser's `.local` candidates from the answers it now drops; idempotent.
+
+    Chromium answers an mDNS query for its candidate's name with the A record and an NSEC record
+    whose next-domain name is compressed, as RFC 6762 section 18.14 allows. dnspython refuses
+    compression in NSEC rdata, so aioice drops the whole answer and the name "does not resolve"
+    although the browser answered. aioice's own handler still runs first; then any query still
+    waiting is answered from the A and AAAA records of the same response, in any section (for
+    Chromium's IPv6 name the AAAA comes as an additional record, RFC 6762 section 6.2).
+    """
+    original = aioice.mdns.MDnsProtocol.datagram_received
+    if getattr(original, "_p2pdiag_lenient", False):
+        return
+
+    def datagram_received(self: Any, data: bytes, addr: tuple[Any, ...]) -> None:
+        original(self, data, addr)
+        if not self.queries:
+            return
+        for name, address in mdns_response_addresses(bytes(data)):
+            for future in self.queries.pop(name, ()):
+                if not future.done():
+                    future.set_result(address)
+
+    datagram_received._p2pdiag_lenient = True  # type: ignore[attr-defined]
+    datagram_received.__wrapped__ = original  # type: ignore[attr-defined]
+    aioice.mdns.MDnsProtocol.datagram_received = datagram_received  # type: ignore[method-assign]
+
+
+def mdns_response_addresses(data: bytes) -> list[tuple[dns.name.Name, str]]:
+    """(name, address) of every A and AAAA record in a DNS response, from any section.
+
+    Reads only what it needs, and follows a compressed name anywhere; the rdata of other types
+    is skipped unread. A query, or a message cut short or malformed anywhere, gives [].
+    """
+    try:
+        _, flags, questions, *counts = struct.unpack_from("!6H", data, 0)
+        if not flags & 0x8000:  # QR: a query, not a response
+            return []
+        offset = 12
+        for _ in range(questions):
+            offset = _read_name(data, offset)[1] + 4
+        found = []
+        for _ in range(sum(counts)):
+            name, offset = _read_name(data, offset)
+            rtype, _, _, length = struct.unpack_from("!HHIH", data, offset)
+            offset += 10
+            rdata = data[offset:offset + length]
+            if len(rdata) != length:
+                return []
+            offset += length
+            if rtype == 1 and length == 4:
+                found.append((name, socket.inet_ntop(socket.AF_INET, rdata)))
+            elif rtype == 28 and length == 16:
+                found.append((name, socket.inet_ntop(socket.AF_INET6, rdata)))
+        return found
+    except (struct.error, IndexError, ValueError, dns.name.NameTooLong, dns.name.LabelTooLong):
+        return []
+
+
+def _read_name(data: bytes, offset: int) -> tuple[dns.name.Name, int]:
+    """The name at `offset` and the offset after it; compression pointers must point backwards."""
+    labels: list[bytes] = []
+    end = None
+    jumps = 0
+    while True:
+        length = data[offset]
+        if length & 0xC0 == 0xC0:
+            pointer = ((length & 0x3F) << 8) | data[offset + 1]
+            jumps += 1
+            if pointer >= offset or jumps > _MAX_NAME_JUMPS:
+                raise ValueError("bad compression pointer")
+            if end is None:
+                end = offset + 2
+            offset = pointer
+        elif length & 0xC0:
+            raise ValueError("unknown label type")
+        elif length == 0:
+            labels.append(b"")
+            return dns.name.Name(labels), end if end is not None else offset + 1
+        else:
+            label = data[offset + 1:offset + 1 + length]
+            if len(label) != length:
+                raise ValueError("label cut short")
+            labels.append(label)
+            offset += 1 + length

@@ -8,6 +8,7 @@ only assigned once the association is up.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -51,6 +52,7 @@ ChannelSignal = Callable[..., None]  # channel(kind, key, *args)
 
 BUFFERED_LOW_BYTES = 256 * 1024
 INIT_LABEL = "init"
+STILL_RESOLVING = "its mDNS name was still being resolved when the attempt ended"
 
 
 class ChannelError(Exception):
@@ -67,6 +69,7 @@ class Session:
         servers += [RTCIceServer(urls=t.url, username=t.username, credential=t.credential)
                     for t in ice_config.turn[:1]]
         policy = RTCIceTransportPolicy.RELAY if ice_config.policy == "relay" else RTCIceTransportPolicy.ALL
+        ice.resolve_mdns_leniently()  # else no Chromium .local candidate ever resolves
         # iceServers is always a list, never None: with None aiortc adds a public STUN server.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, iceTransportPolicy=policy))
         self._connection: Any = None
@@ -221,6 +224,11 @@ class Session:
         error = None
         try:
             await self.pc.addIceCandidate(candidate)
+        except asyncio.CancelledError:
+            # The attempt ended (often: it succeeded through a peer-reflexive candidate) while aioice
+            # waited for the mDNS answer: still say that the candidate came, and what became of it.
+            self._report_remote(init.candidate, CandidateSource.TRICKLE, note_if_refused=STILL_RESOLVING)
+            raise
         except Exception as exc:  # e.g. no mDNS socket on this host
             error = f"{type(exc).__name__}: {exc}"
         note = error or ("ignored: it came after the remote's end-of-candidates" if gatherer_done else None)
