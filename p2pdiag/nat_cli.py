@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _resolve(url: str) -> tuple[str, int]:
-    from p2pdiag.probes.nat import parse_stun_url
+    from p2pdiag.wire.stun import parse_stun_url
 
     try:
         host, port = parse_stun_url(url)

@@ -40,6 +40,7 @@ from p2pdiag.trace.events import (
     IcePolicy,
     IdentifyCompleted,
     LocalCandidateGathered,
+    NatTestCompleted,
     Path,
     PingCompleted,
     RemoteCandidateReceived,
@@ -50,9 +51,10 @@ from p2pdiag.trace.events import (
     WebRTCUpgradeFailed,
     WebRTCUpgradeStarted,
 )
+from p2pdiag.wire.stun import from_event
 
 if TYPE_CHECKING:
-    from p2pdiag.probes.nat import NatTest
+    from p2pdiag.wire.stun import NatTest
 
 GATHERING_WAITED_S = 1.0  # STUN answers within milliseconds; this long means requests went unanswered
 ANSWER_WAITED_S = 2.5  # an answer this late from a peer that gathers before answering: its STUN timed out
@@ -62,6 +64,7 @@ SYMMETRIC = "symmetric"  # seen: one base, different public ports per destinatio
 PORT_CHANGED = "port-changed"  # hint: the NAT gave another port than the base's
 PORT_KEPT = "port-kept"  # hint: the NAT kept the base's port
 UNKNOWN = "unknown"  # no srflx candidate
+EIM_SEEN = "endpoint-independent"  # measured by the NAT probe: one mapping for every destination
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,10 @@ def is_private(address: str) -> bool:
     except ValueError:
         return address.endswith(".local")  # an mDNS name hides a local address
     return any(ip.version == n.version and ip in n for n in _PRIVATE)
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]  # str.capitalize would lower "NAT"
 
 
 def _ep(address: str, port: int | None) -> str:
@@ -143,6 +150,7 @@ class _View:
     relayed_ok: bool  # a ping answered over the relayed connection
     remote_agent: str | None
     limit: tuple[int | None, int | None, float | None, str | None]  # duration, data, circuit start, relay agent
+    nat: NatBehaviour | None  # this side's NAT, when the run probed it (dial with two STUN servers)
 
     @property
     def side(self) -> str:
@@ -175,6 +183,7 @@ def _view(events: tuple[Event, ...], attempt: tuple[Event, ...], started: WebRTC
     stop = first(events, StopConnectReceived, connection_id=relayed)
     relay_identify = first(events, IdentifyCompleted, subject=Subject.RELAY)
     limit_src = hop or stop
+    nat_tests = all_of(events, NatTestCompleted)
     limit = (limit_src.announced_duration_s if limit_src else None,
              limit_src.announced_data_bytes if limit_src else None,
              (secured.t_s - secured.duration_s) if secured else None,
@@ -190,6 +199,7 @@ def _view(events: tuple[Event, ...], attempt: tuple[Event, ...], started: WebRTC
         relayed_ok=bool(all_of(events, PingCompleted, path=Path.RELAYED, connection_id=relayed)),
         remote_agent=peer.agent_version if peer else None,
         limit=limit,
+        nat=nat_behaviour([from_event(e) for e in nat_tests]) if nat_tests else None,
     )
 
 
@@ -235,7 +245,10 @@ def _udp_blocked_here(v: _View) -> Finding | None:
                         ": the STUN server answers others")
     if v.relayed_ok:
         evidence.append("the relayed connection (TCP) carried pings")
-    confidence = Confidence.LIKELY if (waited or remote_srflx) else Confidence.POSSIBLE
+    probe_silent = v.nat is not None and v.nat.mapping == NO_UDP
+    if probe_silent:
+        evidence.append("the NAT probe's STUN tests got no answer either")
+    confidence = Confidence.LIKELY if (waited or remote_srflx or probe_silent) else Confidence.POSSIBLE
     return Finding(
         code="udp-blocked-local",
         severity=Severity.ERROR,
@@ -309,7 +322,7 @@ def _limit_text(v: _View) -> str:
 def _mappings(v: _View) -> list[Finding]:
     if v.failed is None or v.failed.step is not UpgradeStep.ICE:
         return []
-    ours = mapping_from_srflx(v.local_of(CandidateType.SRFLX))
+    ours = _probed(v.nat) or mapping_from_srflx(v.local_of(CandidateType.SRFLX))
     theirs = mapping_from_srflx(v.remote_of(CandidateType.SRFLX), _remote_prflx(v))
     reflexive = [p for p in v.finals if p.remote_type in (CandidateType.SRFLX, CandidateType.PRFLX)]
     all_reflexive_failed = bool(reflexive) and all(p.state is CandidatePairState.FAILED for p in reflexive)
@@ -326,7 +339,34 @@ def _mappings(v: _View) -> list[Finding]:
         out.append(_mapping_unknown(v, ours))
     if SYMMETRIC in verdicts:
         out.append(_symmetric_seen(v, ours, theirs))
+    if v.nat is not None and v.nat.mapping != NO_UDP:
+        out.append(_nat_probed(v, v.nat))
     return out
+
+
+def _probed(nat: NatBehaviour | None) -> Mapping | None:
+    """This side's mapping as the NAT probe measured it; None when it could not tell."""
+    if nat is None or nat.mapping in (UNTESTED, NO_UDP):
+        return None
+    said = f"the NAT probe (RFC 5780 tests): mapping {nat.mapping}"
+    if nat.mapping == EIM:
+        return Mapping(EIM_SEEN, (said,), 2)
+    return Mapping(SYMMETRIC, (said,) + tuple(e for e in nat.evidence if e.startswith("test ")), 2)
+
+
+def _nat_probed(v: _View, nat: NatBehaviour) -> Finding:
+    return Finding(
+        code="nat-probed",
+        severity=Severity.INFO,
+        title=f"{v.side.capitalize()} NAT, probed: {nat.mapping} mapping, {nat.filtering} filtering",
+        evidence=nat.evidence,
+        advice="Measured from this side with the STUN servers given (p2pdiag nat). Endpoint-independent "
+        "mapping makes this side's srflx candidate good for any peer; a dependent mapping makes it good only "
+        "towards the STUN server. Filtering says who may send first: with address-and-port-dependent "
+        "filtering on both sides, both must send checks at about the same time (ICE does). When this side "
+        "looks fine and the checks still failed, probe the other side's network the same way.",
+        confidence=Confidence.CERTAIN,
+    )
 
 
 def _symmetric_seen(v: _View, ours: Mapping, theirs: Mapping) -> Finding:
@@ -335,7 +375,7 @@ def _symmetric_seen(v: _View, ours: Mapping, theirs: Mapping) -> Finding:
     return Finding(
         code="nat-mapping-symmetric",
         severity=Severity.WARNING,
-        title=f"{' and '.join(who).capitalize()} maps each destination to a new port (symmetric)",
+        title=_cap(f"{' and '.join(who)} maps each destination to a new port (symmetric)"),
         evidence=(ours.evidence if ours.verdict == SYMMETRIC else ()) + (
             theirs.evidence if theirs.verdict == SYMMETRIC else ()),
         advice="An address-and-port-dependent NAT (RFC 4787) gives the peer a different port than the one "

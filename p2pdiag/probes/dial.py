@@ -39,6 +39,18 @@ class DialOptions:
 
 
 async def dial(opts: DialOptions, rec: Recorder, key_pair: Any = None) -> None:
+    async with trio.open_nursery() as nursery:
+        stun = tuple(getattr(opts.ice, "stun", ()))
+        if opts.upgrade and len(stun) >= 2:
+            # This network's NAT, probed beside the relay path: aioice asks only the first STUN
+            # server, so its candidates alone cannot tell a symmetric mapping (diagnosis/network.py).
+            from p2pdiag.probes.nat import record_probe
+
+            nursery.start_soon(record_probe, list(stun), rec)
+        await dial_relays(opts, rec, key_pair)
+
+
+async def dial_relays(opts: DialOptions, rec: Recorder, key_pair: Any = None) -> None:
     target = opts.target
     rec.record(TargetResolved, peer_id=target.peer_id, relays=tuple(r.addr for r in target.relays),
                method=target.method, webrtc_requested=target.webrtc)

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from p2pdiag.diagnosis.network import ADM, APDM, DEPENDENT, EIM, NO_UDP, UNTESTED, nat_behaviour
-from p2pdiag.probes.nat import (
+from p2pdiag.wire.stun import (
     BINDING_SUCCESS,
     CHANGE_REQUEST,
     MAGIC_COOKIE,

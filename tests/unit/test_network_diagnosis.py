@@ -43,7 +43,7 @@ from p2pdiag.trace.file import load
 
 TRACES = Path(__file__).resolve().parents[1] / "network" / "traces"
 
-NETWORK_CODES = {"udp-blocked-local", "udp-blocked-remote", "nat-mapping-symmetric", "nat-mapping-unknown",
+NETWORK_CODES = {"udp-blocked-local", "udp-blocked-remote", "nat-mapping-symmetric", "nat-mapping-unknown", "nat-probed",
                  "direct-impossible-symmetric-nat", "turn-allocation-failed", "turn-checks-failed"}
 
 # trace (LAN a runs dial, LAN b runs listen), upgraded, the network codes exactly, {code: confidence}
@@ -67,6 +67,16 @@ TABLE = [
     # docs/verdicts/nat-mapping-unknown.md): one STUN server cannot tell the mapping, and says so.
     ("cone-cone-dial", False, {"nat-mapping-unknown"}, {"nat-mapping-unknown": Confidence.POSSIBLE}),
     ("cone-cone-listen", False, {"nat-mapping-unknown"}, {}),
+    # `dial` given two STUN servers (coturn's two addresses) also probes its NAT (RFC 5780 tests)
+    ("probed-symmetric-symmetric-dial", False,
+     {"direct-impossible-symmetric-nat", "nat-mapping-symmetric", "nat-probed"},
+     {"direct-impossible-symmetric-nat": Confidence.LIKELY, "nat-mapping-symmetric": Confidence.CERTAIN,
+      "nat-probed": Confidence.CERTAIN}),
+    ("probed-symmetric-symmetric-listen", False, {"direct-impossible-symmetric-nat"}, {}),
+    ("probed-dialer-udp-blocked-dial", False, {"udp-blocked-local"}, {"udp-blocked-local": Confidence.LIKELY}),
+    ("probed-dialer-udp-blocked-listen", False, {"udp-blocked-remote"}, {}),
+    ("probed-cone-cone-dial", True, set(), {}),
+    ("probed-cone-cone-listen", True, set(), {}),
     ("symmetric-fullcone-dial", True, set(), {}),
     ("symmetric-fullcone-listen", True, set(), {}),
     ("symmetric-symmetric-turn-relay-dial", True, set(), {}),
@@ -203,3 +213,23 @@ def test_network_diagnosis_imports_nothing_heavy():
             "print(' '.join(m for m in ('trio', 'aiortc', 'aioice', 'libp2p', 'rich') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+def test_the_nat_probe_in_a_dial_trace_is_judged():
+    evs = events("probed-symmetric-symmetric-dial")
+    found = {f.code: f for f in story_of(evs).findings}
+    assert found["nat-probed"].title.endswith("address-and-port-dependent mapping, address-and-port-dependent filtering")
+    assert "symmetric (seen)" in found["direct-impossible-symmetric-nat"].evidence[0]
+    cone = {f.code: f for f in story_of(events("probed-dialer-udp-blocked-dial")).findings}
+    assert "the NAT probe's STUN tests got no answer either" in cone["udp-blocked-local"].evidence
+
+
+def test_an_endpoint_independent_probe_replaces_the_guess():
+    """Derived: the recorded cone/cone run that failed (no probe), with the probe's tests of the recorded
+    cone/cone run that had one. The mapping is then known, so nothing says it cannot be told."""
+    from p2pdiag.trace.events import NatTestCompleted
+
+    probe = tuple(e for e in events("probed-cone-cone-dial") if isinstance(e, NatTestCompleted))
+    found = {f.code: f for f in story_of(events("cone-cone-dial") + probe).findings}
+    assert "nat-mapping-unknown" not in found and "direct-impossible-symmetric-nat" not in found
+    assert found["nat-probed"].title.startswith("The dialer's NAT, probed: endpoint-independent mapping")

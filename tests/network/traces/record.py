@@ -32,6 +32,10 @@ CASES: dict[str, tuple[Router, Router, bool | str, str]] = {
     "symmetric-symmetric-turn-all": (Router(nat="symmetric"), Router(nat="symmetric"), True, "all"),
     "symmetric-symmetric-turn-relay": (Router(nat="symmetric"), Router(nat="symmetric"), True, "relay"),
     "symmetric-symmetric-turn-bad-credential": (Router(nat="symmetric"), Router(nat="symmetric"), "bad", "all"),
+    # the dialer gets a second STUN server (coturn's other IP), so `dial` probes its NAT too
+    "probed-cone-cone": (Router(nat="cone"), Router(nat="cone"), False, "all"),
+    "probed-symmetric-symmetric": (Router(nat="symmetric"), Router(nat="symmetric"), False, "all"),
+    "probed-dialer-udp-blocked": (Router(nat="cone", udp="blocked"), Router(nat="cone"), False, "all"),
 }
 
 
@@ -69,8 +73,10 @@ def record(name: str) -> None:
         _line(listener, "Dial me at")
         target = next(t for t in (_line(listener, "/p2p-circuit"), _line(listener, "/p2p-circuit"))
                       if "/webrtc" in t)
+        second_stun = (["--stun", f"stun:{lab.topology.stun_alt_ip}:{lab.topology.stun_port}"]
+                       if name.startswith("probed-") else [])
         dial = lab.run("a", [PY, "-m", "p2pdiag", "dial", target, "--trace", str(dial_trace), "--timeout", "25",
-                             *_ice_args(lab, turn, policy)], timeout=40)
+                             *_ice_args(lab, turn, policy), *second_stun], timeout=40)
         time.sleep(1.0)
         listener.terminate()
         listener.wait(10)
