@@ -39,7 +39,7 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON document (schema_ve
 TraceOpt = typer.Option(None, "--trace", help="Write the trace (JSON Lines) to this file, line by line.")
 StepTimeoutOpt = typer.Option(
     [], "--step-timeout", metavar="NAME=SECONDS",
-    help="Override one step's timeout (relay-connect, identify, hop, reserve, secure, ping, stop).",
+    help="Override one step's timeout (relay-connect, identify, hop, reserve, secure, ping, stop, transfer).",
 )
 
 
@@ -167,7 +167,10 @@ def _show(verdict: Verdict, as_json: bool, trace_path: Path | None) -> int:
     else:
         from rich.console import Console
 
-        from p2pdiag.render.terminal import render
+        if verdict.command == "relay-check":
+            from p2pdiag.render.relaycheck import render
+        else:
+            from p2pdiag.render.terminal import render
 
         render(verdict, Console(highlight=False, soft_wrap=True), str(trace_path) if trace_path else None)
     return int(verdict.exit_code)

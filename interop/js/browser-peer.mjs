@@ -47,7 +47,10 @@ const CHROMIUM_ARGS = [
   '--no-first-run',
   '--disable-background-networking',
   '--disable-component-update',
-  '--disable-sync'
+  '--disable-sync',
+  // Host candidates as plain addresses, not <uuid>.local names: resolving those takes mDNS
+  // multicast on the machine's network, and tests keep all traffic on this machine.
+  '--disable-features=WebRtcHideLocalIpsWithMdns'
 ]
 
 const t0 = performance.now()
