@@ -233,3 +233,19 @@ def test_an_endpoint_independent_probe_replaces_the_guess():
     found = {f.code: f for f in story_of(events("cone-cone-dial") + probe).findings}
     assert "nat-mapping-unknown" not in found and "direct-impossible-symmetric-nat" not in found
     assert found["nat-probed"].title.startswith("The dialer's NAT, probed: endpoint-independent mapping")
+
+
+def test_the_fallback_cut_is_read_as_relay_limited_reads_it():
+    """Derived: the recorded symmetric/symmetric dial, with the Limit a js relay writes (2 min in ms)."""
+    from p2pdiag.trace.events import HopStatusReceived
+
+    evs = tuple(dataclasses.replace(e, announced_duration_s=120000, announced_data_bytes=131072)
+                if isinstance(e, HopStatusReceived) else e for e in events("symmetric-symmetric-dial"))
+    (f,) = [f for f in story_of(evs).findings if f.code == "direct-impossible-symmetric-nat"]
+    assert "after 2 min" in f.advice and "most likely milliseconds" in f.advice and "128 KiB" in f.advice
+
+
+def test_the_listener_reads_the_limit_from_stop_connect():
+    (f,) = [f for f in story_of(events("symmetric-symmetric-listen")).findings
+            if f.code == "direct-impossible-symmetric-nat"]
+    assert "after 60 min" in f.advice
