@@ -348,6 +348,9 @@ def demo(
 from p2pdiag.relaycheck_cli import register as _register_relay_check  # noqa: E402  (typer only)
 
 _register_relay_check(app)
+from p2pdiag.nat_cli import register as _register_nat  # noqa: E402  (typer only)
+
+_register_nat(app)
 
 
 # --- the one place exceptions become exit codes ------------------------------------------------
