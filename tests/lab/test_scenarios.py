@@ -1,0 +1,95 @@
+"""The built-in lab scenarios (p2pdiag/lab/scenarios/), one test per row, with real peers in a real lab.
+
+Each test runs the scenario file as `p2pdiag lab run` does (relay in `relay`, listener in `b`,
+`p2pdiag dial --json --trace` in `a`) and asserts the verdict's outcome, finding codes and the
+relayed connection's state at the end here too, not only the file's own expectation: a scenario
+file edited by mistake must not quietly weaken a test. Message text is never asserted.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from p2pdiag.lab import Lab
+from p2pdiag.lab.scenario import ScenarioResult, fallback_state, find_scenario, local_candidate_types, run_in_lab
+
+
+def run(make_lab, tmp_path: Path, name: str) -> ScenarioResult:
+    sc = find_scenario(name)
+    result = run_in_lab(sc, make_lab(sc.topology), tmp_path)
+    failed = [c.what for c in result.checks if not c.ok]
+    assert not failed, f"{name}: {failed}; verdict {result.doc.get('outcome')} {result.codes}; kept in {tmp_path}"
+    return result
+
+
+def fallback(result: ScenarioResult) -> str:
+    return fallback_state(result.doc, result.events())
+
+
+def test_cone_cone_with_stun_upgrades_through_srflx(make_lab, tmp_path):
+    result = run(make_lab, tmp_path, "cone-cone-stun")
+    assert result.doc["outcome"] == "upgraded"
+    assert "srflx" in local_candidate_types(result.events())
+    assert "webrtc-ice-failed" not in result.codes
+    assert fallback(result) == "held"
+
+
+def test_udp_blocked_on_the_dialer_keeps_the_relayed_connection(make_lab, tmp_path):
+    result = run(make_lab, tmp_path, "udp-blocked-a-stun")
+    assert result.doc["outcome"] == "relayed_only"
+    assert "webrtc-ice-failed" in result.codes
+    assert "srflx" not in local_candidate_types(result.events())
+    assert fallback(result) == "held"  # the same relayed connection answered its last ping
+
+
+def test_py_relay_data_limit_cuts_the_relayed_connection(make_lab, tmp_path):
+    result = run(make_lab, tmp_path, "cone-cone-py-data-limit")
+    assert "relay-cut-data" in result.codes
+    assert "relay-cut-duration" not in result.codes
+    assert fallback(result) == "cut"
+
+
+def test_js_relay_duration_cut_and_its_millisecond_limit(make_lab, tmp_path, node22):
+    result = run(make_lab, tmp_path, "cone-cone-js-duration")
+    assert {"relay-cut-duration", "relay-limit-unit"} <= set(result.codes)
+    assert "relay-cut-data" not in result.codes
+    assert fallback(result) == "cut"
+
+
+def test_symmetric_symmetric_with_stun_only_is_not_upgraded(make_lab, tmp_path):
+    result = run(make_lab, tmp_path, "symmetric-symmetric-stun")
+    assert result.doc["outcome"] == "relayed_only"
+    assert "webrtc-ice-failed" in result.codes
+    assert fallback(result) == "held"
+
+
+def test_symmetric_symmetric_with_turn_policy_relay_upgrades_through_turn(make_lab, tmp_path):
+    result = run(make_lab, tmp_path, "symmetric-symmetric-turn-relay")
+    assert result.doc["outcome"] == "upgraded"
+    events = result.events()
+    assert local_candidate_types(events) == {"relay"}
+    selected = [e for e in events if e["type"] == "webrtc.pair_selected"]
+    assert selected and selected[-1]["local_type"] == "relay"
+    assert fallback(result) == "held"
+
+
+def test_lab_run_is_torn_down_when_stopped(lab_machine):
+    """`p2pdiag lab run` ended by SIGTERM in the middle of a scenario leaves nothing of its lab behind."""
+    proc = subprocess.Popen([sys.executable, "-m", "p2pdiag.lab_cli", "lab", "run", "symmetric-symmetric-stun"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    assert proc.stderr is not None
+    lab_id = None
+    for line in proc.stderr:  # "lab: lab 1a2b3c4d up: ...", then "lab: p2pdiag dial in a ..."
+        if line.startswith("lab: lab "):
+            lab_id = line.split()[2]
+        if "p2pdiag dial in a" in line:
+            break
+    assert lab_id is not None
+    assert any(i.lab_id == lab_id for i in Lab.list_labs())
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 128 + signal.SIGTERM
+    proc.stderr.close()
+    assert not any(i.lab_id == lab_id for i in Lab.list_labs())
