@@ -233,6 +233,10 @@ def run(
     except (LabError, ScenarioError) as exc:
         progress(f"peer logs kept in {workdir}")
         raise _usage(exc) from None
+    except BaseException:  # Ctrl-C, SIGTERM: the lab is gone already; so are its temporary logs
+        if keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
     if keep is None and result.passed:
         shutil.rmtree(workdir, ignore_errors=True)
     elif not result.passed:

@@ -59,6 +59,9 @@ class IceSpec:
     turn: bool = False  # the lab's coturn as TURN server (with the lab's credentials), for both peers
     policy: str = "all"
     timeout_s: float = 3.0  # ICE connectivity checks (--ice-timeout), both p2pdiag peers
+    # Also give the dialer coturn's other address (RFC 5780 OTHER-ADDRESS) as a second STUN server:
+    # `p2pdiag dial` then probes LAN a's NAT mapping beside the relay path (ICE uses the first only).
+    nat_probe: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,11 +165,14 @@ def parse_scenario(data: dict[str, Any], name: str, src: str | None = None, path
     listener = _fields("listener", top.get("listener", {}), {"implementation": str}, src)
     listener_impl = _one_of(src, "listener.implementation", listener.get("implementation", "p2pdiag"), LISTENERS)
 
-    ice = _fields("ice", top.get("ice", {}), {"stun": bool, "turn": bool, "policy": str, "timeout_s": float}, src)
+    ice = _fields("ice", top.get("ice", {}), {"stun": bool, "turn": bool, "policy": str, "timeout_s": float,
+                                              "nat_probe": bool}, src)
     _one_of(src, "ice.policy", ice.get("policy", "all"), POLICIES)
     _positive(src, "ice.timeout_s", ice.get("timeout_s"))
     if ice.get("policy") == "relay" and not ice.get("turn"):
         raise ScenarioError(f"{src}: ice.policy: 'relay' uses only TURN candidates: set ice.turn = true")
+    if ice.get("nat_probe") and not ice.get("stun", True):
+        raise ScenarioError(f"{src}: ice.nat_probe: probes with the lab's STUN server: set ice.stun = true")
 
     dial = _fields("dial", top.get("dial", {}), {"hold_s": float, "ping_interval_s": float, "timeout_s": float}, src)
     _positive(src, "dial.hold_s", dial.get("hold_s"), allow_zero=True)
@@ -369,6 +375,8 @@ def _ice_args(sc: Scenario, lab: Any, host: str) -> list[str]:
             "--ice-address", lab.address(host)]
     if sc.ice.stun:
         args += ["--stun", lab.stun_url]
+        if sc.ice.nat_probe and host == "a":
+            args += ["--stun", f"stun:{lab.topology.stun_alt_ip}:{lab.topology.stun_alt_port}"]
     if sc.ice.turn:
         args += ["--turn", lab.turn_url, "--turn-user", lab.turn_username, "--turn-credential", lab.turn_password]
     return args

@@ -82,6 +82,7 @@ def test_json_scenarios_too(tmp_path):
     (("findings = [\"webrtc-ice-failed\"]", "findings = \"webrtc-ice-failed\""), "expect.findings"),
     (("turn = true", "turn = \"yes\""), "ice.turn"),
     (("turn = true", "turn = false"), "ice.policy"),
+    (("turn = true", "turn = true\nstun = false\nnat_probe = true"), "ice.nat_probe"),
     (("description", "descripton"), "descripton"),
 ])
 def test_a_bad_file_is_one_line_naming_the_field(tmp_path, change, field):
