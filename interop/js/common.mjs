@@ -114,9 +114,9 @@ export async function loadOrCreateKey (file) {
  * A function so every peer connection gets a fresh object (the library
  * mutates it).
  */
-export function rtcConfiguration (bindAddress) {
+export function rtcConfiguration (bindAddress, iceServers = []) {
   return () => {
-    const cfg = { iceServers: [] }
+    const cfg = { iceServers }
     if (bindAddress != null && bindAddress !== '') {
       cfg.bindAddress = bindAddress
     }

@@ -26,7 +26,7 @@ import { createLibp2p } from 'libp2p'
 import { emit, errorString, exitOnShutdown, intFlag, loadOrCreateKey, log, logConnections, parseFlags, rtcConfiguration } from './common.mjs'
 
 const USAGE = `usage: node listener.mjs --relay MULTIADDR(/p2p/RELAY_ID) [--no-webrtc]
-  [--tcp-port N] [--host 127.0.0.1] [--webrtc-bind-address 127.0.0.1] [--key FILE]
+  [--tcp-port N] [--host 127.0.0.1] [--webrtc-bind-address 127.0.0.1] [--ice-servers JSON] [--key FILE]
   [--inbound-connection-threshold 100] [--timeout-ms 20000] [--ignore-stdin]`
 
 const flags = parseFlags({
@@ -35,6 +35,8 @@ const flags = parseFlags({
   host: { type: 'string', default: '127.0.0.1' },
   'tcp-port': { type: 'string' },
   'webrtc-bind-address': { type: 'string', default: '127.0.0.1' },
+  // RTCIceServer list, e.g. '[{"urls":"stun:203.0.113.3:3478"}]'; none by default
+  'ice-servers': { type: 'string', default: '[]' },
   key: { type: 'string' },
   'inbound-connection-threshold': { type: 'string', default: '100' },
   'timeout-ms': { type: 'string', default: '20000' },
@@ -62,6 +64,14 @@ const withWebRTC = !flags['no-webrtc']
 const tcpPort = intFlag(flags, 'tcp-port')
 const timeoutMs = intFlag(flags, 'timeout-ms', { min: 1 })
 const inboundThreshold = intFlag(flags, 'inbound-connection-threshold', { min: 1 })
+let iceServers
+try {
+  iceServers = JSON.parse(flags['ice-servers'])
+  if (!Array.isArray(iceServers)) throw new Error('not a JSON array')
+} catch (err) {
+  process.stderr.write(`invalid --ice-servers (a JSON array of RTCIceServer): ${err.message}\n`)
+  process.exit(2)
+}
 
 const listen = [`${relayAddr.toString()}/p2p-circuit`]
 if (withWebRTC) listen.push('/webrtc')
@@ -69,7 +79,7 @@ if (tcpPort != null) listen.push(`/ip4/${flags.host}/tcp/${tcpPort}`)
 
 const transports = [tcp(), webSockets(), circuitRelayTransport()]
 if (withWebRTC) {
-  transports.push(webRTC({ rtcConfiguration: rtcConfiguration(flags['webrtc-bind-address']) }))
+  transports.push(webRTC({ rtcConfiguration: rtcConfiguration(flags['webrtc-bind-address'], iceServers) }))
 }
 
 let node

@@ -420,9 +420,10 @@ def _start_listener(sc: Scenario, lab: Any, relay_addr: str, workdir: Path) -> t
             addr = child.wait_line(lambda s: s.strip().startswith("/")).strip()
             if "/webrtc/" in addr:
                 return child, addr
-    # listener.mjs takes no ICE servers: the js listener gathers host candidates only
+    # the same servers as the p2pdiag peers; the policy and ICE timeout are js-libp2p's own
+    servers = lab.ice_servers(turn=sc.ice.turn)[(0 if sc.ice.stun else 1):]
     argv = [_node(), str(JS_DIR / "listener.mjs"), "--relay", relay_addr, "--host", lab.address("b"),
-            "--webrtc-bind-address", lab.address("b")]
+            "--webrtc-bind-address", lab.address("b"), "--ice-servers", json.dumps(servers)]
     child = _Child(lab, "b", argv, "js listener", workdir / "listener.log")
     ready = json.loads(child.wait_line(lambda s: s.lstrip().startswith("{") and '"ready"' in s))
     return child, next(a for a in ready["addrs"] if "/p2p-circuit/webrtc/" in a)

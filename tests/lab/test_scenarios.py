@@ -101,3 +101,17 @@ def test_lab_run_is_torn_down_when_stopped(lab_machine):
     assert proc.wait(30) == 128 + signal.SIGTERM
     proc.stderr.close()
     assert not any(i.lab_id == lab_id for i in Lab.list_labs())
+
+
+def test_js_listener_upgrades_from_p2pdiag_across_cone_nats(make_lab, tmp_path, node22):
+    result = run(make_lab, tmp_path, "cone-cone-js-listener")
+    assert result.doc["outcome"] == "upgraded"
+    assert fallback(result) == "held"
+
+
+def test_udp_blocked_behind_the_js_listener_is_seen_from_its_candidates(make_lab, tmp_path, node22):
+    result = run(make_lab, tmp_path, "udp-blocked-b-js-listener")
+    assert result.doc["outcome"] == "relayed_only"
+    assert {"webrtc-ice-failed", "udp-blocked-remote"} <= set(result.codes)
+    assert "udp-blocked-local" not in result.codes
+    assert fallback(result) == "held"
