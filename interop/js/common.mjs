@@ -116,7 +116,7 @@ export async function loadOrCreateKey (file) {
  */
 export function rtcConfiguration (bindAddress, iceServers = []) {
   return () => {
-    const cfg = { iceServers }
+    const cfg = { iceServers: iceServers.map(s => ({ ...s })) }
     if (bindAddress != null && bindAddress !== '') {
       cfg.bindAddress = bindAddress
     }
