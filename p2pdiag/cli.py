@@ -351,6 +351,9 @@ _register_relay_check(app)
 from p2pdiag.nat_cli import register as _register_nat  # noqa: E402  (typer only)
 
 _register_nat(app)
+from p2pdiag.lab_cli import register as _register_lab  # noqa: E402  (typer only)
+
+_register_lab(app)
 
 
 # --- the one place exceptions become exit codes ------------------------------------------------
