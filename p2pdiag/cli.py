@@ -176,7 +176,8 @@ def _show(verdict: Verdict, as_json: bool, trace_path: Path | None) -> int:
     return int(verdict.exit_code)
 
 
-def _progress_wanted(as_json: bool) -> bool:
+def _progress_wanted() -> bool:
+    """One progress line per event on stderr, for a person watching a terminal."""
     return sys.stderr.isatty()
 
 
@@ -229,7 +230,7 @@ def dial(
     async def body(rec: Recorder) -> None:
         await run_dial(opts, rec)
 
-    result = _run_probe("dial", options, body, trace, timeout, _progress_wanted(as_json))
+    result = _run_probe("dial", options, body, trace, timeout, _progress_wanted())
     return _show(diagnose(result), as_json, trace)
 
 
@@ -301,7 +302,7 @@ def listen(
                                      on_inbound_ended=on_inbound_ended, upgrade=not no_upgrade, ice=ice,
                                      upgrade_timeouts=upgrade_timeouts), rec, key_pair).run()
 
-    result = _run_probe("listen", options, body, trace, timeout, _progress_wanted(as_json))
+    result = _run_probe("listen", options, body, trace, timeout, _progress_wanted())
     return _show(diagnose(result), as_json, trace)
 
 
@@ -341,7 +342,7 @@ def demo(
     async def body(rec: Recorder) -> None:
         await run_demo(rec, hold_s=hold, relay_duration_s=relay_duration, relay_data_bytes=relay_data)
 
-    result = _run_probe("demo", options, body, trace, timeout, _progress_wanted(as_json))
+    result = _run_probe("demo", options, body, trace, timeout, _progress_wanted())
     return _show(diagnose(result), as_json, trace)
 
 

@@ -116,7 +116,7 @@ def relay_check(
     async def body(rec: Recorder) -> None:
         await run_check(opts, rec)
 
-    result = cli._run_probe("relay-check", options, body, trace, timeout, cli._progress_wanted(as_json))
+    result = cli._run_probe("relay-check", options, body, trace, timeout, cli._progress_wanted())
     verdict = diagnose(result)
     if as_json:
         from p2pdiag.render.json import dumps, verdict_document

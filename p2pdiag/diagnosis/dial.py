@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 from p2pdiag.diagnosis import findings as F
 from p2pdiag.diagnosis.limits import DurationReading, attribute_cut, fmt_bytes, fmt_seconds, read_duration
-from p2pdiag.diagnosis.model import Finding, Outcome, Severity, Step, StepStatus, Verdict
+from p2pdiag.diagnosis.model import Outcome, Severity, StepStatus, Verdict
 from p2pdiag.diagnosis.query import all_of, first, last
+from p2pdiag.diagnosis.steps import Builder, by_severity, in_time_order, limit_text
 from p2pdiag.diagnosis.upgrade import upgrade_story
 from p2pdiag.trace.events import (
     CircuitClosed,
@@ -48,26 +48,7 @@ def _short(peer_id: str) -> str:
     return peer_id if len(peer_id) <= 16 else f"{peer_id[:8]}…{peer_id[-6:]}"
 
 
-class _Builder:
-    def __init__(self) -> None:
-        self.steps: list[Step] = []
-        self.findings: list[Finding] = []
-
-    def step(self, key: str, title: str, status: StepStatus, detail: str, e: Event | None = None,
-             duration_s: float | None = None) -> None:
-        self.steps.append(Step(key, title, status, detail, e.t_s if e else None, duration_s))
-
-    def find(self, finding: Finding) -> None:
-        """Add a finding; a second one with the same code adds its evidence to the first."""
-        for n, known in enumerate(self.findings):
-            if known.code == finding.code:
-                extra = tuple(e for e in finding.evidence if e not in known.evidence)
-                self.findings[n] = dataclasses.replace(known, evidence=known.evidence + extra)
-                return
-        self.findings.append(finding)
-
-
-def relay_path(b: _Builder, events: tuple[Event, ...], started: RelayDialStarted) -> tuple[bool, str | None]:
+def relay_path(b: Builder, events: tuple[Event, ...], started: RelayDialStarted) -> tuple[bool, str | None]:
     """Steps for one relay's connect + identify; returns (connected, relay agent)."""
     relay = started.relay
     connected = first(events, RelayConnected, relay=relay)
@@ -102,13 +83,13 @@ def relay_path(b: _Builder, events: tuple[Event, ...], started: RelayDialStarted
     return True, agent
 
 
-def hop_step(b: _Builder, events: tuple[Event, ...], relay: str, agent: str | None) -> HopStatusReceived | None:
+def hop_step(b: Builder, events: tuple[Event, ...], relay: str, agent: str | None) -> HopStatusReceived | None:
     sent = first(events, HopConnectSent, relay=relay)
     status = first(events, HopStatusReceived, relay=relay)
     failed = first(events, HopFailed, relay=relay)
     if status is not None:
         ok = status.status_name == "OK"
-        limit = _limit_text(read_duration(status.announced_duration_s, agent), status.announced_data_bytes)
+        limit = limit_text(read_duration(status.announced_duration_s, agent), status.announced_data_bytes)
         b.step("hop.connect", "Ask the relay to connect us (HOP CONNECT)",
                StepStatus.OK if ok else StepStatus.FAILED, f"STATUS {status.status_name}; limit: {limit}",
                status, status.duration_s)
@@ -125,18 +106,8 @@ def hop_step(b: _Builder, events: tuple[Event, ...], relay: str, agent: str | No
     return None
 
 
-def _limit_text(reading: DurationReading, data: int | None) -> str:
-    if reading.announced:
-        d = f"{fmt_seconds(reading.effective_s or 0)}"
-        if reading.suspect_unit:
-            d = f"{reading.announced} announced, likely {d} (ms)"
-    else:
-        d = "no time limit"
-    return f"{d}, {fmt_bytes(data) if data else 'no data limit'}"
-
-
 def circuit_story(
-    b: _Builder,
+    b: Builder,
     events: tuple[Event, ...],
     secured: CircuitSecured,
     reading: DurationReading,
@@ -241,7 +212,7 @@ def circuit_story(
 
 def diagnose_dial(trace: Trace) -> Verdict:
     events = trace.events
-    b = _Builder()
+    b = Builder()
     target = first(events, TargetResolved)
     if target is not None:
         how = ("by full /p2p-circuit address" if target.method is DialMethod.MULTIADDR
@@ -329,20 +300,10 @@ def diagnose_dial(trace: Trace) -> Verdict:
     facts: dict[str, object] = {"peer_id": target.peer_id if target else None, "relay": relay_used}
     if secured is not None:
         facts["connection_id"] = secured.connection_id
-    return Verdict(trace.header.command, outcome, headline, tuple(_in_time_order(b.steps)), tuple(_order(b.findings)), facts)
+    return Verdict(trace.header.command, outcome, headline, tuple(in_time_order(b.steps)), tuple(by_severity(b.findings)), facts)
 
 
-def _in_time_order(steps: list[Step]) -> list[Step]:
-    """Stable sort by time; a step without a time stays after the one before it."""
-    keyed = []
-    t = 0.0
-    for n, s in enumerate(steps):
-        t = s.t_s if s.t_s is not None else t
-        keyed.append((t - (s.duration_s or 0.0), n, s))
-    return [s for _, _, s in sorted(keyed)]
-
-
-def upgrade_part(b: _Builder, events: tuple[Event, ...], relayed_cid: str) -> bool:
+def upgrade_part(b: Builder, events: tuple[Event, ...], relayed_cid: str) -> bool:
     """The WebRTC upgrade over this relayed connection: its steps, findings and whether it worked."""
     story = upgrade_story(events, relayed_cid)
     if not story.attempted:
@@ -351,8 +312,3 @@ def upgrade_part(b: _Builder, events: tuple[Event, ...], relayed_cid: str) -> bo
     for finding in story.findings:
         b.find(finding)
     return story.upgraded
-
-
-def _order(findings: list[Finding]) -> list[Finding]:
-    rank = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
-    return sorted(findings, key=lambda f: rank[f.severity])

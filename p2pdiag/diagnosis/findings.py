@@ -5,9 +5,8 @@ from __future__ import annotations
 from p2pdiag.diagnosis.limits import DurationReading, fmt_bytes, fmt_seconds
 from p2pdiag.diagnosis.model import Confidence, Finding, Severity
 from p2pdiag.trace.events import ErrorKind, HopStatusReceived, RelayDialFailed
-
-SIGNALING_PROTOCOL = "/webrtc-signaling/0.0.1"
-HOP_PROTOCOL = "/libp2p/circuit/relay/0.2.0/hop"
+from p2pdiag.webrtc.signaling import PROTOCOL as SIGNALING_PROTOCOL
+from p2pdiag.wire.circuit import HOP_PROTOCOL
 
 
 def relay_unreachable(failed: RelayDialFailed) -> Finding:

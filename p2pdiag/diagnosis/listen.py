@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from p2pdiag.diagnosis import findings as F
-from p2pdiag.diagnosis.dial import _Builder, _in_time_order, _limit_text, circuit_story, relay_path, upgrade_part
+from p2pdiag.diagnosis.dial import circuit_story, relay_path, upgrade_part
+from p2pdiag.diagnosis.steps import Builder, in_time_order, limit_text
 from p2pdiag.diagnosis.limits import read_duration
 from p2pdiag.diagnosis.model import Finding, Outcome, Severity, StepStatus, Verdict
 from p2pdiag.diagnosis.query import all_of, first
@@ -35,13 +36,13 @@ def reservation_refused(failed: ReservationFailed) -> Finding:
     )
 
 
-def inbound_story(b: _Builder, events: tuple[Event, ...], stop: StopConnectReceived,
+def inbound_story(b: Builder, events: tuple[Event, ...], stop: StopConnectReceived,
                   agents: dict[str, str | None]) -> None:
     cid = stop.connection_id
     secured = first(events, CircuitSecured, connection_id=cid)
     reading = read_duration(stop.announced_duration_s, agents.get(stop.relay_peer_id))
     b.step(f"{cid}.stop", f"Inbound relayed connection {cid} from {stop.source_peer_id}", StepStatus.INFO,
-           f"via relay {stop.relay_peer_id}; limit: {_limit_text(reading, stop.announced_data_bytes)}", stop)
+           f"via relay {stop.relay_peer_id}; limit: {limit_text(reading, stop.announced_data_bytes)}", stop)
     if reading.suspect_unit:
         b.find(F.limit_unit_suspect(stop.relay_peer_id, reading))
     if secured is None:
@@ -62,7 +63,7 @@ def inbound_story(b: _Builder, events: tuple[Event, ...], stop: StopConnectRecei
 
 def diagnose_listen(trace: Trace) -> Verdict:
     events = trace.events
-    b = _Builder()
+    b = Builder()
     agents: dict[str, str | None] = {}
     accepted_any = False
     for started in all_of(events, RelayDialStarted):
@@ -79,7 +80,7 @@ def diagnose_listen(trace: Trace) -> Verdict:
             refreshed = [a for a in accepted if a.refresh]
             b.step("reservation", f"Reservation on {started.relay}", StepStatus.OK,
                    f"expires at unix {first_ok.expire_unix_s}; {len(first_ok.addrs)} addrs; voucher "
-                   f"{first_ok.voucher_bytes} B; limit: {_limit_text(reading, first_ok.announced_data_bytes)}"
+                   f"{first_ok.voucher_bytes} B; limit: {limit_text(reading, first_ok.announced_data_bytes)}"
                    + (f"; refreshed {len(refreshed)}×" if refreshed else ""),
                    first_ok, first_ok.duration_s)
             if reading.suspect_unit:
@@ -103,4 +104,4 @@ def diagnose_listen(trace: Trace) -> Verdict:
                 if accepted_any else "No relay gave a reservation: nobody could dial this peer.")
     facts: dict[str, object] = {"inbound_connections": n,
                                 "dialers": sorted({s.source_peer_id for s in stops})}
-    return Verdict("listen", outcome, headline, tuple(_in_time_order(b.steps)), tuple(b.findings), facts)
+    return Verdict("listen", outcome, headline, tuple(in_time_order(b.steps)), tuple(b.findings), facts)

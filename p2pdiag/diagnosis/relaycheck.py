@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from p2pdiag.diagnosis import findings as F
 from p2pdiag.diagnosis import relaycheck_findings as RF
-from p2pdiag.diagnosis.dial import _Builder, _limit_text
+from p2pdiag.diagnosis.steps import SEVERITY_RANK, Builder, limit_text
 from p2pdiag.diagnosis.limits import CUT_EARLY_TOLERANCE_S, DurationReading, fmt_bytes, fmt_seconds, read_duration
 from p2pdiag.diagnosis.listen import reservation_refused
 from p2pdiag.diagnosis.model import Confidence, Finding, Outcome, Severity, StepStatus, Verdict
@@ -112,7 +112,7 @@ class _Relay:
         self.mine = [e for e in events if _about(e, listed)]
         self.segments = _segments(self.mine)
         self.options = options
-        self.b = _Builder()
+        self.b = Builder()
         self.cells: dict[str, dict[str, str]] = {}
         self.facts: dict[str, Any] = {
             "label": listed.label, "relay": listed.relay, "relay_peer_id": listed.relay_peer_id,
@@ -277,7 +277,7 @@ class _Relay:
         expiry = f"expires in {_ttl(ttl)}" if ttl is not None and ttl > 0 else (
             f"EXPIRED {_ttl(-ttl)} ago" if ttl is not None else "no expiry")
         detail = (f"OK; {expiry} (unix {acc.expire_unix_s}); {len(acc.addrs)} addrs; voucher {acc.voucher_bytes} B; "
-                  f"limit: {_limit_text(read_duration(acc.announced_duration_s, self.agent), acc.announced_data_bytes)}")
+                  f"limit: {limit_text(read_duration(acc.announced_duration_s, self.agent), acc.announced_data_bytes)}")
         status = StepStatus.OK if ttl is None or ttl > 0 else StepStatus.FAILED
         if refresh:
             first_expire = self.rsvp.expire_unix_s if self.rsvp else None
@@ -396,7 +396,7 @@ class _Relay:
         facts["hop_limit"] = {"duration": status.announced_duration_s, "data_bytes": status.announced_data_bytes}
         if stop is not None:
             facts["stop_limit"] = {"duration": stop.announced_duration_s, "data_bytes": stop.announced_data_bytes}
-        limit = _limit_text(read_duration(status.announced_duration_s, self.agent), status.announced_data_bytes)
+        limit = limit_text(read_duration(status.announced_duration_s, self.agent), status.announced_data_bytes)
         self.step("loop.hop", f"{_short(dialer)} asks the relay for the first identity (HOP CONNECT)",
                   StepStatus.OK if status.status_name == "OK" else StepStatus.FAILED,
                   f"STATUS {status.status_name}; limit: {limit}", status, status.duration_s)
@@ -406,7 +406,7 @@ class _Relay:
         if stop is not None:
             self.step("loop.stop", "The first identity gets STOP CONNECT from the relay", StepStatus.OK,
                       f"from {_short(stop.source_peer_id)}; limit: "
-                      f"{_limit_text(read_duration(stop.announced_duration_s, self.agent), stop.announced_data_bytes)}",
+                      f"{limit_text(read_duration(stop.announced_duration_s, self.agent), stop.announced_data_bytes)}",
                       stop)
         self.compare_limits(status, stop)
         if secured is None:
@@ -674,7 +674,7 @@ def diagnose_relay_check(trace: Trace) -> Verdict:
 
     steps = []
     findings: list[Finding] = []
-    general = _Builder()
+    general = Builder()
     rejected = all_of(events, rc.EntryRejected)
     bad = [r for r in rejected if r.duplicate_of is None]
     for r in rejected:
@@ -723,8 +723,7 @@ def diagnose_relay_check(trace: Trace) -> Verdict:
 
 def _by_severity(findings: list[Finding]) -> list[Finding]:
     """Errors, warnings, information; the generic step-timeout after the finding it explains."""
-    rank = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
-    return sorted(findings, key=lambda f: (rank[f.severity], f.code == "step-timeout"))
+    return sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], f.code == "step-timeout"))
 
 
 def _headline(relays: list[_Relay], counts: dict[str, int], bad: list[rc.EntryRejected], stopped: bool) -> str:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from p2pdiag.webrtc import signaling
+
 from p2pdiag.diagnosis.model import Confidence, Finding, Severity, Step, StepStatus
 from p2pdiag.diagnosis.network import network_findings
 from p2pdiag.diagnosis.query import all_of, first
+from p2pdiag.diagnosis.steps import by_severity
 from p2pdiag.trace.events import (
     CandidatePairFinal,
     CandidatePairSelected,
@@ -46,7 +49,7 @@ from p2pdiag.trace.events import (
     WebRTCUpgradeSucceeded,
 )
 
-SIGNALING_PROTOCOL = "/webrtc-signaling/0.0.1"
+SIGNALING_PROTOCOL = signaling.PROTOCOL
 ABANDONED_WITHIN_S = 15.0  # a remote close this soon after success, with no stream, is an abandoned upgrade
 MAX_LISTED_PAIRS = 12
 
@@ -528,7 +531,6 @@ def upgrade_story(events: tuple[Event, ...], relayed_connection_id: str) -> Upgr
     facts: dict[str, object] = {"webrtc_connection_id": story.wid, "webrtc_role": started.role.value}
     if selected is not None:
         facts["webrtc_pair"] = _pair(selected)
-    rank = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
     return UpgradeStory(attempted=True, upgraded=ok is not None, connection_id=story.wid, role=started.role,
                         summary=summary, steps=tuple(story.steps),
-                        findings=tuple(sorted(story.findings, key=lambda f: rank[f.severity])), facts=facts)
+                        findings=tuple(by_severity(story.findings)), facts=facts)

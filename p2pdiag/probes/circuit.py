@@ -204,9 +204,6 @@ class Pinger:
         self.last = self._rec.record(PingCompleted, path=self._path, connection_id=self._cid, rtt_s=rtt)
         return self.last
 
-    async def close(self) -> None:
-        """Nothing is left open between pings; kept so callers can treat pingers alike."""
-
 
 async def echo_pings(stream: Any) -> int:
     """Answer pings on one stream until the remote ends it; how many were answered."""

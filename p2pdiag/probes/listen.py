@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -25,9 +25,9 @@ from p2pdiag.trace.events import (
 )
 from p2pdiag.trace.recorder import Recorder
 from p2pdiag.wire import circuit
+from p2pdiag.webrtc.signaling import PROTOCOL as SIGNALING_PROTOCOL
 from p2pdiag.wire.identify import PING_PROTOCOL
 
-SIGNALING_PROTOCOL = "/webrtc-signaling/0.0.1"
 CID_WAIT_S = 1.0
 
 REFRESH_FRACTION = 0.5  # refresh when half the reservation's lifetime is gone
@@ -40,7 +40,6 @@ class ListenOptions:
     timeouts: StepTimeouts = StepTimeouts()
     on_ready: Callable[[str, list[str]], None] = lambda peer_id, addrs: None
     on_inbound_ended: Callable[[str], None] = lambda connection_id: None
-    extra: dict[str, Any] = field(default_factory=dict)
     upgrade: bool = True  # answer WebRTC upgrades on the relayed connections
     ice: Any = None  # webrtc.config.IceConfig
     upgrade_timeouts: Any = None  # webrtc.config.UpgradeTimeouts

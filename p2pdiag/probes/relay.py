@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import trio
@@ -171,9 +170,3 @@ async def reserve(
         refresh=refresh,
         duration_s=rec.now() - began,
     )
-
-
-def seconds_until(expire_unix_s: int | None, now_unix: float | None = None) -> float | None:
-    if not expire_unix_s:
-        return None
-    return expire_unix_s - (time.time() if now_unix is None else now_unix)

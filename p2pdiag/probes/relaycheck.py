@@ -299,7 +299,6 @@ class _RelayCheck:
             for _ in range(LOOP_PINGS):
                 if isinstance(await pinger.ping(), PingFailed):
                     break
-            await pinger.close()
             self.phase(CheckPhase.THROUGHPUT, b)
             await self.throughput(conn, stream, cid)
             circ.record_traffic(stream, cid, self.rec)
@@ -411,8 +410,6 @@ class _RelayCheck:
                             bytes_received=stream.bytes_received, age_s=stream.age_s(),
                             reason=stream.end_reason or f"still open after {stream.age_s():.1f} s")
         finally:
-            with trio.CancelScope(shield=True):
-                await pinger.close()
             await self.close_circuit(conn, stream, cid)
 
     async def drop(self, a: _Identity, a_conn: Any, b: _Identity, b_conn: Any) -> None:

@@ -16,14 +16,10 @@ from p2pdiag.wire.identify import PING_PROTOCOL
 async def ping_webrtc(conn: WebRTCConnection, rec: Recorder, timeout_s: float) -> PingCompleted | PingFailed:
     """One ping on a new data channel of `conn`; recorded with path=webrtc and the connection's id.
 
-    For repeated pings on one stream, use `probes.circuit.Pinger(conn, conn.connection_id,
-    Path.WEBRTC, ...)`: a WebRTCConnection opens streams like a py-libp2p connection.
+    For repeated pings, keep a `probes.circuit.Pinger(conn, conn.connection_id, Path.WEBRTC, ...)`:
+    a WebRTCConnection opens streams like a py-libp2p connection.
     """
-    pinger = Pinger(conn, conn.connection_id, Path.WEBRTC, rec, StepTimeouts(ping=timeout_s))
-    try:
-        return await pinger.ping()
-    finally:
-        await pinger.close()
+    return await Pinger(conn, conn.connection_id, Path.WEBRTC, rec, StepTimeouts(ping=timeout_s)).ping()
 
 
 def ping_handler(conn: WebRTCConnection, rec: Recorder) -> Callable[[WebRTCStream], Awaitable[None]]:

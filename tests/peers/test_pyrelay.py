@@ -37,6 +37,8 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.relay.circuit_v2.pb import circuit_pb2 as pb
 
+from p2pdiag.probes.net import read_exactly
+from p2pdiag.wire.pb import encode_varint as _uvarint
 from p2pdiag.peers.pyrelay import (
     HOP_PROTOCOL_ID,
     STOP_PROTOCOL_ID,
@@ -58,26 +60,7 @@ assert STOP_PROTOCOL_ID == "/libp2p/circuit/relay/0.2.0/stop"
 # ----------------------------------------------------------------- wire helpers
 
 
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-async def _read_exact(stream: INetStream, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = await stream.read(n - len(buf))
-        if not chunk:
-            raise EOFError(f"EOF after {len(buf)}/{n} bytes")
-        buf += chunk
-    return buf
+_read_exact = read_exactly
 
 
 async def write_msg(stream: INetStream, msg) -> None:
