@@ -3,7 +3,12 @@
 // 127.0.0.1, starts Chromium (Debian's /usr/bin/chromium via playwright-core,
 // see scripts/setup-chromium.sh) and loads the page. The page's node reserves
 // a slot on --relay (the js relay's /ws address; a browser cannot dial plain
-// TCP) and, unless --no-webrtc, listens on /webrtc (private-to-private).
+// TCP) and, unless --no-webrtc, listens on /webrtc (private-to-private), with
+// the ICE servers of --ice-servers (default none).
+//
+// The page is served from 127.0.0.1 of the network namespace it runs in, so
+// in a lab LAN (ip netns exec) nothing leaves that namespace but the relay's
+// WebSocket and WebRTC/STUN traffic.
 //
 // stdout: exactly one line once the reservation is in place:
 //   {"event":"ready","peer_id":"12D3...","relay_peer_id":"12D3...","webrtc":true,
@@ -25,13 +30,13 @@ import { privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import * as esbuild from 'esbuild'
 import { chromium } from 'playwright-core'
-import { emit, errorString, exitOnShutdown, intFlag, loadOrCreateKey, log, parseFlags } from './common.mjs'
+import { emit, errorString, exitOnShutdown, iceServersFlag, intFlag, loadOrCreateKey, log, parseFlags } from './common.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const PAGE_DIR = join(HERE, 'browser')
 
 const USAGE = `usage: node browser-peer.mjs --relay MULTIADDR(/ws/p2p/RELAY_ID) [--no-webrtc]
-  [--timeout-ms 20000] [--key FILE] [--inbound-connection-threshold 100]
+  [--ice-servers '[{"urls":"stun:HOST:PORT"}]' (default [])] [--timeout-ms 20000] [--key FILE] [--inbound-connection-threshold 100]
   [--chromium /usr/bin/chromium] [--libp2p-debug NAMESPACES]
   [--chromium-log FILE [--chromium-vmodule PATTERNS]]
   [--ignore-stdin]`
@@ -59,6 +64,7 @@ const since = (t) => Math.round(performance.now() - t)
 const flags = parseFlags({
   relay: { type: 'string' },
   'no-webrtc': { type: 'boolean', default: false },
+  'ice-servers': { type: 'string', default: '[]' },
   'timeout-ms': { type: 'string', default: '20000' },
   key: { type: 'string' },
   'inbound-connection-threshold': { type: 'string', default: '100' },
@@ -86,6 +92,7 @@ if (relayPeerId == null) {
 }
 const timeoutMs = intFlag(flags, 'timeout-ms', { min: 1 })
 const inboundThreshold = intFlag(flags, 'inbound-connection-threshold', { min: 1 })
+const iceServers = iceServersFlag(flags)
 
 let server
 let browser
@@ -228,6 +235,7 @@ try {
       relay: flags.relay,
       relayPeerId,
       webrtc: !flags['no-webrtc'],
+      iceServers,
       key,
       timeoutMs,
       inboundConnectionThreshold: inboundThreshold

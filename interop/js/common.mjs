@@ -124,6 +124,24 @@ export function rtcConfiguration (bindAddress, iceServers = []) {
   }
 }
 
+/**
+ * --ice-servers: a JSON array of RTCIceServer ({urls, username?, credential?}).
+ * Bad input is one line on stderr and exit 2.
+ */
+export function iceServersFlag (flags) {
+  let servers
+  try {
+    servers = JSON.parse(flags['ice-servers'])
+    if (!Array.isArray(servers) || !servers.every(s => s != null && typeof s === 'object' && s.urls != null)) {
+      throw new Error('not a JSON array of objects with "urls"')
+    }
+  } catch (err) {
+    process.stderr.write(`invalid --ice-servers (a JSON array of RTCIceServer): ${err.message}\n`)
+    process.exit(2)
+  }
+  return servers
+}
+
 /** A JSON-friendly description of a libp2p Connection. */
 export function describeConnection (conn) {
   const addr = conn.remoteAddr.toString()

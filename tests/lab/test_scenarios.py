@@ -8,6 +8,8 @@ file edited by mistake must not quietly weaken a test. Message text is never ass
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import signal
 import subprocess
 import sys
@@ -115,3 +117,34 @@ def test_udp_blocked_behind_the_js_listener_is_seen_from_its_candidates(make_lab
     assert {"webrtc-ice-failed", "udp-blocked-remote"} <= set(result.codes)
     assert "udp-blocked-local" not in result.codes
     assert fallback(result) == "held"
+
+
+def test_chromium_listener_in_lan_b_upgrades_through_srflx(make_lab, tmp_path, node22):
+    """js-libp2p in headless Chromium in LAN b (row 8): it reserves on the lab relay over WebSocket, gathers
+    with the lab's STUN server, and p2pdiag dials it from LAN a."""
+    result = run(make_lab, tmp_path, "cone-cone-chromium")
+    topo = result.scenario.topology
+    events = result.events()
+    assert result.doc["outcome"] == "upgraded"
+    assert "srflx" in local_candidate_types(events)
+    assert fallback(result) == "held"
+
+    # what Chromium offered: b's own address and router b's mapping of it, no .local names
+    remote = [e for e in events if e["type"] == "webrtc.candidate_received"]
+    assert remote, "no remote candidate in the trace"
+    lan_b, wan_b = topo.lan_subnet("b"), topo.router_wan_ip("b")
+    for c in remote:
+        assert not c["mdns"] and not c["address"].endswith(".local"), c
+        if c["candidate_type"] == "host":
+            assert ipaddress.ip_address(c["address"]) in lan_b, c
+        else:
+            assert c["candidate_type"] == "srflx" and c["address"] == wan_b, c
+    assert {"host", "srflx"} <= {c["candidate_type"] for c in remote}
+    selected = [e for e in events if e["type"] == "webrtc.pair_selected"]
+    assert selected and selected[-1]["remote_address"] in {c["address"] for c in remote}
+
+    # and it really was Chromium in b, holding its reservation over the relay's /ws address
+    page = [json.loads(s) for s in (tmp_path / "listener.log").read_text().splitlines() if s.startswith("{")]
+    assert any(e["event"] == "browser_launched" and e["browser"].startswith("Chromium ") for e in page)
+    to_relay = [e for e in page if e["event"] == "connection_open" and e["direction"] == "outbound"]
+    assert to_relay and f"/ip4/{topo.relay_ip}/" in to_relay[0]["remote_addr"] and "/ws/" in to_relay[0]["remote_addr"]

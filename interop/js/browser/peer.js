@@ -25,7 +25,7 @@ import { webSockets } from '@libp2p/websockets'
 import { createLibp2p } from 'libp2p'
 // only the browser-safe helpers of common.mjs; its node:* imports are stubbed
 // out by the bundler
-import { describeConnection, errorString, toJson } from '../common.mjs'
+import { describeConnection, errorString, rtcConfiguration, toJson } from '../common.mjs'
 import { log } from './log.js'
 
 const config = window.P2PDIAG_CONFIG
@@ -46,9 +46,11 @@ async function main () {
   const transports = [webSockets(), circuitRelayTransport()]
   if (config.webrtc) {
     listen.push('/webrtc')
-    // no STUN/TURN at all (the library default is a list of public STUN
-    // servers); a fresh object per peer connection, the library mutates it
-    transports.push(webRTC({ rtcConfiguration: () => ({ iceServers: [] }) }))
+    // only the runner's ICE servers (default none; the library default is a
+    // list of public STUN servers); a fresh object per peer connection, the
+    // library mutates it. No bind address: Chromium gathers on every
+    // interface of the namespace it runs in.
+    transports.push(webRTC({ rtcConfiguration: rtcConfiguration(null, config.iceServers ?? []) }))
   }
 
   const node = await createLibp2p({
