@@ -212,6 +212,9 @@ def run(
 ) -> int:
     """Build the scenario's lab, run the relay, the listener and `p2pdiag dial`, check the verdict, tear down.
 
+    The listener in LAN b is the scenario's listener.implementation: p2pdiag (`p2pdiag listen`), js
+    (js-libp2p in Node) or chromium (js-libp2p in headless Chromium, reserving over the relay's /ws).
+
     Exit 0: PASS. Exit 1: FAIL, the verdict is not the one the scenario expects.
     """
     _require_root()
