@@ -287,14 +287,18 @@ def listen(
         """Each inbound attempt's own steps, diagnosed from the trace so far, as it ends."""
         from rich.console import Console
 
+        from p2pdiag.diagnosis.listen import attempt_steps
         from p2pdiag.render.terminal import render_steps
         from p2pdiag.trace.file import Header, Trace
 
-        so_far = Trace(Header("listen", options, "", __version__), rec_holder[0].events)
-        steps = [s for s in diagnose(so_far).steps if s.key.startswith(f"{cid}.")]
+        so_far = diagnose(Trace(Header("listen", options, "", __version__), rec_holder[0].events))
         console = Console(stderr=True, highlight=False, soft_wrap=True)
         console.print(f"[bold]{cid} ended[/bold]")
-        render_steps(steps, console)
+        render_steps(attempt_steps(so_far, cid), console)
+        for loop in so_far.facts.get("reconnect_loops", []):
+            if cid in loop["connection_ids"]:
+                console.print(f"[bold yellow]reconnect loop:[/bold yellow] round {loop['connection_ids'].index(cid) + 1} "
+                              f"from {loop['peer_id']}, one every {loop['period_s']:.1f} s")
 
     async def body(rec: Recorder) -> None:
         rec_holder.append(rec)

@@ -10,6 +10,17 @@
 //   {"event":"result","ok":false,"attempt":1,"target":"...","error":"...","stage":"dial"|"ping"|"start"}
 // stderr: JSON log lines (connection_open / connection_close, ...).
 // Exit status: 0 when every attempt succeeded, 1 otherwise, 2 on bad usage.
+//
+// --loop N behaves like an app with a naive retry: ONE node (one peer id) dials
+// --target (a .../p2p-circuit/webrtc/... address), and when the WebRTC upgrade
+// fails it hangs up on the peer (closing the relayed connection, as apps and
+// js-libp2p #3015 did), waits --interval-ms and dials again, up to N rounds or
+// until a round upgrades. stdout, one line per round:
+//   {"event":"round","round":1,"ok":false,"stage":"dial","error":"...","started_ms":0,
+//    "ended_ms":6012,"hung_up":1}
+//   {"event":"round","round":3,"ok":true,"webrtc":true,"rtt_ms":1.1,"started_ms":...,"ended_ms":...}
+// started_ms/ended_ms are since the node started; hung_up is how many
+// connections to the peer hangUp closed. Exit status 0 iff the last round upgraded.
 
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -19,6 +30,7 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { webRTC } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { describeConnection, emit, errorString, intFlag, loadOrCreateKey, log, logConnections, parseFlags, rtcConfiguration } from './common.mjs'
@@ -27,7 +39,8 @@ const PING_PROTOCOL = '/ipfs/ping/1.0.0'
 const PING_LENGTH = 32
 
 const USAGE = `usage: node dialer.mjs --target MULTIADDR [--repeat 1] [--pings 1] [--ping-interval-ms 0]
-  [--timeout-ms 30000] [--interval-ms 0] [--webrtc-bind-address 127.0.0.1] [--key FILE] [--quiet]`
+  [--timeout-ms 30000] [--interval-ms 0] [--webrtc-bind-address 127.0.0.1] [--key FILE] [--quiet]
+  [--loop N (one node; on a failed upgrade hang up and dial again, N rounds)]`
 
 const flags = parseFlags({
   target: { type: 'string' },
@@ -38,6 +51,7 @@ const flags = parseFlags({
   'interval-ms': { type: 'string', default: '0' },
   'webrtc-bind-address': { type: 'string', default: '127.0.0.1' },
   key: { type: 'string' },
+  loop: { type: 'string' },
   quiet: { type: 'boolean', default: false }
 }, USAGE)
 
@@ -57,6 +71,16 @@ const pings = intFlag(flags, 'pings', { min: 1 })
 const timeoutMs = intFlag(flags, 'timeout-ms', { min: 1 })
 const intervalMs = intFlag(flags, 'interval-ms')
 const pingIntervalMs = intFlag(flags, 'ping-interval-ms')
+const loopRounds = intFlag(flags, 'loop', { min: 1 })
+let loopPeer
+if (loopRounds != null) {
+  try {
+    loopPeer = peerIdFromString(target.toString().split('/p2p/').pop())
+  } catch (err) {
+    process.stderr.write(`--loop needs a --target that ends in /p2p/PEER_ID: ${err.message}\n`)
+    process.exit(2)
+  }
+}
 
 let current
 let interrupted = false
@@ -109,6 +133,38 @@ async function pingOnce (conn, signal) {
   }
 }
 
+/** The dialing node: TCP, WebSockets, circuit relay and WebRTC; no listen addresses. */
+async function createNode (privateKey) {
+  return createLibp2p({
+    privateKey,
+    addresses: { listen: [] },
+    transports: [
+      tcp(),
+      webSockets(),
+      circuitRelayTransport(),
+      webRTC({ rtcConfiguration: rtcConfiguration(flags['webrtc-bind-address']) })
+    ],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    // allow everything (this is the Node default anyway; explicit so the
+    // same config can be bundled for a browser, whose default gater refuses
+    // insecure ws and private addresses)
+    connectionGater: { denyDialMultiaddr: async () => false },
+    services: {
+      identify: identify({ runOnLimitedConnection: true }),
+      ping: ping({ runOnLimitedConnection: true })
+    }
+  })
+}
+
+/** Stop a node; a stop that hangs is cut short after 3 s. */
+async function stopNode (node) {
+  await Promise.race([
+    node.stop().catch(() => {}),
+    new Promise(resolve => setTimeout(resolve, 3000).unref())
+  ])
+}
+
 async function attempt (n) {
   const base = { event: 'result', attempt: n, target: target.toString() }
   const signal = AbortSignal.timeout(timeoutMs)
@@ -117,26 +173,7 @@ async function attempt (n) {
   let connected
   try {
     const t0 = performance.now()
-    node = await createLibp2p({
-      privateKey: await loadOrCreateKey(flags.key),
-      addresses: { listen: [] },
-      transports: [
-        tcp(),
-        webSockets(),
-        circuitRelayTransport(),
-        webRTC({ rtcConfiguration: rtcConfiguration(flags['webrtc-bind-address']) })
-      ],
-      connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
-      // allow everything (this is the Node default anyway; explicit so the
-      // same config can be bundled for a browser, whose default gater refuses
-      // insecure ws and private addresses)
-      connectionGater: { denyDialMultiaddr: async () => false },
-      services: {
-        identify: identify({ runOnLimitedConnection: true }),
-        ping: ping({ runOnLimitedConnection: true })
-      }
-    })
+    node = await createNode(await loadOrCreateKey(flags.key))
     current = node
     if (!flags.quiet) logConnections(node)
     const nodeStartMs = performance.now() - t0
@@ -193,14 +230,62 @@ async function attempt (n) {
     }
     return res
   } finally {
-    if (node != null) {
-      await Promise.race([
-        node.stop().catch(() => {}),
-        new Promise(resolve => setTimeout(resolve, 3000).unref())
-      ])
-    }
+    if (node != null) await stopNode(node)
     current = undefined
   }
+}
+
+/** --loop: one node dials, and on a failed upgrade hangs up and dials again (a naive app retry). */
+async function loop (rounds) {
+  const t0 = performance.now()
+  const since = () => Math.round(performance.now() - t0)
+  const peer = loopPeer
+  let node
+  try {
+    node = await createNode(await loadOrCreateKey(flags.key))
+  } catch (err) {
+    emit({ event: 'round', round: 1, ok: false, stage: 'start', error: errorString(err) })
+    return false
+  }
+  current = node
+  if (!flags.quiet) logConnections(node)
+  let upgraded = false
+  try {
+    for (let n = 1; n <= rounds && !interrupted && !upgraded; n++) {
+      const row = { event: 'round', round: n, started_ms: since() }
+      const signal = AbortSignal.timeout(timeoutMs)
+      let stage = 'dial'
+      try {
+        const conn = await node.dial(target, { signal })
+        if (!describeConnection(conn).webrtc) throw new Error(`not upgraded: ${conn.remoteAddr}`)
+        stage = 'ping'
+        Object.assign(row, { ok: true, webrtc: true, rtt_ms: await pingOnce(conn, signal) })
+        upgraded = true
+      } catch (err) {
+        Object.assign(row, { ok: false, stage, error: errorString(err) })
+        // what the app does about a failed upgrade: drop the relayed connection and try again
+        const open = node.getConnections(peer)
+        row.hung_up = open.length
+        if (open.length > 0) {
+          await node.hangUp(peer, { signal: AbortSignal.timeout(3000) }).catch(() => {})
+        }
+      }
+      row.ended_ms = since()
+      if (interrupted) break
+      emit(row)
+      if (!upgraded && n < rounds && intervalMs > 0) {
+        await new Promise(resolve => setTimeout(resolve, intervalMs))
+      }
+    }
+  } finally {
+    await stopNode(node)
+    current = undefined
+  }
+  return upgraded
+}
+
+if (loopRounds != null) {
+  process.exit(await loop(loopRounds) ? 0 : 1)
 }
 
 let allOk = true

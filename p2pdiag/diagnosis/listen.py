@@ -6,8 +6,9 @@ from p2pdiag.diagnosis import findings as F
 from p2pdiag.diagnosis.dial import circuit_story, relay_path, upgrade_part
 from p2pdiag.diagnosis.steps import Builder, in_time_order, limit_text
 from p2pdiag.diagnosis.limits import read_duration
-from p2pdiag.diagnosis.model import Finding, Outcome, Severity, StepStatus, Verdict
+from p2pdiag.diagnosis.model import Finding, Outcome, Severity, Step, StepStatus, Verdict
 from p2pdiag.diagnosis.query import all_of, first
+from p2pdiag.diagnosis.reconnect import reconnect_loop_finding, reconnect_loops
 from p2pdiag.trace.events import (
     CircuitSecured,
     CircuitUpgradeFailed,
@@ -18,6 +19,7 @@ from p2pdiag.trace.events import (
     ReservationFailed,
     StepTimedOut,
     StopConnectReceived,
+    WebRTCUpgradeStarted,
 )
 from p2pdiag.trace.file import Trace
 
@@ -95,6 +97,9 @@ def diagnose_listen(trace: Trace) -> Verdict:
         inbound_story(b, events, stop, agents)
     if accepted_any and not stops:
         b.step("inbound", "Inbound relayed connections", StepStatus.INFO, "none while listening")
+    loops = reconnect_loops(events, agents)
+    for loop in loops:
+        b.find(reconnect_loop_finding(loop))
 
     for timeout in all_of(events, StepTimedOut):
         b.find(F.step_timed_out(timeout.step, timeout.timeout_s))
@@ -102,6 +107,20 @@ def diagnose_listen(trace: Trace) -> Verdict:
     n = len(stops)
     headline = (f"Listened through the relay; {n} inbound relayed connection{'s' if n != 1 else ''}."
                 if accepted_any else "No relay gave a reservation: nobody could dial this peer.")
+    if loops:
+        headline += " " + " ".join(f"{loop.peer_id} kept coming back: {len(loop.rounds)} rounds, one every "
+                                   f"{loop.period_s:.1f} s." for loop in loops)
     facts: dict[str, object] = {"inbound_connections": n,
-                                "dialers": sorted({s.source_peer_id for s in stops})}
+                                "dialers": sorted({s.source_peer_id for s in stops}),
+                                "upgrades": {u.relayed_connection_id: u.connection_id
+                                             for u in all_of(events, WebRTCUpgradeStarted)},
+                                "reconnect_loops": [loop.as_fact() for loop in loops]}
     return Verdict("listen", outcome, headline, tuple(in_time_order(b.steps)), tuple(b.findings), facts)
+
+
+def attempt_steps(verdict: Verdict, connection_id: str) -> list[Step]:
+    """One inbound relayed connection's steps with those of the WebRTC upgrade it carried."""
+    upgrades = verdict.facts.get("upgrades")
+    webrtc = upgrades.get(connection_id) if isinstance(upgrades, dict) else None
+    prefixes = (f"{connection_id}.",) + ((f"{webrtc}.",) if webrtc else ())
+    return [s for s in verdict.steps if s.key.startswith(prefixes)]

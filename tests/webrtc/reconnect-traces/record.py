@@ -1,0 +1,45 @@
+"""Re-record the reconnect-loop traces of `p2pdiag listen` from real runs (needs root: unshare -n, nft).
+
+    python tests/webrtc/reconnect-traces/record.py        # rewrites tests/webrtc/reconnect-traces/*.jsonl
+
+Each runs tests/webrtc/reconnect_loop.py (a js-libp2p relay, `p2pdiag listen`, the js-libp2p dialer in
+its loop mode) in a network namespace that drops UDP, so every upgrade really fails.
+tests/webrtc/test_reconnect_loop.py checks the verdict `p2pdiag analyze` gives for each.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RUNNER = HERE.parent / "reconnect_loop.py"
+sys.path[:0] = [str(HERE.parent), str(HERE.parents[2])]  # tests/webrtc, and p2pdiag itself
+from conftest import NETNS  # noqa: E402
+
+# name: runner arguments
+CASES: dict[str, list[str]] = {
+    "listen-js-loop-udp-blocked": ["--relay", "js", "--rounds", "4"],
+    "listen-js-one-retry-udp-blocked": ["--relay", "js", "--rounds", "2"],
+}
+
+
+def record(name: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = Path(tmp) / "t.jsonl"
+        argv = [sys.executable, str(RUNNER), *CASES[name], "--trace", str(trace)]
+        argv = ["unshare", "-n", "sh", "-c", f"{NETNS['udp-blocked']} && exec {shlex.join(argv)}"]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+        if result.returncode != 0 or not trace.exists():
+            raise SystemExit(f"{name}: runner failed (exit {result.returncode}): {result.stderr[-2000:]}")
+        shutil.copy(trace, HERE / f"{name}.jsonl")
+    print(f"recorded {name}: {result.stdout.splitlines()[-1][:200]}")
+
+
+if __name__ == "__main__":
+    for case in sys.argv[1:] or CASES:
+        record(case)
