@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 
 from p2pdiag.diagnosis import findings as F
-from p2pdiag.diagnosis.limits import DurationReading, attribute_cut, fmt_bytes, fmt_seconds, read_duration
-from p2pdiag.diagnosis.model import Outcome, Severity, StepStatus, Verdict
+from p2pdiag.diagnosis.limits import (
+    CutCause,
+    DurationReading,
+    attribute_cut,
+    fmt_bytes,
+    fmt_seconds,
+    read_duration,
+)
+from p2pdiag.diagnosis.model import Finding, Outcome, Severity, StepStatus, Verdict
 from p2pdiag.diagnosis.query import all_of, first, last
 from p2pdiag.diagnosis.steps import Builder, by_severity, in_time_order, limit_text
 from p2pdiag.diagnosis.upgrade import upgrade_story
@@ -35,13 +44,18 @@ from p2pdiag.trace.events import (
     TargetResolved,
     UpgradeNotAttempted,
     WebRTCUpgradeFailed,
+    WebRTCUpgradeStarted,
     WebRTCUpgradeSucceeded,
 )
+from p2pdiag.trace.file import Trace
 
 # A relayed connection the peer closes this soon after an upgrade attempt ended was closed
 # because of the attempt (js-libp2p #3015), not for a reason of its own.
 CLOSED_AFTER_UPGRADE_S = 10.0
-from p2pdiag.trace.file import Trace
+# A failure recorded this long before the circuit's end is still taken as its consequence: the
+# end is stamped when the circuit stream's read fails, the layers above fail right after, but the
+# two clocks readings can straddle a scheduler tick.
+CUT_CONSEQUENCE_SLACK_S = 0.05
 
 
 def _short(peer_id: str) -> str:
@@ -190,7 +204,7 @@ def circuit_story(
         return closed
     total = closed.bytes_sent + closed.bytes_received
     detail = (f"closed by the {closed.closer.value} at t={closed.t_s:.1f} s, {closed.age_s:.1f} s after it opened, "
-              f"after {fmt_bytes(total)}: {closed.reason}")
+              f"after {total} bytes ({fmt_bytes(total)}): {closed.reason}")
     cut = attribute_cut(closed.age_s, closed.bytes_sent, closed.bytes_received, reading, data_limit)
     if closed.closer is Closer.REMOTE and cut.cause == "unexplained":
         b.step(f"{cid}.after", "Relayed connection at the end",
@@ -210,6 +224,121 @@ def circuit_story(
     return closed
 
 
+@dataclass(frozen=True, slots=True)
+class LimitCut:
+    """The relay ended the relayed connection at one of its announced limits."""
+
+    cause: str  # "data" or "duration"
+    detail: str
+    connection_id: str
+    bytes_sent: int  # on the circuit stream, below Noise, as p2pdiag counted them
+    bytes_received: int
+    age_s: float
+    at_t_s: float  # when the circuit stream ended, in run time
+    during: str  # what the dial was doing then: secure, identify, ping, upgrade, hold, final-ping
+    upgrade_step: str | None  # during "upgrade": the step the attempt failed at, when it failed
+    data_limit: int | None
+    duration_limit_s: float | None
+
+    @property
+    def total_bytes(self) -> int:
+        return self.bytes_sent + self.bytes_received
+
+    @property
+    def before_checks_done(self) -> bool:
+        """Cut while p2pdiag was still checking the peer: the cut is why those checks failed."""
+        return self.during in ("secure", "identify", "ping", "upgrade")
+
+    def doing(self) -> str:
+        return {"secure": "the Noise and muxer handshake", "identify": "identify of the peer",
+                "ping": "the first ping", "hold": "the hold", "final-ping": "the final check"}.get(
+            self.during, f"the WebRTC upgrade ({self.upgrade_step})" if self.upgrade_step else "the WebRTC upgrade")
+
+    def as_fact(self) -> dict[str, object]:
+        return {"cause": self.cause, "connection_id": self.connection_id, "bytes": self.total_bytes,
+                "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received,
+                "age_s": round(self.age_s, 3), "at_t_s": round(self.at_t_s, 3), "during": self.during,
+                "upgrade_step": self.upgrade_step, "data_limit": self.data_limit,
+                "duration_limit_s": self.duration_limit_s}
+
+
+def limit_cut(events: tuple[Event, ...], cid: str, opened_t_s: float, reading: DurationReading,
+              data_limit: int | None) -> LimitCut | None:
+    """The relayed connection `cid` (opened at `opened_t_s`), if the relay ended it at a limit."""
+    closed = first(events, CircuitClosed, connection_id=cid)
+    if closed is None or closed.closer is Closer.LOCAL:
+        return None
+    cut: CutCause = attribute_cut(closed.age_s, closed.bytes_sent, closed.bytes_received, reading, data_limit)
+    if cut.cause not in ("data", "duration"):
+        return None
+    at = opened_t_s + closed.age_s
+    during, step = _running_at(events, cid, at)
+    return LimitCut(cut.cause, cut.detail, cid, closed.bytes_sent, closed.bytes_received, closed.age_s, at, during,
+                    step, data_limit, reading.effective_s)
+
+
+def _running_at(events: tuple[Event, ...], cid: str, t: float) -> tuple[str, str | None]:
+    """What `dial` was doing over the relayed connection at run time t (probes/dial.py's order)."""
+    if first(events, CircuitSecured, connection_id=cid) is None:
+        return "secure", None
+    ident = first(events, IdentifyCompleted, subject=Subject.PEER, connection_id=cid)
+    if ident is None or ident.t_s >= t:
+        return "identify", None
+    if not any(p.t_s < t for p in all_of(events, PingCompleted, connection_id=cid, path=Path.RELAYED)):
+        return "ping", None
+    started = first(events, WebRTCUpgradeStarted, relayed_connection_id=cid)
+    if started is not None and started.t_s <= t:
+        failed = first(events, WebRTCUpgradeFailed, relayed_connection_id=cid)
+        ended = first(events, WebRTCUpgradeSucceeded, relayed_connection_id=cid) or failed
+        if ended is None or ended.t_s >= t:
+            return "upgrade", failed.step.value if failed is not None else None
+    hold = first(events, HoldStarted, connection_id=cid)
+    if hold is not None and hold.t_s <= t:
+        return "hold", None
+    return "final-ping", None
+
+
+def _cut_as_cause(b: Builder, events: tuple[Event, ...], cut: LimitCut, upgrade_codes: set[str]) -> None:
+    """The relay's cut came while p2pdiag was still checking the peer: it is the verdict's cause, and
+    what failed after it (handshake, identify, ping, the upgrade's signaling) failed because of it."""
+    after = cut.at_t_s - CUT_CONSEQUENCE_SLACK_S
+    consequences: set[str] = set()
+    if cut.during == "secure":
+        consequences.add("circuit-handshake-failed")
+    ident_failed = first(events, IdentifyFailed, subject=Subject.PEER, connection_id=cut.connection_id)
+    if ident_failed is not None and ident_failed.t_s >= after:
+        consequences.add("identify-failed")
+    ping_failed = first(events, PingFailed, connection_id=cut.connection_id, path=Path.RELAYED)
+    if ping_failed is not None and ping_failed.t_s >= after:
+        consequences.add("relayed-ping-failed")
+    upgrade_failed = first(events, WebRTCUpgradeFailed, relayed_connection_id=cut.connection_id)
+    if upgrade_failed is not None and upgrade_failed.t_s >= after:
+        consequences |= upgrade_codes
+    code = f"relay-cut-{cut.cause}"
+    note = f"this came after the relay cut the relayed connection at t={cut.at_t_s:.2f} s ({code})"
+    cause: list[Finding] = []
+    rest: list[Finding] = []
+    for f in b.findings:
+        if f.code == code:
+            cause.append(dataclasses.replace(f, severity=Severity.ERROR, evidence=(
+                *f.evidence, f"the relay cut it during {cut.doing()}, before p2pdiag's checks of the peer "
+                "were done: what failed after that failed because of the cut")))
+        elif f.code in consequences:
+            rest.append(dataclasses.replace(f, severity=Severity.WARNING if f.severity is Severity.ERROR
+                                            else f.severity, evidence=(*f.evidence, note)))
+        else:
+            rest.append(f)
+    b.findings = cause + rest
+
+
+def cut_title(cut: LimitCut) -> str:
+    if cut.cause == "data":
+        return (f"the relay cut the relayed connection at its data limit, at {cut.total_bytes} bytes "
+                f"(limit {cut.data_limit} bytes)")
+    return (f"the relay cut the relayed connection at its duration limit, after {cut.age_s:.1f} s "
+            f"(limit {fmt_seconds(cut.duration_limit_s or 0)})")
+
+
 def diagnose_dial(trace: Trace) -> Verdict:
     events = trace.events
     b = Builder()
@@ -220,6 +349,7 @@ def diagnose_dial(trace: Trace) -> Verdict:
         b.step("target", f"Target peer {target.peer_id}", StepStatus.INFO, how, target)
 
     secured: CircuitSecured | None = None
+    limit_cut_seen: LimitCut | None = None
     reading = DurationReading(None, None, False, "")
     data_limit: int | None = None
     relay_used: str | None = None
@@ -238,10 +368,17 @@ def diagnose_dial(trace: Trace) -> Verdict:
         upgrade_failed = first(events, CircuitUpgradeFailed, relay=started.relay)
         if secured is None:
             if upgrade_failed is not None:
+                cut = limit_cut(events, upgrade_failed.connection_id, upgrade_failed.t_s - upgrade_failed.duration_s,
+                                reading, data_limit)
                 b.step("circuit.secure", "Secure session with the peer over the circuit", StepStatus.FAILED,
-                       f"{upgrade_failed.error_kind.value}: {upgrade_failed.error}", upgrade_failed,
-                       upgrade_failed.duration_s)
+                       f"{upgrade_failed.error_kind.value}: {upgrade_failed.error}"
+                       + (f"; {cut_title(cut)}" if cut else ""), upgrade_failed, upgrade_failed.duration_s)
                 b.find(F.circuit_handshake_failed(started.relay, upgrade_failed.error_kind, upgrade_failed.error))
+                if cut is not None and limit_cut_seen is None:
+                    closed = first(events, CircuitClosed, connection_id=cut.connection_id)
+                    b.find(F.relay_cut(cut.cause, cut.detail, started.relay, closed.reason if closed else ""))
+                    _cut_as_cause(b, events, cut, set())
+                    limit_cut_seen = cut
             continue
         relay_used = started.relay
         b.step("circuit.secure", "Secure session with the peer over the circuit", StepStatus.OK,
@@ -257,8 +394,14 @@ def diagnose_dial(trace: Trace) -> Verdict:
         if not_attempted is not None:
             b.step("upgrade", "WebRTC upgrade", StepStatus.SKIPPED, not_attempted.reason, not_attempted)
             b.find(F.upgrade_not_attempted(not_attempted.reason))
+        before = {f.code for f in b.findings}
         upgraded = upgrade_part(b, events, secured.connection_id)
+        upgrade_codes = {f.code for f in b.findings} - before
         circuit_story(b, events, secured, reading, data_limit)
+        limit_cut_seen = limit_cut(events, secured.connection_id, secured.t_s - secured.duration_s, reading,
+                                   data_limit)
+        if limit_cut_seen is not None and limit_cut_seen.before_checks_done:
+            _cut_as_cause(b, events, limit_cut_seen, upgrade_codes)
 
     if any(f.code == "webrtc-signaling-unsupported" for f in b.findings):
         # the upgrade's own finding says the same, from the negotiation itself
@@ -286,12 +429,17 @@ def diagnose_dial(trace: Trace) -> Verdict:
         headline = f"Upgraded to a direct WebRTC connection with {_short(peer)}."
         headline += f" The relayed connection then: {fallback.title[0].lower()}{fallback.title[1:]}." if fallback \
             else " The relayed connection held too."
+    elif outcome is Outcome.RELAYED_ONLY and limit_cut_seen is not None and limit_cut_seen.before_checks_done:
+        headline = (f"Reached {_short(peer)} through the relay, then {cut_title(limit_cut_seen)}, during "
+                    f"{limit_cut_seen.doing()}; no direct connection.")
     elif outcome is Outcome.RELAYED_ONLY:
         failed_upgrade = next((f for f in b.findings if f.code.startswith("webrtc-")
                                and f.severity is Severity.ERROR), None)
         headline = f"Reached {_short(peer)} through the relay; no direct connection"
         headline += f" ({failed_upgrade.title[0].lower()}{failed_upgrade.title[1:]})." if failed_upgrade else "."
         headline += f" {fallback.title}." if fallback else " The relayed connection held."
+    elif outcome is Outcome.UNREACHABLE and limit_cut_seen is not None:
+        headline = f"Could not reach {_short(peer)}: {cut_title(limit_cut_seen)}, during {limit_cut_seen.doing()}."
     elif outcome is Outcome.UNREACHABLE:
         headline = f"Could not reach {_short(peer)}: " + (errors[0].title[0].lower() + errors[0].title[1:]
                                                          if errors else "no relay gave a connection") + "."
@@ -300,6 +448,8 @@ def diagnose_dial(trace: Trace) -> Verdict:
     facts: dict[str, object] = {"peer_id": target.peer_id if target else None, "relay": relay_used}
     if secured is not None:
         facts["connection_id"] = secured.connection_id
+    if limit_cut_seen is not None:
+        facts["relay_cut"] = limit_cut_seen.as_fact()
     return Verdict(trace.header.command, outcome, headline, tuple(in_time_order(b.steps)), tuple(by_severity(b.findings)), facts)
 
 

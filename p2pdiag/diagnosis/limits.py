@@ -77,8 +77,9 @@ def attribute_cut(
     if data_hit and (not duration_hit or total >= 0.9 * data_limit):  # type: ignore[operator]
         return CutCause(
             "data",
-            f"cut after {fmt_bytes(total)} ({fmt_bytes(bytes_sent)} sent, {fmt_bytes(bytes_received)} "
-            f"received) against an announced data limit of {fmt_bytes(data_limit or 0)}",
+            # to the byte: a cut at 4134 bytes of a 4096-byte limit must not read "4 KiB of 4 KiB"
+            f"cut at {total} bytes ({bytes_sent} sent, {bytes_received} received, counted on the circuit "
+            f"below Noise) against an announced data limit of {fmt_bytes(data_limit)} ({data_limit} bytes)",
         )
     if duration_hit:
         return CutCause(

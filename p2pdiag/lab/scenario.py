@@ -258,6 +258,16 @@ def fallback_state(doc: dict[str, Any], events: list[dict[str, Any]]) -> str:
     return "held" if after is not None and after.get("status") == "ok" else "lost"
 
 
+def cut_text(doc: dict[str, Any]) -> str:
+    """" at 4134 bytes (data limit 4096)" when the verdict says the relay cut at a limit; else ""."""
+    cut = (doc.get("facts") or {}).get("relay_cut")
+    if not cut:
+        return ""
+    if cut.get("cause") == "data":
+        return f" at {cut['bytes']} bytes (data limit {cut['data_limit']}), during {cut['during']}"
+    return f" after {cut['age_s']:g} s (duration limit {cut['duration_limit_s']:g} s), during {cut['during']}"
+
+
 def local_candidate_types(events: list[dict[str, Any]]) -> set[str]:
     return {e["candidate_type"] for e in events if e.get("type") == "webrtc.candidate_gathered"}
 
@@ -272,7 +282,8 @@ def judge(expect: Expectation, doc: dict[str, Any], events: list[dict[str, Any]]
                                                "(forbidden)"))
     if expect.fallback != "any":
         state = fallback_state(doc, events)
-        checks.append(Check(state == expect.fallback, f"relayed connection {state} (expected {expect.fallback})"))
+        checks.append(Check(state == expect.fallback,
+                            f"relayed connection {state}{cut_text(doc)} (expected {expect.fallback})"))
     if expect.candidate_types:
         have = local_candidate_types(events)
         for t in expect.candidate_types:
@@ -358,6 +369,7 @@ class ScenarioResult:
         return {"scenario": self.scenario.name, "passed": self.passed, "outcome": self.doc.get("outcome"),
                 "findings": self.codes, "headline": self.doc.get("headline"),
                 "fallback": fallback_state(self.doc, self.events()),
+                "relay_cut": (self.doc.get("facts") or {}).get("relay_cut"),
                 "checks": [{"ok": c.ok, "what": c.what} for c in self.checks],
                 "time_to_verdict_s": round(self.time_to_verdict_s, 3), "trace": str(self.trace_path),
                 "workdir": str(self.workdir), "lab_id": self.lab_id, "dial_exit": self.dial_exit}

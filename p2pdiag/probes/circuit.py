@@ -156,6 +156,10 @@ async def secure(
             rec.record(StepTimedOut, step="secure", timeout_s=timeouts.secure)
         rec.record(CircuitUpgradeFailed, connection_id=connection_id, relay=relay, error_kind=kind,
                    error=message, duration_s=rec.now() - began)
+        if stream.ended.is_set() and stream.end_closer is not Closer.LOCAL:
+            # The circuit ended under the handshake (a relay with a small data limit cuts here):
+            # how far it got, in bytes, is what tells a cut at a limit from a refusing peer.
+            record_closed(stream, connection_id, rec)
         await net.close_quietly(stream)
         return None
     security, muxer = net.negotiated(conn)

@@ -54,6 +54,38 @@ def test_py_relay_data_limit_cuts_the_relayed_connection(make_lab, tmp_path):
     assert fallback(result) == "cut"
 
 
+# How far the dialer's count (the circuit stream below Noise, both directions) can be from the
+# limit when the py relay cuts. py-libp2p 0.8.1 (relay/circuit_v2/protocol.py, _relay_data) keeps
+# one budget for both directions and reads the streams chunk by chunk (whatever one side's writes
+# left buffered, up to MAX_READ_LEN); a chunk larger than what is left is dropped whole, the
+# in-band STATUS 201 (~6 bytes) goes to its sender, and both streams are reset. So the relay
+# forwarded F bytes with L - chunk < F <= L, and the dialer counts F, plus the dropped chunk and
+# anything it wrote before the reset reached it when the chunk was its own, minus nothing (its
+# circuit stream reads ahead). Near a 4 KiB cut the chunks are identify messages (~600 bytes),
+# pings (30-90 bytes) and at most the SDP offer (~1.2 KiB): 1280 bytes either side. Measured here:
+# 4134 bytes in the lab, 4134-4164 on loopback.
+CUT_SLACK_BYTES = 1280
+
+
+def test_py_relay_4k_data_limit_is_named_whatever_step_it_cuts(make_lab, tmp_path):
+    """A relay whose 4 KiB budget runs out before the upgrade: the verdict is the data limit, at N bytes."""
+    result = run(make_lab, tmp_path, "cone-cone-py-data-limit-4k")
+    assert result.doc["outcome"] == "relayed_only"
+    assert result.codes[0] == "relay-cut-data", result.codes  # the cause, not what failed after it
+    assert result.doc["findings"][0]["severity"] == "error"
+    assert "relay-cut-duration" not in result.codes
+    assert fallback(result) == "cut"
+    cut = result.doc["facts"]["relay_cut"]
+    assert cut["cause"] == "data" and cut["data_limit"] == 4096
+    assert cut["bytes"] == cut["bytes_sent"] + cut["bytes_received"]
+    assert abs(cut["bytes"] - 4096) <= CUT_SLACK_BYTES, cut
+    assert cut["bytes_sent"] > 0 and cut["bytes_received"] > 0  # both directions are counted
+    # the trace's own count at the cut is the verdict's
+    closed = next(e for e in result.events() if e["type"] == "circuit.closed")
+    assert closed["bytes_sent"] + closed["bytes_received"] == cut["bytes"]
+    assert cut["during"] in ("secure", "identify", "ping", "upgrade")
+
+
 def test_js_relay_duration_cut_and_its_millisecond_limit(make_lab, tmp_path, node22):
     result = run(make_lab, tmp_path, "cone-cone-js-duration")
     assert {"relay-cut-duration", "relay-limit-unit"} <= set(result.codes)
