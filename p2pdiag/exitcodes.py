@@ -12,6 +12,7 @@ class ExitCode(enum.IntEnum):
     RELAYED_ONLY = 3  # the peer was reached through the relay, but no direct connection
     UNREACHABLE = 4  # the peer was not reached at all (relay down, refused, no reservation...)
     RELAY_PROBLEM = 5  # relay-check: at least one relay failed a check (or could not be checked)
+    SCENARIO_FAILED = 6  # lab run: the verdict is not the one the scenario expects
     INTERRUPTED = 130  # Ctrl-C, SIGTERM, or the overall --timeout ran out; partial trace kept
 
 

@@ -215,7 +215,8 @@ def run(
     The listener in LAN b is the scenario's listener.implementation: p2pdiag (`p2pdiag listen`), js
     (js-libp2p in Node) or chromium (js-libp2p in headless Chromium, reserving over the relay's /ws).
 
-    Exit 0: PASS. Exit 1: FAIL, the verdict is not the one the scenario expects.
+    Exit 0: PASS. Exit 6: FAIL, the verdict is not the one the scenario expects. Exit 2: a problem to fix
+    first (not root, a missing package, a bad scenario file). Exit 1: a bug in p2pdiag.
     """
     _require_root()
     from p2pdiag.lab import LabError
@@ -240,25 +241,26 @@ def run(
         if keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
         raise
-    if keep is None and result.passed:
-        shutil.rmtree(workdir, ignore_errors=True)
-    elif not result.passed:
-        progress(f"traces and peer logs kept in {workdir}")
+    # printed before the temporary directory goes: the result reads the dial's trace from it
     if as_json:
         print(json.dumps({"schema_version": SCHEMA_VERSION, **result.to_dict()}, indent=2))
     else:
         _print_result(result)
-    return int(ExitCode.OK if result.passed else ExitCode.TOOL_ERROR)
+    if keep is None and result.passed:
+        shutil.rmtree(workdir, ignore_errors=True)
+    elif not result.passed:
+        progress(f"traces and peer logs kept in {workdir}")
+    return int(ExitCode.OK if result.passed else ExitCode.SCENARIO_FAILED)
 
 
 def _print_result(result: ScenarioResult) -> None:
-    from p2pdiag.lab.scenario import fallback_state
+    from p2pdiag.lab.scenario import cut_text, fallback_state
 
     doc = result.doc
     print(f"scenario {result.scenario.name}: {result.scenario.description}")
     print(f"verdict ({doc.get('outcome')}, exit {doc.get('exit_code')}): {doc.get('headline')}")
     print(f"findings: {', '.join(result.codes) or 'none'}")
-    print(f"relayed connection at the end: {fallback_state(doc, result.events())}")
+    print(f"relayed connection at the end: {fallback_state(doc, result.events())}{cut_text(doc)}")
     for check in result.checks:
         print(f"  {'✓' if check.ok else '✗'} {check.what}")
     print(f"{'PASS' if result.passed else 'FAIL'} (verdict {result.time_to_verdict_s:.1f} s after the dial started)")
