@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # p2pdiag itself, installed or not
 from scenario import JS_DIR, NODE, ROOT, start_relay
-from support import Proc
+from support import Proc, _ready_json
 
 LISTEN_READY_S = 30.0
 SETTLE_S = 15.0  # after the dialer exits: its last close reaching the listener's trace
@@ -53,12 +53,18 @@ def main() -> None:
     parser.add_argument("--relay", choices=["js", "py"], default="js")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--interval-ms", type=int, default=500, help="the dialer's wait after each hang-up")
+    parser.add_argument("--relay-duration-ms", type=int, help="js relay only: its circuit duration limit")
     parser.add_argument("--trace", required=True)
     parser.add_argument("--listen-arg", action="append", default=[], help="one more argument for p2pdiag listen")
     args = parser.parse_args()
     trace = Path(args.trace)
 
-    relay_proc, relay_addr, _ = start_relay(args.relay)
+    if args.relay_duration_ms is not None:
+        relay_proc = Proc([str(NODE), str(JS_DIR / "relay.mjs"), "--no-ws", "--duration-ms",
+                           str(args.relay_duration_ms)], "js relay")
+        relay_addr = _ready_json(relay_proc)["addrs"][0]
+    else:
+        relay_proc, relay_addr, _ = start_relay(args.relay)
     listen = Proc([sys.executable, "-m", "p2pdiag", "listen", "--relay", relay_addr, "--json", "--trace", str(trace),
                    *args.listen_arg], "p2pdiag listen")
     try:

@@ -29,10 +29,14 @@ HERE = Path(__file__).resolve().parent
 TRACES = HERE / "reconnect-traces"
 RUNNER = HERE / "reconnect_loop.py"
 
-# trace: rounds of the loop found (0: no loop), inbound relayed connections
+# trace: inbound relayed connections, and the loop found (None: no loop): rounds, how each round's
+# upgrade ended, what ended each round, confidence
 TABLE = {
-    "listen-js-loop-udp-blocked": (4, 4),
-    "listen-js-one-retry-udp-blocked": (0, 2),
+    # UDP dropped: each upgrade fails at ICE, the dialer hangs up 6 s in (its address-dial timeout)
+    "listen-js-loop-udp-blocked": (4, (4, "failed at ice", "upgrade-failed", "certain")),
+    "listen-js-one-retry-udp-blocked": (2, None),
+    # the relay cuts each circuit at 3 s, while the upgrade is still under way: the dialer left it
+    "listen-js-loop-relay-cut": (3, (3, "abandoned", "relay-cut", "likely")),
 }
 
 
@@ -48,28 +52,29 @@ def test_every_recorded_trace_is_in_the_table():
 
 @pytest.mark.parametrize("name", sorted(TABLE))
 def test_analyze_counts_the_rounds(name):
-    rounds, inbound = TABLE[name]
+    inbound, expected = TABLE[name]
     doc = analyze(name)
     assert doc["outcome"] == "listened" and doc["facts"]["inbound_connections"] == inbound
     loops = doc["facts"]["reconnect_loops"]
     codes = [f["code"] for f in doc["findings"]]
-    if not rounds:
+    if expected is None:
         assert loops == [] and "reconnect-loop" not in codes
         return
+    rounds, upgrade, ended_by, confidence = expected
     assert codes.count("reconnect-loop") == 1
     (loop,) = loops
     assert loop["rounds"] == rounds and len(loop["connection_ids"]) == rounds
     assert loop["peer_id"] in doc["facts"]["dialers"]
-    # each round: the upgrade failed at ICE (UDP dropped), then the dialer hung up
-    assert loop["upgrades"] == ["failed at ice"] * rounds
-    assert loop["ended_by"] == ["upgrade-failed"] * rounds
-    assert loop["confidence"] == "certain"
+    assert loop["upgrades"] == [upgrade] * rounds
+    assert loop["ended_by"] == [ended_by] * rounds
+    assert loop["confidence"] == confidence
     # the dialer gives up at js-libp2p's 6 s address-dial timeout and waits 0.5 s: a period near 6.5 s
     assert len(loop["intervals_s"]) == rounds - 1
     assert loop["period_s"] == pytest.approx(statistics.median(loop["intervals_s"]))
     assert 6.0 <= loop["period_s"] <= 8.0, loop
     finding = next(f for f in doc["findings"] if f["code"] == "reconnect-loop")
-    assert finding["severity"] == "warning" and finding["settle"] is None
+    assert finding["severity"] == "warning" and finding["confidence"] == confidence
+    assert (finding["settle"] is None) == (confidence == "certain")
     assert finding["docs"] == "docs/verdicts/reconnect-loop.md"
 
 

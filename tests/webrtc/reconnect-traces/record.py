@@ -25,6 +25,8 @@ from conftest import NETNS  # noqa: E402
 CASES: dict[str, list[str]] = {
     "listen-js-loop-udp-blocked": ["--relay", "js", "--rounds", "4"],
     "listen-js-one-retry-udp-blocked": ["--relay", "js", "--rounds", "2"],
+    # the js relay cuts every circuit at 3 s, before the dialer's 6 s upgrade timeout: each round is a relay cut
+    "listen-js-loop-relay-cut": ["--relay", "js", "--relay-duration-ms", "3000", "--rounds", "3"],
 }
 
 
