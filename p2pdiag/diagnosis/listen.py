@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from p2pdiag.diagnosis import findings as F
 from p2pdiag.diagnosis.dial import circuit_story, relay_path, upgrade_part
-from p2pdiag.diagnosis.steps import Builder, in_time_order, limit_text
 from p2pdiag.diagnosis.limits import read_duration
 from p2pdiag.diagnosis.model import Finding, Outcome, Severity, Step, StepStatus, Verdict
 from p2pdiag.diagnosis.query import all_of, first
 from p2pdiag.diagnosis.reconnect import reconnect_loop_finding, reconnect_loops
+from p2pdiag.diagnosis.steps import Builder, in_time_order, limit_text
 from p2pdiag.trace.events import (
     CircuitSecured,
     CircuitUpgradeFailed,

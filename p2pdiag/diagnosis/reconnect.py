@@ -8,6 +8,7 @@ cut it, or the dialer closed it) and followed by the next. Pure, like the rest o
 from __future__ import annotations
 
 import enum
+import itertools
 import statistics
 from dataclasses import dataclass
 
@@ -67,7 +68,7 @@ class ReconnectLoop:
     @property
     def intervals_s(self) -> list[float]:
         starts = [r.started_s for r in self.rounds]
-        return [round(b - a, 3) for a, b in zip(starts, starts[1:])]
+        return [round(b - a, 3) for a, b in itertools.pairwise(starts)]
 
     @property
     def period_s(self) -> float:
@@ -179,8 +180,8 @@ def reconnect_loop_finding(loop: ReconnectLoop) -> Finding:
     ends = [r.end for r in loop.rounds[:-1]]
     counts = ", ".join(f"{ends.count(e)} {e.value}" for e in dict.fromkeys(ends))
     intervals = ", ".join(f"{i:.1f}" for i in loop.intervals_s[:MAX_LISTED_ROUNDS])
-    evidence = [f"{n} rounds from {loop.peer_id}, one every {loop.period_s:.1f} s (median interval between "
-                f"round starts; intervals {intervals} s); rounds before a return ended: {counts}"]
+    evidence = [(f"{n} rounds from {loop.peer_id}, one every {loop.period_s:.1f} s (median interval between "
+                 f"round starts; intervals {intervals} s); rounds before a return ended: {counts}")]
     for k, r in enumerate(loop.rounds[:MAX_LISTED_ROUNDS]):
         nxt = loop.rounds[k + 1].started_s if k + 1 < n else None
         evidence.append(_describe(r, nxt))

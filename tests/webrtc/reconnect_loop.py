@@ -73,7 +73,7 @@ def main() -> None:
         dialer = subprocess.run([str(NODE), str(JS_DIR / "dialer.mjs"), "--target", target, "--loop",
                                  str(args.rounds), "--interval-ms", str(args.interval_ms), "--timeout-ms", "12000",
                                  "--quiet"], capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                timeout=30 + per_round_s * args.rounds)
+                                timeout=30 + per_round_s * args.rounds, check=False)
         rows = [json.loads(line) for line in dialer.stdout.splitlines() if line.startswith("{")]
         for row in rows:
             print(json.dumps(row), flush=True)

@@ -9,6 +9,7 @@ drops UDP, so each upgrade genuinely fails.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import shlex
 import statistics
@@ -17,13 +18,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import ROOT, run_p2pdiag
 
 from p2pdiag.diagnosis import diagnose
 from p2pdiag.diagnosis.listen import attempt_steps
 from p2pdiag.diagnosis.reconnect import LOOP_MIN_ROUNDS
 from p2pdiag.trace.events import StopConnectReceived
 from p2pdiag.trace.file import load
-from support import ROOT, run_p2pdiag
 
 HERE = Path(__file__).resolve().parent
 TRACES = HERE / "reconnect-traces"
@@ -113,7 +114,7 @@ def test_listen_counts_a_js_dialers_reconnect_loop(node22, netns, tmp_path):
     argv = [sys.executable, str(RUNNER), "--relay", "js", "--rounds", "3", "--trace", str(trace)]
     command = f"{NETNS['udp-blocked']} && exec {shlex.join(argv)}"
     result = subprocess.run(["unshare", "-n", "sh", "-c", command], capture_output=True, text=True, timeout=150,
-                            cwd=ROOT, stdin=subprocess.DEVNULL)
+                            cwd=ROOT, stdin=subprocess.DEVNULL, check=False)
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert lines and lines[-1].get("done"), (result.stdout[-2000:], result.stderr[-3000:])
     rows, summary = lines[:-1], lines[-1]
@@ -127,7 +128,7 @@ def test_listen_counts_a_js_dialers_reconnect_loop(node22, netns, tmp_path):
     assert "reconnect-loop" in [f["code"] for f in doc["findings"]]
     # the period the listener measured is the one the dialer lived (its own clock, another process)
     dialer_period_s = statistics.median(
-        (b["started_ms"] - a["started_ms"]) / 1000 for a, b in zip(rows, rows[1:]))
+        (b["started_ms"] - a["started_ms"]) / 1000 for a, b in itertools.pairwise(rows))
     assert loop["period_s"] == pytest.approx(dialer_period_s, abs=0.5)
     # the live per-attempt view (stderr) shows each round's WebRTC steps, and the loop once it is one
     live = summary["listen_stderr"]

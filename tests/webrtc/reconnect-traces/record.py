@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE.parent / "reconnect_loop.py"
 sys.path[:0] = [str(HERE.parent), str(HERE.parents[2])]  # tests/webrtc, and p2pdiag itself
-from conftest import NETNS  # noqa: E402
+from conftest import NETNS
 
 # name: runner arguments
 CASES: dict[str, list[str]] = {
@@ -35,7 +35,8 @@ def record(name: str) -> None:
         trace = Path(tmp) / "t.jsonl"
         argv = [sys.executable, str(RUNNER), *CASES[name], "--trace", str(trace)]
         argv = ["unshare", "-n", "sh", "-c", f"{NETNS['udp-blocked']} && exec {shlex.join(argv)}"]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+                                check=False)
         if result.returncode != 0 or not trace.exists():
             raise SystemExit(f"{name}: runner failed (exit {result.returncode}): {result.stderr[-2000:]}")
         shutil.copy(trace, HERE / f"{name}.jsonl")
