@@ -53,16 +53,20 @@ IceAddressOpt = typer.Option([], "--ice-address", metavar="ADDR", help="Gather h
                              "address (repeatable; 127.0.0.1 is always added). Default: every interface.")
 IceTimeoutOpt = typer.Option(None, "--ice-timeout", help="Seconds for ICE connectivity checks (default 4, "
                              "under js-libp2p's 6 s).")
+StunTimeoutOpt = typer.Option(None, "--stun-timeout", help="Seconds to wait for each STUN answer while gathering "
+                              "(default 2): no answer by then ends gathering without that srflx candidate.")
 
 
 def _ice(stun: list[str], turn: list[str], turn_user: str | None, turn_credential: str | None,
-         policy: str, ice_timeout: float | None, addresses: list[str]) -> tuple[Any, Any]:
+         policy: str, ice_timeout: float | None, addresses: list[str],
+         stun_timeout: float | None = None) -> tuple[Any, Any]:
     """The ICE servers the user gave (none by default) and the upgrade's timeouts."""
     from p2pdiag.webrtc.config import IceConfig, TurnServer, UpgradeTimeouts
 
     if turn and (turn_user is None or turn_credential is None):
         raise UsageError("--turn needs --turn-user and --turn-credential")
     _check_positive("--ice-timeout", ice_timeout)
+    _check_positive("--stun-timeout", stun_timeout)
     try:
         ice = IceConfig(stun=tuple(stun), turn=tuple(TurnServer(u, turn_user or "", turn_credential or "")
                                                      for u in turn), policy=policy,
@@ -71,7 +75,11 @@ def _ice(stun: list[str], turn: list[str], turn_user: str | None, turn_credentia
         raise UsageError(str(exc)) from None
     if policy == "relay" and not turn:
         raise UsageError("--ice-policy relay uses only TURN candidates: give --turn")
-    timeouts = UpgradeTimeouts() if ice_timeout is None else UpgradeTimeouts(ice=ice_timeout)
+    timeouts = UpgradeTimeouts()
+    if ice_timeout is not None:
+        timeouts = dataclasses.replace(timeouts, ice=ice_timeout)
+    if stun_timeout is not None:
+        timeouts = dataclasses.replace(timeouts, stun=stun_timeout)
     return ice, timeouts
 
 
@@ -204,6 +212,7 @@ def dial(
     ice_policy: str = IcePolicyOpt,
     ice_timeout: Optional[float] = IceTimeoutOpt,
     ice_address: list[str] = IceAddressOpt,
+    stun_timeout: Optional[float] = StunTimeoutOpt,
 ) -> int:
     """Dial a peer through a relay, try the WebRTC upgrade, and diagnose every step."""
     from p2pdiag.targets import parse_target
@@ -217,7 +226,8 @@ def dial(
         raise UsageError(f"--hold {hold:g} s does not fit in --timeout {timeout:g} s; give a larger --timeout")
     parsed = parse_target(target, relay)
     timeouts = _step_timeouts(step_timeout)
-    ice, upgrade_timeouts = _ice(stun, turn, turn_user, turn_credential, ice_policy, ice_timeout, ice_address)
+    ice, upgrade_timeouts = _ice(stun, turn, turn_user, turn_credential, ice_policy, ice_timeout, ice_address,
+                                 stun_timeout)
     from p2pdiag.diagnosis import diagnose
     from p2pdiag.probes.dial import DialOptions, dial as run_dial
 
@@ -252,6 +262,7 @@ def listen(
     ice_policy: str = IcePolicyOpt,
     ice_timeout: Optional[float] = IceTimeoutOpt,
     ice_address: list[str] = IceAddressOpt,
+    stun_timeout: Optional[float] = StunTimeoutOpt,
 ) -> int:
     """Reserve a slot on relays, print the addresses to dial, and trace every inbound attempt."""
     from p2pdiag.targets import parse_relay
@@ -259,7 +270,8 @@ def listen(
     _check_positive("--timeout", timeout)
     relays = tuple(parse_relay(r) for r in relay)
     timeouts = _step_timeouts(step_timeout)
-    ice, upgrade_timeouts = _ice(stun, turn, turn_user, turn_credential, ice_policy, ice_timeout, ice_address)
+    ice, upgrade_timeouts = _ice(stun, turn, turn_user, turn_credential, ice_policy, ice_timeout, ice_address,
+                                 stun_timeout)
     key_pair = None
     if identity is not None:
         from p2pdiag.identity import load_or_create

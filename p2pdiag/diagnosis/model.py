@@ -68,6 +68,8 @@ class Finding:
     advice: str
     confidence: Confidence = Confidence.CERTAIN
     settle: str | None = None  # what evidence would settle it, when not certain
+    # machine-readable facts behind it, e.g. {"error_code": 401}; JSON values only
+    data: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

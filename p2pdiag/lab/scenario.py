@@ -67,6 +67,12 @@ class IceSpec:
     # Also give the dialer coturn's other address (RFC 5780 OTHER-ADDRESS) as a second STUN server:
     # `p2pdiag dial` then probes LAN a's NAT mapping beside the relay path (ICE uses the first only).
     nat_probe: bool = False
+    # Give both p2pdiag peers coturn's other address as a second STUN server: each sends a srflx
+    # candidate per server, so the other side reads its NAT's mapping from them (and the dialer probes).
+    both_stun: bool = False
+    # How long each STUN answer is waited for while gathering (--stun-timeout): the lab's answer
+    # comes in well under a millisecond, so a short bound ends gathering soon when UDP is blocked.
+    stun_timeout_s: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,13 +177,16 @@ def parse_scenario(data: dict[str, Any], name: str, src: str | None = None, path
     listener_impl = _one_of(src, "listener.implementation", listener.get("implementation", "p2pdiag"), LISTENERS)
 
     ice = _fields("ice", top.get("ice", {}), {"stun": bool, "turn": bool, "policy": str, "timeout_s": float,
-                                              "nat_probe": bool}, src)
+                                              "nat_probe": bool, "both_stun": bool, "stun_timeout_s": float}, src)
     _one_of(src, "ice.policy", ice.get("policy", "all"), POLICIES)
     _positive(src, "ice.timeout_s", ice.get("timeout_s"))
+    _positive(src, "ice.stun_timeout_s", ice.get("stun_timeout_s"))
     if ice.get("policy") == "relay" and not ice.get("turn"):
         raise ScenarioError(f"{src}: ice.policy: 'relay' uses only TURN candidates: set ice.turn = true")
     if ice.get("nat_probe") and not ice.get("stun", True):
         raise ScenarioError(f"{src}: ice.nat_probe: probes with the lab's STUN server: set ice.stun = true")
+    if ice.get("both_stun") and not ice.get("stun", True):
+        raise ScenarioError(f"{src}: ice.both_stun: adds a second STUN address to the first: set ice.stun = true")
 
     dial = _fields("dial", top.get("dial", {}), {"hold_s": float, "ping_interval_s": float, "timeout_s": float}, src)
     _positive(src, "dial.hold_s", dial.get("hold_s"), allow_zero=True)
@@ -389,10 +398,10 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
 
 def _ice_args(sc: Scenario, lab: Any, host: str) -> list[str]:
     args = ["--ice-policy", sc.ice.policy, "--ice-timeout", f"{sc.ice.timeout_s:g}",
-            "--ice-address", lab.address(host)]
+            "--ice-address", lab.address(host), "--stun-timeout", f"{sc.ice.stun_timeout_s:g}"]
     if sc.ice.stun:
         args += ["--stun", lab.stun_url]
-        if sc.ice.nat_probe and host == "a":
+        if sc.ice.both_stun or (sc.ice.nat_probe and host == "a"):
             args += ["--stun", f"stun:{lab.topology.stun_alt_ip}:{lab.topology.stun_alt_port}"]
     if sc.ice.turn:
         args += ["--turn", lab.turn_url, "--turn-user", lab.turn_username, "--turn-credential", lab.turn_password]

@@ -18,7 +18,7 @@ def _step(s: Step) -> dict[str, Any]:
 
 def _finding(f: Finding) -> dict[str, Any]:
     return {"code": f.code, "severity": f.severity.value, "title": f.title, "evidence": list(f.evidence),
-            "advice": f.advice, "confidence": f.confidence.value, "settle": f.settle,
+            "advice": f.advice, "confidence": f.confidence.value, "settle": f.settle, "data": dict(f.data),
             "docs": f"docs/verdicts/{f.code}.md"}
 
 

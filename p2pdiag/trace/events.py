@@ -298,6 +298,7 @@ class PingServed(Event):
 class StepTimedOut(Event):
     step: str
     timeout_s: float
+    relay: str | None = None  # the relay whose check or connection the step was for (relay-check: which relay)
 
 
 @_register("upgrade.not_attempted")
@@ -391,6 +392,23 @@ class IceGatheringState(enum.Enum):
     COMPLETE = "complete"  # done
 
 
+class IceServerKind(enum.Enum):
+    STUN = "stun"  # a binding request: the server-reflexive (srflx) address
+    TURN = "turn"  # an allocation: the relay address
+
+
+class IceServerOutcome(enum.Enum):
+    ANSWERED = "answered"  # a success response: a mapping (STUN) or an allocation (TURN)
+    ERROR_RESPONSE = "error_response"  # the server refused: error_code and error_reason say why
+    NO_ANSWER = "no_answer"  # nothing came within bound_s (or before the retransmits ran out)
+    FAILED = "failed"  # something else: the name did not resolve, the socket failed, a malformed answer
+
+
+class GatheringEnd(enum.Enum):
+    ALL_ANSWERED = "all_answered"  # every STUN/TURN server answered or refused (or none was given)
+    SERVER_BOUND = "server_bound"  # some server gave no answer within its bound: gathering ended there
+
+
 class IceConnectionState(enum.Enum):
     """RTCIceConnectionState (aiortc uses new, checking, completed, failed, closed)."""
 
@@ -463,7 +481,7 @@ class WebRTCUpgradeStarted(Event):
     relayed_connection_id: str  # the relayed connection that carries the signaling
     role: UpgradeRole  # this side's role
     remote_peer_id: str
-    stun_servers: tuple[str, ...]  # as given (aioice uses only the first)
+    stun_servers: tuple[str, ...]  # as given; each local socket asks every one of them
     turn_servers: tuple[str, ...]  # URLs as given, no credentials (aioice uses only the first)
     ice_policy: IcePolicy  # which candidates may be used
     loopback_candidates: bool  # a 127.0.0.1 host candidate is added (aioice leaves it out)
@@ -475,6 +493,8 @@ class WebRTCUpgradeStarted(Event):
     dtls_timeout_s: float  # the DTLS handshake
     channel_timeout_s: float  # SCTP and the first data channel
     host_addresses: tuple[str, ...] | None = None  # host candidates only on these (None: every interface)
+    stun_timeout_s: float | None = None  # while gathering: how long one STUN binding is waited for
+    turn_timeout_s: float | None = None  # while gathering: how long one TURN allocation is waited for
 
 
 @_register("webrtc.signaling_opened")
@@ -602,6 +622,38 @@ class RemoteEndOfCandidates(Event):
 class IceGatheringStateChanged(Event):
     connection_id: str  # the WebRTC connection: `webrtc-N` (dial) or `webrtc-inbound-N` (listen)
     state: IceGatheringState  # the new state
+
+
+@_register("webrtc.ice_server_queried")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IceServerQueried(Event):
+    """One STUN binding (per local socket and STUN server) or TURN allocation made while gathering."""
+
+    connection_id: str  # the WebRTC connection: `webrtc-N` (dial) or `webrtc-inbound-N` (listen)
+    server: str  # the STUN or TURN URL as given
+    server_kind: IceServerKind  # stun or turn
+    local_address: str | None  # the local socket (the srflx candidate's base); null for TURN
+    local_port: int | None  # its port
+    outcome: IceServerOutcome  # answered, error_response, no_answer or failed
+    mapped_address: str | None  # STUN: XOR-MAPPED-ADDRESS; TURN: XOR-RELAYED-ADDRESS
+    mapped_port: int | None  # its port
+    error_code: int | None = None  # STUN ERROR-CODE of a refusal (RFC 8489 section 14.8), e.g. 401
+    error_reason: str | None = None  # its reason phrase, as the server sent it
+    error: str | None = None  # what failed, when the outcome is failed
+    duration_s: float  # from the request to the answer, or to giving up
+    bound_s: float  # how long an answer was waited for (`stun` / `turn` upgrade timeouts)
+
+
+@_register("webrtc.gathering_ended")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IceGatheringEnded(Event):
+    """Local gathering is over: how long it took, and what ended it."""
+
+    connection_id: str  # the WebRTC connection: `webrtc-N` (dial) or `webrtc-inbound-N` (listen)
+    duration_s: float  # host sockets, STUN bindings and TURN allocations together
+    ended_by: GatheringEnd  # all_answered, or server_bound: a server was waited for until its bound
+    bound_s: float | None  # the bound that ended it (server_bound); null otherwise
+    unanswered: tuple[str, ...] = ()  # the servers that gave no answer within their bound
 
 
 @_register("webrtc.ice_state_changed")

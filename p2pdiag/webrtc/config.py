@@ -65,15 +65,23 @@ class UpgradeTimeouts:
 
     `ice` stays well under js-libp2p's 6 s per-address dial timeout, so p2pdiag gives its verdict
     before a js dialer would give up. aioice retransmits a STUN check `stun_retransmits` times,
-    waiting `stun_rto` and doubling; 0.1 s and 4 give up on a blocked check after 3.1 s, inside
-    the ICE budget, so its pairs end FAILED rather than still in progress (aioice's defaults,
-    0.5 s and 6, take 63.5 s).
+    waiting `stun_rto` and doubling; 0.1 s and 3 give up on a blocked check after 1.5 s (requests
+    at 0, 0.1, 0.3 and 0.7 s: an answer within a 0.8 s round trip still counts), well inside the ICE
+    budget, so when nothing gets through every pair ends FAILED and ICE fails at once instead of
+    waiting out `ice` (aioice's defaults, 0.5 s and 6, take 63.5 s).
+
+    `stun` and `turn` bound gathering: a STUN server (through any NAT) answers within one round
+    trip, so no answer in `stun` seconds means none is coming, and gathering goes on without that
+    srflx candidate instead of waiting aioice's fixed 5 s. A TURN allocation takes two exchanges
+    (the 401 challenge, then the authenticated request). The lab uses shorter ones.
     """
 
     signaling: float = 10.0  # open the signaling stream; then wait for the offer or the answer
-    gathering: float = 5.0  # gather local candidates (aioice waits up to 5 s for STUN/TURN)
+    gathering: float = 5.0  # gather local candidates, all of it (the STUN and TURN bounds are inside it)
+    stun: float = 2.0  # one STUN binding while gathering: no answer by then ends the wait for it
+    turn: float = 3.0  # one TURN allocation while gathering
     ice: float = 4.0  # connectivity checks until a pair is nominated
     dtls: float = 5.0  # DTLS handshake after ICE
     channel: float = 5.0  # SCTP association and the first data channel after DTLS
     stun_rto: float = 0.1
-    stun_retransmits: int = 4
+    stun_retransmits: int = 3

@@ -10,6 +10,11 @@ aioice 0.13:
   goes (called as `self.check_state`, so an instance attribute wraps it for one connection only).
 - `Connection.gather_candidates`, `._protocols`, `._local_candidates`: to add a 127.0.0.1 host
   candidate, which `get_host_addresses` leaves out.
+- `Connection.get_component_candidates`, `.stun_server`, `.turn_server` (and `turn_username`,
+  `turn_password`, `turn_ssl`, `turn_transport`, `_transport_policy`), `aioice.ice.relayed_candidate`:
+  gathering with p2pdiag's own bounds (`bound_gathering`): every STUN server asked, not only the
+  first, each answer (or refusal, with its STUN error code) reported; aioice waits 5 s and keeps
+  the errors to itself.
 - `Connection._check_list`, `._nominated`: the pairs and the selected one.
 - `aiortc RTCIceTransport._connection`: the aioice connection behind a peer connection.
 - `aioice.mdns.MDnsProtocol.datagram_received` and `.queries`: to resolve a browser's `.local`
@@ -19,9 +24,10 @@ aioice 0.13:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +36,7 @@ import aioice.stun
 import dns.name
 from aioice import Candidate, Connection
 from aioice.candidate import candidate_foundation, candidate_priority
-from aioice.ice import CandidatePair, StunProtocol
+from aioice.ice import CandidatePair, StunProtocol, TransportPolicy, relayed_candidate
 
 LOOPBACK = "127.0.0.1"
 # A loopback candidate only helps when the peer is on the same host, so it is the last choice.
@@ -102,6 +108,152 @@ def restrict_host_addresses(connection: Connection, allowed: tuple[str, ...]) ->
                               timeout=timeout)
 
     connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerQuery:
+    """What one STUN binding or TURN allocation gave, for the trace."""
+
+    server: str  # the URL as given
+    kind: str  # "stun" | "turn"
+    local: tuple[str, int] | None  # the socket asked from (STUN); None for TURN, which opens its own
+    outcome: str  # "answered" | "error_response" | "no_answer" | "failed"
+    mapped: tuple[str, int] | None  # XOR-MAPPED-ADDRESS (STUN) or XOR-RELAYED-ADDRESS (TURN)
+    error_code: int | None
+    error_reason: str | None
+    error: str | None
+    duration_s: float
+    bound_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class StunServer:
+    url: str
+    host: str
+    port: int
+
+
+def bound_gathering(connection: Connection, stun_servers: Sequence[StunServer], turn_url: str | None,
+                    stun_bound_s: float, turn_bound_s: float,
+                    on_query: Callable[[ServerQuery], None],
+                    on_end: Callable[[float, tuple[ServerQuery, ...]], None]) -> None:
+    """Gather with p2pdiag's bounds instead of aioice's fixed 5 s, and report every server's answer.
+
+    aioice asks only the first STUN server, waits up to 5 s for it, and drops errors. Here host
+    candidates come from aioice as before (with its servers off), then every IPv4 host socket asks
+    every STUN server (RFC 8445 section 5.1.1.3: one srflx per base and server, each with its own
+    foundation, so the peer sees whether the NAT mapped one base to one port or to many) and TURN
+    allocates; each waits at most its bound, since a NAT or a server answers within a round trip.
+    """
+    original = connection.get_component_candidates
+
+    async def get_component_candidates(component: int, addresses: list[str], timeout: int = 5) -> list[Candidate]:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        first_stun, turn_server = connection.stun_server, connection.turn_server
+        connection.stun_server = connection.turn_server = None
+        try:
+            candidates = await original(component=component, addresses=addresses, timeout=timeout)
+        finally:
+            connection.stun_server, connection.turn_server = first_stun, turn_server
+        ours = {id(c) for c in candidates}
+        hosts = [p for p in connection._protocols
+                 if id(p.local_candidate) in ours and ipaddress.ip_address(p.local_candidate.host).version == 4]
+        jobs = [_srflx(p, server, stun_bound_s) for p in hosts for server in stun_servers]
+        if turn_server is not None and turn_url is not None:
+            jobs.append(_relay(connection, component, turn_url, turn_bound_s))
+        results = await asyncio.gather(*jobs)
+        for query, candidate, protocol in results:
+            on_query(query)
+            if candidate is not None:
+                candidates.append(candidate)
+            if protocol is not None:
+                connection._protocols.append(protocol)
+        on_end(loop.time() - began, tuple(q for q, _, _ in results))
+        return candidates
+
+    connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+
+
+def _refusal(exc: BaseException) -> tuple[int | None, str | None]:
+    response = getattr(exc, "response", None)
+    if response is None or "ERROR-CODE" not in response.attributes:
+        return None, None
+    code, reason = response.attributes["ERROR-CODE"]
+    return int(code), str(reason)
+
+
+async def _srflx(protocol: StunProtocol, server: StunServer, bound_s: float
+                 ) -> tuple[ServerQuery, Candidate | None, None]:
+    loop = asyncio.get_running_loop()
+    base = protocol.local_candidate
+    began = loop.time()
+
+    async def ask() -> tuple[str, int]:
+        address = await loop.run_in_executor(None, socket.gethostbyname, server.host)
+        request = aioice.stun.Message(message_method=aioice.stun.Method.BINDING,
+                                      message_class=aioice.stun.Class.REQUEST)
+        response, _ = await protocol.request(request, (address, server.port))
+        return response.attributes["XOR-MAPPED-ADDRESS"][:2]
+
+    outcome, mapped, code, reason, error = await _bounded(ask(), bound_s)
+    query = ServerQuery(server.url, "stun", (base.host, base.port), outcome, mapped, code, reason, error,
+                        loop.time() - began, bound_s)
+    if mapped is None:
+        return query, None, None
+    return query, Candidate(
+        # the server is part of the foundation (RFC 8445 section 5.1.1.3): one srflx per base and server
+        foundation=candidate_foundation("srflx", "udp", f"{base.host}|{server.host}:{server.port}"),
+        component=base.component,
+        transport=base.transport,
+        priority=candidate_priority(base.component, "srflx"),
+        host=mapped[0],
+        port=mapped[1],
+        type="srflx",
+        related_address=base.host,
+        related_port=base.port,
+    ), None
+
+
+async def _relay(connection: Connection, component: int, url: str, bound_s: float
+                 ) -> tuple[ServerQuery, Candidate | None, StunProtocol | None]:
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    got: list[tuple[Candidate, StunProtocol]] = []
+
+    async def allocate() -> tuple[str, int]:
+        candidate, protocol = await relayed_candidate(
+            component=component,
+            hide_related_address=connection._transport_policy == TransportPolicy.RELAY,
+            protocol_factory=lambda: StunProtocol(connection),
+            turn_server=connection.turn_server,
+            turn_username=connection.turn_username,
+            turn_password=connection.turn_password,
+            turn_ssl=connection.turn_ssl,
+            turn_transport=connection.turn_transport,
+        )
+        got.append((candidate, protocol))
+        return candidate.host, candidate.port
+
+    outcome, mapped, code, reason, error = await _bounded(allocate(), bound_s)
+    query = ServerQuery(url, "turn", None, outcome, mapped, code, reason, error, loop.time() - began, bound_s)
+    return (query, *got[0]) if got else (query, None, None)
+
+
+async def _bounded(coro: Any, bound_s: float
+                   ) -> tuple[str, tuple[str, int] | None, int | None, str | None, str | None]:
+    """(outcome, mapped, error code, reason, error) of one server exchange, given at most `bound_s`."""
+    try:
+        mapped = await asyncio.wait_for(coro, bound_s)
+    except (asyncio.TimeoutError, aioice.stun.TransactionTimeout):
+        return "no_answer", None, None, None, None
+    except aioice.stun.TransactionFailed as exc:
+        code, reason = _refusal(exc)
+        return "error_response", None, code, reason, str(exc)
+    except (OSError, KeyError, ValueError, ConnectionError, aioice.stun.TransactionError) as exc:
+        code, reason = _refusal(exc)
+        return ("error_response" if code else "failed"), None, code, reason, f"{type(exc).__name__}: {exc}"
+    return "answered", (str(mapped[0]), int(mapped[1])), None, None, None
 
 
 def add_loopback_on_gather(connection: Connection, on_added: Callable[[Candidate], None]) -> None:

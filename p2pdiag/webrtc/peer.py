@@ -16,6 +16,7 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.rtcdtlstransport import certificate_digest
+from aiortc.rtcicetransport import parse_stun_turn_uri
 from aiortc.sdp import candidate_from_sdp
 
 from p2pdiag.trace.events import (
@@ -30,11 +31,16 @@ from p2pdiag.trace.events import (
     DtlsRole,
     DtlsState,
     DtlsStateChanged,
+    GatheringEnd,
     IceConnectionState,
     IceConnectionStateChanged,
+    IceGatheringEnded,
     IceGatheringState,
     IceGatheringStateChanged,
     IceRole,
+    IceServerKind,
+    IceServerOutcome,
+    IceServerQueried,
     LocalCandidateGathered,
     PeerConnectionState,
     PeerConnectionStateChanged,
@@ -80,6 +86,8 @@ class Session:
         self._next_key = 1
         self._selected_reported = False
         self._closing = False
+        self._bounds: tuple[float, float] | None = None  # (stun, turn) answer bounds while gathering
+        self._bounded = False  # the gathering hook is installed (once)
         self.pc.on("connectionstatechange", self._on_connection_state)
         self.pc.on("iceconnectionstatechange", self._on_ice_state)
         self.pc.on("icegatheringstatechange", self._on_gathering_state)
@@ -89,6 +97,12 @@ class Session:
     async def create(cls, connection_id: str, ice_config: IceConfig, record: Record,
                      channel: ChannelSignal) -> Session:
         return cls(connection_id, ice_config, record, channel)
+
+    async def bound_gathering(self, stun_s: float, turn_s: float) -> None:
+        """Wait at most `stun_s` for each STUN answer and `turn_s` for a TURN allocation while gathering."""
+        self._bounds = (stun_s, turn_s)
+        if self._connection is not None:  # the responder attached when it took the offer
+            self._bound_gathering(self._connection)
 
     # --- states ---------------------------------------------------------------------------------
 
@@ -121,6 +135,8 @@ class Session:
         ice.watch_pairs(connection, self._on_pair)
         if self._ice_config.host_addresses is not None:
             ice.restrict_host_addresses(connection, self._ice_config.host_addresses)
+        if self._bounds is not None:
+            self._bound_gathering(connection)
         if self._ice_config.loopback and self._ice_config.policy == "all":
             ice.add_loopback_on_gather(connection, lambda c: self._added_loopback.add((c.host, c.port)))
         dtls = self.pc.sctp.transport
@@ -132,6 +148,28 @@ class Session:
         self._record(CandidatePairStateChanged, connection_id=self.cid, **_pair_fields(pair),
                      from_state=CandidatePairState[before], to_state=CandidatePairState[pair.state],
                      nominated=pair.nominated)
+
+    def _bound_gathering(self, connection: Any) -> None:
+        if self._bounded or self._bounds is None:
+            return
+        self._bounded = True
+        turn = self._ice_config.turn[0].url if self._ice_config.turn else None
+        ice.bound_gathering(connection, _stun_servers(self._ice_config.stun), turn, *self._bounds,
+                            on_query=self._on_server_query, on_end=self._on_gathered)
+
+    def _on_server_query(self, q: ice.ServerQuery) -> None:
+        self._record(IceServerQueried, connection_id=self.cid, server=q.server, server_kind=IceServerKind(q.kind),
+                     local_address=q.local[0] if q.local else None, local_port=q.local[1] if q.local else None,
+                     outcome=IceServerOutcome(q.outcome), mapped_address=q.mapped[0] if q.mapped else None,
+                     mapped_port=q.mapped[1] if q.mapped else None, error_code=q.error_code,
+                     error_reason=q.error_reason, error=q.error, duration_s=q.duration_s, bound_s=q.bound_s)
+
+    def _on_gathered(self, duration_s: float, queries: tuple[ice.ServerQuery, ...]) -> None:
+        silent = [q for q in queries if q.outcome == IceServerOutcome.NO_ANSWER.value]
+        self._record(IceGatheringEnded, connection_id=self.cid, duration_s=duration_s,
+                     ended_by=GatheringEnd.SERVER_BOUND if silent else GatheringEnd.ALL_ANSWERED,
+                     bound_s=max(q.bound_s for q in silent) if silent else None,
+                     unanswered=tuple(dict.fromkeys(q.server for q in silent)))
 
     def _on_dtls_state(self, dtls: Any) -> None:
         state = DtlsState(dtls.state)
@@ -350,6 +388,14 @@ class Session:
     async def close(self) -> None:
         self._closing = True
         await self.pc.close()
+
+
+def _stun_servers(urls: tuple[str, ...]) -> list[ice.StunServer]:
+    out = []
+    for url in urls:
+        parsed = parse_stun_turn_uri(url)
+        out.append(ice.StunServer(url, parsed["host"], parsed["port"]))
+    return out
 
 
 def _pair_fields(pair: ice.PairView) -> dict[str, Any]:

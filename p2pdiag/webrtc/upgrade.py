@@ -95,7 +95,8 @@ class _Attempt:
                         turn_servers=tuple(s.url for s in ice.turn), ice_policy=ice.ice_policy,
                         loopback_candidates=ice.loopback, stun_rto_s=rto, stun_retransmits=retransmits,
                         signaling_timeout_s=t.signaling, gathering_timeout_s=t.gathering, ice_timeout_s=t.ice,
-                        dtls_timeout_s=t.dtls, channel_timeout_s=t.channel, host_addresses=ice.host_addresses)
+                        dtls_timeout_s=t.dtls, channel_timeout_s=t.channel, host_addresses=ice.host_addresses,
+                        stun_timeout_s=t.stun, turn_timeout_s=t.turn)
 
     def signaling_failed(self, stage: SignalingStage, message: signaling.MessageType | None, kind: ErrorKind,
                          error: str) -> None:
@@ -179,6 +180,7 @@ class _Attempt:
     async def gather(self, method: Callable[..., Any]) -> Any:
         try:
             with trio.fail_after(self.timeouts.gathering):
+                await self.conn.call(self.conn.session.bound_gathering, self.timeouts.stun, self.timeouts.turn)
                 result = await self.conn.call(method)
         except trio.TooSlowError:
             raise _Failed(UpgradeStep.GATHERING, ErrorKind.TIMEOUT,

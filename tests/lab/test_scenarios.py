@@ -45,6 +45,15 @@ def test_udp_blocked_on_the_dialer_keeps_the_relayed_connection(make_lab, tmp_pa
     assert {"webrtc-ice-failed", "udp-blocked-local"} <= set(result.codes)
     assert "srflx" not in local_candidate_types(result.events())
     assert fallback(result) == "held"  # the same relayed connection answered its last ping
+    # gathering ended at the scenario's STUN bound, not aioice's 5 s, and the finding cites it
+    events = result.events()
+    (ended,) = [e for e in events if e["type"] == "webrtc.gathering_ended"]
+    assert ended["ended_by"] == "server_bound" and ended["bound_s"] == 0.5 and ended["duration_s"] < 2
+    (blocked,) = [f for f in result.doc["findings"] if f["code"] == "udp-blocked-local"]
+    assert blocked["data"]["stun_bound_s"] == 0.5 and blocked["confidence"] == "likely"
+    offer = next(e["t_s"] for e in events if e["type"] == "webrtc.description_signaled" and e["sent"])
+    (failed,) = [e for e in events if e["type"] == "webrtc.upgrade_failed"]
+    assert failed["t_s"] - offer < 3.0  # every pair failed: no waiting out the ICE timeout (issue 5)
 
 
 def test_py_relay_data_limit_cuts_the_relayed_connection(make_lab, tmp_path):
@@ -96,7 +105,12 @@ def test_js_relay_duration_cut_and_its_millisecond_limit(make_lab, tmp_path, nod
 def test_symmetric_symmetric_with_stun_only_is_not_upgraded(make_lab, tmp_path):
     result = run(make_lab, tmp_path, "symmetric-symmetric-stun")
     assert result.doc["outcome"] == "relayed_only"
-    assert {"webrtc-ice-failed", "nat-mapping-symmetric"} <= set(result.codes)  # the dialer probed its NAT
+    assert {"webrtc-ice-failed", "nat-mapping-symmetric", "direct-impossible-symmetric-nat"} <= set(result.codes)
+    # the dialer probed its NAT; the listener's two srflx candidates (one per STUN server) showed its own
+    (impossible,) = [f for f in result.doc["findings"] if f["code"] == "direct-impossible-symmetric-nat"]
+    assert impossible["confidence"] == "certain"
+    assert (impossible["data"]["local_mapping"], impossible["data"]["remote_mapping"]) == ("symmetric", "symmetric")
+    assert impossible["data"]["relay_cut_after_s"]  # when the relay will cut the fallback, from its Limit
     assert fallback(result) == "held"
 
 

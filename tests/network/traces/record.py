@@ -58,29 +58,44 @@ def _line(proc: subprocess.Popen, want: str, deadline_s: float = 30.0) -> str:
     raise RuntimeError(f"no {want!r} within {deadline_s} s")
 
 
-def record(name: str) -> None:
-    a, b, turn, policy = CASES[name]
-    with Lab(Topology(a=a, b=b)) as lab, tempfile.TemporaryDirectory() as tmp:
-        relay = lab.exec("relay", [PY, "-m", "p2pdiag.peers.pyrelay", "--host", lab.address("relay"),
-                                   "--tcp-port", "4001"],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def run_case(lab: Lab, name: str, workdir: Path, turn: bool | str, policy: str,
+             extra: tuple[str, ...] = ()) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """Relay on `relay`, `p2pdiag listen` on `b`, `p2pdiag dial` to its /webrtc address on `a`, in `lab`.
+
+    Returns the dial and listen traces and the dial's process; `extra` goes to both peers.
+    """
+    relay = lab.exec("relay", [PY, "-m", "p2pdiag.peers.pyrelay", "--host", lab.address("relay"),
+                               "--tcp-port", "4001"],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    listener = None
+    try:
         ready = json.loads(_line(relay, '"ready"'))
         relay_addr = ready["addrs"][0]
-        listen_trace, dial_trace = Path(tmp) / "listen.jsonl", Path(tmp) / "dial.jsonl"
+        listen_trace, dial_trace = workdir / "listen.jsonl", workdir / "dial.jsonl"
         listener = lab.exec("b", [PY, "-m", "p2pdiag", "listen", "--relay", relay_addr, "--trace",
-                                  str(listen_trace), "--timeout", "30", *_ice_args(lab, turn, policy)],
+                                  str(listen_trace), "--timeout", "30", *_ice_args(lab, turn, policy), *extra],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _line(listener, "Dial me at")
         target = next(t for t in (_line(listener, "/p2p-circuit"), _line(listener, "/p2p-circuit"))
                       if "/webrtc" in t)
         second_stun = (["--stun", f"stun:{lab.topology.stun_alt_ip}:{lab.topology.stun_port}"]
                        if name.startswith("probed-") else [])
-        dial = lab.run("a", [PY, "-m", "p2pdiag", "dial", target, "--trace", str(dial_trace), "--timeout", "25",
-                             *_ice_args(lab, turn, policy), *second_stun], timeout=40)
+        dial = lab.run("a", [PY, "-m", "p2pdiag", "dial", target, "--json", "--trace", str(dial_trace),
+                             "--timeout", "25", *_ice_args(lab, turn, policy), *second_stun, *extra],
+                       timeout=40, capture_output=True, text=True)
         time.sleep(1.0)
-        listener.terminate()
-        listener.wait(10)
-        relay.terminate()
+        return dial_trace, listen_trace, dial
+    finally:
+        for proc in (listener, relay):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
+
+
+def record(name: str) -> None:
+    a, b, turn, policy = CASES[name]
+    with Lab(Topology(a=a, b=b)) as lab, tempfile.TemporaryDirectory() as tmp:
+        dial_trace, listen_trace, dial = run_case(lab, name, Path(tmp), turn, policy)
         shutil.copy(dial_trace, HERE / f"{name}-dial.jsonl")
         if listen_trace.exists():
             shutil.copy(listen_trace, HERE / f"{name}-listen.jsonl")
