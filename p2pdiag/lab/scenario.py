@@ -156,14 +156,18 @@ def parse_scenario(data: dict[str, Any], name: str, src: str | None = None, path
     if "expect" not in top:
         raise ScenarioError(f"{src}: expect: missing (every scenario says what the verdict must be)")
 
-    lab = _fields("lab", top.get("lab", {}), {"a": dict, "b": dict}, src)
+    lab = _fields("lab", top.get("lab", {}), {"a": dict, "b": dict, "turn_denied_peers": tuple}, src)
     routers = {}
     for lan, settings in lab.items():
-        try:
-            routers[lan] = Router.from_dict(settings)
-        except (ValueError, TypeError) as e:
-            raise ScenarioError(f"{src}: lab.{lan}: {e}") from None
-    topology = Topology(**routers)
+        if lan in ("a", "b"):
+            try:
+                routers[lan] = Router.from_dict(settings)
+            except (ValueError, TypeError) as e:
+                raise ScenarioError(f"{src}: lab.{lan}: {e}") from None
+    try:
+        topology = Topology(**routers, turn_denied_peers=lab.get("turn_denied_peers", ()))
+    except ValueError as e:
+        raise ScenarioError(f"{src}: lab.{e}") from None
 
     relay = _fields("relay", top.get("relay", {}), {"implementation": str, "duration_s": float, "data_bytes": int},
                     src)

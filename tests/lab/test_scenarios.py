@@ -72,13 +72,25 @@ def test_py_relay_data_limit_cuts_the_relayed_connection(make_lab, tmp_path):
 # anything it wrote before the reset reached it when the chunk was its own, minus nothing (its
 # circuit stream reads ahead). Near a 4 KiB cut the chunks are identify messages (~600 bytes),
 # pings (30-90 bytes) and at most the SDP offer (~1.2 KiB): 1280 bytes either side. Measured here:
-# 4134 bytes in the lab, 4134-4164 on loopback.
+# 4134 bytes in the lab, 4134-4164 on loopback. The js relay (@libp2p/circuit-relay-v2 4.2.13,
+# dist/src/utils.js countStreamBytes) shares one budget too, counts each message as it arrives and
+# aborts the stream that took it below zero: also within one message of the limit (4158 here).
 CUT_SLACK_BYTES = 1280
 
 
 def test_py_relay_4k_data_limit_is_named_whatever_step_it_cuts(make_lab, tmp_path):
     """A relay whose 4 KiB budget runs out before the upgrade: the verdict is the data limit, at N bytes."""
-    result = run(make_lab, tmp_path, "cone-cone-py-data-limit-4k")
+    assert_cut_at_4k(run(make_lab, tmp_path, "cone-cone-py-data-limit-4k"))
+
+
+def test_js_relay_4k_data_limit_is_named_too(make_lab, tmp_path, node22):
+    """The js relay counts and aborts its own way (TransferLimitError); the verdict is the same."""
+    result = run(make_lab, tmp_path, "cone-cone-js-data-limit-4k")
+    assert_cut_at_4k(result)
+    assert "relay-limit-unit" in result.codes  # its 2-minute duration, announced in milliseconds
+
+
+def assert_cut_at_4k(result: ScenarioResult) -> None:
     assert result.doc["outcome"] == "relayed_only"
     assert result.codes[0] == "relay-cut-data", result.codes  # the cause, not what failed after it
     assert result.doc["findings"][0]["severity"] == "error"
