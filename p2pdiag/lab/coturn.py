@@ -8,6 +8,7 @@ the lab's file. No systemd here, so the packaged service never runs: the lab own
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import time
 from pathlib import Path
@@ -50,6 +51,10 @@ def config(topology: Topology, state_dir: Path) -> str:
         "log-file=stdout",
         "simple-log",
     ]
+    for cidr in t.turn_denied_peers:
+        net = ipaddress.IPv4Network(cidr)
+        # coturn 4.6 reads a range as "first-last"
+        lines.append(f"denied-peer-ip={net.network_address}-{net.broadcast_address}")
     return "\n".join(lines) + "\n"
 
 

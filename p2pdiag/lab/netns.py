@@ -6,7 +6,8 @@ Layout (every name below lives inside a namespace the lab made; the host namespa
 
     ns <prefix>net      bridge br0, one port per public host, named after the host
     ns <prefix>relay    eth0  203.0.113.10
-    ns <prefix>stun     eth0  203.0.113.3 and 203.0.113.4 (RFC 5780 needs two addresses)
+    ns <prefix>stun     eth0  203.0.113.3 and 203.0.113.4 (RFC 5780 needs two addresses),
+                        default dev inet0 (a link to nowhere: see UPSTREAM_IF)
     ns <prefix>router-a wan0  203.0.113.1    lan0 198.18.1.1   nft table ip lab, (tc netem)
     ns <prefix>a        eth0  198.18.1.10, default via 198.18.1.1
     (and the same for b)
@@ -42,6 +43,17 @@ WAN_IF = "wan0"
 LAN_IF = "lan0"
 HOST_IF = "eth0"
 BRIDGE = "br0"
+# The STUN/TURN host's default route: one end of a veth pair whose other end (UPSTREAM_PEER_IF, up,
+# no address) takes every packet and answers none, like the internet for a private address. Without
+# it coturn's relay send to a peer's LAN host candidate (198.18.x) failed at once with ENETUNREACH;
+# coturn 4.6 then closes the whole allocation (any sendto error but EINTR, EAGAIN/ENOBUFS and
+# ECONNRESET/ECONNREFUSED marks the relay socket to be closed: udp_send and
+# send_data_from_ioa_socket_nbh in ns_ioalib_engine_impl.c), so with ICE policy "all" every later
+# check through TURN failed (438 Wrong nonce from a fresh session, then 400). A real TURN server has
+# a default route: the send succeeds and the packet is lost upstream. A blackhole route would not do
+# (sendto gives EINVAL); ARP is off so nothing waits for a neighbour that never answers.
+UPSTREAM_IF = "inet0"
+UPSTREAM_PEER_IF = "inet1"
 NFT_TABLE = "lab"
 # how long an address-dependent filter remembers a destination the LAN host sent to
 ADDRESS_FILTER_TIMEOUT_S = 120
@@ -132,6 +144,14 @@ def up_commands(topology: Topology, lab_id: str) -> list[Command]:
             cmds.append(_ip(ns[host], "addr", "add", f"{ip}/{prefix}", "dev", ifname,
                             why=f"address {ip} of {host}"))
         cmds.append(_ip(ns[host], "link", "set", ifname, "up", why=f"bring {ifname} of {host} up"))
+
+    st = ns[STUN]
+    cmds += [_ip(st, "link", "add", UPSTREAM_IF, "type", "veth", "peer", "name", UPSTREAM_PEER_IF,
+                 "netns", st, why="the STUN/TURN host's link to nowhere (its default route)"),
+             _ip(st, "link", "set", UPSTREAM_IF, "arp", "off", "up", why=f"bring {UPSTREAM_IF} up without ARP"),
+             _ip(st, "link", "set", UPSTREAM_PEER_IF, "up", why=f"bring {UPSTREAM_PEER_IF} up"),
+             _ip(st, "route", "add", "default", "dev", UPSTREAM_IF,
+                 why="default route of the STUN/TURN host: packets to addresses off the lab are lost, not refused")]
 
     for lan in LAN_NAMES:
         r, h = ns[router_name(lan)], ns[lan]

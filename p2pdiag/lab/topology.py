@@ -151,6 +151,9 @@ class Topology:
     turn_user: str = "p2pdiag"
     turn_password: str = "p2pdiag-lab"
     turn_realm: str = "p2pdiag.lab"
+    # Peer address ranges coturn refuses to relay to (its denied-peer-ip), as CIDRs: a real-world
+    # misconfiguration, e.g. a deny list that covers the range the peers' public addresses are in.
+    turn_denied_peers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in LAN_NAMES:
@@ -159,6 +162,12 @@ class Topology:
                 object.__setattr__(self, name, Router.from_dict(value))
         object.__setattr__(self, "lan_subnets", tuple(self.lan_subnets))
         object.__setattr__(self, "turn_relay_ports", tuple(self.turn_relay_ports))
+        object.__setattr__(self, "turn_denied_peers", tuple(self.turn_denied_peers))
+        for cidr in self.turn_denied_peers:
+            try:
+                ipaddress.IPv4Network(cidr)
+            except ValueError as e:
+                raise ValueError(f"turn_denied_peers: {cidr!r} is not an IPv4 network ({e})") from None
         nets = [ipaddress.IPv4Network(s) for s in (self.public_subnet, *self.lan_subnets)]
         if len(self.lan_subnets) != len(LAN_NAMES):
             raise ValueError(f"need {len(LAN_NAMES)} LAN subnets, got {self.lan_subnets}")
@@ -185,6 +194,7 @@ class Topology:
         out.update({lan: self.router(lan).to_dict() for lan in LAN_NAMES})
         out["lan_subnets"] = list(self.lan_subnets)
         out["turn_relay_ports"] = list(self.turn_relay_ports)
+        out["turn_denied_peers"] = list(self.turn_denied_peers)
         return out
 
     @classmethod

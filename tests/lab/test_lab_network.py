@@ -7,6 +7,7 @@ natdiscovery waiting out the STUN responses a filtering router drops.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from p2pdiag.lab import Impairment, Lab, LabError, NeedsRoot, Router
+from p2pdiag.lab import Impairment, Lab, LabError, NeedsRoot, Router, Topology
 from p2pdiag.lab.runner import existing_namespaces, teardown
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,6 +138,64 @@ asyncio.run(main(*sys.argv[1:]))
     assert done.returncode == 0, done.stderr + lab.coturn.log_tail()
     ip, port = done.stdout.split()
     assert ip == t.stun_ip and t.turn_relay_ports[0] <= int(port) <= t.turn_relay_ports[1]
+
+
+# An aioice TURN client in LAN a: sends through its allocation to a peer address the TURN server has
+# no way to (LAN b's private address, as in a host candidate), then to an echo server in `relay`.
+TURN_SEND = r"""
+import asyncio, json, sys
+from aioice import turn
+class Peer(asyncio.DatagramProtocol):
+    def __init__(self):
+        self.got, self.errors = asyncio.Queue(), []
+    def datagram_received(self, data, addr):
+        self.got.put_nowait(data.decode())
+    def error_received(self, exc):
+        self.errors.append(str(exc))
+async def main(ip, port, user, password, lost_ip, echo_ip, echo_port):
+    transport, peer = await asyncio.wait_for(turn.create_turn_endpoint(
+        Peer, server_addr=(ip, int(port)), username=user, password=password), 5)
+    transport.sendto(b"lost", (lost_ip, 9))
+    await asyncio.sleep(0.5)
+    transport.sendto(b"hi", (echo_ip, int(echo_port)))
+    try:
+        echo = await asyncio.wait_for(peer.got.get(), 3)
+    except asyncio.TimeoutError:
+        echo = None
+    print(json.dumps({"echo": echo, "errors": peer.errors}))
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def _turn_send(lab, echo_server) -> dict:
+    t = lab.topology
+    echo_server(lab, "relay", 7000)
+    done = lab.run("a", [sys.executable, "-c", TURN_SEND, t.stun_ip, str(t.stun_port), lab.turn_username,
+                         lab.turn_password, lab.address("b"), lab.address("relay"), "7000"],
+                   capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr + lab.coturn.log_tail()
+    return json.loads(done.stdout)
+
+
+def test_a_relayed_send_to_an_unroutable_peer_leaves_the_allocation_working(lab, echo_server):
+    """As on the internet, coturn's send to a private address it has no route to is lost, not refused.
+
+    Refused (ENETUNREACH: no default route in `stun`), coturn 4.6 closed the whole allocation, so the
+    next channel bind got 438 and then 400, and with ICE policy "all" every check through TURN failed.
+    """
+    out = _turn_send(lab, echo_server)
+    assert out["errors"] == [], out["errors"]
+    assert out["echo"] is not None and out["echo"].startswith(lab.topology.stun_ip + ":"), out
+    assert "udp send" not in lab.coturn.log_tail(100_000)
+
+
+def test_denied_peer_ranges_get_403_forbidden_ip(make_lab, echo_server):
+    """coturn with denied-peer-ip over the echo's address refuses the channel bind (403), and says so."""
+    lab = make_lab(Topology(turn_denied_peers=("203.0.113.10/32",)))
+    out = _turn_send(lab, echo_server)
+    assert out["echo"] is None, out
+    assert len(out["errors"]) == 1 and "403" in out["errors"][0], out["errors"]
+    assert "CHANNEL_BIND processed, error 403: Forbidden IP" in lab.coturn.log_tail(100_000)
 
 
 def test_set_router_changes_the_mapping_at_once(lab, probe, echo_server):

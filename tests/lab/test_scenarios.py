@@ -20,11 +20,16 @@ from p2pdiag.lab.scenario import ScenarioResult, fallback_state, find_scenario, 
 
 
 def run(make_lab, tmp_path: Path, name: str) -> ScenarioResult:
+    return run_with_lab(make_lab, tmp_path, name)[0]
+
+
+def run_with_lab(make_lab, tmp_path: Path, name: str) -> tuple[ScenarioResult, Lab]:
     sc = find_scenario(name)
-    result = run_in_lab(sc, make_lab(sc.topology), tmp_path)
+    lab = make_lab(sc.topology)
+    result = run_in_lab(sc, lab, tmp_path)
     failed = [c.what for c in result.checks if not c.ok]
     assert not failed, f"{name}: {failed}; verdict {result.doc.get('outcome')} {result.codes}; kept in {tmp_path}"
-    return result
+    return result, lab
 
 
 def fallback(result: ScenarioResult) -> str:
@@ -126,12 +131,27 @@ def test_symmetric_symmetric_with_stun_only_is_not_upgraded(make_lab, tmp_path):
     assert fallback(result) == "held"
 
 
-def test_symmetric_symmetric_with_turn_policy_all_fails_its_turn_checks(make_lab, tmp_path):
+def test_symmetric_symmetric_with_turn_policy_all_upgrades_through_turn(make_lab, tmp_path):
     result = run(make_lab, tmp_path, "symmetric-symmetric-turn-all")
+    assert result.doc["outcome"] == "upgraded"
+    assert not {"webrtc-ice-failed", "turn-checks-failed"} & set(result.codes)
+    events = result.events()
+    assert "relay" in local_candidate_types(events)
+    selected = [e for e in events if e["type"] == "webrtc.pair_selected"]
+    # no direct path exists between two symmetric NATs: the selected pair goes through TURN
+    assert selected and "relay" in (selected[-1]["local_type"], selected[-1]["remote_type"])
+    assert fallback(result) == "held"
+
+
+def test_symmetric_symmetric_with_turn_that_denies_the_peers_fails_its_turn_checks(make_lab, tmp_path):
+    result, lab = run_with_lab(make_lab, tmp_path, "symmetric-symmetric-turn-denied-peers")
     assert result.doc["outcome"] == "relayed_only"
     assert {"webrtc-ice-failed", "turn-checks-failed"} <= set(result.codes)
-    assert "relay" in local_candidate_types(result.events())
+    assert "relay" in local_candidate_types(result.events())  # allocated, then refused to relay
     assert fallback(result) == "held"
+    log = lab.coturn.log_tail(10_000_000)
+    assert "CHANNEL_BIND processed, error 403: Forbidden IP" in log  # refused for the stated reason
+    assert "CHANNEL_BIND processed, success" not in log and "udp send" not in log
 
 
 def test_symmetric_symmetric_with_turn_policy_relay_upgrades_through_turn(make_lab, tmp_path):

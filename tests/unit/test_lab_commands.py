@@ -5,6 +5,7 @@ tests/lab/ applies the same lists for real and checks what the routers do.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,21 @@ def test_addresses_and_default_routes():
     assert ("ip", "-n", PREFIX + "b", "route", "add", "default", "via", "198.18.2.1") in cmds
     assert topo.hosts() == {"relay": "203.0.113.10", "stun": "203.0.113.3", "router-a": "203.0.113.1",
                             "a": "198.18.1.10", "router-b": "203.0.113.2", "b": "198.18.2.10"}
+
+
+def test_the_stun_turn_host_has_a_default_route_to_a_link_that_drops_everything():
+    """coturn's relay send to a peer's private LAN address must be lost, not refused with
+    ENETUNREACH (which makes coturn close the whole allocation): a default route, as on the internet."""
+    cmds = argvs(Topology())
+    st = ("ip", "-n", PREFIX + "stun")
+    assert st + ("link", "add", "inet0", "type", "veth", "peer", "name", "inet1", "netns", PREFIX + "stun") in cmds
+    assert st + ("link", "set", "inet0", "arp", "off", "up") in cmds
+    assert st + ("link", "set", "inet1", "up") in cmds
+    assert st + ("route", "add", "default", "dev", "inet0") in cmds
+    assert not any(a[3] == "inet1" and "addr" in a for a in cmds)  # nobody answers at the far end
+    # nothing else gets a default route on the public side
+    defaults = {a[2] for a in cmds if a[:2] == ("ip", "-n") and a[3:6] == ("route", "add", "default")}
+    assert defaults == {PREFIX + h for h in ("stun", "a", "b")}
 
 
 def test_only_a_lan_without_nat_is_routed_from_the_public_side():
@@ -188,6 +204,10 @@ def test_topology_round_trips_through_a_dict():
     topo = Topology(a=Router(nat="symmetric", udp="stun-only"),
                     b=Router(nat="cone", filtering="address-dependent", impairment=Impairment(delay_ms=10)))
     assert Topology.from_dict(topo.to_dict()) == topo
+    denying = Topology(turn_denied_peers=("203.0.113.0/24",))
+    assert Topology.from_dict(json.loads(json.dumps(denying.to_dict()))) == denying
+    with pytest.raises(ValueError, match="turn_denied_peers"):
+        Topology(turn_denied_peers=("203.0.113.0/33",))
     assert Topology.from_dict({"a": {"nat": "cone", "udp": "blocked", "delay_ms": 20}}).a == Router(
         udp="blocked", impairment=Impairment(delay_ms=20))
     with pytest.raises(ValueError, match="unknown router settings"):
@@ -213,3 +233,10 @@ def test_coturn_config_enables_rfc5780_and_long_term_credentials():
     assert "no-rfc5780" not in conf  # Debian's own config has it; RFC 5780 discovery needs it off
     assert coturn.listening_sockets(topo) == {"203.0.113.3:3478", "203.0.113.3:3479",
                                               "203.0.113.4:3478", "203.0.113.4:3479"}
+
+
+def test_coturn_config_denies_the_peer_ranges_asked_for():
+    assert not any(line.startswith("denied-peer-ip") for line in coturn.config(Topology(), Path("/x")).splitlines())
+    conf = coturn.config(Topology(turn_denied_peers=("203.0.113.0/24", "198.18.0.0/15")), Path("/x")).splitlines()
+    assert [line for line in conf if line.startswith("denied-peer-ip")] == [
+        "denied-peer-ip=203.0.113.0-203.0.113.255", "denied-peer-ip=198.18.0.0-198.19.255.255"]

@@ -65,6 +65,14 @@ def test_a_scenario_file_becomes_values(tmp_path):
     assert sc.expect == Expectation("relayed_only", ("webrtc-ice-failed",), (), "held", ())
 
 
+def test_a_scenario_can_make_coturn_deny_peer_ranges(tmp_path):
+    sc = load_scenario(write(tmp_path, GOOD.replace("[lab.a]", "[lab]\nturn_denied_peers = [\"203.0.113.0/24\"]\n"
+                                                               "[lab.a]", 1)))
+    assert sc.topology.turn_denied_peers == ("203.0.113.0/24",)
+    assert sc.topology.a == Router(nat="symmetric")
+    assert load_scenario(write(tmp_path, GOOD)).topology.turn_denied_peers == ()
+
+
 def test_json_scenarios_too(tmp_path):
     sc = load_scenario(write(tmp_path, json.dumps({"expect": {"outcome": "upgraded"}}), "t.json"))
     assert sc.name == "t" and sc.relay.implementation == "py"
@@ -84,6 +92,8 @@ def test_json_scenarios_too(tmp_path):
     (("turn = true", "turn = false"), "ice.policy"),
     (("turn = true", "turn = true\nstun = false\nnat_probe = true"), "ice.nat_probe"),
     (("description", "descripton"), "descripton"),
+    (("[lab.a]", "[lab]\nturn_denied_peers = [\"203.0.113.0/33\"]\n[lab.a]"), "lab.turn_denied_peers"),
+    (("[lab.a]", "[lab]\nturn_denied_peers = \"203.0.113.0/24\"\n[lab.a]"), "lab.turn_denied_peers"),
 ])
 def test_a_bad_file_is_one_line_naming_the_field(tmp_path, change, field):
     old, new = change
