@@ -450,6 +450,9 @@ def diagnose_dial(trace: Trace) -> Verdict:
         facts["connection_id"] = secured.connection_id
     if limit_cut_seen is not None:
         facts["relay_cut"] = limit_cut_seen.as_fact()
+        code = f"relay-cut-{limit_cut_seen.cause}"
+        b.findings = [dataclasses.replace(f, data={**f.data, **limit_cut_seen.as_fact()}) if f.code == code else f
+                      for f in b.findings]
     return Verdict(trace.header.command, outcome, headline, tuple(in_time_order(b.steps)), tuple(by_severity(b.findings)), facts)
 
 

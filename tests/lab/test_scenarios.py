@@ -105,6 +105,7 @@ def assert_cut_at_4k(result: ScenarioResult) -> None:
     assert cut["cause"] == "data" and cut["data_limit"] == 4096
     assert cut["bytes"] == cut["bytes_sent"] + cut["bytes_received"]
     assert abs(cut["bytes"] - 4096) <= CUT_SLACK_BYTES, cut
+    assert result.doc["findings"][0]["data"]["bytes"] == cut["bytes"]  # the finding carries it as data too
     assert cut["bytes_sent"] > 0 and cut["bytes_received"] > 0  # both directions are counted
     # the trace's own count at the cut is the verdict's
     closed = next(e for e in result.events() if e["type"] == "circuit.closed")

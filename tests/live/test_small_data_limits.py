@@ -39,6 +39,7 @@ def test_a_small_data_limit_is_the_cause_whatever_step_it_cuts(py_relay, p2pdiag
     assert (cut["cause"], cut["during"], cut["data_limit"]) == ("data", during, limit)
     assert cut["bytes"] == cut["bytes_sent"] + cut["bytes_received"]
     assert abs(cut["bytes"] - limit) <= CUT_SLACK_BYTES, cut
+    assert first["data"]["bytes"] == cut["bytes"] and first["data"]["data_limit"] == limit  # on the finding too
     if during == "secure":
         assert step(doc, "circuit.secure")["status"] == "failed"
         assert "connection_id" not in doc["facts"]  # no relayed connection was ever made
