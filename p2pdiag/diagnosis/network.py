@@ -5,14 +5,19 @@ diagnosis/upgrade.py where it judges an ICE (or gathering) failure; what it find
 than `webrtc-ice-failed` and comes beside it.
 
 What the candidates tell (RFC 8445 section 5.1.1, RFC 4787 for NAT behaviour):
-- STUN configured but no srflx candidate, after gathering waited: the STUN request got no answer.
-  With the relay working over TCP, UDP is what is blocked.
+- STUN configured but no srflx candidate, and gathering ended at its bound with the STUN requests
+  unanswered (`webrtc.ice_server_queried` no_answer, `webrtc.gathering_ended` server_bound): the
+  STUN request got no answer. With the relay working over TCP, UDP is what is blocked. A server that
+  refused (an error response) or a name that did not resolve is not blocked UDP.
 - The remote's candidates: only host candidates on private addresses means its STUN got no answer
   (or it has no STUN server): nothing public to check against.
 - One local base mapped to different public ports for different STUN servers: the NAT maps each
   destination anew (address-and-port-dependent, "symmetric"). A peer-reflexive candidate on the
   remote's public address but another port than its srflx says the same of the remote's NAT.
-  One STUN server gives one mapping, which cannot show this (p2pdiag uses only the first).
+  p2pdiag asks every STUN server from each socket and sends one srflx per server (each its own
+  foundation), so a peer given two servers shows its mapping in its candidates: one base, one
+  public port for both servers is endpoint-independent. One STUN server gives one mapping, which
+  cannot show this.
 - A NAT that changed the port of the STUN mapping hints at random port allocation, which mostly
   goes with symmetric mapping; a kept port hints at the opposite. Hints, not proof.
 """
@@ -34,10 +39,15 @@ from p2pdiag.trace.events import (
     CircuitSecured,
     DescriptionSignaled,
     Event,
+    GatheringEnd,
     HopStatusReceived,
     IceGatheringState,
+    IceGatheringEnded,
     IceGatheringStateChanged,
     IcePolicy,
+    IceServerKind,
+    IceServerOutcome,
+    IceServerQueried,
     IdentifyCompleted,
     LocalCandidateGathered,
     NatTestCompleted,
@@ -112,8 +122,10 @@ def mapping_from_srflx(srflx: Iterable[LocalCandidateGathered | RemoteCandidateR
     if not srflx:
         return Mapping(UNKNOWN, ("no srflx candidate: no STUN answer to read a mapping from",), 0)
     by_base: dict[tuple[str | None, int | None], set[tuple[str, int]]] = {}
+    servers: dict[tuple[str | None, int | None], set[str]] = {}  # foundations: one per STUN server
     for c in srflx:
         by_base.setdefault((c.related_address, c.related_port), set()).add((c.address, c.port))
+        servers.setdefault((c.related_address, c.related_port), set()).add(c.foundation)
     for (base_addr, base_port), mapped in by_base.items():
         if len(mapped) > 1 and base_addr:
             seen = ", ".join(_ep(a, p) for a, p in sorted(mapped))
@@ -126,6 +138,12 @@ def mapping_from_srflx(srflx: Iterable[LocalCandidateGathered | RemoteCandidateR
             why = (f"STUN saw {_ep(address, same_ip[0])}, but the checks came from {_ep(address, port)} "
                    "(peer reflexive): a new port for a new destination")
             return Mapping(SYMMETRIC, (why,), 1)
+    for (base_addr, base_port), mapped in by_base.items():
+        asked = len(servers[(base_addr, base_port)])
+        if base_addr and base_port and asked > 1:
+            (address, port), = mapped
+            why = f"base {_ep(base_addr, base_port)} mapped to {_ep(address, port)} for {asked} STUN servers alike"
+            return Mapping(EIM_SEEN, (why,), asked)
     c = srflx[0]
     answers = max(len(m) for m in by_base.values())
     if not c.related_address or not c.related_port:
@@ -151,6 +169,8 @@ class _View:
     remote_agent: str | None
     limit: tuple[int | None, int | None, float | None, str | None]  # duration, data, circuit start, relay agent
     nat: NatBehaviour | None  # this side's NAT, when the run probed it (dial with two STUN servers)
+    queries: tuple[IceServerQueried, ...]  # each STUN binding and TURN allocation while gathering
+    gathered: IceGatheringEnded | None  # what ended gathering (traces from before it: None)
 
     @property
     def side(self) -> str:
@@ -200,6 +220,8 @@ def _view(events: tuple[Event, ...], attempt: tuple[Event, ...], started: WebRTC
         remote_agent=peer.agent_version if peer else None,
         limit=limit,
         nat=nat_behaviour([from_event(e) for e in nat_tests]) if nat_tests else None,
+        queries=tuple(all_of(attempt, IceServerQueried)),
+        gathered=first(attempt, IceGatheringEnded),
     )
 
 
@@ -230,10 +252,19 @@ def _udp_blocked_here(v: _View) -> Finding | None:
     interfaces = v.local_of(CandidateType.HOST)
     if not s.stun_servers or v.local_of(CandidateType.SRFLX) or not interfaces or s.ice_policy is IcePolicy.RELAY:
         return None
-    evidence = [f"STUN server {s.stun_servers[0]} configured; host candidate(s) "
+    stun = [q for q in v.queries if q.server_kind is IceServerKind.STUN]
+    if any(q.outcome is not IceServerOutcome.NO_ANSWER for q in stun):
+        return None  # a server refused, or a name did not resolve: not UDP dropped on the way
+    evidence = [f"STUN server(s) {', '.join(s.stun_servers)} configured; host candidate(s) "
                 + ", ".join(_ep(c.address, c.port) for c in interfaces[:3]) + "; no srflx candidate"]
     waited = v.gathering_s is not None and v.gathering_s >= GATHERING_WAITED_S
-    if v.gathering_s is not None:
+    bound = v.gathered.bound_s if v.gathered is not None and v.gathered.ended_by is GatheringEnd.SERVER_BOUND else None
+    if stun and bound is not None:
+        waited = True
+        sockets = len({(q.local_address, q.local_port) for q in stun})
+        evidence.append(f"{len(stun)} STUN request(s) from {sockets} local socket(s) got no answer within "
+                        f"{bound:g} s: gathering hit that timeout and ended ({v.gathered.duration_s:.2f} s)")
+    elif v.gathering_s is not None:
         evidence.append(f"gathering took {v.gathering_s:.1f} s"
                         + (": the STUN requests went unanswered until aioice gave up" if waited
                            else " (a STUN answer would have come in milliseconds)"))
@@ -250,6 +281,7 @@ def _udp_blocked_here(v: _View) -> Finding | None:
         evidence.append("the NAT probe's STUN tests got no answer either")
     confidence = Confidence.LIKELY if (waited or remote_srflx or probe_silent) else Confidence.POSSIBLE
     return Finding(
+        data={"stun_bound_s": bound, "stun_unanswered": len(stun)} if bound is not None else {},
         code="udp-blocked-local",
         severity=Severity.ERROR,
         title=f"UDP is blocked on {v.side} network (this side)",
@@ -393,7 +425,7 @@ def _mapping_unknown(v: _View, ours: Mapping) -> Finding:
         code="nat-mapping-unknown",
         severity=Severity.INFO,
         title=f"{v.side.capitalize()} NAT mapping cannot be told from one STUN server",
-        evidence=ours.evidence + (f"STUN servers: {', '.join(v.started.stun_servers)} (aioice asks only the first)",),
+        evidence=ours.evidence + (f"STUN servers: {', '.join(v.started.stun_servers)}: one mapping to compare",),
         advice="One STUN answer gives one mapping; whether the NAT keeps it for every destination "
         "(endpoint-independent, hole punching works) or makes a new one per destination (symmetric, it "
         "fails) needs a second server to compare. " + hint.get(ours.verdict, ""),
@@ -420,6 +452,14 @@ def _direct_impossible(v: _View, ours: Mapping, theirs: Mapping, reflexive: list
     evidence = [says(f"{v.side} NAT (this side)", ours), says(f"{v.other}'s NAT", theirs),
                 f"all {len(reflexive)} pair(s) with a srflx or prflx candidate failed",
                 "TURN: " + (f"{turn[0]} gave no relay candidate" if turn else "none configured")]
+    unseen = []  # what would turn each side's hint into a measurement
+    if ours.verdict != SYMMETRIC:
+        unseen.append("`p2pdiag nat --stun URL --stun URL` on this network (or dial with two --stun servers)")
+    if theirs.verdict != SYMMETRIC:
+        unseen.append(f"two STUN servers for {v.other} (its srflx candidates then show its mapping), or "
+                      f"`p2pdiag nat` on {v.other}'s network")
+    duration, data_limit, opened, agent = v.limit
+    cut_after = read_duration(duration, agent).effective_s
     return Finding(
         code="direct-impossible-symmetric-nat",
         severity=Severity.ERROR,
@@ -431,7 +471,11 @@ def _direct_impossible(v: _View, ours: Mapping, theirs: Mapping, reflexive: list
         "relay then upgrade through it), or run one peer on a network with "
         "a full-cone NAT or a public address. " + _limit_text(v),
         confidence=confidence,
-        settle="`p2pdiag nat` on both networks (mapping and filtering, RFC 5780)",
+        settle="; ".join(unseen) if unseen else None,
+        data={"local_mapping": ours.verdict, "remote_mapping": theirs.verdict,
+              "relay_cut_after_s": cut_after or None,
+              "relay_cut_at_t_s": opened + cut_after if cut_after and opened is not None else None,
+              "relay_data_limit_bytes": data_limit or None},
     )
 
 
@@ -446,6 +490,9 @@ def _turn(v: _View) -> list[Finding]:
     if not relays:
         evidence = [(f"TURN server {s.turn_servers[0]} configured (ICE policy {s.ice_policy.value}); no relay "
                     "candidate was gathered")]
+        turn = next((q for q in v.queries if q.server_kind is IceServerKind.TURN), None)
+        if turn is not None:
+            return [_turn_refused(v, turn, evidence)]
         if v.gathering_s is not None:
             evidence.append(f"gathering took {v.gathering_s:.1f} s" + (
                 ": the server was silent (unreachable, or UDP to it blocked)" if v.gathering_s >= GATHERING_WAITED_S
@@ -486,6 +533,59 @@ def _turn(v: _View) -> list[Finding]:
         confidence=Confidence.LIKELY,
         settle="the TURN server's log for the permission and channel-bind requests of this run",
     )]
+
+
+# What a TURN server's error code means for the user (RFC 8656 section 19, RFC 8489 section 14.8).
+_TURN_ERRORS = {
+    400: "the server could not read the request (Bad Request)",
+    401: "wrong credentials: --turn-user and --turn-credential do not match the server's (or the realm)",
+    403: "the server forbids this allocation (Forbidden): the user or this client's address is not allowed",
+    420: "the server does not know an attribute of the request",
+    437: "an allocation with this 5-tuple already exists on the server",
+    438: "the nonce went stale; aioice retries once, so the server kept refusing it",
+    440: "the server does not support the requested address family",
+    441: "the credentials differ from those that made this allocation (Wrong Credentials)",
+    442: "the server does not relay this transport (use UDP)",
+    486: "the user's allocation quota on the server is used up (Allocation Quota Reached)",
+    508: "the server has no relay port left (Insufficient Capacity)",
+}
+
+
+def _turn_refused(v: _View, q: IceServerQueried, evidence: list[str]) -> Finding:
+    """turn-allocation-failed, from the allocation's own outcome: the error code when the server sent one."""
+    data: dict[str, object] = {"server": q.server, "outcome": q.outcome.value}
+    if q.outcome is IceServerOutcome.ERROR_RESPONSE:
+        data |= {"error_code": q.error_code, "error_reason": q.error_reason}
+        meaning = _TURN_ERRORS.get(q.error_code or 0, "see the server's log for this code")
+        evidence.append(f"{q.server} refused the allocation after {q.duration_s:.2f} s: error {q.error_code} "
+                        f"{q.error_reason or ''}".rstrip() + f" ({meaning})")
+        confidence, settle = Confidence.CERTAIN, None
+        advice = (f"The TURN server answered with STUN error {q.error_code}: {meaning}. Fix that on this side "
+                  "(--turn-user, --turn-credential, --turn URL) or on the server, then try again.")
+    elif q.outcome is IceServerOutcome.NO_ANSWER:
+        data["bound_s"] = q.bound_s
+        evidence.append(f"{q.server} gave no answer within {q.bound_s:g} s")
+        if v.local_of(CandidateType.HOST) and v.started.stun_servers and not v.local_of(CandidateType.SRFLX):
+            evidence.append("STUN got no answer either: UDP to the server looks blocked")
+        confidence, settle = Confidence.LIKELY, "the TURN server's log (did the request arrive?), or ?transport=tcp"
+        advice = ("The TURN server never answered: it is down or unreachable, or UDP to it is dropped on the way. "
+                  "Check the address and port, and try TURN over TCP or TLS (turn:HOST:443?transport=tcp).")
+    else:
+        data["error"] = q.error
+        evidence.append(f"{q.server}: {q.error}")
+        confidence, settle = Confidence.CERTAIN, None
+        advice = "The allocation could not even be attempted: check the TURN URL (host name, port, transport)."
+    return Finding(
+        code="turn-allocation-failed",
+        severity=Severity.ERROR,
+        title="The TURN allocation failed: no relay candidate"
+        + (f" (error {q.error_code})" if q.error_code is not None else ""),
+        evidence=tuple(evidence),
+        advice=advice,
+        confidence=confidence,
+        settle=settle,
+        data=data,
+    )
 
 
 # --- `p2pdiag nat`: the RFC 5780 tests, judged -------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 
 from p2pdiag.diagnosis.model import Confidence
 from p2pdiag.diagnosis.network import (
+    EIM_SEEN,
     PORT_CHANGED,
     PORT_KEPT,
     SYMMETRIC,
@@ -32,6 +33,9 @@ from p2pdiag.trace.events import (
     CandidateType,
     CircuitSecured,
     ErrorKind,
+    GatheringEnd,
+    IceServerOutcome,
+    IceServerQueried,
     LocalCandidateGathered,
     RemoteCandidateReceived,
     UpgradeStep,
@@ -81,6 +85,21 @@ TABLE = [
     ("symmetric-fullcone-listen", True, set(), {}),
     ("symmetric-symmetric-turn-relay-dial", True, set(), {}),
     ("symmetric-symmetric-turn-relay-listen", True, set(), {}),
+    # recorded with bounded gathering (`webrtc.gathering_ended`) and the TURN error code kept
+    ("bounded-dialer-udp-blocked-dial", False, {"udp-blocked-local"}, {"udp-blocked-local": Confidence.LIKELY}),
+    ("bounded-dialer-udp-blocked-listen", False, {"udp-blocked-remote"}, {}),
+    ("coded-turn-bad-credential-dial", False, {"turn-allocation-failed", "direct-impossible-symmetric-nat"},
+     {"turn-allocation-failed": Confidence.CERTAIN, "direct-impossible-symmetric-nat": Confidence.LIKELY}),
+    ("coded-turn-bad-credential-listen", False, {"turn-allocation-failed", "direct-impossible-symmetric-nat"},
+     {"turn-allocation-failed": Confidence.CERTAIN}),
+    # both peers given two STUN servers: each side's srflx candidates show its own NAT's mapping
+    ("two-stun-cone-cone-dial", True, set(), {}),
+    ("two-stun-cone-cone-listen", True, set(), {}),
+    ("two-stun-symmetric-symmetric-dial", False,
+     {"direct-impossible-symmetric-nat", "nat-mapping-symmetric", "nat-probed"},
+     {"direct-impossible-symmetric-nat": Confidence.CERTAIN}),
+    ("two-stun-symmetric-symmetric-listen", False, {"direct-impossible-symmetric-nat", "nat-mapping-symmetric"},
+     {"direct-impossible-symmetric-nat": Confidence.CERTAIN}),
 ]
 
 
@@ -137,6 +156,48 @@ def test_turn_allocation_refused_at_once():
     (f,) = [f for f in story_of(events("symmetric-symmetric-turn-bad-credential-dial")).findings
             if f.code == "turn-allocation-failed"]
     assert any("refused" in e for e in f.evidence)
+
+
+def test_turn_refusal_carries_its_stun_error_code():
+    for side in ("dial", "listen"):
+        (f,) = [f for f in story_of(events(f"coded-turn-bad-credential-{side}")).findings
+                if f.code == "turn-allocation-failed"]
+        assert (f.data["error_code"], f.data["error_reason"], f.data["outcome"]) == (401, "Unauthorized",
+                                                                                    "error_response")
+
+
+def test_gathering_that_hit_its_stun_bound_is_the_evidence():
+    evs = events("bounded-dialer-udp-blocked-dial")
+    (ended,) = [e for e in evs if e.kind == "webrtc.gathering_ended"]
+    assert ended.ended_by is GatheringEnd.SERVER_BOUND and ended.bound_s == 2.0  # the default bound
+    (f,) = [f for f in story_of(evs).findings if f.code == "udp-blocked-local"]
+    assert f.data == {"stun_bound_s": 2.0, "stun_unanswered": 1}
+
+
+def test_a_stun_server_that_answers_with_an_error_is_not_blocked_udp():
+    evs = events("bounded-dialer-udp-blocked-dial")
+    refused = tuple(dataclasses.replace(e, outcome=IceServerOutcome.ERROR_RESPONSE, error_code=400, error_reason="Bad Request")
+                    if isinstance(e, IceServerQueried) else e for e in evs)
+    assert "udp-blocked-local" not in {f.code for f in story_of(refused).findings}
+
+
+def test_two_stun_servers_show_the_remote_mapping_from_its_candidates():
+    def remote(name: str) -> list[RemoteCandidateReceived]:
+        return [e for e in events(name) if isinstance(e, RemoteCandidateReceived) and e.accepted]
+    assert mapping_from_srflx(remote("two-stun-cone-cone-dial")).verdict == EIM_SEEN
+    assert mapping_from_srflx(remote("two-stun-symmetric-symmetric-dial")).verdict == SYMMETRIC
+    (f,) = [f for f in story_of(events("two-stun-symmetric-symmetric-dial")).findings
+            if f.code == "direct-impossible-symmetric-nat"]
+    assert (f.data["local_mapping"], f.data["remote_mapping"]) == (SYMMETRIC, SYMMETRIC)
+    assert f.data["relay_cut_after_s"] == 3600 and f.data["relay_data_limit_bytes"] == 1 << 30
+    assert f.settle is None
+
+
+def test_one_stun_server_leaves_direct_impossible_unsettled():
+    (f,) = [f for f in story_of(events("coded-turn-bad-credential-dial")).findings
+            if f.code == "direct-impossible-symmetric-nat"]
+    assert f.data["remote_mapping"] == PORT_CHANGED and f.confidence is Confidence.LIKELY
+    assert f.settle  # what would measure it: two STUN servers on that side, or p2pdiag nat there
 
 
 def test_turn_checks_failed_counts_the_pairs_through_turn():

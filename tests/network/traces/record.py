@@ -36,6 +36,13 @@ CASES: dict[str, tuple[Router, Router, bool | str, str]] = {
     "probed-cone-cone": (Router(nat="cone"), Router(nat="cone"), False, "all"),
     "probed-symmetric-symmetric": (Router(nat="symmetric"), Router(nat="symmetric"), False, "all"),
     "probed-dialer-udp-blocked": (Router(nat="cone", udp="blocked"), Router(nat="cone"), False, "all"),
+    # as above, recorded once p2pdiag bounded gathering and kept the TURN error code (the older
+    # recordings stay, as traces from before: their diagnosis must not change)
+    "bounded-dialer-udp-blocked": (Router(nat="cone", udp="blocked"), Router(nat="cone"), False, "all"),
+    "coded-turn-bad-credential": (Router(nat="symmetric"), Router(nat="symmetric"), "bad", "all"),
+    # both peers get the second STUN server: each sends a srflx per server, showing its NAT's mapping
+    "two-stun-cone-cone": (Router(nat="cone"), Router(nat="cone"), False, "all"),
+    "two-stun-symmetric-symmetric": (Router(nat="symmetric"), Router(nat="symmetric"), False, "all"),
 }
 
 
@@ -64,6 +71,8 @@ def run_case(lab: Lab, name: str, workdir: Path, turn: bool | str, policy: str,
 
     Returns the dial and listen traces and the dial's process; `extra` goes to both peers.
     """
+    if name.startswith("two-stun-"):
+        extra = ("--stun", f"stun:{lab.topology.stun_alt_ip}:{lab.topology.stun_alt_port}", *extra)
     relay = lab.exec("relay", [PY, "-m", "p2pdiag.peers.pyrelay", "--host", lab.address("relay"),
                                "--tcp-port", "4001"],
                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
