@@ -245,7 +245,7 @@ async def _bounded(coro: Any, bound_s: float
     """(outcome, mapped, error code, reason, error) of one server exchange, given at most `bound_s`."""
     try:
         mapped = await asyncio.wait_for(coro, bound_s)
-    except (asyncio.TimeoutError, aioice.stun.TransactionTimeout):
+    except (TimeoutError, aioice.stun.TransactionTimeout):
         return "no_answer", None, None, None, None
     except aioice.stun.TransactionFailed as exc:
         code, reason = _refusal(exc)

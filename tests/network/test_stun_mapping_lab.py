@@ -22,7 +22,7 @@ from p2pdiag.lab import Lab, Router, Topology
 from p2pdiag.trace.file import load
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "traces"))
-from record import run_case  # noqa: E402  (the recorder's runner: relay, listener, dial in the lab)
+from record import run_case
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                                 reason="the lab needs root and ip netns")
