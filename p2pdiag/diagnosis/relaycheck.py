@@ -142,12 +142,16 @@ class _Relay:
         self.cells[column] = {"status": status.value, "text": text}
 
     def failure(self, e: Any) -> None:
-        """A failed wait that ran into its --step-timeout gets the timeout's own finding too."""
+        """A failed wait that ran into its --step-timeout gets the timeout's own finding too.
+
+        The relay's own `step.timed_out` gives the timeout that was in force; traces recorded before
+        that event named its relay fall back to the run's options."""
         if getattr(e, "error_kind", None) is ev.ErrorKind.TIMEOUT:
             step = TIMEOUT_STEP.get(type(e), "?")
             if step == "secure" and str(getattr(e, "error", "")).startswith("STOP"):
                 step = "stop"
-            seconds = self.options.get("step_timeouts_s", {}).get(step)
+            recorded = [t for t in all_of(self.mine, ev.StepTimedOut, step=step) if t.t_s <= e.t_s]
+            seconds = recorded[-1].timeout_s if recorded else self.options.get("step_timeouts_s", {}).get(step)
             if isinstance(seconds, (int, float)):
                 self.find(F.step_timed_out(step, float(seconds)))
 
@@ -661,6 +665,8 @@ class _Relay:
             self.measure()
             self.drop()
         self.slots()
+        self.facts["timed_out"] = [{"step": t.step, "timeout_s": t.timeout_s, "t_s": t.t_s}
+                                   for t in all_of(self.mine, ev.StepTimedOut)]
         for column in ("reachable", "hop", "reservation", "limits", "voucher", "loop"):
             self.cells.setdefault(column, {"status": StepStatus.SKIPPED.value, "text": ""})
         return self.end()

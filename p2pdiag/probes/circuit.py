@@ -153,7 +153,7 @@ async def secure(
     except Exception as exc:
         kind, message = net.classify(exc)
         if kind is ErrorKind.TIMEOUT:
-            rec.record(StepTimedOut, step="secure", timeout_s=timeouts.secure)
+            rec.record(StepTimedOut, step="secure", timeout_s=timeouts.secure, relay=relay)
         rec.record(CircuitUpgradeFailed, connection_id=connection_id, relay=relay, error_kind=kind,
                    error=message, duration_s=rec.now() - began)
         if stream.ended.is_set() and stream.end_closer is not Closer.LOCAL:
@@ -175,8 +175,10 @@ class Pinger:
     would fail for reasons that have nothing to do with the connection.
     """
 
-    def __init__(self, conn: Any, connection_id: str, path: Path, rec: Recorder, timeouts: StepTimeouts) -> None:
+    def __init__(self, conn: Any, connection_id: str, path: Path, rec: Recorder, timeouts: StepTimeouts,
+                 relay: str | None = None) -> None:
         self._conn = conn
+        self._relay = relay
         self._cid = connection_id
         self._path = path
         self._rec = rec
@@ -198,7 +200,7 @@ class Pinger:
         except Exception as exc:
             kind, message = net.classify(exc)
             if kind is ErrorKind.TIMEOUT:
-                self._rec.record(StepTimedOut, step="ping", timeout_s=self._timeouts.ping)
+                self._rec.record(StepTimedOut, step="ping", timeout_s=self._timeouts.ping, relay=self._relay)
             if stream is not None:
                 await net.reset_quietly(stream)
             self.last = self._rec.record(PingFailed, path=self._path, connection_id=self._cid, error_kind=kind,

@@ -38,7 +38,7 @@ async def connect_relay(host: Any, relay: RelayAddr, rec: Recorder, timeouts: St
     except Exception as exc:
         kind, message = net.classify(exc)
         if kind is ErrorKind.TIMEOUT:
-            rec.record(StepTimedOut, step="relay-connect", timeout_s=timeouts.relay_connect)
+            rec.record(StepTimedOut, step="relay-connect", timeout_s=timeouts.relay_connect, relay=relay.addr)
         rec.record(RelayDialFailed, relay=relay.addr, error_kind=kind, error=message, duration_s=rec.now() - began)
         return None
     security, muxer = net.negotiated(conn)
@@ -47,7 +47,8 @@ async def connect_relay(host: Any, relay: RelayAddr, rec: Recorder, timeouts: St
 
 
 async def identify(
-    conn: Any, subject: Subject, peer_id: str, connection_id: str, rec: Recorder, timeouts: StepTimeouts
+    conn: Any, subject: Subject, peer_id: str, connection_id: str, rec: Recorder, timeouts: StepTimeouts,
+    relay: str | None = None,
 ) -> IdentifyCompleted | None:
     began = rec.now()
     try:
@@ -61,7 +62,7 @@ async def identify(
     except Exception as exc:
         kind, message = net.classify(exc)
         if kind is ErrorKind.TIMEOUT:
-            rec.record(StepTimedOut, step="identify", timeout_s=timeouts.identify)
+            rec.record(StepTimedOut, step="identify", timeout_s=timeouts.identify, relay=relay)
         rec.record(IdentifyFailed, subject=subject, peer_id=peer_id, connection_id=connection_id,
                    error_kind=kind, error=message, duration_s=rec.now() - began)
         return None
@@ -105,7 +106,7 @@ async def hop_connect(
     except Exception as exc:
         kind, message = net.classify(exc)
         if kind is ErrorKind.TIMEOUT:
-            rec.record(StepTimedOut, step="hop", timeout_s=timeouts.hop)
+            rec.record(StepTimedOut, step="hop", timeout_s=timeouts.hop, relay=relay.addr)
         rec.record(HopFailed, relay=relay.addr, stage=stage, error_kind=kind, error=message,
                    duration_s=rec.now() - began)
         if stream is not None:
@@ -141,7 +142,7 @@ async def reserve(
     except Exception as exc:
         kind, message = net.classify(exc)
         if kind is ErrorKind.TIMEOUT:
-            rec.record(StepTimedOut, step="reserve", timeout_s=timeouts.reserve)
+            rec.record(StepTimedOut, step="reserve", timeout_s=timeouts.reserve, relay=relay.addr)
         rec.record(ReservationFailed, relay=relay.addr, status_code=None, status_name="NO_ANSWER",
                    error_kind=kind, error=message, refresh=refresh, duration_s=rec.now() - began)
         return None

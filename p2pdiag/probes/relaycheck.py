@@ -38,12 +38,15 @@ from p2pdiag.probes.timeouts import StepTimeouts
 from p2pdiag.targets import RelayAddr
 from p2pdiag.trace.events import (
     CircuitUpgradeFailed,
+    ErrorKind,
     Event,
     HopFailed,
     HopStatusReceived,
     IdentifyCompleted,
     Path,
+    PingCompleted,
     PingFailed,
+    StepTimedOut,
     StopConnectReceived,
     Subject,
 )
@@ -64,12 +67,15 @@ from p2pdiag.trace.relaycheck_events import (
     TransferFailed,
 )
 from p2pdiag.wire import circuit, pb
-from p2pdiag.wire.identify import PING_PROTOCOL
+from p2pdiag.wire.identify import PING_PAYLOAD_BYTES, PING_PROTOCOL
 
-SINK_PROTOCOL = "/p2pdiag/relay-check/sink/1.0.0"  # u64 length, payload; answered with the u64 count read
+# The loop's one stream: b"P" + 32 bytes, echoed (a ping); b"S" + u64 length + payload, answered with
+# the u64 count read (throughput).
+LOOP_PROTOCOL = "/p2pdiag/relay-check/loop/1.0.0"
+LOOP_PING, LOOP_SINK = b"P", b"S"
 ECHO_PROTOCOL = "/p2pdiag/relay-check/echo/1.0.0"  # every byte sent back
 
-LOOP_PINGS = 2  # each ping is a new stream: ~50 frames through the relay in this one process
+LOOP_PINGS = 2  # relayed RTT samples, on the loop stream
 THROUGHPUT_MAX_BYTES = 32 * 1024  # the loop's payload when the relay announces no data limit
 THROUGHPUT_BUDGET_SHARE = 0.5  # ...and at most this share of the data budget left on the circuit
 THROUGHPUT_MIN_BYTES = 1024  # below this a throughput figure means nothing: skip it
@@ -164,13 +170,22 @@ class _Identity:
     peer_id: str
 
 
-def _known(host: Any, *peer_ids: str) -> None:
-    """Spare py-libp2p's identify of these peers on every new connection: relay-check identifies
-    the relay itself, and its identities have nothing to learn about each other. (py-libp2p 0.8.1
-    skips it for a peer whose peerstore entry already lists a protocol such as ping.)"""
-    store = host.get_peerstore()
-    for peer_id in peer_ids:
-        store.add_protocols(net.peer_id_from_string(peer_id), [PING_PROTOCOL])
+def _known(host: Any, *peer_ids: str) -> bool:
+    """Spare py-libp2p's automatic identify of these peers on every new connection: relay-check
+    identifies the relay itself, and its identities have nothing to learn about each other.
+
+    py-libp2p 0.8.1 has no public switch for it; its BasicHost skips identify of a peer whose
+    peerstore entry already lists a protocol such as ping (`_has_cached_protocols`), and the
+    peerstore is public. Only CPU rides on it (each identify is a stream and a round trip), so
+    when the peerstore does not take protocols this way the check goes on, identify and all:
+    returns False then."""
+    try:
+        store = host.get_peerstore()
+        for peer_id in peer_ids:
+            store.add_protocols(net.peer_id_from_string(peer_id), [PING_PROTOCOL])
+    except (AttributeError, TypeError, NotImplementedError):
+        return False
+    return True
 
 
 @asynccontextmanager
@@ -220,7 +235,7 @@ class _RelayCheck:
         self.a_host = host
         host.set_stream_handler(circuit.STOP_PROTOCOL, self._on_stop)
         host.set_stream_handler(PING_PROTOCOL, circ.echo_pings)
-        host.set_stream_handler(SINK_PROTOCOL, _serve_sink)
+        host.set_stream_handler(LOOP_PROTOCOL, _serve_loop)
         host.set_stream_handler(ECHO_PROTOCOL, _serve_echo)
 
     # --- the phases ------------------------------------------------------------------------
@@ -236,7 +251,8 @@ class _RelayCheck:
             if a_conn is None:
                 return self.skip([CheckPhase.RESERVE, CheckPhase.REFRESH, CheckPhase.LOOP, *measures,
                                   CheckPhase.DROP, *slots], "the relay could not be reached")
-            ident = await identify(a_conn, Subject.RELAY, self.relay.peer_id, self.cid("a"), self.rec, self.t)
+            ident = await identify(a_conn, Subject.RELAY, self.relay.peer_id, self.cid("a"), self.rec, self.t,
+                                   relay=self.relay.addr)
             self.agent = ident.agent_version if isinstance(ident, IdentifyCompleted) else None
 
             self.phase(CheckPhase.RESERVE, a)
@@ -295,18 +311,60 @@ class _RelayCheck:
         conn, stream = opened
         cid = self.cid("loop")
         try:
-            pinger = circ.Pinger(conn, cid, Path.RELAYED, self.rec, self.t)
-            for _ in range(LOOP_PINGS):
-                if isinstance(await pinger.ping(), PingFailed):
-                    break
-            self.phase(CheckPhase.THROUGHPUT, b)
-            await self.throughput(conn, stream, cid)
+            s = await self.loop_stream(conn, cid)
+            if s is None:
+                self.skip([CheckPhase.THROUGHPUT], "the loop stream could not be opened")
+            else:
+                try:
+                    for _ in range(LOOP_PINGS):
+                        if isinstance(await self.ping(s, cid), PingFailed):
+                            self.skip([CheckPhase.THROUGHPUT], "a relayed ping failed on the loop stream")
+                            break
+                    else:
+                        self.phase(CheckPhase.THROUGHPUT, b)
+                        await self.throughput(s, stream, cid)
+                finally:
+                    await net.close_quietly(s)
             circ.record_traffic(stream, cid, self.rec)
         finally:
             await self.close_circuit(conn, stream, cid)
         return True
 
-    async def throughput(self, conn: Any, stream: circ.CircuitStream, cid: str) -> None:
+    def timed_out(self, step: str, seconds: float) -> None:
+        self.rec.record(StepTimedOut, step=step, timeout_s=seconds, relay=self.relay.addr)
+
+    async def loop_stream(self, conn: Any, cid: str) -> Any | None:
+        """The one stream the loop's pings and payload share: each new stream costs a multistream-select
+        exchange (~50 frames through the relay and through both ends' Noise and yamux in this process)."""
+        try:
+            return await net.open_stream(conn, LOOP_PROTOCOL, self.t.ping)
+        except Exception as exc:
+            kind, message = net.classify(exc)
+            if kind is ErrorKind.TIMEOUT:
+                self.timed_out("ping", self.t.ping)
+            self.rec.record(PingFailed, path=Path.RELAYED, connection_id=cid, error_kind=kind,
+                            error=f"opening the loop stream: {message}")
+            return None
+
+    async def ping(self, s: Any, cid: str) -> PingCompleted | PingFailed:
+        """One round trip of PING_PAYLOAD_BYTES random bytes, echoed by A, as /ipfs/ping/1.0.0 does."""
+        try:
+            with trio.fail_after(self.t.ping):
+                payload = os.urandom(PING_PAYLOAD_BYTES)
+                began = trio.current_time()
+                await s.write(LOOP_PING + payload)
+                echo = await net.read_exactly(s, PING_PAYLOAD_BYTES)
+                rtt = trio.current_time() - began
+            if echo != payload:
+                raise pb.MalformedMessage("the ping echo did not match what was sent")
+        except Exception as exc:
+            kind, message = net.classify(exc)
+            if kind is ErrorKind.TIMEOUT:
+                self.timed_out("ping", self.t.ping)
+            return self.rec.record(PingFailed, path=Path.RELAYED, connection_id=cid, error_kind=kind, error=message)
+        return self.rec.record(PingCompleted, path=Path.RELAYED, connection_id=cid, rtt_s=rtt)
+
+    async def throughput(self, s: Any, stream: circ.CircuitStream, cid: str) -> None:
         status = _last(self.rec, self.relay.addr, HopStatusReceived)
         limit = status.announced_data_bytes if isinstance(status, HopStatusReceived) else None
         size = THROUGHPUT_MAX_BYTES
@@ -320,18 +378,16 @@ class _RelayCheck:
         began = self.rec.now()
         try:
             with trio.fail_after(self.t.transfer):
-                s = await net.open_stream(conn, SINK_PROTOCOL, self.t.transfer)
-                try:
-                    await s.write(struct.pack(">Q", size))
-                    for off in range(0, size, 16384):
-                        await s.write(os.urandom(min(16384, size - off)))
-                    (got,) = struct.unpack(">Q", await net.read_exactly(s, 8))
-                finally:
-                    await net.close_quietly(s)
+                await s.write(LOOP_SINK + struct.pack(">Q", size))
+                for off in range(0, size, 16384):
+                    await s.write(os.urandom(min(16384, size - off)))
+                (got,) = struct.unpack(">Q", await net.read_exactly(s, 8))
             if got != size:
                 raise pb.MalformedMessage(f"the far end counted {got} of {size} bytes")
         except Exception as exc:
             kind, message = net.classify(exc)
+            if kind is ErrorKind.TIMEOUT:
+                self.timed_out("transfer", self.t.transfer)
             self.rec.record(TransferFailed, relay=self.relay.addr, connection_id=cid, payload_bytes=size,
                             error_kind=kind, error=message, duration_s=self.rec.now() - began)
             return
@@ -395,7 +451,7 @@ class _RelayCheck:
         conn, stream, cid = opened
         self.rec.record(LimitProbeStarted, relay=self.relay.addr, connection_id=cid, limit=LimitKind.DURATION,
                         announced=announced, give_up_bytes=None, give_up_s=wait)
-        pinger = circ.Pinger(conn, cid, Path.RELAYED, self.rec, self.t)
+        pinger = circ.Pinger(conn, cid, Path.RELAYED, self.rec, self.t, relay=self.relay.addr)
         try:
             with trio.move_on_after(wait - stream.age_s()):
                 while not stream.ended.is_set():
@@ -474,6 +530,8 @@ class _RelayCheck:
                 await net.write_delimited(stream, ok.encode())
         except Exception as exc:
             kind, message = net.classify(exc)
+            if kind is ErrorKind.TIMEOUT:
+                self.timed_out("stop", self.t.stop)
             self.rec.record(CircuitUpgradeFailed, connection_id=cid, relay=self.relay.addr, error_kind=kind,
                             error=f"STOP exchange: {message}", duration_s=self.rec.now() - began)
             await net.reset_quietly(stream)
@@ -491,18 +549,25 @@ class _RelayCheck:
             await self.close_circuit(conn, cstream, cid)
 
 
-async def _serve_sink(stream: Any) -> None:
+async def _serve_loop(stream: Any) -> None:
+    """A's end of the loop stream: echo each ping; count a payload and answer with the count."""
     try:
-        (size,) = struct.unpack(">Q", await net.read_exactly(stream, 8))
-        if size > SINK_MAX_BYTES:
-            raise pb.MalformedMessage(f"{size} B is more than the sink takes")
-        got = 0
-        while got < size:
-            chunk = await stream.read(min(65536, size - got))
-            if not chunk:
-                break
-            got += len(chunk)
-        await stream.write(struct.pack(">Q", got))
+        while kind := await stream.read(1):
+            if kind == LOOP_PING:
+                await stream.write(await net.read_exactly(stream, PING_PAYLOAD_BYTES))
+            elif kind == LOOP_SINK:
+                (size,) = struct.unpack(">Q", await net.read_exactly(stream, 8))
+                if size > SINK_MAX_BYTES:
+                    raise pb.MalformedMessage(f"{size} B is more than the sink takes")
+                got = 0
+                while got < size:
+                    chunk = await stream.read(min(65536, size - got))
+                    if not chunk:
+                        break
+                    got += len(chunk)
+                await stream.write(struct.pack(">Q", got))
+            else:
+                raise pb.MalformedMessage(f"unknown loop message {kind!r}")
     except Exception:
         await net.reset_quietly(stream)
         return

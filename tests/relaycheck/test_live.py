@@ -116,6 +116,12 @@ def test_each_misbehaving_relay_gives_its_own_finding_in_one_fleet_run(bad_relay
         assert row["finding_codes"][0] == code, (mode, row["finding_codes"])
     assert relay_row(doc, "r3")["voucher"]["failed"] == ["domain"]
     assert relay_row(doc, "r8")["verdict"] == "pass"
+    # every step.timed_out names its relay: the silent relay's RESERVE wait is its own, no other relay's
+    silent = f"r{list(BAD).index(Mode.SILENT) + 1}"
+    assert [(t["step"], t["timeout_s"]) for t in relay_row(doc, silent)["timed_out"]] == [("reserve", 2.0)]
+    no_relay = f"r{list(BAD).index(Mode.NO_RELAY) + 1}"
+    assert [(t["step"], t["timeout_s"]) for t in relay_row(doc, no_relay)["timed_out"]] == [("secure", 2.0)]
+    assert all(not r["timed_out"] for r in doc["facts"]["relays"] if r["label"] not in (silent, no_relay))
     assert relay_codes(doc, "r9") == ["relay-unreachable"]
 
 
