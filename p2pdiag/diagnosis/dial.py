@@ -213,7 +213,7 @@ def circuit_story(
             events, WebRTCUpgradeFailed, relayed_connection_id=cid)
         if upgrade_end is not None and 0 <= closed.t_s - upgrade_end.t_s <= CLOSED_AFTER_UPGRADE_S:
             b.find(F.remote_closed_after_upgrade(detail, closed.t_s - upgrade_end.t_s,
-                                                 isinstance(upgrade_end, WebRTCUpgradeSucceeded)))
+                                                 isinstance(upgrade_end, WebRTCUpgradeSucceeded), subject))
         elif dialing:
             b.find(F.remote_closed(secured.remote_peer_id, detail))
         return closed

@@ -242,12 +242,15 @@ def remote_closed(peer_id: str, detail: str) -> Finding:
     )
 
 
-def remote_closed_after_upgrade(detail: str, after_s: float, upgraded: bool) -> Finding:
+def remote_closed_after_upgrade(detail: str, after_s: float, upgraded: bool, subject: str = "peer") -> Finding:
+    """`subject` is "peer" on dial (the peer hung up on us) and "dialer" on listen (the dialer hung up)."""
+    lost = ("the peer is now unreachable" if subject == "peer"
+            else "the dialer is no longer connected to this peer")
     return Finding(
         code="remote-closed-after-upgrade",
         severity=Severity.ERROR if not upgraded else Severity.WARNING,
-        title=f"The peer closed the relayed connection {after_s:.1f} s after the upgrade attempt"
-        + ("" if upgraded else ", which had failed: the peer is now unreachable"),
+        title=f"The {subject} closed the relayed connection {after_s:.1f} s after the upgrade attempt"
+        + ("" if upgraded else f", which had failed: {lost}"),
         evidence=(detail,),
         advice="This is the js-libp2p bug of @libp2p/webrtc up to 5.2.20 (js-libp2p #3015, fixed in "
         "5.2.21): the initiator closed the relayed connection after every upgrade attempt, success or "
@@ -255,6 +258,7 @@ def remote_closed_after_upgrade(detail: str, after_s: float, upgraded: bool) -> 
         "peer's @libp2p/webrtc; meanwhile dial the plain /p2p-circuit address to keep the relayed path.",
         confidence=Confidence.LIKELY,
         settle="the peer's @libp2p/webrtc version (its identify agent and package lock)",
+        data={"closed_by": subject, "after_upgrade_s": round(after_s, 3), "upgraded": upgraded},
     )
 
 

@@ -39,14 +39,15 @@ def reservation_refused(failed: ReservationFailed) -> Finding:
 
 
 def inbound_story(b: Builder, events: tuple[Event, ...], stop: StopConnectReceived,
-                  agents: dict[str, str | None]) -> None:
+                  agents: dict[str, str | None], relay_addrs: dict[str, str]) -> None:
     cid = stop.connection_id
     secured = first(events, CircuitSecured, connection_id=cid)
     reading = read_duration(stop.announced_duration_s, agents.get(stop.relay_peer_id))
     b.step(f"{cid}.stop", f"Inbound relayed connection {cid} from {stop.source_peer_id}", StepStatus.INFO,
            f"via relay {stop.relay_peer_id}; limit: {limit_text(reading, stop.announced_data_bytes)}", stop)
     if reading.suspect_unit:
-        b.find(F.limit_unit_suspect(stop.relay_peer_id, reading))
+        # named as the reservation named it, so the same relay's finding is not listed twice
+        b.find(F.limit_unit_suspect(relay_addrs.get(stop.relay_peer_id, stop.relay_peer_id), reading))
     if secured is None:
         failed = first(events, CircuitUpgradeFailed, connection_id=cid)
         if failed is not None:
@@ -67,10 +68,12 @@ def diagnose_listen(trace: Trace) -> Verdict:
     events = trace.events
     b = Builder()
     agents: dict[str, str | None] = {}
+    relay_addrs: dict[str, str] = {}
     accepted_any = False
     for started in all_of(events, RelayDialStarted):
         connected, agent = relay_path(b, events, started)
         agents[started.relay_peer_id] = agent
+        relay_addrs[started.relay_peer_id] = started.relay
         if not connected:
             continue
         accepted = all_of(events, ReservationAccepted, relay=started.relay)
@@ -94,7 +97,7 @@ def diagnose_listen(trace: Trace) -> Verdict:
 
     stops = all_of(events, StopConnectReceived)
     for stop in stops:
-        inbound_story(b, events, stop, agents)
+        inbound_story(b, events, stop, agents, relay_addrs)
     if accepted_any and not stops:
         b.step("inbound", "Inbound relayed connections", StepStatus.INFO, "none while listening")
     loops = reconnect_loops(events, agents)

@@ -139,3 +139,14 @@ def test_listen_counts_a_js_dialers_reconnect_loop(node22, netns, tmp_path):
     # `analyze` of the trace gives the same loop
     offline = diagnose(load(trace)).facts["reconnect_loops"]
     assert offline == doc["facts"]["reconnect_loops"]
+
+
+def test_listen_names_a_relay_once_and_the_dialer_as_the_one_who_hung_up():
+    """On listen, the relay's ms-unit Limit is one finding with one reading (the reservation and each
+    inbound circuit name the same relay), and the hang-up after a failed upgrade is the dialer's."""
+    doc = analyze("listen-js-loop-udp-blocked")
+    unit = [f for f in doc["findings"] if f["code"] == "relay-limit-unit"]
+    assert len(unit) == 1
+    assert sum(e.startswith("Limit.duration") for e in unit[0]["evidence"]) == 1
+    closed = next(f for f in doc["findings"] if f["code"] == "remote-closed-after-upgrade")
+    assert closed["data"]["closed_by"] == "dialer" and closed["data"]["upgraded"] is False
