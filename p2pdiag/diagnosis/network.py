@@ -564,7 +564,7 @@ def _turn_refused(v: _View, q: IceServerQueried, evidence: list[str]) -> Finding
                   "(--turn-user, --turn-credential, --turn URL) or on the server, then try again.")
     elif q.outcome is IceServerOutcome.NO_ANSWER:
         data["bound_s"] = q.bound_s
-        evidence.append(f"{q.server} gave no answer within {q.bound_s:g} s")
+        evidence.append(f"{q.server} gave no answer (given up after {q.duration_s:.1f} s; bound {q.bound_s:g} s)")
         if v.local_of(CandidateType.HOST) and v.started.stun_servers and not v.local_of(CandidateType.SRFLX):
             evidence.append("STUN got no answer either: UDP to the server looks blocked")
         confidence, settle = Confidence.LIKELY, "the TURN server's log (did the request arrive?), or ?transport=tcp"

@@ -193,7 +193,8 @@ async def _srflx(protocol: StunProtocol, server: StunServer, bound_s: float
         address = await loop.run_in_executor(None, socket.gethostbyname, server.host)
         request = aioice.stun.Message(message_method=aioice.stun.Method.BINDING,
                                       message_class=aioice.stun.Class.REQUEST)
-        response, _ = await protocol.request(request, (address, server.port))
+        response, _ = await protocol.request(request, (address, server.port),
+                                             retransmissions=_retransmits_spanning(bound_s))
         return response.attributes["XOR-MAPPED-ADDRESS"][:2]
 
     outcome, mapped, code, reason, error = await _bounded(ask(), bound_s)
@@ -213,6 +214,16 @@ async def _srflx(protocol: StunProtocol, server: StunServer, bound_s: float
         related_address=base.host,
         related_port=base.port,
     ), None
+
+
+def _retransmits_spanning(bound_s: float) -> int:
+    """Retransmits, on aioice's schedule (RETRY_RTO, doubling), that keep asking until `bound_s`:
+    the bound, not the process-wide check schedule, decides when a STUN server has not answered."""
+    n, waited = 0, aioice.stun.RETRY_RTO
+    while waited < bound_s and n < 16:
+        n += 1
+        waited += aioice.stun.RETRY_RTO * 2 ** n
+    return n
 
 
 async def _relay(connection: Connection, component: int, url: str, bound_s: float

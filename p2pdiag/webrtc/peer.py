@@ -392,7 +392,7 @@ class Session:
 
 def _stun_servers(urls: tuple[str, ...]) -> list[ice.StunServer]:
     out = []
-    for url in urls:
+    for url in dict.fromkeys(urls):  # a server given twice is asked once
         parsed = parse_stun_turn_uri(url)
         out.append(ice.StunServer(url, parsed["host"], parsed["port"]))
     return out

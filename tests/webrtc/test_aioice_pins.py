@@ -154,3 +154,60 @@ def test_a_repeated_data_channel_open_is_dropped_and_reported():
 
     asyncio.run(main())
     assert repeats == [(0, "")] and len(opened) == 1
+
+
+class _StunResponder(asyncio.DatagramProtocol):
+    """A real STUN server on loopback: answers each binding request with the sender's address."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        request = aioice.stun.parse_message(data)
+        response = aioice.stun.Message(message_method=aioice.stun.Method.BINDING,
+                                       message_class=aioice.stun.Class.RESPONSE,
+                                       transaction_id=request.transaction_id)
+        response.attributes["XOR-MAPPED-ADDRESS"] = addr[:2]
+        self.transport.sendto(bytes(response), addr)
+
+
+def test_bounded_gathering_asks_every_stun_server_and_stops_at_its_bound():
+    """`bound_gathering` replaces get_component_candidates and reads stun_server/turn_server (pinned)."""
+    queries: list[ice.ServerQuery] = []
+    ended: list[tuple[float, tuple]] = []
+    saved = aioice.stun.RETRY_RTO, aioice.stun.RETRY_MAX
+
+    async def main() -> list:
+        loop = asyncio.get_running_loop()
+        server, _ = await loop.create_datagram_endpoint(_StunResponder, local_addr=("127.0.0.1", 0))
+        silent, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+        port, silent_port = server.get_extra_info("sockname")[1], silent.get_extra_info("sockname")[1]
+        conn = Connection(ice_controlling=True, stun_server=("127.0.0.1", port), use_ipv6=False)
+        assert conn.stun_server == ("127.0.0.1", port) and conn.turn_server is None
+        servers = [ice.StunServer(f"stun:127.0.0.1:{port}", "127.0.0.1", port),
+                   ice.StunServer(f"stun:127.0.0.1:{silent_port}", "127.0.0.1", silent_port)]
+        ice.bound_gathering(conn, servers, None, 0.4, 1.0, queries.append, lambda d, q: ended.append((d, q)))
+        began = time.monotonic()
+        candidates = await conn.get_component_candidates(component=1, addresses=["127.0.0.1"])
+        took = time.monotonic() - began
+        assert conn.stun_server == ("127.0.0.1", port)  # put back after gathering
+        await conn.close()
+        server.close()
+        silent.close()
+        return candidates, took
+
+    try:
+        aioice.stun.RETRY_RTO, aioice.stun.RETRY_MAX = 0.1, 3  # as UpgradeTimeouts sets them: 1.5 s a check
+        candidates, took = asyncio.run(main())
+    finally:
+        aioice.stun.RETRY_RTO, aioice.stun.RETRY_MAX = saved
+    (host,) = [c for c in candidates if c.type == "host"]
+    (srflx,) = [c for c in candidates if c.type == "srflx"]
+    assert (srflx.host, srflx.port, srflx.related_port) == (host.host, host.port, host.port)
+    assert srflx.foundation != ice.candidate_foundation("srflx", "udp", host.host)  # per server, not aioice's
+    by_outcome = {q.outcome: q for q in queries}
+    assert set(by_outcome) == {"answered", "no_answer"}
+    assert by_outcome["answered"].mapped == (host.host, host.port)
+    assert 0.35 < by_outcome["no_answer"].duration_s < 0.9 and by_outcome["no_answer"].bound_s == 0.4
+    assert took < 0.9  # the bound ended gathering, not aioice's 5 s
+    assert len(ended) == 1 and len(ended[0][1]) == 2
