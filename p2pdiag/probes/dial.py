@@ -44,9 +44,12 @@ async def dial(opts: DialOptions, rec: Recorder, key_pair: Any = None) -> None:
         if opts.upgrade and len(stun) >= 2:
             # This network's NAT, probed beside the relay path: aioice asks only the first STUN
             # server, so its candidates alone cannot tell a symmetric mapping (diagnosis/network.py).
-            from p2pdiag.probes.nat import record_probe
+            from p2pdiag.probes.nat import TEST_TIMEOUT_S, record_probe
 
-            nursery.start_soon(record_probe, list(stun), rec)
+            # no longer than the upgrade waits for a STUN answer: in the lab (0.5 s) the probe
+            # then ends before the upgrade instead of holding the verdict for its filtering tests
+            bound = getattr(opts.upgrade_timeouts, "stun", TEST_TIMEOUT_S)
+            nursery.start_soon(record_probe, list(stun), rec, min(TEST_TIMEOUT_S, bound))
         await dial_relays(opts, rec, key_pair)
 
 
