@@ -24,7 +24,8 @@ class TurnServer:
 class IceConfig:
     """ICE servers are only those given: with none, aiortc would fall back to a public STUN server.
 
-    aioice uses only the first STUN and the first TURN server. `loopback` adds a 127.0.0.1 host
+    Every STUN server is asked from each host socket (`ice.bound_gathering`; aioice alone would ask
+    only the first); only the first TURN server is used. `loopback` adds a 127.0.0.1 host
     candidate, which aioice leaves out: without it a loopback-only network (or a peer bound to
     127.0.0.1, as the js reference peers are) has no pair to check.
     """
