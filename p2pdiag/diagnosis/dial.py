@@ -298,7 +298,7 @@ def _running_at(events: tuple[Event, ...], cid: str, t: float) -> tuple[str, str
     return "final-ping", None
 
 
-def _cut_as_cause(b: Builder, events: tuple[Event, ...], cut: LimitCut, upgrade_codes: set[str]) -> None:
+def cut_as_cause(b: Builder, events: tuple[Event, ...], cut: LimitCut, upgrade_codes: set[str]) -> None:
     """The relay's cut came while p2pdiag was still checking the peer: it is the verdict's cause, and
     what failed after it (handshake, identify, ping, the upgrade's signaling) failed because of it."""
     after = cut.at_t_s - CUT_CONSEQUENCE_SLACK_S
@@ -377,7 +377,7 @@ def diagnose_dial(trace: Trace) -> Verdict:
                 if cut is not None and limit_cut_seen is None:
                     closed = first(events, CircuitClosed, connection_id=cut.connection_id)
                     b.find(F.relay_cut(cut.cause, cut.detail, started.relay, closed.reason if closed else ""))
-                    _cut_as_cause(b, events, cut, set())
+                    cut_as_cause(b, events, cut, set())
                     limit_cut_seen = cut
             continue
         relay_used = started.relay
@@ -401,7 +401,7 @@ def diagnose_dial(trace: Trace) -> Verdict:
         limit_cut_seen = limit_cut(events, secured.connection_id, secured.t_s - secured.duration_s, reading,
                                    data_limit)
         if limit_cut_seen is not None and limit_cut_seen.before_checks_done:
-            _cut_as_cause(b, events, limit_cut_seen, upgrade_codes)
+            cut_as_cause(b, events, limit_cut_seen, upgrade_codes)
 
     if any(f.code == "webrtc-signaling-unsupported" for f in b.findings):
         # the upgrade's own finding says the same, from the negotiation itself

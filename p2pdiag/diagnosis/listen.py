@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from p2pdiag.diagnosis import findings as F
-from p2pdiag.diagnosis.dial import circuit_story, relay_path, upgrade_part
+from p2pdiag.diagnosis.dial import circuit_story, cut_as_cause, cut_title, limit_cut, relay_path, upgrade_part
 from p2pdiag.diagnosis.limits import read_duration
 from p2pdiag.diagnosis.model import Finding, Outcome, Severity, Step, StepStatus, Verdict
 from p2pdiag.diagnosis.query import all_of, first
 from p2pdiag.diagnosis.reconnect import reconnect_loop_finding, reconnect_loops
 from p2pdiag.diagnosis.steps import Builder, in_time_order, limit_text
 from p2pdiag.trace.events import (
+    CircuitClosed,
     CircuitSecured,
     CircuitUpgradeFailed,
     Event,
@@ -51,9 +54,17 @@ def inbound_story(b: Builder, events: tuple[Event, ...], stop: StopConnectReceiv
     if secured is None:
         failed = first(events, CircuitUpgradeFailed, connection_id=cid)
         if failed is not None:
+            # a relay with a small data limit cuts under the handshake: the cut is the cause
+            cut = limit_cut(events, cid, failed.t_s - failed.duration_s, reading, stop.announced_data_bytes or None)
             b.step(f"{cid}.secure", "Secure session with the dialer", StepStatus.FAILED,
-                   f"{failed.error_kind.value}: {failed.error}", failed, failed.duration_s)
+                   f"{failed.error_kind.value}: {failed.error}" + (f"; {cut_title(cut)}" if cut else ""),
+                   failed, failed.duration_s)
             b.find(F.circuit_handshake_failed(failed.relay, failed.error_kind, failed.error))
+            if cut is not None:
+                closed = first(events, CircuitClosed, connection_id=cid)
+                b.find(dataclasses.replace(F.relay_cut(cut.cause, cut.detail, failed.relay, closed.reason if closed else ""),
+                                           data=cut.as_fact()))
+                cut_as_cause(b, events, cut, set())
         return
     b.step(f"{cid}.secure", "Secure session with the dialer", StepStatus.OK,
            f"{secured.security or '?'}, {secured.muxer or '?'}", secured, secured.duration_s)

@@ -8,6 +8,9 @@ the announced limit; what failed after the cut is kept, as a warning. The lab ru
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
 from support import codes, run_p2pdiag, step
@@ -43,5 +46,20 @@ def test_a_small_data_limit_is_the_cause_whatever_step_it_cuts(py_relay, p2pdiag
     if during == "secure":
         assert step(doc, "circuit.secure")["status"] == "failed"
         assert "connection_id" not in doc["facts"]  # no relayed connection was ever made
+        # the listener saw the same cut under its side of the handshake: the same cause first
+        heard = listener_verdict(listener.extra["trace"])
+        assert heard["findings"][0]["code"] == "relay-cut-data", codes(heard)
+        assert heard["findings"][0]["data"]["during"] == "secure"
+        assert next(f for f in heard["findings"] if f["code"] == "circuit-handshake-failed")["severity"] == "warning"
     else:
         assert step(doc, f"{doc['facts']['connection_id']}.after")["status"] == "failed"
+
+
+def listener_verdict(trace: Path, wait_s: float = 10.0) -> dict:
+    """`p2pdiag analyze --json` of a running listener's trace, once it has recorded the failed handshake."""
+    deadline = time.monotonic() + wait_s
+    while '"circuit.upgrade_failed"' not in trace.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    result, doc = run_p2pdiag("analyze", str(trace), "--json")
+    assert result.returncode == 0, result.stderr
+    return doc
