@@ -8,75 +8,41 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from p2pdiag.lab.proc import LineChild
 
 ROOT = Path(__file__).resolve().parent.parent
 JS_DIR = ROOT / "interop" / "js"
 READY_TIMEOUT_S = 30.0
 
 
-class Proc:
+class Proc(LineChild):
     """A child process whose stdout lines are read in the background; stdin EOF or SIGTERM ends it."""
 
     def __init__(self, args: list[str], name: str, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.args = args
-        self.popen = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, env={**os.environ, **(env or {})}, cwd=ROOT)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.stdout: list[str] = []
+        super().__init__(subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True, env={**os.environ, **(env or {})}, cwd=ROOT))
         self.stderr: list[str] = []
-        threading.Thread(target=self._pump, args=(self.popen.stdout, self.stdout, True), daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.popen.stderr, self.stderr, False), daemon=True).start()
-
-    def _pump(self, stream, sink: list[str], enqueue: bool) -> None:
-        for line in stream:
-            sink.append(line)
-            if enqueue:
-                self.lines.put(line)
+        self.pump(self.popen.stderr, self.stderr)
 
     def wait_line(self, predicate, timeout: float = READY_TIMEOUT_S) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                line = self.lines.get(timeout=min(left, 0.2))
-            except queue.Empty:
-                if self.popen.poll() is not None and self.lines.empty():
-                    break
-                continue
-            if predicate(line):
-                return line
-        raise AssertionError(f"{self.name} gave no ready line in {timeout} s (exit {self.popen.poll()}); "
-                             f"stdout: {''.join(self.stdout)[-2000:]} stderr: {''.join(self.stderr)[-3000:]}")
+        line = self.next_line(predicate, timeout)
+        if line is None:
+            raise AssertionError(f"{self.name} gave no ready line in {timeout} s (exit {self.popen.poll()}); "
+                                 f"stdout: {''.join(self.stdout)[-2000:]} stderr: {''.join(self.stderr)[-3000:]}")
+        return line
 
     def signal(self, sig: int) -> None:
         self.popen.send_signal(sig)
 
     def wait(self, timeout: float) -> int:
         return self.popen.wait(timeout=timeout)
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=5)
-        for s in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
-            try:
-                s.close()
-            except Exception:
-                pass
 
 
 @dataclass

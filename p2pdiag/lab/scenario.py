@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
 import sys
-import threading
 import time
 import tomllib
 from collections.abc import Callable, Mapping
@@ -24,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from p2pdiag.lab.proc import LineChild
 from p2pdiag.lab.topology import Router, Topology
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -308,50 +307,27 @@ def judge(expect: Expectation, doc: dict[str, Any], events: list[dict[str, Any]]
 # --- running -----------------------------------------------------------------------------------
 
 
-class _Child:
+class _Child(LineChild):
     """A process in a lab host whose stdout lines are read in the background; stderr goes to a file."""
 
     def __init__(self, lab: Any, host: str, argv: list[str], name: str, log_path: Path) -> None:
         self.name = name
         self.log_path = log_path
         self._log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115  (closed in stop())
-        self.proc = lab.exec(host, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-                             text=True, cwd=ROOT)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.stdout: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.stdout.append(line)
-            self.lines.put(line)
+        super().__init__(lab.exec(host, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                                  text=True, cwd=ROOT))
+        self.proc = self.popen
 
     def wait_line(self, predicate: Callable[[str], bool], timeout: float = READY_TIMEOUT_S) -> str:
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=min(left, 0.2))
-            except queue.Empty:
-                if self.proc.poll() is not None and self.lines.empty():
-                    break
-                continue
-            if predicate(line):
-                return line
+        line = self.next_line(predicate, timeout)
+        if line is not None:
+            return line
         tail = self.log_path.read_text(errors="replace")[-1500:] if self.log_path.exists() else ""
         raise ScenarioError(f"{self.name} was not ready in {timeout:g} s (exit {self.proc.poll()}): "
                             f"{''.join(self.stdout)[-500:]!r} {tail!r}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdin:
-            self.proc.stdin.close()
+        super().stop()
         self._log.close()
 
 

@@ -1,0 +1,68 @@
+"""A child process whose output lines are read in the background, to wait on and to stop.
+
+The lab's scenario runner starts relays and listeners with it; tests/support.py's Proc (the tests'
+peers) is built on it too, so the two wait and stop the same way.
+"""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from typing import IO
+
+STOP_GRACE_S = 5.0  # after SIGTERM, before SIGKILL
+
+
+class LineChild:
+    """Owns `popen`; its stdout lines are kept in order (`stdout`) and queued for `next_line`."""
+
+    def __init__(self, popen: subprocess.Popen[str]) -> None:
+        self.popen = popen
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.stdout: list[str] = []
+        self.pump(popen.stdout, self.stdout, enqueue=True)
+
+    def pump(self, stream: IO[str] | None, sink: list[str], enqueue: bool = False) -> None:
+        """Read `stream` to its end in a daemon thread, appending each line to `sink`."""
+
+        def run() -> None:
+            assert stream is not None
+            for line in stream:
+                sink.append(line)
+                if enqueue:
+                    self.lines.put(line)
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def next_line(self, predicate: Callable[[str], bool], timeout: float) -> str | None:
+        """The next stdout line `predicate` accepts, or None when `timeout` passes or the process ended first."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=min(left, 0.2))
+            except queue.Empty:
+                if self.popen.poll() is not None and self.lines.empty():
+                    return None
+                continue
+            if predicate(line):
+                return line
+        return None
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after STOP_GRACE_S; close the pipes."""
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(STOP_GRACE_S)
+        for s in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
+            if s is not None:
+                try:
+                    s.close()
+                except OSError:
+                    pass
