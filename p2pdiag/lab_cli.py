@@ -55,7 +55,7 @@ def _usage(exc: Exception) -> UsageError:
 
 def _router_option(lan: str) -> Any:
     return typer.Option(None, f"--{lan}", metavar="KEY=VALUE,...", help=f"Router {lan}: e.g. "
-                        f"'nat=symmetric' or 'nat=cone,udp=blocked' (nat, filtering, udp, loss_percent, delay_ms).")
+                        f"'nat=symmetric' or 'nat=cone,udp=blocked' (nat, filtering, udp, loss_percent, delay_ms, jitter_ms).")
 
 
 def _parse_router(text: str | None, lan: str) -> Any:
@@ -106,10 +106,18 @@ def up(
     print(f"lab {lab.lab_id} is up (router a: {_router_text(topology.a)}; router b: {_router_text(topology.b)})")
     for host, hs in status.hosts.items():
         print(f"  {host:9} {', '.join(hs.addresses)}   ip netns exec {hs.namespace} ...")
+    for lan, line in status.delay_lines.items():
+        print(f"  delay line on LAN {lan}'s link: {_delay_text(line)}")
     print(f"  STUN {lab.stun_url}   TURN {lab.turn_url} (user {lab.turn_username}, "
           f"credential {lab.turn_password})")
     print(f"remove it with: p2pdiag lab down {lab.lab_id}")
     return int(ExitCode.OK)
+
+
+def _delay_text(line: dict[str, Any]) -> str:
+    state = f"running (pid {', '.join(map(str, line['pids']))})" if line["running"] else "NOT RUNNING"
+    jitter = f" ± {line['jitter_ms']:g}" if line["jitter_ms"] else ""
+    return f"{line['delay_ms']:g}{jitter} ms each way, {state}, in {line['namespace']}"
 
 
 def _router_text(router: Any) -> str:
@@ -194,6 +202,8 @@ def status(
         if st:
             for lan, router in st["routers"].items():
                 print(f"  router {lan}: {', '.join(f'{k}={v}' for k, v in router.items())}")
+            for lan, line in st.get("delay_lines", {}).items():
+                print(f"  delay line {lan}: {_delay_text(line)}")
     leftovers = [e["lab_id"] for e in labs if e["leftover"]]
     if leftovers:
         print("remove leftovers with: p2pdiag lab down --all")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Debian packages the fault lab (p2pdiag/lab, tests/lab, `p2pdiag lab`) needs:
-#   iproute2      ip netns, veth, bridge, tc netem
+#   iproute2      ip netns, veth, bridge
 #   nftables      the routers' NAT and firewall rules
 #   conntrack     `conntrack -F` after a router's rules change
 #   coturn        the lab's STUN/TURN server (turnserver) and turnutils_natdiscovery

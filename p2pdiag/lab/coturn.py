@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from p2pdiag.lab import procs
 from p2pdiag.lab.topology import Topology
 
 TURNSERVER = "turnserver"
@@ -109,17 +110,7 @@ class Coturn:
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        procs.stop(proc, timeout_s)
 
     def log_tail(self, chars: int = 1500) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no log)"
+        return procs.log_tail(self.log_path, chars, missing="(no log)")

@@ -1,4 +1,4 @@
-"""A topology as the list of ``ip``/``sysctl``/``nft``/``tc`` commands that build it. No I/O here.
+"""A topology as the list of ``ip``/``sysctl``/``nft`` commands that build it. No I/O here.
 
 runner.py runs these lists; tests/unit/test_lab_commands.py reads them without root.
 
@@ -8,9 +8,14 @@ Layout (every name below lives inside a namespace the lab made; the host namespa
     ns <prefix>relay    eth0  203.0.113.10
     ns <prefix>stun     eth0  203.0.113.3 and 203.0.113.4 (RFC 5780 needs two addresses),
                         default dev inet0 (a link to nowhere: see UPSTREAM_IF)
-    ns <prefix>router-a wan0  203.0.113.1    lan0 198.18.1.1   nft table ip lab, (tc netem)
+    ns <prefix>router-a wan0  203.0.113.1    lan0 198.18.1.1   nft table ip lab
     ns <prefix>a        eth0  198.18.1.10, default via 198.18.1.1
     (and the same for b)
+
+A router with ``delay_ms`` has a third namespace on its LAN link, ``<prefix>delay-a``, with no
+address: eth0 of ``a`` is then paired with its ``tohost`` and lan0 of ``router-a`` with its
+``torouter``, and delayline.py forwards frames between the two (runner.py starts it). Without delay
+the LAN link is one veth, as it always was.
 
 Each veth pair is created with both ends already in their namespaces (``ip -n NS link add ...
 peer name ... netns OTHER``), so no interface ever appears in the host namespace, and two labs
@@ -54,6 +59,9 @@ BRIDGE = "br0"
 # (sendto gives EINVAL); ARP is off so nothing waits for a neighbour that never answers.
 UPSTREAM_IF = "inet0"
 UPSTREAM_PEER_IF = "inet1"
+# the delay namespace's two sides (delayline.py forwards between them)
+DELAY_HOST_IF = "tohost"
+DELAY_ROUTER_IF = "torouter"
 NFT_TABLE = "lab"
 # how long an address-dependent filter remembers a destination the LAN host sent to
 ADDRESS_FILTER_TIMEOUT_S = 120
@@ -83,8 +91,20 @@ def host_names() -> list[str]:
     return names
 
 
-def namespaces(lab_id: str) -> list[str]:
-    return [namespace(lab_id, SWITCH)] + [namespace(lab_id, h) for h in host_names()]
+def delay_name(lan: str) -> str:
+    """The delay namespace's name part on LAN ``lan``'s link (not a host: it has no address)."""
+    return f"delay-{lan}"
+
+
+def namespaces(lab_id: str, topology: Topology | None = None) -> list[str]:
+    """A lab's namespaces; with no topology, every one a lab can have (the delay ones too)."""
+    delayed = [lan for lan in LAN_NAMES if topology is None or has_delay(topology.router(lan))]
+    return ([namespace(lab_id, SWITCH)] + [namespace(lab_id, h) for h in host_names()]
+            + [namespace(lab_id, delay_name(lan)) for lan in delayed])
+
+
+def has_delay(router: Router) -> bool:
+    return router.impairment.delay_ms > 0
 
 
 def parse_namespace(name: str) -> tuple[str, str] | None:
@@ -110,22 +130,28 @@ def _address(ns: str, ifname: str, cidr: str) -> list[Command]:
             _ip(ns, "link", "set", ifname, "up", why=f"bring {ifname} up")]
 
 
+def _namespace_settings(host: str, ns: str) -> list[Command]:
+    # New namespaces copy some IPv4 settings from the host (rp_filter among them); set what
+    # matters explicitly. IPv6 stays off on the lab's links so every candidate is IPv4 and
+    # no link waits for duplicate address detection; lo keeps ::1. (A delay namespace sends
+    # nothing of its own: no IPv6 means no router solicitations either.)
+    settings = {"net.ipv6.conf.default.disable_ipv6": "1",
+                "net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0"}
+    if host.startswith("router-"):
+        settings["net.ipv4.ip_forward"] = "1"
+    return [_sysctl(ns, settings, why=f"sysctls of {host}"),
+            _ip(ns, "link", "set", "lo", "up", why=f"bring lo up in {host}")]
+
+
 def up_commands(topology: Topology, lab_id: str) -> list[Command]:
     """Everything that builds the lab's network, in order. Starting coturn is coturn.py's job."""
     t = topology
     ns = {h: namespace(lab_id, h) for h in [SWITCH, *host_names()]}
-    cmds = [Command(("ip", "netns", "add", n), f"create namespace {n}") for n in ns.values()]
+    delays = {delay_name(lan): namespace(lab_id, delay_name(lan)) for lan in LAN_NAMES if has_delay(t.router(lan))}
+    cmds = [Command(("ip", "netns", "add", n), f"create namespace {n}") for n in [*ns.values(), *delays.values()]]
 
-    for host, n in ns.items():
-        # New namespaces copy some IPv4 settings from the host (rp_filter among them); set what
-        # matters explicitly. IPv6 stays off on the lab's links so every candidate is IPv4 and
-        # no link waits for duplicate address detection; lo keeps ::1.
-        settings = {"net.ipv6.conf.default.disable_ipv6": "1",
-                    "net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0"}
-        if host.startswith("router-"):
-            settings["net.ipv4.ip_forward"] = "1"
-        cmds.append(_sysctl(n, settings, why=f"sysctls of {host}"))
-        cmds.append(_ip(n, "link", "set", "lo", "up", why="bring lo up"))
+    for host, n in {**ns, **delays}.items():
+        cmds += _namespace_settings(host, n)
 
     sw = ns[SWITCH]
     cmds += [_ip(sw, "link", "add", BRIDGE, "type", "bridge", why="public network bridge"),
@@ -154,14 +180,7 @@ def up_commands(topology: Topology, lab_id: str) -> list[Command]:
                  why="default route of the STUN/TURN host: packets to addresses off the lab are lost, not refused")]
 
     for lan in LAN_NAMES:
-        r, h = ns[router_name(lan)], ns[lan]
-        plen = t.lan_subnet(lan).prefixlen
-        cmds.append(_ip(r, "link", "add", LAN_IF, "type", "veth", "peer", "name", HOST_IF, "netns", h,
-                        why=f"veth from router-{lan} to host {lan}"))
-        cmds += _address(r, LAN_IF, f"{t.router_lan_ip(lan)}/{plen}")
-        cmds += _address(h, HOST_IF, f"{t.host_ip(lan)}/{plen}")
-        cmds.append(_ip(h, "route", "add", "default", "via", t.router_lan_ip(lan),
-                        why=f"default route of host {lan}"))
+        cmds += lan_link_commands(t, lab_id, lan)
 
     # A LAN without NAT is reachable by its own addresses: every other public-side host routes it.
     for lan in LAN_NAMES:
@@ -176,37 +195,77 @@ def up_commands(topology: Topology, lab_id: str) -> list[Command]:
     return cmds
 
 
-def router_commands(topology: Topology, lab_id: str, lan: str, fresh: bool = False) -> list[Command]:
-    """(Re)apply one router's rules and impairment, then forget old mappings.
+def lan_link_commands(topology: Topology, lab_id: str, lan: str) -> list[Command]:
+    """LAN ``lan``'s link from its router to its host, with addresses and the host's default route.
 
-    ``fresh`` is for a router just built: no old qdisc to remove, no conntrack entries yet.
+    Without delay one veth. With delay two, through the delay namespace (which must exist; see
+    delay_namespace_commands): the delay line forwards between them, so nothing in that namespace
+    has an address, and router and host see each other as neighbours on one Ethernet.
+    """
+    t = topology
+    r, h = namespace(lab_id, router_name(lan)), namespace(lab_id, lan)
+    plen = t.lan_subnet(lan).prefixlen
+    if not has_delay(t.router(lan)):
+        cmds = [_ip(r, "link", "add", LAN_IF, "type", "veth", "peer", "name", HOST_IF, "netns", h,
+                    why=f"veth from router-{lan} to host {lan}")]
+    else:
+        d = namespace(lab_id, delay_name(lan))
+        cmds = [_ip(r, "link", "add", LAN_IF, "type", "veth", "peer", "name", DELAY_ROUTER_IF, "netns", d,
+                    why=f"veth from router-{lan} to its delay line"),
+                _ip(d, "link", "add", DELAY_HOST_IF, "type", "veth", "peer", "name", HOST_IF, "netns", h,
+                    why=f"veth from the delay line to host {lan}")]
+        for ifname in (DELAY_ROUTER_IF, DELAY_HOST_IF):
+            cmds.append(_ip(d, "link", "set", ifname, "promisc", "on", "up",
+                            why=f"bring the delay line's {ifname} up, promiscuous"))
+    cmds += _address(r, LAN_IF, f"{t.router_lan_ip(lan)}/{plen}")
+    cmds += _address(h, HOST_IF, f"{t.host_ip(lan)}/{plen}")
+    cmds.append(_ip(h, "route", "add", "default", "via", t.router_lan_ip(lan),
+                    why=f"default route of host {lan}"))
+    return cmds
+
+
+def delay_namespace_commands(lab_id: str, lan: str) -> list[Command]:
+    """Create LAN ``lan``'s delay namespace in a lab that is up (before lan_link_commands)."""
+    d = namespace(lab_id, delay_name(lan))
+    return [Command(("ip", "netns", "add", d), f"create namespace {d}"),
+            *_namespace_settings(delay_name(lan), d)]
+
+
+def relink_commands(topology: Topology, lab_id: str, lan: str, had_delay: bool) -> list[Command]:
+    """Rebuild LAN ``lan``'s link after its router gained (``had_delay`` False) or lost its delay.
+
+    Links are deleted one by one, because a deleted namespace's interfaces go away only later (the
+    kernel cleans a namespace up asynchronously) and the new lan0 would clash with the old. Deleting
+    one end of a veth deletes the other. The delay line must be stopped first (runner.py). The
+    host's sockets stay open; its address and default route are added again.
+    """
+    r = namespace(lab_id, router_name(lan))
+    if had_delay:
+        d = namespace(lab_id, delay_name(lan))
+        cmds = [_ip(d, "link", "del", DELAY_HOST_IF, why=f"remove the delay line's link to host {lan}"),
+                _ip(d, "link", "del", DELAY_ROUTER_IF, why=f"remove the delay line's link to router-{lan}"),
+                Command(("ip", "netns", "del", d), f"delete namespace {d}")]
+    else:
+        cmds = [_ip(r, "link", "del", LAN_IF, why=f"remove router-{lan}'s LAN link")]
+    if has_delay(topology.router(lan)):
+        cmds += delay_namespace_commands(lab_id, lan)
+    return cmds + lan_link_commands(topology, lab_id, lan)
+
+
+def router_commands(topology: Topology, lab_id: str, lan: str, fresh: bool = False) -> list[Command]:
+    """(Re)apply one router's rules, then forget old mappings.
+
+    ``fresh`` is for a router just built: no conntrack entries yet. Delay is not a rule here: it
+    is the delay line on the LAN link (lan_link_commands, delayline.py).
     """
     router = topology.router(lan)
     r = namespace(lab_id, router_name(lan))
     cmds = [_in_ns(r, "nft", "-f", "-", why=f"nftables rules of router-{lan}",
                    input=ruleset(router, host_ip=topology.host_ip(lan), stun_port=topology.stun_port))]
-    for ifname in (WAN_IF, LAN_IF):
-        cmds += netem_commands(r, ifname, router, fresh)
     if not fresh:
         # mappings outlive the rules that made them (FACTS.md): drop them with the rules
         cmds.append(_in_ns(r, "conntrack", "-F", why=f"flush router-{lan}'s conntrack table"))
     return cmds
-
-
-def netem_commands(ns: str, ifname: str, router: Router, fresh: bool) -> list[Command]:
-    """Delay (and jitter) with tc netem; loss is an nftables rule (see ruleset) so it works on
-    kernels built without netem, like this project's machines."""
-    imp = router.impairment
-    if not imp.delay_ms:
-        if fresh:
-            return []
-        # deleting the root qdisc restores the default; there may be none to delete
-        return [_in_ns(ns, "sh", "-c", f"tc qdisc del dev {ifname} root 2>/dev/null || true",
-                       why=f"remove netem from {ifname}")]
-    args = ["tc", "qdisc", "replace", "dev", ifname, "root", "netem", "delay", f"{imp.delay_ms:g}ms"]
-    if imp.jitter_ms:
-        args.append(f"{imp.jitter_ms:g}ms")
-    return [_in_ns(ns, *args, why=f"add {imp.delay_ms:g} ms delay (netem) on {ifname}")]
 
 
 def ruleset(router: Router, host_ip: str, stun_port: int) -> str:
@@ -279,7 +338,8 @@ def ruleset(router: Router, host_ip: str, stun_port: int) -> str:
 
 
 def down_commands(lab_id: str) -> list[Command]:
-    """Delete the lab's namespaces; their veths and bridge go with them.
+    """Delete every namespace a lab can have (runner.py skips those not there); veths and the
+    bridge go with them. Delay namespaces first, the public bridge last.
 
     Processes still inside a namespace keep it alive: runner.py ends them first (``ip netns pids``).
     """

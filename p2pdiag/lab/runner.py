@@ -4,6 +4,10 @@ Every namespace of a lab is named ``p2pdiag-<8 hex lab id>-<host>``; a state dir
 ``/run/p2pdiag/labs/<lab id>/`` holds its topology, owner and coturn's config and log. That is
 enough to find and remove leftovers from a crash, and to leave alone a lab that another live
 process (a parallel test run) owns. Nothing is ever created in the host's own namespace.
+
+A router with delay gets a delay line (delayline.py) in its LAN's delay namespace: the lab starts it
+in ``up()`` (or ``set_router()``), waits until it forwards, and stops it in ``down()``; teardown
+also kills whatever is left in any of the lab's namespaces, so a crashed owner leaves none behind.
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ from typing import Any, Self
 
 from p2pdiag.lab import netns
 from p2pdiag.lab.coturn import Coturn
+from p2pdiag.lab.delayline import DelayLine, DelayLineError
 from p2pdiag.lab.netns import Command
 from p2pdiag.lab.topology import LAN_NAMES, STUN, Router, Topology
 
 STATE_ROOT = Path("/run/p2pdiag/labs")
-COMMAND_TIMEOUT_S = 20.0  # one ip/nft/tc/sysctl call; they take milliseconds
+COMMAND_TIMEOUT_S = 20.0  # one ip/nft/sysctl call; they take milliseconds
 KILL_GRACE_S = 1.0  # between SIGTERM and SIGKILL for processes left in a lab's namespaces
 
 
@@ -59,7 +64,7 @@ def require_root() -> None:
 
 
 def require_tools() -> None:
-    missing = [exe for exe in ("ip", "nft", "conntrack", "tc", "sysctl", "turnserver") if not shutil.which(exe)]
+    missing = [exe for exe in ("ip", "nft", "conntrack", "sysctl", "turnserver") if not shutil.which(exe)]
     if missing:
         raise LabError(f"the lab needs {', '.join(missing)}: run scripts/setup-lab.sh (as root)")
 
@@ -80,13 +85,7 @@ def run_command(command: Command, check: bool = True) -> subprocess.CompletedPro
 
 def run_commands(commands: Sequence[Command]) -> None:
     for command in commands:
-        try:
-            run_command(command)
-        except LabCommandError as e:
-            if "netem" in command.argv and "qdisc kind is unknown" in e.stderr:
-                raise LabError("lab: this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM), so a router "
-                               "cannot add delay; loss works without it") from e
-            raise
+        run_command(command)
 
 
 def existing_namespaces() -> list[str]:
@@ -138,10 +137,15 @@ def _process_start_time(pid: int) -> str | None:
     return stat[stat.rindex(")") + 2:].split()[19]
 
 
+def namespace_pids(namespace: str) -> list[int]:
+    out = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False,
+                         timeout=COMMAND_TIMEOUT_S)
+    return [int(p) for p in out.stdout.split() if p.isdigit()]
+
+
 def _kill_namespace_processes(namespace: str) -> None:
     def pids() -> list[int]:
-        out = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False)
-        return [int(p) for p in out.stdout.split() if p.isdigit()]
+        return namespace_pids(namespace)
 
     for sig in (signal.SIGTERM, signal.SIGKILL):
         left = pids()
@@ -202,13 +206,15 @@ class LabStatus:
     turn_url: str
     hosts: dict[str, HostStatus] = field(default_factory=dict)
     routers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # per LAN whose router has delay: namespace, pids of the delay line, running, delay_ms, jitter_ms
+    delay_lines: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"lab_id": self.lab_id, "up": self.up, "coturn_running": self.coturn_running,
                 "stun_url": self.stun_url, "turn_url": self.turn_url,
                 "hosts": {h: {"namespace": s.namespace, "present": s.present, "addresses": list(s.addresses)}
                           for h, s in self.hosts.items()},
-                "routers": self.routers}
+                "routers": self.routers, "delay_lines": self.delay_lines}
 
 
 _live_labs: weakref.WeakSet[Lab] = weakref.WeakSet()
@@ -240,6 +246,7 @@ class Lab:
         self.up_s: float | None = None
         self.down_s: float | None = None
         self._processes: list[subprocess.Popen[Any]] = []
+        self._delay_lines: dict[str, DelayLine] = {}
         self._built = False
 
     # --- life cycle ---
@@ -261,6 +268,8 @@ class Lab:
         try:
             self._create_state_dir()
             run_commands(netns.up_commands(self.topology, self.lab_id))
+            for lan in LAN_NAMES:
+                self._start_delay_line(lan)
             self.coturn.start()
         except BaseException:
             self.down()
@@ -278,6 +287,9 @@ class Lab:
                 if proc.poll() is None:
                     proc.terminate()
             self.coturn.stop()
+            for line in self._delay_lines.values():
+                line.stop()
+            self._delay_lines.clear()
             for proc in self._processes:
                 try:
                     proc.wait(KILL_GRACE_S)
@@ -298,6 +310,9 @@ class Lab:
         self._write_state()
         _live_labs.discard(self)
         self.coturn.process = None  # in its own session already; forget it, don't stop it
+        for line in self._delay_lines.values():
+            line.process = None  # the same
+        self._delay_lines.clear()
         self._processes.clear()
 
     @classmethod
@@ -405,8 +420,40 @@ class Lab:
             raise LabError("changing a router to or from nat='none' changes routes: build a new lab")
         self.topology = self.topology.with_router(lan, router)
         self.coturn.topology = self.topology
-        run_commands(netns.router_commands(self.topology, self.lab_id, lan))
         self._write_state()
+        if old.impairment != router.impairment and (netns.has_delay(old) or netns.has_delay(router)):
+            self._stop_delay_line(lan)
+            if netns.has_delay(old) != netns.has_delay(router):
+                # the LAN link gains or loses its middle namespace: rebuild it (a few ms without link)
+                run_commands(netns.relink_commands(self.topology, self.lab_id, lan, had_delay=netns.has_delay(old)))
+            self._start_delay_line(lan)
+        run_commands(netns.router_commands(self.topology, self.lab_id, lan))
+
+    # --- delay lines ---
+
+    def _delay_line(self, lan: str) -> DelayLine:
+        imp = self.topology.router(lan).impairment
+        return DelayLine(netns.namespace(self.lab_id, netns.delay_name(lan)),
+                         (netns.DELAY_HOST_IF, netns.DELAY_ROUTER_IF), imp.delay_ms, imp.jitter_ms,
+                         self.state_dir / f"{netns.delay_name(lan)}.log")
+
+    def _start_delay_line(self, lan: str) -> None:
+        """Start LAN ``lan``'s delay line if its router has delay; LabError if it does not forward."""
+        if not netns.has_delay(self.topology.router(lan)):
+            return
+        line = self._delay_line(lan)
+        self._delay_lines[lan] = line
+        try:
+            line.start()
+        except DelayLineError as e:
+            raise LabError(f"lab: router-{lan}'s delay line did not start: {e}") from e
+
+    def _stop_delay_line(self, lan: str) -> None:
+        line = self._delay_lines.pop(lan, None)
+        if line is not None:
+            line.stop()
+        # one started by another process (an attached lab) is found by its namespace
+        _kill_namespace_processes(netns.namespace(self.lab_id, netns.delay_name(lan)))
 
     # --- STUN/TURN ---
 
@@ -448,7 +495,17 @@ class Lab:
                               if f[1] != "lo")
             hosts[host] = HostStatus(ns, ns in present, addrs)
         coturn_up = bool(self.coturn.udp_sockets()) if netns.namespace(self.lab_id, STUN) in present else False
-        return LabStatus(self.lab_id, up=all(h.present for h in hosts.values()) and netns.namespace(
-            self.lab_id, netns.SWITCH) in present, coturn_running=coturn_up, stun_url=self.stun_url,
-            turn_url=self.turn_url, hosts=hosts,
-            routers={lan: self.topology.router(lan).to_dict() for lan in LAN_NAMES})
+        delay_lines = {}
+        for lan in LAN_NAMES:
+            imp = self.topology.router(lan).impairment
+            if netns.has_delay(self.topology.router(lan)):
+                ns = netns.namespace(self.lab_id, netns.delay_name(lan))
+                pids = namespace_pids(ns) if ns in present else []
+                delay_lines[lan] = {"namespace": ns, "present": ns in present, "pids": pids,
+                                    "running": bool(pids), "delay_ms": imp.delay_ms, "jitter_ms": imp.jitter_ms}
+        up = (all(h.present for h in hosts.values()) and netns.namespace(self.lab_id, netns.SWITCH) in present
+              and all(d["running"] for d in delay_lines.values()))
+        return LabStatus(self.lab_id, up=up, coturn_running=coturn_up, stun_url=self.stun_url,
+                         turn_url=self.turn_url, hosts=hosts,
+                         routers={lan: self.topology.router(lan).to_dict() for lan in LAN_NAMES},
+                         delay_lines=delay_lines)

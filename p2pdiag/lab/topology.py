@@ -59,9 +59,9 @@ DEFAULT_FILTERING = {
 class Impairment:
     """A router's bad links: each direction through the router gets it once.
 
-    A round trip from the LAN host to the public network gets ``2 * delay_ms`` more (tc netem on
-    both router links; needs a kernel with netem), and each packet through the router is dropped
-    with ``loss_percent`` (an nftables rule, in steps of 0.1 %, works on any kernel).
+    A round trip from the LAN host to the public network gets ``2 * delay_ms`` more, each way
+    ± ``jitter_ms`` (a delay line on the LAN link, delayline.py: no netem needed), and each packet
+    through the router is dropped with ``loss_percent`` (an nftables rule, in steps of 0.1 %).
     """
 
     delay_ms: float = 0.0

@@ -44,13 +44,18 @@ def test_every_command_targets_a_namespace_of_this_lab():
             assert argv[argv.index("netns", argv.index("peer")) + 1].startswith(PREFIX), argv
 
 
-def test_namespaces_come_first_and_go_last():
-    cmds = argvs(Topology())
+@pytest.mark.parametrize("topo", [Topology(), Topology(b=Router(impairment=Impairment(delay_ms=5)))])
+def test_namespaces_come_first_and_go_last(topo):
+    cmds = argvs(topo)
     adds = [a for a in cmds if a[:3] == ("ip", "netns", "add")]
     assert cmds[:len(adds)] == adds
-    assert sorted(a[3] for a in adds) == sorted(netns.namespaces(LAB_ID))
+    assert sorted(a[3] for a in adds) == sorted(netns.namespaces(LAB_ID, topo))
+    assert len(adds) == 7 + (topo.b.impairment.delay_ms > 0)  # a delay namespace only for delay
+    # teardown tries every namespace a lab can have: delay ones first, the bridge's last
     downs = [c.argv[3] for c in netns.down_commands(LAB_ID)]
     assert sorted(downs) == sorted(netns.namespaces(LAB_ID))
+    assert set(netns.namespaces(LAB_ID, topo)) <= set(downs)
+    assert downs[0].endswith("-delay-b") and downs[-1].endswith("-net")
 
 
 def test_routers_forward_and_do_not_filter_reverse_paths():
@@ -149,28 +154,59 @@ def test_udp_policy_rules(udp, wanted, unwanted):
         assert text not in rules
 
 
-def test_delay_is_netem_on_both_router_links_and_loss_is_an_nft_rule():
+def test_delay_is_a_delay_namespace_on_the_lan_link_and_loss_is_an_nft_rule():
     topo = Topology(b=Router(impairment=Impairment(delay_ms=20, jitter_ms=5, loss_percent=1.5)))
-    netem = [a for a in argvs(topo) if "netem" in a]
-    assert [a[3] for a in netem] == [PREFIX + "router-b"] * 2
-    assert {a[a.index("dev") + 1] for a in netem} == {"wan0", "lan0"}
-    assert netem[0][-4:] == ("netem", "delay", "20ms", "5ms")
+    cmds = argvs(topo)
+    assert not [a for a in cmds if "tc" in a or "netem" in a]
+    links = [a for a in cmds if a[3:5] == ("link", "add") and "veth" in a]
+    delay_b = PREFIX + "delay-b"
+    # router-b lan0 <-> delay-b torouter, delay-b tohost <-> b eth0; router-a's LAN stays one veth
+    assert (PREFIX + "router-b", "lan0", "torouter", delay_b) in [(a[2], a[5], a[a.index("peer") + 2], a[-1])
+                                                                  for a in links]
+    assert (delay_b, "tohost", "eth0", PREFIX + "b") in [(a[2], a[5], a[a.index("peer") + 2], a[-1]) for a in links]
+    assert (PREFIX + "router-a", "lan0", "eth0", PREFIX + "a") in [(a[2], a[5], a[a.index("peer") + 2], a[-1])
+                                                                   for a in links]
+    # the delay namespace gets no address and no route: it is a wire
+    assert not [a for a in cmds if a[:3] == ("ip", "-n", delay_b) and ("addr" in a or "route" in a)]
+    assert [a[-2:] for a in cmds if a[:3] == ("ip", "-n", delay_b) and "promisc" in a] == [("on", "up")] * 2
     rules = nft_input(topo, "b")
     assert "    numgen random mod 1000 <= 14 drop\n" in rules
     assert rules.index("numgen") < rules.index("ct state established,related accept")
     assert "numgen" not in nft_input(topo, "a")
     lossy = Topology(a=Router(impairment=Impairment(loss_percent=100)))
-    assert not [a for a in argvs(lossy) if "netem" in a]
+    assert not [a for a in argvs(lossy) if a[2].endswith("-delay-a")]
     assert "numgen random mod 1000 <= 999 drop" in nft_input(lossy, "a")
 
 
-def test_reconfiguring_a_router_flushes_conntrack_and_clears_netem():
+def test_reconfiguring_a_router_flushes_conntrack():
     topo = Topology()
     cmds = netns.router_commands(topo, LAB_ID, "a")
     assert cmds[-1].argv == ("ip", "netns", "exec", PREFIX + "router-a", "conntrack", "-F")
-    assert any("tc qdisc del dev wan0 root" in " ".join(c.argv) for c in cmds)
     fresh = netns.router_commands(topo, LAB_ID, "a", fresh=True)
-    assert not any("conntrack" in c.argv or "tc qdisc del" in " ".join(c.argv) for c in fresh)
+    assert not any("conntrack" in c.argv for c in fresh)
+
+
+def test_relinking_inserts_or_removes_the_delay_namespace_link_by_link():
+    delayed = Topology(a=Router(impairment=Impairment(delay_ms=40)))
+    adding = [c.argv for c in netns.relink_commands(delayed, LAB_ID, "a", had_delay=False)]
+    assert adding[0] == ("ip", "-n", PREFIX + "router-a", "link", "del", "lan0")  # takes a's eth0 with it
+    assert ("ip", "netns", "add", PREFIX + "delay-a") in adding
+    assert adding[-1][-3:] == ("default", "via", "198.18.1.1")  # host a's route comes back
+    removing = [c.argv for c in netns.relink_commands(Topology(), LAB_ID, "a", had_delay=True)]
+    # each veth deleted before its namespace: a deleted namespace's links go away only later
+    assert removing[:3] == [("ip", "-n", PREFIX + "delay-a", "link", "del", "tohost"),
+                            ("ip", "-n", PREFIX + "delay-a", "link", "del", "torouter"),
+                            ("ip", "netns", "del", PREFIX + "delay-a")]
+    assert not [a for a in removing[3:] if PREFIX + "delay-a" in a]
+
+
+def test_delay_line_argv_runs_in_its_namespace():
+    from p2pdiag.lab.delayline import DelayLine
+    line = DelayLine(PREFIX + "delay-a", ("tohost", "torouter"), 40, 2.5, Path("/tmp/x.log"))
+    argv = line.argv()
+    assert argv[:4] == ["ip", "netns", "exec", PREFIX + "delay-a"]
+    assert argv[5].endswith("p2pdiag/lab/delayline.py")
+    assert argv[6:] == ["tohost", "torouter", "--delay-ms", "40", "--jitter-ms", "2.5"]
 
 
 def test_namespace_names():
