@@ -44,6 +44,20 @@ def test_cone_cone_with_stun_upgrades_through_srflx(make_lab, tmp_path):
     assert fallback(result) == "held"
 
 
+def test_cone_cone_with_100_ms_on_the_dialers_router_still_upgrades(make_lab, tmp_path):
+    result, lab = run_with_lab(make_lab, tmp_path, "cone-cone-stun-latency")
+    assert lab.topology.a.impairment.delay_ms == 100 and lab.status().delay_lines["a"]["running"]
+    assert result.doc["outcome"] == "upgraded"
+    assert "srflx" in local_candidate_types(result.events())
+    assert "webrtc-ice-failed" not in result.codes
+    assert fallback(result) == "held"
+    # the delay is really there: the dialer's offer and the listener's answer cross LAN a's link
+    events = result.events()
+    offer = next(e["t_s"] for e in events if e["type"] == "webrtc.description_signaled" and e["sent"])
+    answer = next(e["t_s"] for e in events if e["type"] == "webrtc.description_signaled" and not e["sent"])
+    assert answer - offer >= 0.2
+
+
 def test_udp_blocked_on_the_dialer_keeps_the_relayed_connection(make_lab, tmp_path):
     result = run(make_lab, tmp_path, "udp-blocked-a-stun")
     assert result.doc["outcome"] == "relayed_only"
