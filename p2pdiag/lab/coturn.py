@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from p2pdiag.lab import procs
+from p2pdiag.lab import proc as procs
 from p2pdiag.lab.topology import Topology
 
 TURNSERVER = "turnserver"

@@ -190,16 +190,16 @@ class DelayLine:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    # procs is imported here, not at the top: run as a script this file stands alone
+    # p2pdiag.lab.proc is imported here, not at the top: run as a script this file stands alone
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        from p2pdiag.lab import procs
+        from p2pdiag.lab import proc as procs
 
         proc, self.process = self.process, None
         procs.stop(proc, timeout_s)
 
     def log_tail(self, chars: int = 600) -> str:
-        from p2pdiag.lab import procs
+        from p2pdiag.lab import proc as procs
 
         return procs.log_tail(self.log_path, chars)
 

@@ -1,7 +1,7 @@
-"""A child process whose output lines are read in the background, to wait on and to stop.
+"""The lab's child processes: stopping them, reading their logs, and waiting on their output lines.
 
-The lab's scenario runner starts relays and listeners with it; tests/support.py's Proc (the tests'
-peers) is built on it too, so the two wait and stop the same way.
+coturn and the delay lines use `stop` and `log_tail`; the scenario runner's relays and listeners are
+LineChild, and so is tests/support.py's Proc (the tests' peers), so they all wait and stop the same way.
 """
 
 from __future__ import annotations
@@ -11,9 +11,29 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import IO
+from pathlib import Path
+from typing import IO, Any
 
 STOP_GRACE_S = 5.0  # after SIGTERM, before SIGKILL
+
+
+def stop(proc: subprocess.Popen[Any] | None, timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout_s``; nothing if it has already ended."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def log_tail(path: Path, chars: int, missing: str = "") -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return missing
 
 
 class LineChild:
@@ -53,13 +73,7 @@ class LineChild:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after STOP_GRACE_S; close the pipes."""
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(STOP_GRACE_S)
+        stop(self.popen, STOP_GRACE_S)
         for s in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
             if s is not None:
                 try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from p2pdiag.lab.proc import LineChild
+from p2pdiag.lab.proc import LineChild, log_tail
 from p2pdiag.lab.topology import Router, Topology
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -322,7 +322,7 @@ class _Child(LineChild):
         line = self.next_line(predicate, timeout)
         if line is not None:
             return line
-        tail = self.log_path.read_text(errors="replace")[-1500:] if self.log_path.exists() else ""
+        tail = log_tail(self.log_path, 1500)
         raise ScenarioError(f"{self.name} was not ready in {timeout:g} s (exit {self.proc.poll()}): "
                             f"{''.join(self.stdout)[-500:]!r} {tail!r}")
 
