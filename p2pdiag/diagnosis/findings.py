@@ -224,7 +224,12 @@ def relay_cut(cause: str, detail: str, relay: str, reason: str) -> Finding:
         evidence=(detail, f"via {relay}: {reason}"),
         advice=advice,
         confidence=Confidence.LIKELY,
-        settle=None if cause != "unexplained" else "the relay's own logs for this circuit",
+        settle={
+            "duration": "a second `p2pdiag dial --hold` longer than the limit cut at the same age, or "
+            "`p2pdiag relay-check --measure-limits RELAY`",
+            "data": "`p2pdiag relay-check --measure-limits RELAY`: the bytes the relay really lets through, "
+            "beside the limit it announces",
+        }.get(cause, "the relay's own logs for this circuit"),
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 from p2pdiag.diagnosis import diagnose
 from p2pdiag.diagnosis.model import Outcome, StepStatus
 from p2pdiag.exitcodes import ExitCode
+from p2pdiag.render.json import verdict_document
 from p2pdiag.trace.file import load
 
 TRACES = Path(__file__).resolve().parent.parent / "traces"
@@ -74,3 +75,21 @@ def test_js_duration_cut_is_matched_against_the_millisecond_reading():
     assert "duration limit of 4 s" in cut.evidence[0]
     unit = next(f for f in verdict.findings if f.code == "relay-limit-unit")
     assert "4000" in unit.evidence[0]
+
+
+
+# every trace recorded from a real run, in every folder (dial, listen, WebRTC, lab, relay-check)
+ALL_RECORDED = sorted(TRACES.parent.rglob("*.jsonl"))
+
+
+@pytest.mark.parametrize("path", ALL_RECORDED, ids=lambda p: str(p.relative_to(TRACES.parent)))
+def test_a_finding_that_is_not_certain_says_what_would_settle_it(path):
+    doc = verdict_document(diagnose(load(path)))  # as --json gives it; relay-check's findings are there too
+    unsettled = [f["code"] for f in doc["findings"] if f["confidence"] != "certain" and not f.get("settle")]
+    assert not unsettled
+
+
+def test_the_recorded_traces_have_findings_that_are_not_certain():
+    """The check above is not vacuous: the recorded runs do give findings p2pdiag is not sure of."""
+    unsure = {f.code for path in ALL_RECORDED for f in diagnose(load(path)).findings if f.confidence.value != "certain"}
+    assert {"relay-cut-data", "relay-cut-duration", "relay-limit-unit"} <= unsure
