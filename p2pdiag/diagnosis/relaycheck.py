@@ -413,25 +413,28 @@ class _Relay:
                       f"{limit_text(read_duration(stop.announced_duration_s, self.agent), stop.announced_data_bytes)}",
                       stop)
         self.compare_limits(status, stop)
-        if secured is None:
-            if upgrade_failed is not None:
-                self.failure(upgrade_failed)
-                return self.loop_failed("secure", f"{upgrade_failed.error_kind.value}: {upgrade_failed.error}",
-                                        upgrade_failed)
-            return self.loop_failed("secure", "no secure session before the run ended", status)
-        self.step("loop.secure", "Secure the circuit end to end (Noise + muxer)", StepStatus.OK,
-                  f"{secured.security or '?'}, {secured.muxer or '?'}", secured, secured.duration_s)
         pings = self.by_cid(ev.PingCompleted, "loop")
         ping_failed = first(self.by_cid(ev.PingFailed, "loop"), ev.PingFailed)
+        if secured is not None:  # traces from before the loop ran raw on the circuit
+            self.step("loop.secure", "Secure the circuit end to end (Noise + muxer)", StepStatus.OK,
+                      f"{secured.security or '?'}, {secured.muxer or '?'}", secured, secured.duration_s)
+        elif not pings and upgrade_failed is not None:
+            # The first identity's STOP exchange failed (or, in older traces, the secure session).
+            stage = "STOP" if upgrade_failed.error.startswith("STOP exchange") else "secure"
+            self.failure(upgrade_failed)
+            return self.loop_failed(stage, f"{upgrade_failed.error_kind.value}: {upgrade_failed.error}",
+                                    upgrade_failed)
         if not pings:
             if ping_failed is not None:
                 self.failure(ping_failed)
             why = f"{ping_failed.error_kind.value}: {ping_failed.error}" if ping_failed else "no ping was answered"
-            return self.loop_failed("ping", why, ping_failed or secured)
+            if stop is None:
+                why += "; the first identity got no STOP CONNECT from the relay"
+            return self.loop_failed("ping", why, ping_failed or secured or status)
         rtts = [p.rtt_s for p in pings]
         facts.update(ok=True, rtt_s=rtts, rtt_median_s=statistics.median(rtts))
-        self.step("loop.ping", "Ping over the relayed circuit", StepStatus.OK,
-                  f"{len(rtts)} round trips, median {_ms(statistics.median(rtts))}", pings[-1])
+        self.step("loop.ping", "Ping through the relay: 32 random bytes echoed by the first identity",
+                  StepStatus.OK, f"{len(rtts)} round trips, median {_ms(statistics.median(rtts))}", pings[-1])
         speed = self.throughput(facts)
         self.cell("loop", StepStatus.OK, f"{_ms(statistics.median(rtts))}" + (f", {speed}" if speed else ""))
         self.circuit_end("loop", facts)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import trio
+from libp2p.peer.id import ID
 
 from p2pdiag.peers.pyrelay import HOP_PROTOCOL_ID, RelaySettings, RunningRelay, _serve
 from p2pdiag.probes import net
@@ -38,6 +39,11 @@ class Mode(enum.Enum):
     UNKNOWN_STATUS = "unknown-status"  # RESERVE is answered with STATUS 999
     SILENT = "silent"  # the HOP stream is accepted and never answered
     NO_RELAY = "no-relay"  # reservations are fine; CONNECT is answered OK and then nothing is relayed
+    CORRUPT = "corrupt"  # relays, but flips a bit of every chunk the dialer sends (pings included)
+    CORRUPT_PAYLOAD = "corrupt-payload"  # relays the first 100 bytes from the dialer intact, then as corrupt
+
+
+CORRUPT_FROM = {Mode.CORRUPT: 0, Mode.CORRUPT_PAYLOAD: 100}  # byte offset, dialer to listener
 
 
 async def _hop(relay: RunningRelay, mode: Mode, stream: Any) -> None:
@@ -53,6 +59,9 @@ async def _hop(relay: RunningRelay, mode: Mode, stream: Any) -> None:
             reply = circuit.HopMessage(type=circuit.HopType.STATUS, status=circuit.Status.OK, limit=_limit(relay))
             await net.write_delimited(stream, reply.encode())
             await trio.sleep_forever()
+        elif (msg.type == circuit.HopType.CONNECT and mode in CORRUPT_FROM and msg.peer is not None
+              and relay.protocol.resource_manager.can_accept_connection(peer_id=ID(msg.peer.id))):
+            await _corrupt_splice(relay, stream, msg.peer.id, CORRUPT_FROM[mode])
         elif msg.type == circuit.HopType.CONNECT:
             from libp2p.relay.circuit_v2.pb.circuit_pb2 import HopMessage
 
@@ -62,6 +71,41 @@ async def _hop(relay: RunningRelay, mode: Mode, stream: Any) -> None:
             await net.write_delimited(stream, reply.encode())
     except Exception:
         await net.reset_quietly(stream)
+
+
+async def _corrupt_splice(relay: RunningRelay, stream: Any, target: bytes, corrupt_from: int) -> None:
+    """The relay's job done here (STOP CONNECT to the target, STATUS OK to the dialer, bytes both
+    ways), except that from `corrupt_from` on, the last byte of each chunk from the dialer is flipped."""
+    dst = await relay.host.new_stream(ID(target), [circuit.STOP_PROTOCOL])
+    stop = circuit.StopMessage(type=circuit.StopType.CONNECT, peer=circuit.Peer(id=stream.muxed_conn.peer_id.to_bytes()),
+                               limit=_limit(relay))
+    await net.write_delimited(dst, stop.encode())
+    answer = circuit.StopMessage.decode(await net.read_delimited(dst, circuit.MAX_MESSAGE_BYTES))
+    status = circuit.Status.OK if answer.status == circuit.Status.OK else circuit.Status.CONNECTION_FAILED
+    await net.write_delimited(stream, circuit.HopMessage(type=circuit.HopType.STATUS, status=status,
+                                                         limit=_limit(relay)).encode())
+    if status != circuit.Status.OK:
+        await net.reset_quietly(dst)
+        return
+
+    async def pipe(src: Any, to: Any, flip_from: int | None, done: trio.CancelScope) -> None:
+        offset = 0
+        try:
+            while chunk := await src.read(65536):
+                if flip_from is not None and offset + len(chunk) > flip_from:
+                    chunk = chunk[:-1] + bytes([chunk[-1] ^ 0x01])
+                offset += len(chunk)
+                await to.write(chunk)
+        except Exception:
+            pass  # one side ended or reset: tear both down, as a relay does
+        done.cancel()
+
+    with trio.CancelScope() as done:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pipe, stream, dst, corrupt_from, done)
+            nursery.start_soon(pipe, dst, stream, None, done)
+    await net.close_quietly(dst)
+    await net.close_quietly(stream)
 
 
 def _limit(relay: RunningRelay) -> circuit.Limit:

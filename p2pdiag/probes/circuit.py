@@ -262,7 +262,9 @@ def record_closed(stream: CircuitStream, connection_id: str, rec: Recorder, clos
                bytes_received=stream.bytes_received, age_s=stream.age_s())
 
 
-async def close_by_us(conn: Any, stream: CircuitStream) -> None:
+async def close_by_us(conn: Any | None, stream: CircuitStream) -> None:
+    """Close the connection over the circuit (None: nothing was set up above the stream), then it."""
     stream.mark_closing_by_us()
-    await net.close_quietly(conn)
+    if conn is not None:
+        await net.close_quietly(conn)
     await net.close_quietly(stream)

@@ -4,7 +4,8 @@ For each relay, in its own task of one trio nursery:
 
 1. identity A connects, identifies the relay, reserves, and reserves again (a refresh);
 2. the loop: identity B (no reservation) dials A through the relay, HOP CONNECT -> STOP CONNECT,
-   secures the circuit, pings over it and pushes a payload kept well inside the data limit;
+   then pings over the bare circuit and pushes a payload kept well inside the data limit (raw
+   bytes, no Noise or yamux on top: the relay is a byte pipe once STOP is answered);
 3. --measure-limits: B echoes data over a fresh circuit until the relay cuts it, then holds
    another until the duration limit cuts it (each bounded, and skipped when too large to wait for);
 4. A closes its relay connection and B asks for A again: the relay should answer NO_RESERVATION;
@@ -20,6 +21,7 @@ reused relay events (which name the relay but not the identity) are attributed b
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 import time
@@ -69,13 +71,17 @@ from p2pdiag.trace.relaycheck_events import (
 from p2pdiag.wire import circuit, pb
 from p2pdiag.wire.identify import PING_PAYLOAD_BYTES, PING_PROTOCOL
 
-# The loop's one stream: b"P" + 32 bytes, echoed (a ping); b"S" + u64 length + payload, answered with
-# the u64 count read (throughput).
-LOOP_PROTOCOL = "/p2pdiag/relay-check/loop/1.0.0"
-LOOP_PING, LOOP_SINK = b"P", b"S"
+# The loop, raw on the circuit (no Noise, yamux or multistream-select above the relay's stream:
+# securing the circuit in p2pdiag's one process cost most of a relay's check, and the relay cannot
+# tell). B sends b"P" + 32 random bytes, A answers b"E" + the same bytes (another tag, so a relay
+# that sends B's bytes back instead of relaying them fails the byte-for-byte check); B sends
+# b"S" + u64 length + payload, A answers b"C" + u64 count + SHA-256 of what it read (so a byte
+# dropped or changed on the way is caught, as Noise's tags did).
+LOOP_PING, LOOP_ECHO, LOOP_SINK, LOOP_COUNT = b"P", b"E", b"S", b"C"
+SINK_DIGEST_BYTES = 32
 ECHO_PROTOCOL = "/p2pdiag/relay-check/echo/1.0.0"  # every byte sent back
 
-LOOP_PINGS = 2  # relayed RTT samples, on the loop stream
+LOOP_PINGS = 2  # relayed RTT samples, on the loop circuit
 THROUGHPUT_MAX_BYTES = 32 * 1024  # the loop's payload when the relay announces no data limit
 THROUGHPUT_BUDGET_SHARE = 0.5  # ...and at most this share of the data budget left on the circuit
 THROUGHPUT_MIN_BYTES = 1024  # below this a throughput figure means nothing: skip it
@@ -235,7 +241,6 @@ class _RelayCheck:
         self.a_host = host
         host.set_stream_handler(circuit.STOP_PROTOCOL, self._on_stop)
         host.set_stream_handler(PING_PROTOCOL, circ.echo_pings)
-        host.set_stream_handler(LOOP_PROTOCOL, _serve_loop)
         host.set_stream_handler(ECHO_PROTOCOL, _serve_echo)
 
     # --- the phases ------------------------------------------------------------------------
@@ -282,81 +287,67 @@ class _RelayCheck:
     def handles_connect(self) -> bool:
         return isinstance(_last(self.rec, self.relay.addr, HopStatusReceived, HopFailed), HopStatusReceived)
 
-    async def open_circuit(self, b: _Identity, b_conn: Any, a: _Identity, name: str) -> tuple[Any, Any] | None:
-        """HOP CONNECT from B to A and secure it: (swarm connection, circuit stream), or None."""
+    async def connect_through(self, b_conn: Any, a: _Identity, name: str) -> circ.CircuitStream | None:
+        """HOP CONNECT from B to A: the circuit stream, or None."""
         if self.circuits:
             await trio.sleep(CIRCUIT_SETTLE_S)
         self.circuits += 1
         self.inbound_name = name
         got = await hop_connect(b_conn, self.relay, a.peer_id, self.rec, self.t)
-        if got is None:
+        return circ.CircuitStream(got[0], self.rec) if got is not None else None
+
+    async def open_circuit(self, b: _Identity, b_conn: Any, a: _Identity, name: str) -> tuple[Any, Any] | None:
+        """HOP CONNECT from B to A and secure it: (swarm connection, circuit stream), or None."""
+        stream = await self.connect_through(b_conn, a, name)
+        if stream is None:
             return None
-        stream = circ.CircuitStream(got[0], self.rec)
         conn = await circ.secure(b.host, stream, inbound=False, relay=self.relay.addr,
                                  relay_peer_id=self.relay.peer_id, remote_peer_id=a.peer_id,
                                  connection_id=self.cid(name), rec=self.rec, timeouts=self.t)
         return (conn, stream) if conn is not None else None
 
-    async def close_circuit(self, conn: Any, stream: circ.CircuitStream, cid: str) -> None:
+    async def close_circuit(self, conn: Any | None, stream: circ.CircuitStream, cid: str) -> None:
+        """Close a circuit from our side (`conn` None: the raw loop, nothing above the stream)."""
         with trio.CancelScope(shield=True):
             if not stream.ended.is_set():
                 await circ.close_by_us(conn, stream)
             circ.record_closed(stream, cid, self.rec)
 
     async def loop(self, a: _Identity, b: _Identity, b_conn: Any) -> bool:
-        """Does the relay relay? Returns True when a circuit was secured through it."""
-        opened = await self.open_circuit(b, b_conn, a, "loop")
-        if opened is None:
+        """Does the relay relay? Returns True when a ping came back through it."""
+        stream = await self.connect_through(b_conn, a, "loop")
+        if stream is None:
             return False
-        conn, stream = opened
         cid = self.cid("loop")
+        relayed = False
         try:
-            s = await self.loop_stream(conn, cid)
-            if s is None:
-                self.skip([CheckPhase.THROUGHPUT], "the loop stream could not be opened")
+            for _ in range(LOOP_PINGS):
+                if isinstance(await self.ping(stream, cid), PingFailed):
+                    self.skip([CheckPhase.THROUGHPUT], "a relayed ping failed on the loop circuit")
+                    break
+                relayed = True
             else:
-                try:
-                    for _ in range(LOOP_PINGS):
-                        if isinstance(await self.ping(s, cid), PingFailed):
-                            self.skip([CheckPhase.THROUGHPUT], "a relayed ping failed on the loop stream")
-                            break
-                    else:
-                        self.phase(CheckPhase.THROUGHPUT, b)
-                        await self.throughput(s, stream, cid)
-                finally:
-                    await net.close_quietly(s)
+                self.phase(CheckPhase.THROUGHPUT, b)
+                await self.throughput(stream, cid)
             circ.record_traffic(stream, cid, self.rec)
         finally:
-            await self.close_circuit(conn, stream, cid)
-        return True
+            await self.close_circuit(None, stream, cid)
+        return relayed
 
     def timed_out(self, step: str, seconds: float) -> None:
         self.rec.record(StepTimedOut, step=step, timeout_s=seconds, relay=self.relay.addr)
 
-    async def loop_stream(self, conn: Any, cid: str) -> Any | None:
-        """The one stream the loop's pings and payload share: each new stream costs a multistream-select
-        exchange (~50 frames through the relay and through both ends' Noise and yamux in this process)."""
-        try:
-            return await net.open_stream(conn, LOOP_PROTOCOL, self.t.ping)
-        except Exception as exc:
-            kind, message = net.classify(exc)
-            if kind is ErrorKind.TIMEOUT:
-                self.timed_out("ping", self.t.ping)
-            self.rec.record(PingFailed, path=Path.RELAYED, connection_id=cid, error_kind=kind,
-                            error=f"opening the loop stream: {message}")
-            return None
-
-    async def ping(self, s: Any, cid: str) -> PingCompleted | PingFailed:
-        """One round trip of PING_PAYLOAD_BYTES random bytes, echoed by A, as /ipfs/ping/1.0.0 does."""
+    async def ping(self, s: circ.CircuitStream, cid: str) -> PingCompleted | PingFailed:
+        """One round trip of PING_PAYLOAD_BYTES random bytes, echoed by A, checked byte for byte."""
         try:
             with trio.fail_after(self.t.ping):
                 payload = os.urandom(PING_PAYLOAD_BYTES)
                 began = trio.current_time()
                 await s.write(LOOP_PING + payload)
-                echo = await net.read_exactly(s, PING_PAYLOAD_BYTES)
+                echo = await net.read_exactly(s, 1 + PING_PAYLOAD_BYTES)
                 rtt = trio.current_time() - began
-            if echo != payload:
-                raise pb.MalformedMessage("the ping echo did not match what was sent")
+            if echo != LOOP_ECHO + payload:
+                raise pb.MalformedMessage(_echo_mismatch(LOOP_PING + payload, echo))
         except Exception as exc:
             kind, message = net.classify(exc)
             if kind is ErrorKind.TIMEOUT:
@@ -364,7 +355,7 @@ class _RelayCheck:
             return self.rec.record(PingFailed, path=Path.RELAYED, connection_id=cid, error_kind=kind, error=message)
         return self.rec.record(PingCompleted, path=Path.RELAYED, connection_id=cid, rtt_s=rtt)
 
-    async def throughput(self, s: Any, stream: circ.CircuitStream, cid: str) -> None:
+    async def throughput(self, stream: circ.CircuitStream, cid: str) -> None:
         status = _last(self.rec, self.relay.addr, HopStatusReceived)
         limit = status.announced_data_bytes if isinstance(status, HopStatusReceived) else None
         size = THROUGHPUT_MAX_BYTES
@@ -378,12 +369,20 @@ class _RelayCheck:
         began = self.rec.now()
         try:
             with trio.fail_after(self.t.transfer):
-                await s.write(LOOP_SINK + struct.pack(">Q", size))
+                digest = hashlib.sha256()
+                await stream.write(LOOP_SINK + struct.pack(">Q", size))
                 for off in range(0, size, 16384):
-                    await s.write(os.urandom(min(16384, size - off)))
-                (got,) = struct.unpack(">Q", await net.read_exactly(s, 8))
+                    chunk = os.urandom(min(16384, size - off))
+                    digest.update(chunk)
+                    await stream.write(chunk)
+                answer = await net.read_exactly(stream, 1 + 8 + SINK_DIGEST_BYTES)
+            (got,) = struct.unpack(">Q", answer[1:9])
+            if answer[:1] != LOOP_COUNT:
+                raise pb.MalformedMessage(f"the far end answered the payload with {answer[:9]!r}")
             if got != size:
                 raise pb.MalformedMessage(f"the far end counted {got} of {size} bytes")
+            if answer[9:] != digest.digest():
+                raise pb.MalformedMessage(f"the {size} bytes arrived changed (their SHA-256 differs)")
         except Exception as exc:
             kind, message = net.classify(exc)
             if kind is ErrorKind.TIMEOUT:
@@ -537,6 +536,13 @@ class _RelayCheck:
             await net.reset_quietly(stream)
             return
         cstream = circ.CircuitStream(stream, self.rec)
+        if self.inbound_name == "loop":
+            try:
+                with trio.move_on_after(self.opts.relay_budget_s):
+                    await _serve_loop(cstream)
+            finally:
+                await self.close_circuit(None, cstream, cid)
+            return
         conn = await circ.secure(self.a_host, cstream, inbound=True, relay=self.relay.addr,
                                  relay_peer_id=relay_peer_id, remote_peer_id=source, connection_id=cid,
                                  rec=self.rec, timeouts=self.t)
@@ -549,29 +555,36 @@ class _RelayCheck:
             await self.close_circuit(conn, cstream, cid)
 
 
-async def _serve_loop(stream: Any) -> None:
-    """A's end of the loop stream: echo each ping; count a payload and answer with the count."""
+def _echo_mismatch(sent: bytes, echo: bytes) -> str:
+    if echo == sent:
+        return "the relay sent the ping back itself instead of relaying it to the first identity"
+    differ = sum(x != y for x, y in zip(sent[1:], echo[1:])) + abs(len(sent) - len(echo))
+    return f"the ping came back changed ({differ} of {len(sent) - 1} bytes differ, tag {echo[:1]!r})"
+
+
+async def _serve_loop(stream: circ.CircuitStream) -> None:
+    """A's end of the raw loop circuit: echo each ping; count and hash a payload and answer with both.
+    Returns when B closes the circuit; anything else ends it (the relay's bytes were not ours)."""
     try:
         while kind := await stream.read(1):
             if kind == LOOP_PING:
-                await stream.write(await net.read_exactly(stream, PING_PAYLOAD_BYTES))
+                await stream.write(LOOP_ECHO + await net.read_exactly(stream, PING_PAYLOAD_BYTES))
             elif kind == LOOP_SINK:
                 (size,) = struct.unpack(">Q", await net.read_exactly(stream, 8))
                 if size > SINK_MAX_BYTES:
                     raise pb.MalformedMessage(f"{size} B is more than the sink takes")
-                got = 0
+                got, digest = 0, hashlib.sha256()
                 while got < size:
                     chunk = await stream.read(min(65536, size - got))
                     if not chunk:
                         break
                     got += len(chunk)
-                await stream.write(struct.pack(">Q", got))
+                    digest.update(chunk)
+                await stream.write(LOOP_COUNT + struct.pack(">Q", got) + digest.digest())
             else:
                 raise pb.MalformedMessage(f"unknown loop message {kind!r}")
     except Exception:
-        await net.reset_quietly(stream)
-        return
-    await net.close_quietly(stream)
+        pass  # the circuit ended or carried bytes that are not ours: B's side records why
 
 
 async def _serve_echo(stream: Any) -> None:

@@ -80,7 +80,9 @@ def main() -> None:
         relay_check("not-a-relay", start(procs, [*py, "--no-hop"], "not a relay")[0])
         relay_check("nothing-listens", dead_addr())
         bad = [start(procs, [sys.executable, "-m", "p2pdiag.peers.badrelay", "--mode", m], m)[0] for m in BAD_MODES]
-        relay_check("bad-relays", *bad, "--step-timeout", "reserve=2", "--step-timeout", "secure=2")
+        relay_check("bad-relays", *bad, "--step-timeout", "reserve=2", "--step-timeout", "ping=2")
+        relay_check("corrupting-relays", *[start(procs, [sys.executable, "-m", "p2pdiag.peers.badrelay", "--mode", m],
+                                                 m)[0] for m in ("corrupt", "corrupt-payload")])
         relay_check("out-of-time", bad[BAD_MODES.index("silent")], "--timeout", "3")
         good = start(procs, py, "py relay for the list")[0]
         with tempfile.TemporaryDirectory() as tmp:

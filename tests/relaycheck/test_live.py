@@ -107,7 +107,7 @@ def test_each_misbehaving_relay_gives_its_own_finding_in_one_fleet_run(bad_relay
     good = py_relay(ws=False).addr("tcp")
     addrs = [bad_relay(mode.value) for mode in BAD] + [good, dead_addr()]
     began = time.monotonic()
-    result, doc = run_relay_check(*addrs, "--step-timeout", "reserve=2", "--step-timeout", "secure=2")
+    result, doc = run_relay_check(*addrs, "--step-timeout", "reserve=2", "--step-timeout", "ping=2")
     assert time.monotonic() - began < 30  # no relay holds up the others
     assert result.returncode == 5
     for n, (mode, code) in enumerate(BAD.items(), start=1):
@@ -120,9 +120,27 @@ def test_each_misbehaving_relay_gives_its_own_finding_in_one_fleet_run(bad_relay
     silent = f"r{list(BAD).index(Mode.SILENT) + 1}"
     assert [(t["step"], t["timeout_s"]) for t in relay_row(doc, silent)["timed_out"]] == [("reserve", 2.0)]
     no_relay = f"r{list(BAD).index(Mode.NO_RELAY) + 1}"
-    assert [(t["step"], t["timeout_s"]) for t in relay_row(doc, no_relay)["timed_out"]] == [("secure", 2.0)]
+    # the loop runs raw on the circuit: the relay that relays nothing leaves the first ping unanswered
+    assert [(t["step"], t["timeout_s"]) for t in relay_row(doc, no_relay)["timed_out"]] == [("ping", 2.0)]
+    assert relay_row(doc, no_relay)["loop"]["failed_stage"] == "ping"
+    assert "got no STOP CONNECT" in relay_row(doc, no_relay)["loop"]["error"]
     assert all(not r["timed_out"] for r in doc["facts"]["relays"] if r["label"] not in (silent, no_relay))
     assert relay_codes(doc, "r9") == ["relay-unreachable"]
+
+
+def test_a_relay_that_changes_relayed_bytes_is_caught(bad_relay):
+    """No Noise on the loop circuit to catch it: the ping echo is compared byte for byte, the payload
+    by the count and SHA-256 the far end sends back."""
+    result, doc = run_relay_check(bad_relay(Mode.CORRUPT.value), bad_relay(Mode.CORRUPT_PAYLOAD.value))
+    assert result.returncode == 5
+    every_chunk = relay_row(doc, "r1")
+    assert every_chunk["verdict"] == "fail" and every_chunk["finding_codes"][0] == "relay-loop-failed"
+    assert every_chunk["loop"]["failed_stage"] == "ping"
+    assert "came back changed (1 of 32 bytes differ" in every_chunk["loop"]["error"]
+    payload_only = relay_row(doc, "r2")
+    assert payload_only["loop"]["ok"] and len(payload_only["loop"]["rtt_s"]) == 2  # the pings went through intact
+    assert "relay-transfer-failed" in payload_only["finding_codes"]
+    assert "SHA-256 differs" in payload_only["loop"]["throughput"]["error"]
 
 
 def test_a_relay_slower_than_the_timeout_is_reported_not_waited_for(bad_relay):

@@ -20,6 +20,16 @@ from p2pdiag.trace.file import load
 TRACES = Path(__file__).resolve().parent / "traces"
 LIMIT_CODES = {"relay-limit-unit", "relay-limit-too-small", "relay-limit-early", "relay-limit-inconsistent"}
 
+BAD_RELAYS = {
+    "r1": ("fail", {"voucher-bad-signature"}, {"voucher-wrong-peer", "relay-loop-failed"}),
+    "r2": ("fail", {"voucher-wrong-peer"}, {"voucher-bad-signature", "relay-loop-failed"}),
+    "r3": ("fail", {"voucher-bad-signature"}, {"voucher-wrong-peer"}),
+    "r4": ("fail", {"reservation-ttl", "voucher-expiration"}, {"voucher-bad-signature"}),
+    "r5": ("fail", {"hop-unknown-status"}, {"reserve-unanswered"}),
+    "r6": ("fail", {"reserve-unanswered", "step-timeout"}, {"hop-unknown-status"}),
+    "r7": ("fail", {"relay-loop-failed"}, {"voucher-bad-signature"}),
+}
+
 # trace, outcome, {relay label: (verdict, codes present, codes absent)}
 TABLE = [
     ("py-default", Outcome.RELAYS_OK, {"r1": ("pass", set(), LIMIT_CODES | {"reservation-addrs"}),
@@ -33,15 +43,14 @@ TABLE = [
                                                  {"reservation-refused"})}),
     ("not-a-relay", Outcome.RELAY_PROBLEM, {"r1": ("fail", {"relay-no-hop"}, {"reserve-unanswered"})}),
     ("nothing-listens", Outcome.RELAY_PROBLEM, {"r1": ("fail", {"relay-unreachable"}, {"step-timeout"})}),
-    ("bad-relays", Outcome.RELAY_PROBLEM, {
-        "r1": ("fail", {"voucher-bad-signature"}, {"voucher-wrong-peer", "relay-loop-failed"}),
-        "r2": ("fail", {"voucher-wrong-peer"}, {"voucher-bad-signature", "relay-loop-failed"}),
-        "r3": ("fail", {"voucher-bad-signature"}, {"voucher-wrong-peer"}),
-        "r4": ("fail", {"reservation-ttl", "voucher-expiration"}, {"voucher-bad-signature"}),
-        "r5": ("fail", {"hop-unknown-status"}, {"reserve-unanswered"}),
-        "r6": ("fail", {"reserve-unanswered", "step-timeout"}, {"hop-unknown-status"}),
-        "r7": ("fail", {"relay-loop-failed"}, {"voucher-bad-signature"}),
+    ("bad-relays", Outcome.RELAY_PROBLEM, BAD_RELAYS),
+    ("corrupting-relays", Outcome.RELAY_PROBLEM, {
+        "r1": ("fail", {"relay-loop-failed"}, {"relay-transfer-failed"}),  # every chunk: the pings fail
+        "r2": ("warn", {"relay-transfer-failed"}, {"relay-loop-failed"}),  # past the pings: the payload's hash
     }),
+    # recorded before the loop ran raw on the circuit (Noise and yamux over it): analyze still reads them
+    ("secured-loop-py-default", Outcome.RELAYS_OK, {"r1": ("pass", set(), LIMIT_CODES), "r2": ("pass", set(), LIMIT_CODES)}),
+    ("secured-loop-bad-relays", Outcome.RELAY_PROBLEM, BAD_RELAYS),
     ("out-of-time", Outcome.RELAY_PROBLEM, {"r1": ("fail", {"relay-check-incomplete"}, set())}),
     ("from-file", Outcome.RELAY_PROBLEM, {"r1": ("pass", set(), set())}),
 ]
@@ -78,7 +87,16 @@ def test_each_misbehaviour_names_the_voucher_check_that_failed():
     assert rows["r4"]["reservation"]["ttl_s"] < 0
     assert rows["r5"]["reservation"]["status"] == "UNKNOWN(999)"
     assert rows["r6"]["reservation"]["error_kind"] == "timeout"
-    assert rows["r7"]["loop"]["failed_stage"] == "secure"
+    assert rows["r7"]["loop"]["failed_stage"] == "ping"  # the loop is raw: the relay left the ping unanswered
+
+
+def test_traces_of_the_secured_loop_keep_their_steps():
+    verdict = diagnose(load(TRACES / "secured-loop-py-default.jsonl"))
+    assert "r1.loop.secure" in {s.key for s in verdict.steps}
+    assert _relays(verdict)["r1"]["loop"]["ok"]
+    assert _relays(diagnose(load(TRACES / "secured-loop-bad-relays.jsonl")))["r7"]["loop"]["failed_stage"] == "secure"
+    raw = diagnose(load(TRACES / "py-default.jsonl"))
+    assert "r1.loop.secure" not in {s.key for s in raw.steps} and "r1.loop.ping" in {s.key for s in raw.steps}
 
 
 def test_a_passing_relay_has_every_value_measured():
