@@ -10,7 +10,7 @@ import ipaddress
 
 from p2pdiag.diagnosis.limits import DurationReading, fmt_bytes, fmt_seconds
 from p2pdiag.diagnosis.model import Confidence, Finding, Severity
-from p2pdiag.trace.events import ReservationFailed
+from p2pdiag.trace.events import ErrorKind, ReservationFailed
 from p2pdiag.trace.relaycheck_events import EntryRejected, ProbeCrashed, TransferFailed
 from p2pdiag.wire.envelope import Check, CheckResult, VoucherReport
 
@@ -242,6 +242,19 @@ def loop_failed(relay: str, stage: str, why: str) -> Finding:
 
 
 def transfer_failed(relay: str, failed: TransferFailed) -> Finding:
+    if failed.error_kind is ErrorKind.MALFORMED:
+        # the far end counted the bytes and hashed them: they arrived, changed (no Noise on the loop)
+        return Finding(
+            code="relay-transfer-failed",
+            severity=Severity.ERROR,
+            title="Data pushed through the relay arrived changed",
+            evidence=(f"{relay}: {fmt_bytes(failed.payload_bytes)}: {failed.error}",
+                      f"after {failed.duration_s:.2f} s"),
+            advice="A relay must pass bytes through unchanged. Noise on a real relayed connection turns this "
+            "into failed decryption and a closed connection, every time. Take the relay out of service and "
+            "check its host (memory, a middlebox rewriting the traffic) and its software.",
+            data={"corrupted": True},
+        )
     return Finding(
         code="relay-transfer-failed",
         severity=Severity.WARNING,

@@ -139,7 +139,7 @@ def test_a_relay_that_changes_relayed_bytes_is_caught(bad_relay):
     assert "came back changed (1 of 32 bytes differ" in every_chunk["loop"]["error"]
     payload_only = relay_row(doc, "r2")
     assert payload_only["loop"]["ok"] and len(payload_only["loop"]["rtt_s"]) == 2  # the pings went through intact
-    assert "relay-transfer-failed" in payload_only["finding_codes"]
+    assert payload_only["verdict"] == "fail" and payload_only["finding_codes"][0] == "relay-transfer-failed"
     assert "SHA-256 differs" in payload_only["loop"]["throughput"]["error"]
 
 

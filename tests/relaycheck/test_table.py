@@ -46,7 +46,8 @@ TABLE = [
     ("bad-relays", Outcome.RELAY_PROBLEM, BAD_RELAYS),
     ("corrupting-relays", Outcome.RELAY_PROBLEM, {
         "r1": ("fail", {"relay-loop-failed"}, {"relay-transfer-failed"}),  # every chunk: the pings fail
-        "r2": ("warn", {"relay-transfer-failed"}, {"relay-loop-failed"}),  # past the pings: the payload's hash
+        # past the pings: the payload's hash differs; a relay that changes bytes fails
+        "r2": ("fail", {"relay-transfer-failed"}, {"relay-loop-failed"}),
     }),
     # recorded before the loop ran raw on the circuit (Noise and yamux over it): analyze still reads them
     ("secured-loop-py-default", Outcome.RELAYS_OK, {"r1": ("pass", set(), LIMIT_CODES), "r2": ("pass", set(), LIMIT_CODES)}),
