@@ -9,7 +9,7 @@ data channel, which lives on the asyncio side behind the connection's portal.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 from libp2p.network.stream.exceptions import StreamClosed, StreamEOF, StreamError, StreamReset
@@ -196,11 +196,3 @@ class WebRTCStream:
             if self._gone():
                 raise StreamError(self._lost or "the data channel closed before it opened")
             await self._wait()
-
-    @property
-    def is_open(self) -> bool:
-        return self._opened
-
-    def debug_state(self) -> dict[str, Any]:
-        return {"send": self._machine.send.value, "recv": self._machine.recv.value,
-                "buffered": len(self._buffer), "lost": self._lost}
