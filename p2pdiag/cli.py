@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from p2pdiag import __version__
-from p2pdiag.errors import UsageError
+from p2pdiag.errors import TraceFileError, UsageError
 from p2pdiag.exitcodes import ExitCode, describe
 
 if TYPE_CHECKING:
@@ -392,8 +392,6 @@ def _is_click_error(exc: BaseException, name: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from p2pdiag.trace.file import TraceFileError
-
     try:
         result = app(args=argv, standalone_mode=False, prog_name="p2pdiag")
         code = int(result) if isinstance(result, int) else 0

@@ -34,7 +34,7 @@ def _diagnose(trace: Trace) -> Verdict:
         from p2pdiag.diagnosis.relaycheck import diagnose_relay_check
 
         return diagnose_relay_check(trace)
-    from p2pdiag.trace.file import TraceFileError
+    from p2pdiag.errors import TraceFileError
 
     raise TraceFileError(
         f"trace of command {command!r}: this p2pdiag can diagnose dial, demo, listen and relay-check traces"

@@ -39,3 +39,14 @@ def test_analyze_does_not_import_libp2p(tmp_path):
         "try:\n    main()\nexcept SystemExit:\n    pass"
     )
     assert "libp2p" not in loaded and "aiortc" not in loaded and "trio" not in loaded
+
+
+def test_help_does_not_load_the_trace_schema_or_the_diagnosis():
+    """--help answers from the typer app alone: the event classes and the diagnosis load only in a command."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys\nfrom p2pdiag.cli import main\nsys.argv=['p2pdiag','--help']\n"
+         "try:\n    main()\nexcept SystemExit:\n    pass\n"
+         "print(' '.join(sorted(sys.modules)), file=sys.stderr)"],
+        capture_output=True, text=True,
+    ).stderr.split()
+    assert not [m for m in out if m.startswith(("p2pdiag.trace", "p2pdiag.diagnosis", "p2pdiag.probes"))]
