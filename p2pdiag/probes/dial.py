@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -21,6 +21,7 @@ from p2pdiag.trace.events import (
     UpgradeNotAttempted,
 )
 from p2pdiag.trace.recorder import Recorder
+from p2pdiag.webrtc.config import IceConfig, UpgradeTimeouts
 
 PLAIN_CIRCUIT = ("the target is a plain /p2p-circuit/p2p/PEER address, which asks for a relayed connection "
                  "only; dial .../p2p-circuit/webrtc/p2p/PEER or the peer id to attempt the upgrade")
@@ -34,22 +35,22 @@ class DialOptions:
     hold_s: float = 0.0
     ping_interval_s: float = 1.0
     upgrade: bool = True
-    ice: Any = None  # webrtc.config.IceConfig; None: no ICE servers, loopback candidates on
-    upgrade_timeouts: Any = None  # webrtc.config.UpgradeTimeouts
+    ice: IceConfig = field(default_factory=IceConfig)  # no ICE servers, loopback candidates on
+    upgrade_timeouts: UpgradeTimeouts = field(default_factory=UpgradeTimeouts)
 
 
 async def dial(opts: DialOptions, rec: Recorder, key_pair: Any = None) -> None:
     async with trio.open_nursery() as nursery:
-        stun = tuple(getattr(opts.ice, "stun", ()))
+        stun = opts.ice.stun
         if opts.upgrade and len(stun) >= 2:
-            # This network's NAT, probed beside the relay path: aioice asks only the first STUN
-            # server, so its candidates alone cannot tell a symmetric mapping (diagnosis/network.py).
+            # This network's NAT, probed beside the relay path: the upgrade's gathering asks every
+            # STUN server too (webrtc/ice.py, bound_gathering), but only the probe tests filtering
+            # and reads OTHER-ADDRESS (diagnosis/network.py).
             from p2pdiag.probes.nat import TEST_TIMEOUT_S, record_probe
 
             # no longer than the upgrade waits for a STUN answer: in the lab (0.5 s) the probe
             # then ends before the upgrade instead of holding the verdict for its filtering tests
-            bound = getattr(opts.upgrade_timeouts, "stun", TEST_TIMEOUT_S)
-            nursery.start_soon(record_probe, list(stun), rec, min(TEST_TIMEOUT_S, bound))
+            nursery.start_soon(record_probe, list(stun), rec, min(TEST_TIMEOUT_S, opts.upgrade_timeouts.stun))
         await dial_relays(opts, rec, key_pair)
 
 
@@ -126,13 +127,11 @@ async def try_upgrade(conn: Any, cid: str, peer_id: str, opts: DialOptions, rec:
     if not opts.upgrade or not opts.target.webrtc:
         rec.record(UpgradeNotAttempted, reason=NO_UPGRADE if not opts.upgrade else PLAIN_CIRCUIT)
         return None
-    from p2pdiag.webrtc.config import IceConfig, UpgradeTimeouts
     from p2pdiag.webrtc.ping import ping_webrtc
     from p2pdiag.webrtc.upgrade import upgrade_as_initiator
 
-    webrtc = await upgrade_as_initiator(conn, peer_id, "webrtc-1", rec, opts.ice or IceConfig(),
-                                        opts.upgrade_timeouts or UpgradeTimeouts(), relayed_connection_id=cid,
-                                        host=host)
+    webrtc = await upgrade_as_initiator(conn, peer_id, "webrtc-1", rec, opts.ice, opts.upgrade_timeouts,
+                                        relayed_connection_id=cid, host=host)
     if webrtc is not None:
         nursery.start_soon(webrtc.serve)
         await ping_webrtc(webrtc, rec, opts.timeouts.ping)

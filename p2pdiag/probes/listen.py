@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -24,8 +24,9 @@ from p2pdiag.trace.events import (
     Subject,
 )
 from p2pdiag.trace.recorder import Recorder
-from p2pdiag.wire import circuit
+from p2pdiag.webrtc.config import IceConfig, UpgradeTimeouts
 from p2pdiag.webrtc.signaling import PROTOCOL as SIGNALING_PROTOCOL
+from p2pdiag.wire import circuit
 from p2pdiag.wire.identify import PING_PROTOCOL
 
 CID_WAIT_S = 1.0
@@ -41,8 +42,8 @@ class ListenOptions:
     on_ready: Callable[[str, list[str]], None] = lambda peer_id, addrs: None
     on_inbound_ended: Callable[[str], None] = lambda connection_id: None
     upgrade: bool = True  # answer WebRTC upgrades on the relayed connections
-    ice: Any = None  # webrtc.config.IceConfig
-    upgrade_timeouts: Any = None  # webrtc.config.UpgradeTimeouts
+    ice: IceConfig = field(default_factory=IceConfig)
+    upgrade_timeouts: UpgradeTimeouts = field(default_factory=UpgradeTimeouts)
 
 
 def dialable_addrs(relay: RelayAddr, peer_id: str) -> list[str]:
@@ -114,7 +115,6 @@ class Listener:
 
     async def _on_signaling(self, stream: Any) -> None:
         """Answer a WebRTC upgrade on one of our relayed connections, then serve it until it ends."""
-        from p2pdiag.webrtc.config import IceConfig, UpgradeTimeouts
         from p2pdiag.webrtc.upgrade import handle_signaling_stream
 
         muxed = id(getattr(stream, "muxed_conn", None))
@@ -124,7 +124,7 @@ class Listener:
         relayed = self._cids.get(muxed, "unknown")
         self._upgrades += 1
         conn = await handle_signaling_stream(
-            stream, relayed, self.rec, self.opts.ice or IceConfig(), self.opts.upgrade_timeouts or UpgradeTimeouts(),
+            stream, relayed, self.rec, self.opts.ice, self.opts.upgrade_timeouts,
             connection_id=f"webrtc-inbound-{self._upgrades}", host=self.host)
         if conn is not None:
             self._nursery.start_soon(self._serve_webrtc, conn)
