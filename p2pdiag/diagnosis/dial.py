@@ -16,8 +16,8 @@ from p2pdiag.diagnosis.limits import (
 )
 from p2pdiag.diagnosis.model import Finding, Outcome, Severity, StepStatus, Verdict
 from p2pdiag.diagnosis.query import all_of, first, last
-from p2pdiag.diagnosis.steps import Builder, by_severity, in_time_order, limit_text
-from p2pdiag.diagnosis.upgrade import upgrade_story
+from p2pdiag.diagnosis.steps import Builder, by_severity, in_time_order, limit_text, short_peer_id
+from p2pdiag.diagnosis.upgrade import UpgradeStory, upgrade_story
 from p2pdiag.trace.events import (
     CircuitClosed,
     CircuitSecured,
@@ -56,10 +56,6 @@ CLOSED_AFTER_UPGRADE_S = 10.0
 # end is stamped when the circuit stream's read fails, the layers above fail right after, but the
 # two clocks readings can straddle a scheduler tick.
 CUT_CONSEQUENCE_SLACK_S = 0.05
-
-
-def _short(peer_id: str) -> str:
-    return peer_id if len(peer_id) <= 16 else f"{peer_id[:8]}…{peer_id[-6:]}"
 
 
 def relay_path(b: Builder, events: tuple[Event, ...], started: RelayDialStarted) -> tuple[bool, str | None]:
@@ -395,7 +391,7 @@ def diagnose_dial(trace: Trace) -> Verdict:
             b.step("upgrade", "WebRTC upgrade", StepStatus.SKIPPED, not_attempted.reason, not_attempted)
             b.find(F.upgrade_not_attempted(not_attempted.reason))
         before = {f.code for f in b.findings}
-        upgraded = upgrade_part(b, events, secured.connection_id)
+        upgraded = upgrade_part(b, events, secured.connection_id).upgraded
         upgrade_codes = {f.code for f in b.findings} - before
         circuit_story(b, events, secured, reading, data_limit)
         limit_cut_seen = limit_cut(events, secured.connection_id, secured.t_s - secured.duration_s, reading,
@@ -426,22 +422,22 @@ def diagnose_dial(trace: Trace) -> Verdict:
     fallback = next((f for f in b.findings if f.code.startswith("relay-cut") or f.code.startswith("remote-closed")
                      or f.code == "relayed-ping-failed"), None)
     if outcome is Outcome.UPGRADED:
-        headline = f"Upgraded to a direct WebRTC connection with {_short(peer)}."
+        headline = f"Upgraded to a direct WebRTC connection with {short_peer_id(peer)}."
         headline += f" The relayed connection then: {fallback.title[0].lower()}{fallback.title[1:]}." if fallback \
             else " The relayed connection held too."
     elif outcome is Outcome.RELAYED_ONLY and limit_cut_seen is not None and limit_cut_seen.before_checks_done:
-        headline = (f"Reached {_short(peer)} through the relay, then {cut_title(limit_cut_seen)}, during "
+        headline = (f"Reached {short_peer_id(peer)} through the relay, then {cut_title(limit_cut_seen)}, during "
                     f"{limit_cut_seen.doing()}; no direct connection.")
     elif outcome is Outcome.RELAYED_ONLY:
         failed_upgrade = next((f for f in b.findings if f.code.startswith("webrtc-")
                                and f.severity is Severity.ERROR), None)
-        headline = f"Reached {_short(peer)} through the relay; no direct connection"
+        headline = f"Reached {short_peer_id(peer)} through the relay; no direct connection"
         headline += f" ({failed_upgrade.title[0].lower()}{failed_upgrade.title[1:]})." if failed_upgrade else "."
         headline += f" {fallback.title}." if fallback else " The relayed connection held."
     elif outcome is Outcome.UNREACHABLE and limit_cut_seen is not None:
-        headline = f"Could not reach {_short(peer)}: {cut_title(limit_cut_seen)}, during {limit_cut_seen.doing()}."
+        headline = f"Could not reach {short_peer_id(peer)}: {cut_title(limit_cut_seen)}, during {limit_cut_seen.doing()}."
     elif outcome is Outcome.UNREACHABLE:
-        headline = f"Could not reach {_short(peer)}: " + (errors[0].title[0].lower() + errors[0].title[1:]
+        headline = f"Could not reach {short_peer_id(peer)}: " + (errors[0].title[0].lower() + errors[0].title[1:]
                                                          if errors else "no relay gave a connection") + "."
     else:
         headline = "Stopped before the diagnosis was complete; the steps so far are below."
@@ -456,12 +452,12 @@ def diagnose_dial(trace: Trace) -> Verdict:
     return Verdict(trace.header.command, outcome, headline, tuple(in_time_order(b.steps)), tuple(by_severity(b.findings)), facts)
 
 
-def upgrade_part(b: Builder, events: tuple[Event, ...], relayed_cid: str) -> bool:
-    """The WebRTC upgrade over this relayed connection: its steps, findings and whether it worked."""
+def upgrade_part(b: Builder, events: tuple[Event, ...], relayed_cid: str) -> UpgradeStory:
+    """The WebRTC upgrade over this relayed connection: its steps and findings added; the story told."""
     story = upgrade_story(events, relayed_cid)
     if not story.attempted:
-        return False
+        return story
     b.steps.extend(story.steps)
     for finding in story.findings:
         b.find(finding)
-    return story.upgraded
+    return story

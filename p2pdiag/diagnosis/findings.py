@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from p2pdiag.diagnosis.limits import DurationReading, fmt_bytes, fmt_seconds
 from p2pdiag.diagnosis.model import Confidence, Finding, Severity
-from p2pdiag.trace.events import ErrorKind, HopStatusReceived, RelayDialFailed
+from p2pdiag.trace.events import ErrorKind, HopStatusReceived, RelayDialFailed, ReservationFailed
 from p2pdiag.webrtc.signaling import PROTOCOL as SIGNALING_PROTOCOL
 from p2pdiag.wire.circuit import HOP_PROTOCOL
 
@@ -298,4 +298,18 @@ def interrupted(reason: str, t_s: float) -> Finding:
         ),
         evidence=(f"stopped at t={t_s:.2f} s",),
         advice="The steps above are what happened until then. Run again with a larger --timeout to see the rest.",
+    )
+
+
+def reservation_refused(failed: ReservationFailed) -> Finding:
+    return Finding(
+        code="reservation-refused",
+        severity=Severity.ERROR,
+        title=(f"The relay refused a reservation ({failed.status_name})" if failed.error_kind is None
+               else f"The relay gave no reservation (no answer: {failed.error_kind.value})"),
+        evidence=(f"{failed.relay}: {failed.error}",),
+        advice="With no reservation nobody can dial this peer through the relay. A relay refuses "
+        "when its slots are full (js-libp2p relays keep 15 and answer RESERVATION_REFUSED; "
+        "py-libp2p relays keep 4 and answer RESOURCE_LIMIT_EXCEEDED) or when it allows only some "
+        "peers; try another relay or ask its operator.",
     )

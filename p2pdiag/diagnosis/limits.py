@@ -67,13 +67,10 @@ def attribute_cut(
         total >= DATA_MATCH_FRACTION * data_limit  # type: ignore[operator]
         or max(bytes_sent, bytes_received) >= DATA_MATCH_FRACTION * data_limit  # type: ignore[operator]
     )
-    duration_hit = False
-    candidates: list[float] = []
-    if duration.effective_s:
-        candidates.append(duration.effective_s)
-    for limit in candidates:
-        if limit - CUT_EARLY_TOLERANCE_S <= age_s <= limit + max(CUT_LATE_TOLERANCE_S, 0.1 * limit):
-            duration_hit = True
+    limit = duration.effective_s
+    duration_hit = bool(limit) and (
+        limit - CUT_EARLY_TOLERANCE_S <= age_s <= limit + max(CUT_LATE_TOLERANCE_S, 0.1 * limit)  # type: ignore[operator]
+    )
     if data_hit and (not duration_hit or total >= 0.9 * data_limit):  # type: ignore[operator]
         return CutCause(
             "data",

@@ -7,10 +7,11 @@ import dataclasses
 from p2pdiag.diagnosis import findings as F
 from p2pdiag.diagnosis.dial import circuit_story, cut_as_cause, cut_title, limit_cut, relay_path, upgrade_part
 from p2pdiag.diagnosis.limits import read_duration
-from p2pdiag.diagnosis.model import Finding, Outcome, Severity, Step, StepStatus, Verdict
+from p2pdiag.diagnosis.model import Outcome, Step, StepStatus, Verdict
 from p2pdiag.diagnosis.query import all_of, first
 from p2pdiag.diagnosis.reconnect import reconnect_loop_finding, reconnect_loops
 from p2pdiag.diagnosis.steps import Builder, in_time_order, limit_text
+from p2pdiag.diagnosis.upgrade import UpgradeStory
 from p2pdiag.trace.events import (
     CircuitClosed,
     CircuitSecured,
@@ -27,22 +28,9 @@ from p2pdiag.trace.events import (
 from p2pdiag.trace.file import Trace
 
 
-def reservation_refused(failed: ReservationFailed) -> Finding:
-    return Finding(
-        code="reservation-refused",
-        severity=Severity.ERROR,
-        title=(f"The relay refused a reservation ({failed.status_name})" if failed.error_kind is None
-               else f"The relay gave no reservation (no answer: {failed.error_kind.value})"),
-        evidence=(f"{failed.relay}: {failed.error}",),
-        advice="With no reservation nobody can dial this peer through the relay. A relay refuses "
-        "when its slots are full (js-libp2p relays keep 15 and answer RESERVATION_REFUSED; "
-        "py-libp2p relays keep 4 and answer RESOURCE_LIMIT_EXCEEDED) or when it allows only some "
-        "peers; try another relay or ask its operator.",
-    )
-
-
 def inbound_story(b: Builder, events: tuple[Event, ...], stop: StopConnectReceived,
-                  agents: dict[str, str | None], relay_addrs: dict[str, str]) -> None:
+                  agents: dict[str, str | None], relay_addrs: dict[str, str]) -> UpgradeStory | None:
+    """One inbound relayed connection's steps and findings; the story of its upgrade, once secured."""
     cid = stop.connection_id
     secured = first(events, CircuitSecured, connection_id=cid)
     reading = read_duration(stop.announced_duration_s, agents.get(stop.relay_peer_id))
@@ -65,14 +53,15 @@ def inbound_story(b: Builder, events: tuple[Event, ...], stop: StopConnectReceiv
                 b.find(dataclasses.replace(F.relay_cut(cut.cause, cut.detail, failed.relay, closed.reason if closed else ""),
                                            data=cut.as_fact()))
                 cut_as_cause(b, events, cut, set())
-        return
+        return None
     b.step(f"{cid}.secure", "Secure session with the dialer", StepStatus.OK,
            f"{secured.security or '?'}, {secured.muxer or '?'}", secured, secured.duration_s)
-    upgrade_part(b, events, cid)
+    story = upgrade_part(b, events, cid)
     served = all_of(events, PingServed, connection_id=cid)
     if served:
         b.step(f"{cid}.served", "Pings answered for the dialer", StepStatus.OK, f"{served[-1].count}", served[-1])
     circuit_story(b, events, secured, reading, stop.announced_data_bytes or None, subject="dialer")
+    return story
 
 
 def diagnose_listen(trace: Trace) -> Verdict:
@@ -104,14 +93,13 @@ def diagnose_listen(trace: Trace) -> Verdict:
         for f in failed:
             b.step("reservation", f"Reservation on {started.relay}" + (" (refresh)" if f.refresh else ""),
                    StepStatus.FAILED, f"{f.status_name}: {f.error}", f, f.duration_s)
-            b.find(reservation_refused(f))
+            b.find(F.reservation_refused(f))
 
     stops = all_of(events, StopConnectReceived)
-    for stop in stops:
-        inbound_story(b, events, stop, agents, relay_addrs)
+    stories = {stop.connection_id: inbound_story(b, events, stop, agents, relay_addrs) for stop in stops}
     if accepted_any and not stops:
         b.step("inbound", "Inbound relayed connections", StepStatus.INFO, "none while listening")
-    loops = reconnect_loops(events, agents)
+    loops = reconnect_loops(events, agents, {cid: s for cid, s in stories.items() if s is not None})
     for loop in loops:
         b.find(reconnect_loop_finding(loop))
 

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from p2pdiag.diagnosis.limits import fmt_bytes, fmt_seconds, read_duration
+from p2pdiag.diagnosis.limits import fmt_bytes, fmt_seconds, is_js_agent, read_duration
 from p2pdiag.diagnosis.model import Confidence, Finding, Severity
 from p2pdiag.diagnosis.query import all_of, first
 from p2pdiag.trace.events import (
@@ -307,7 +307,7 @@ def _udp_blocked_remote(v: _View) -> Finding | None:
     evidence = [f"this side's STUN worked: srflx {_ep(ours.address, ours.port)}",
                 f"{v.other} offered only host candidates on private addresses: "
                 + ", ".join(_ep(c.address, c.port) for c in v.remote[:4])]
-    js = v.remote_agent is not None and "js-libp2p" in v.remote_agent
+    js = is_js_agent(v.remote_agent)
     slow = v.answer_wait_s is not None and v.answer_wait_s >= ANSWER_WAITED_S
     if slow:
         evidence.append(f"its answer came {v.answer_wait_s:.1f} s after the offer: it waited for STUN answers "

@@ -10,12 +10,14 @@ from __future__ import annotations
 import enum
 import itertools
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from p2pdiag.diagnosis.dial import CLOSED_AFTER_UPGRADE_S
 from p2pdiag.diagnosis.limits import attribute_cut, read_duration
 from p2pdiag.diagnosis.model import Confidence, Finding, Severity
 from p2pdiag.diagnosis.query import all_of, first
-from p2pdiag.diagnosis.upgrade import upgrade_story
+from p2pdiag.diagnosis.upgrade import UpgradeStory, upgrade_story
 from p2pdiag.trace.events import (
     CircuitClosed,
     CircuitSecured,
@@ -32,8 +34,6 @@ from p2pdiag.trace.events import (
 # app does (and what a person pressing reload does), so two rounds are not a loop; with three
 # there are two intervals, so the period is measured, not guessed.
 LOOP_MIN_ROUNDS = 3
-# A dialer that hangs up this soon after the upgrade ended hung up because of it (as in dial.py).
-HUNG_UP_AFTER_UPGRADE_S = 10.0
 MAX_LISTED_ROUNDS = 6
 
 
@@ -90,7 +90,8 @@ class ReconnectLoop:
                 "confidence": self.confidence.value}
 
 
-def _round(events: tuple[Event, ...], stop: StopConnectReceived, agents: dict[str, str | None]) -> Round:
+def _round(events: tuple[Event, ...], stop: StopConnectReceived, agents: dict[str, str | None],
+           stories: Mapping[str, UpgradeStory]) -> Round:
     cid = stop.connection_id
     closed = first(events, CircuitClosed, connection_id=cid)
     closed_s = closed.t_s if closed is not None else None
@@ -98,7 +99,7 @@ def _round(events: tuple[Event, ...], stop: StopConnectReceived, agents: dict[st
         failed = first(events, CircuitUpgradeFailed, connection_id=cid)
         end = RoundEnd.HANDSHAKE_FAILED if failed is not None else RoundEnd.OPEN
         return Round(cid, stop.t_s, "not attempted", end, failed.t_s if failed else closed_s)
-    story = upgrade_story(events, cid)
+    story = stories.get(cid) or upgrade_story(events, cid)
     abandoned = any(f.code == "webrtc-upgrade-abandoned" for f in story.findings)
     upgrade_end_s: float | None = None
     if not story.attempted:
@@ -127,18 +128,22 @@ def _round(events: tuple[Event, ...], stop: StopConnectReceived, agents: dict[st
                         stop.announced_data_bytes or None)
     if closed.closer is Closer.RELAY or cut.cause != "unexplained":
         end = RoundEnd.RELAY_CUT
-    elif story.attempted and (upgrade_end_s is None or closed.t_s - upgrade_end_s <= HUNG_UP_AFTER_UPGRADE_S):
+    elif story.attempted and (upgrade_end_s is None or closed.t_s - upgrade_end_s <= CLOSED_AFTER_UPGRADE_S):
         end = RoundEnd.UPGRADE_FAILED  # hung up during the attempt, or soon after it failed
     else:
         end = RoundEnd.REMOTE_CLOSED
     return Round(cid, stop.t_s, upgrade, end, closed_s)
 
 
-def reconnect_loops(events: tuple[Event, ...], agents: dict[str, str | None]) -> list[ReconnectLoop]:
-    """Every run of LOOP_MIN_ROUNDS or more rounds from one peer, each after a failed one."""
+def reconnect_loops(events: tuple[Event, ...], agents: dict[str, str | None],
+                    stories: Mapping[str, UpgradeStory] | None = None) -> list[ReconnectLoop]:
+    """Every run of LOOP_MIN_ROUNDS or more rounds from one peer, each after a failed one.
+
+    `stories`: the upgrade stories listen's diagnosis already told, by relayed connection id; an
+    upgrade not among them is told here."""
     by_peer: dict[str, list[Round]] = {}
     for stop in sorted(all_of(events, StopConnectReceived), key=lambda s: s.t_s):
-        by_peer.setdefault(stop.source_peer_id, []).append(_round(events, stop, agents))
+        by_peer.setdefault(stop.source_peer_id, []).append(_round(events, stop, agents, stories or {}))
     loops = []
     for peer_id, rounds in by_peer.items():
         run: list[Round] = []

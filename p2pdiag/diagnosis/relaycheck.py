@@ -18,19 +18,18 @@ from typing import Any, TypeVar
 
 from p2pdiag.diagnosis import findings as F
 from p2pdiag.diagnosis import relaycheck_findings as RF
-from p2pdiag.diagnosis.steps import SEVERITY_RANK, Builder, limit_text
 from p2pdiag.diagnosis.limits import CUT_EARLY_TOLERANCE_S, DurationReading, fmt_bytes, fmt_seconds, read_duration
-from p2pdiag.diagnosis.listen import reservation_refused
 from p2pdiag.diagnosis.model import Confidence, Finding, Outcome, Severity, StepStatus, Verdict
 from p2pdiag.diagnosis.query import all_of, first
+from p2pdiag.diagnosis.steps import SEVERITY_RANK, Builder, limit_text, short_peer_id
 from p2pdiag.trace import events as ev
 from p2pdiag.trace import relaycheck_events as rc
 from p2pdiag.trace.file import Trace
 from p2pdiag.wire import envelope
+from p2pdiag.wire.circuit import STOP_PROTOCOL
 
 E = TypeVar("E", bound=ev.Event)
 
-STOP_PROTOCOL = "/libp2p/circuit/relay/0.2.0/stop"
 LOOP_TITLE = "Loop test: a second identity dials the first through the relay"
 SHARED_BUDGET_FRACTION = 0.75  # an echoed circuit cut below this share of the limit sent: one budget
 TIMEOUT_STEP = {  # which --step-timeout bounded the failed wait
@@ -96,10 +95,6 @@ def _ttl(seconds: float) -> str:
     if seconds >= 120:
         return f"{seconds / 60:.0f} min"
     return f"{seconds:.0f} s"
-
-
-def _short(peer_id: str) -> str:
-    return peer_id if len(peer_id) <= 16 else f"{peer_id[:8]}…{peer_id[-6:]}"
 
 
 class _Relay:
@@ -256,7 +251,7 @@ class _Relay:
             self.find(RF.reserve_unknown_status(self.relay, failed))
             self.cell("reservation", StepStatus.FAILED, failed.status_name)
         else:
-            self.find(reservation_refused(failed))
+            self.find(F.reservation_refused(failed))
             self.cell("reservation", StepStatus.FAILED, failed.status_name)
         return False
 
@@ -401,7 +396,7 @@ class _Relay:
         if stop is not None:
             facts["stop_limit"] = {"duration": stop.announced_duration_s, "data_bytes": stop.announced_data_bytes}
         limit = limit_text(read_duration(status.announced_duration_s, self.agent), status.announced_data_bytes)
-        self.step("loop.hop", f"{_short(dialer)} asks the relay for the first identity (HOP CONNECT)",
+        self.step("loop.hop", f"{short_peer_id(dialer)} asks the relay for the first identity (HOP CONNECT)",
                   StepStatus.OK if status.status_name == "OK" else StepStatus.FAILED,
                   f"STATUS {status.status_name}; limit: {limit}", status, status.duration_s)
         if status.status_name != "OK":
@@ -409,7 +404,7 @@ class _Relay:
                                     "a reservation", status, stepped=True)
         if stop is not None:
             self.step("loop.stop", "The first identity gets STOP CONNECT from the relay", StepStatus.OK,
-                      f"from {_short(stop.source_peer_id)}; limit: "
+                      f"from {short_peer_id(stop.source_peer_id)}; limit: "
                       f"{limit_text(read_duration(stop.announced_duration_s, self.agent), stop.announced_data_bytes)}",
                       stop)
         self.compare_limits(status, stop)
@@ -725,8 +720,6 @@ def diagnose_relay_check(trace: Trace) -> Verdict:
                               "duplicate_of": r.duplicate_of} for r in rejected],
         "checked": len(relays), **{k: v for k, v in counts.items()},
     }
-    if trace.truncated:
-        facts["trace_truncated"] = True
     return Verdict("relay-check", outcome, headline, tuple(steps), tuple(findings), facts)
 
 

@@ -1,7 +1,7 @@
 """relay-check's findings: one function a finding code, each a page in docs/verdicts/<code>.md.
 
 The codes relay-check shares with dial and listen (relay-unreachable, relay-no-hop,
-reservation-refused, relay-limit-unit, step-timeout...) come from findings.py and listen.py.
+reservation-refused, relay-limit-unit, step-timeout...) come from findings.py.
 """
 
 from __future__ import annotations

@@ -30,6 +30,11 @@ class Builder:
         self.findings.append(finding)
 
 
+def short_peer_id(peer_id: str) -> str:
+    """A peer id short enough for a headline or a step title: its first 8 and last 6 characters."""
+    return peer_id if len(peer_id) <= 16 else f"{peer_id[:8]}…{peer_id[-6:]}"
+
+
 def limit_text(reading: DurationReading, data: int | None) -> str:
     if reading.announced:
         d = f"{fmt_seconds(reading.effective_s or 0)}"

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from p2pdiag.webrtc import signaling
-
+from p2pdiag.diagnosis.findings import SIGNALING_PROTOCOL
 from p2pdiag.diagnosis.model import Confidence, Finding, Severity, Step, StepStatus
 from p2pdiag.diagnosis.network import network_findings
 from p2pdiag.diagnosis.query import all_of, first
@@ -49,7 +48,6 @@ from p2pdiag.trace.events import (
     WebRTCUpgradeSucceeded,
 )
 
-SIGNALING_PROTOCOL = signaling.PROTOCOL
 ABANDONED_WITHIN_S = 15.0  # a remote close this soon after success, with no stream, is an abandoned upgrade
 MAX_LISTED_PAIRS = 12
 
