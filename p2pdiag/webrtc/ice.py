@@ -159,7 +159,8 @@ def bound_gathering(connection: Connection, stun_servers: Sequence[StunServer], 
         ours = {id(c) for c in candidates}
         hosts = [p for p in connection._protocols
                  if id(p.local_candidate) in ours and ipaddress.ip_address(p.local_candidate.host).version == 4]
-        jobs = [_srflx(p, server, stun_bound_s) for p in hosts for server in stun_servers]
+        lookups = {name: _lookup(loop, name) for name in {s.host for s in stun_servers}} if hosts else {}
+        jobs = [_srflx(p, server, lookups[server.host], stun_bound_s) for p in hosts for server in stun_servers]
         if turn_server is not None and turn_url is not None:
             jobs.append(_relay(connection, component, turn_url, turn_bound_s))
         results = await asyncio.gather(*jobs)
@@ -183,14 +184,23 @@ def _refusal(exc: BaseException) -> tuple[int | None, str | None]:
     return int(code), str(reason)
 
 
-async def _srflx(protocol: StunProtocol, server: StunServer, bound_s: float
+def _lookup(loop: asyncio.AbstractEventLoop, host: str) -> asyncio.Future[str]:
+    """One resolution of a STUN server's name, shared by every host socket that asks that server.
+    Each asker still waits for it within its own bound; its failure is read here too, so that it
+    is not reported as never retrieved when every asker's bound ran out first."""
+    future = loop.run_in_executor(None, socket.gethostbyname, host)
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return future
+
+
+async def _srflx(protocol: StunProtocol, server: StunServer, address_of: asyncio.Future[str], bound_s: float
                  ) -> tuple[ServerQuery, Candidate | None, None]:
     loop = asyncio.get_running_loop()
     base = protocol.local_candidate
     began = loop.time()
 
     async def ask() -> tuple[str, int]:
-        address = await loop.run_in_executor(None, socket.gethostbyname, server.host)
+        address = await asyncio.shield(address_of)  # one asker's timeout does not cancel it for the others
         request = aioice.stun.Message(message_method=aioice.stun.Method.BINDING,
                                       message_class=aioice.stun.Class.REQUEST)
         response, _ = await protocol.request(request, (address, server.port),
