@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from p2pdiag.lab import Lab, Router, Topology
+from p2pdiag.lab.proc import LineChild
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -54,15 +55,22 @@ def _ice_args(lab: Lab, turn: bool | str, policy: str) -> list[str]:
     return args
 
 
-def _line(proc: subprocess.Popen, want: str, deadline_s: float = 30.0) -> str:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"ended before {want!r}: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
-        if want in line:
-            return line.strip()
-    raise RuntimeError(f"no {want!r} within {deadline_s} s")
+class _Child(LineChild):
+    """A lab process read in the background (p2pdiag/lab/proc.py), its stderr kept to say why a line never came."""
+
+    def __init__(self, popen: subprocess.Popen[str]) -> None:
+        super().__init__(popen)
+        self.stderr: list[str] = []
+        self.pump(popen.stderr, self.stderr)
+
+    def line(self, want: str, deadline_s: float = 30.0) -> str:
+        """The next stdout line with `want` in it, stripped; an error if none comes within `deadline_s`
+        (a silent child included) or the child ends first."""
+        got = self.next_line(lambda s: want in s, deadline_s)
+        if got is None:
+            raise RuntimeError(f"no {want!r} within {deadline_s} s (exit {self.popen.poll()}): "
+                               f"{''.join(self.stderr)[-2000:]}")
+        return got.strip()
 
 
 def run_case(lab: Lab, name: str, workdir: Path, turn: bool | str, policy: str,
@@ -73,20 +81,19 @@ def run_case(lab: Lab, name: str, workdir: Path, turn: bool | str, policy: str,
     """
     if name.startswith("two-stun-"):
         extra = ("--stun", f"stun:{lab.topology.stun_alt_ip}:{lab.topology.stun_alt_port}", *extra)
-    relay = lab.exec("relay", [PY, "-m", "p2pdiag.peers.pyrelay", "--host", lab.address("relay"),
-                               "--tcp-port", "4001"],
-                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    relay = _Child(lab.exec("relay", [PY, "-m", "p2pdiag.peers.pyrelay", "--host", lab.address("relay"),
+                                      "--tcp-port", "4001"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     listener = None
     try:
-        ready = json.loads(_line(relay, '"ready"'))
+        ready = json.loads(relay.line('"ready"'))
         relay_addr = ready["addrs"][0]
         listen_trace, dial_trace = workdir / "listen.jsonl", workdir / "dial.jsonl"
-        listener = lab.exec("b", [PY, "-m", "p2pdiag", "listen", "--relay", relay_addr, "--trace",
-                                  str(listen_trace), "--timeout", "30", *_ice_args(lab, turn, policy), *extra],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        _line(listener, "Dial me at")
-        target = next(t for t in (_line(listener, "/p2p-circuit"), _line(listener, "/p2p-circuit"))
-                      if "/webrtc" in t)
+        listener = _Child(lab.exec("b", [PY, "-m", "p2pdiag", "listen", "--relay", relay_addr, "--trace",
+                                         str(listen_trace), "--timeout", "30", *_ice_args(lab, turn, policy), *extra],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        listener.line("Dial me at")
+        target = next(t for t in (listener.line("/p2p-circuit"), listener.line("/p2p-circuit")) if "/webrtc" in t)
         second_stun = (["--stun", f"stun:{lab.topology.stun_alt_ip}:{lab.topology.stun_port}"]
                        if name.startswith("probed-") else [])
         dial = lab.run("a", [PY, "-m", "p2pdiag", "dial", target, "--json", "--trace", str(dial_trace),
@@ -95,10 +102,9 @@ def run_case(lab: Lab, name: str, workdir: Path, turn: bool | str, policy: str,
         time.sleep(1.0)
         return dial_trace, listen_trace, dial
     finally:
-        for proc in (listener, relay):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(10)
+        for child in (listener, relay):
+            if child is not None:
+                child.stop()
 
 
 def record(name: str) -> None:
