@@ -23,7 +23,7 @@ import { webRTC } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
-import { emit, errorString, exitOnShutdown, intFlag, loadOrCreateKey, log, logConnections, parseFlags, rtcConfiguration } from './common.mjs'
+import { emit, errorString, exitOnShutdown, iceServersFlag, intFlag, loadOrCreateKey, log, logConnections, parseFlags, rtcConfiguration } from './common.mjs'
 
 const USAGE = `usage: node listener.mjs --relay MULTIADDR(/p2p/RELAY_ID) [--no-webrtc]
   [--tcp-port N] [--host 127.0.0.1] [--webrtc-bind-address 127.0.0.1] [--ice-servers JSON] [--key FILE]
@@ -64,14 +64,7 @@ const withWebRTC = !flags['no-webrtc']
 const tcpPort = intFlag(flags, 'tcp-port')
 const timeoutMs = intFlag(flags, 'timeout-ms', { min: 1 })
 const inboundThreshold = intFlag(flags, 'inbound-connection-threshold', { min: 1 })
-let iceServers
-try {
-  iceServers = JSON.parse(flags['ice-servers'])
-  if (!Array.isArray(iceServers)) throw new Error('not a JSON array')
-} catch (err) {
-  process.stderr.write(`invalid --ice-servers (a JSON array of RTCIceServer): ${err.message}\n`)
-  process.exit(2)
-}
+const iceServers = iceServersFlag(flags)
 
 const listen = [`${relayAddr.toString()}/p2p-circuit`]
 if (withWebRTC) listen.push('/webrtc')
