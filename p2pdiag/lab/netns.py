@@ -263,7 +263,7 @@ def router_commands(topology: Topology, lab_id: str, lan: str, fresh: bool = Fal
     cmds = [_in_ns(r, "nft", "-f", "-", why=f"nftables rules of router-{lan}",
                    input=ruleset(router, host_ip=topology.host_ip(lan), stun_port=topology.stun_port))]
     if not fresh:
-        # mappings outlive the rules that made them (FACTS.md): drop them with the rules
+        # mappings outlive the rules that made them (docs/lab.md): drop them with the rules
         cmds.append(_in_ns(r, "conntrack", "-F", why=f"flush router-{lan}'s conntrack table"))
     return cmds
 

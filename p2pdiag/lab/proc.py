@@ -1,7 +1,8 @@
 """The lab's child processes: stopping them, reading their logs, and waiting on their output lines.
 
-coturn and the delay lines use `stop` and `log_tail`; the scenario runner's relays and listeners are
-LineChild, and so is tests/support.py's Proc (the tests' peers), so they all wait and stop the same way.
+coturn and the delay lines use `stop` and `log_tail`, `Lab.down` uses `wait_or_kill`; the scenario
+runner's relays and listeners are LineChild, and so is tests/support.py's Proc (the tests' peers),
+so they all wait and stop the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ def stop(proc: subprocess.Popen[Any] | None, timeout_s: float) -> None:
     if proc is None or proc.poll() is not None:
         return
     proc.terminate()
+    wait_or_kill(proc, timeout_s)
+
+
+def wait_or_kill(proc: subprocess.Popen[Any], timeout_s: float) -> None:
+    """Wait up to ``timeout_s`` for a process already sent SIGTERM, then SIGKILL it.
+
+    No second SIGTERM: a p2pdiag run takes a second signal as "stop now" (exit 130, no cleanup).
+    """
     try:
         proc.wait(timeout_s)
     except subprocess.TimeoutExpired:

@@ -33,6 +33,7 @@ from p2pdiag.lab import netns
 from p2pdiag.lab.coturn import Coturn
 from p2pdiag.lab.delayline import DelayLine, DelayLineError
 from p2pdiag.lab.netns import Command
+from p2pdiag.lab.proc import wait_or_kill
 from p2pdiag.lab.topology import LAN_NAMES, STUN, Router, Topology
 
 STATE_ROOT = Path("/run/p2pdiag/labs")
@@ -144,18 +145,15 @@ def namespace_pids(namespace: str) -> list[int]:
 
 
 def _kill_namespace_processes(namespace: str) -> None:
-    def pids() -> list[int]:
-        return namespace_pids(namespace)
-
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        left = pids()
+        left = namespace_pids(namespace)
         if not left:
             return
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + KILL_GRACE_S
-        while pids() and time.monotonic() < deadline:
+        while namespace_pids(namespace) and time.monotonic() < deadline:
             time.sleep(0.02)
 
 
@@ -291,11 +289,7 @@ class Lab:
                 line.stop()
             self._delay_lines.clear()
             for proc in self._processes:
-                try:
-                    proc.wait(KILL_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                wait_or_kill(proc, KILL_GRACE_S)  # SIGTERM went to all of them above: not twice
             self._processes.clear()
             problems = teardown(self.lab_id, self.state_root)
             self._built = False

@@ -316,14 +316,13 @@ class _Child(LineChild):
         self._log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115  (closed in stop())
         super().__init__(lab.exec(host, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
                                   text=True, cwd=ROOT))
-        self.proc = self.popen
 
     def wait_line(self, predicate: Callable[[str], bool], timeout: float = READY_TIMEOUT_S) -> str:
         line = self.next_line(predicate, timeout)
         if line is not None:
             return line
         tail = log_tail(self.log_path, 1500)
-        raise ScenarioError(f"{self.name} was not ready in {timeout:g} s (exit {self.proc.poll()}): "
+        raise ScenarioError(f"{self.name} was not ready in {timeout:g} s (exit {self.popen.poll()}): "
                             f"{''.join(self.stdout)[-500:]!r} {tail!r}")
 
     def stop(self) -> None:
