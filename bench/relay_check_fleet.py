@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support import JS_DIR, Proc, _ready_json  # noqa: E402
 
 RUNS = 3
-CLI = [sys.executable, "-m", "p2pdiag.relaycheck_cli", "relay-check"]  # the command even before cli.py registers it
+CLI = [sys.executable, "-m", "p2pdiag", "relay-check"]
 
 
 def start_relays(n: int, js: bool) -> list[tuple[Proc, str]]:

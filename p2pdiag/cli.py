@@ -348,12 +348,11 @@ def demo(
     _check_positive("--hold", hold, allow_zero=True)
     if relay_duration <= 0 or relay_data <= 0:
         raise UsageError("--relay-duration and --relay-data must be more than zero")
-    from p2pdiag.demo import run_demo
+    from p2pdiag.demo import LOOPBACK_ONLY, run_demo
     from p2pdiag.diagnosis import diagnose
 
     options = {"hold_s": hold, "relay_duration_s": relay_duration, "relay_data_bytes": relay_data,
-               "timeout_s": timeout, "ice": {"stun": [], "turn": [], "policy": "all", "loopback": True,
-                                             "host_addresses": []}}
+               "timeout_s": timeout, "ice": LOOPBACK_ONLY.as_dict()}
 
     async def body(rec: Recorder) -> None:
         await run_demo(rec, hold_s=hold, relay_duration_s=relay_duration, relay_data_bytes=relay_data)

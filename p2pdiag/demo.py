@@ -11,6 +11,8 @@ from p2pdiag.targets import parse_relay, parse_target
 from p2pdiag.trace.recorder import Recorder
 from p2pdiag.webrtc.config import IceConfig
 
+LOOPBACK_ONLY = IceConfig(host_addresses=())  # the demo stays on 127.0.0.1: both peers gather there only
+
 READY_TIMEOUT_S = 15.0
 
 
@@ -26,8 +28,7 @@ async def run_demo(rec: Recorder, *, hold_s: float, relay_duration_s: int, relay
             ready.set()
 
         # The listening peer keeps its own trace: the demo's trace is the dialer's.
-        loopback_only = IceConfig(host_addresses=())  # the demo stays on 127.0.0.1
-        listener = Listener(ListenOptions(relays=(parse_relay(relay_addr),), on_ready=on_ready, ice=loopback_only),
+        listener = Listener(ListenOptions(relays=(parse_relay(relay_addr),), on_ready=on_ready, ice=LOOPBACK_ONLY),
                             Recorder())
         nursery.start_soon(listener.run)
         with trio.fail_after(READY_TIMEOUT_S):
@@ -35,5 +36,5 @@ async def run_demo(rec: Recorder, *, hold_s: float, relay_duration_s: int, relay
         if not found:
             raise RuntimeError("the embedded listener got no reservation from the embedded relay")
         target = parse_target(next(a for a in found if "/webrtc/" in a), [])
-        await dial(DialOptions(target=target, hold_s=hold_s, ice=loopback_only), rec)
+        await dial(DialOptions(target=target, hold_s=hold_s, ice=LOOPBACK_ONLY), rec)
         nursery.cancel_scope.cancel()

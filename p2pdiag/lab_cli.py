@@ -274,16 +274,3 @@ def _print_result(result: ScenarioResult) -> None:
     for check in result.checks:
         print(f"  {'✓' if check.ok else '✗'} {check.what}")
     print(f"{'PASS' if result.passed else 'FAIL'} (verdict {result.time_to_verdict_s:.1f} s after the dial started)")
-
-
-def main() -> None:
-    """`python -m p2pdiag.lab_cli lab ...`: the command on the full CLI, even before cli.py registers it."""
-    from p2pdiag import cli
-
-    if not any(g.name == "lab" for g in cli.app.registered_groups):
-        register(cli.app)
-    cli.main()
-
-
-if __name__ == "__main__":
-    main()

@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from p2pdiag.errors import UsageError
+from p2pdiag.exitcodes import ExitCode
 
 SCHEMA_VERSION = 1
 
@@ -48,13 +49,13 @@ def nat(
 
     import trio
 
+    from p2pdiag.cli import _check_positive
     from p2pdiag.diagnosis.network import NO_UDP, nat_behaviour
     from p2pdiag.probes.nat import probe
 
     if not stun:
         raise UsageError("give at least one --stun URL (two, or one with RFC 5780 OTHER-ADDRESS, to tell the mapping)")
-    if timeout <= 0:
-        raise UsageError(f"--test-timeout must be more than zero seconds, got {timeout:g}")
+    _check_positive("--test-timeout", timeout)
     servers = [_resolve(u) for u in stun]
     tests = trio.run(probe, servers, timeout)
     verdict = nat_behaviour(tests)
@@ -74,17 +75,4 @@ def nat(
         if verdict.settle:
             print(f"  to tell more: {verdict.settle}")
     sys.stdout.flush()
-    return 4 if verdict.mapping == NO_UDP else 0  # ExitCode.UNREACHABLE: no STUN answer at all
-
-
-def main() -> None:
-    """`python -m p2pdiag.nat_cli nat ...`: the command on the full CLI, before cli.py registers it."""
-    from p2pdiag import cli
-
-    if not any(c.name == "nat" for c in cli.app.registered_commands):
-        register(cli.app)
-    cli.main()
-
-
-if __name__ == "__main__":
-    main()
+    return ExitCode.UNREACHABLE if verdict.mapping == NO_UDP else ExitCode.OK  # no STUN answer at all

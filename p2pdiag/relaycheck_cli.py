@@ -132,17 +132,3 @@ def relay_check(
         render(verdict, Console(highlight=False, width=width), str(trace) if trace else None)
     sys.stdout.flush()
     return int(verdict.exit_code)
-
-
-def main() -> None:
-    """`python -m p2pdiag.relaycheck_cli relay-check ...`: the command on the full CLI, even before cli.py
-    registers it itself."""
-    from p2pdiag import cli
-
-    if not any(c.name == "relay-check" for c in cli.app.registered_commands):
-        register(cli.app)
-    cli.main()
-
-
-if __name__ == "__main__":
-    main()

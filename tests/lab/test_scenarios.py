@@ -181,7 +181,7 @@ def test_symmetric_symmetric_with_turn_policy_relay_upgrades_through_turn(make_l
 
 def test_lab_run_is_torn_down_when_stopped(lab_machine):
     """`p2pdiag lab run` ended by SIGTERM in the middle of a scenario leaves nothing of its lab behind."""
-    proc = subprocess.Popen([sys.executable, "-m", "p2pdiag.lab_cli", "lab", "run", "symmetric-symmetric-stun"],
+    proc = subprocess.Popen([sys.executable, "-m", "p2pdiag", "lab", "run", "symmetric-symmetric-stun"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     assert proc.stderr is not None
     lab_id = None

@@ -40,7 +40,7 @@ def lab():
                          ids=["cone", "symmetric", "full-cone", "address-dependent-filter", "udp-blocked"])
 def test_nat_probe_through_each_router(lab, router, mapping, filtering, code):
     lab.set_router("a", router)
-    out = lab.run("a", [sys.executable, "-m", "p2pdiag.nat_cli", "nat", "--json", "--stun", lab.stun_url],
+    out = lab.run("a", [sys.executable, "-m", "p2pdiag", "nat", "--json", "--stun", lab.stun_url],
                   capture_output=True, text=True, timeout=30)
     assert out.returncode == code, out.stderr
     doc = json.loads(out.stdout)

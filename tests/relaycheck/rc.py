@@ -9,9 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# `python -m p2pdiag.relaycheck_cli` is the full CLI with relay-check on it, whether or not
-# cli.py registers the command itself yet.
-RELAY_CHECK = [sys.executable, "-m", "p2pdiag.relaycheck_cli", "relay-check"]
+RELAY_CHECK = [sys.executable, "-m", "p2pdiag", "relay-check"]
 SOME_PEER = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
 
 

@@ -22,7 +22,7 @@ from support import JS_DIR, Proc, _ready_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TRACES = HERE / "traces"
-CLI = [sys.executable, "-m", "p2pdiag.relaycheck_cli", "relay-check"]
+CLI = [sys.executable, "-m", "p2pdiag", "relay-check"]
 OTHER = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
 BAD_MODES = ("bad-signature", "wrong-peer", "wrong-domain", "expired", "unknown-status", "silent", "no-relay")
 

@@ -132,8 +132,8 @@ def test_nat_behaviour(case):
 
 
 def test_the_command_needs_a_stun_server():
-    out = subprocess.run([sys.executable, "-m", "p2pdiag.nat_cli", "nat"], capture_output=True, text=True, check=False)
+    out = subprocess.run([sys.executable, "-m", "p2pdiag", "nat"], capture_output=True, text=True, check=False)
     assert out.returncode == 2 and "--stun" in out.stderr
-    out = subprocess.run([sys.executable, "-m", "p2pdiag.nat_cli", "nat", "--stun", "turn:x"], capture_output=True, check=False,
+    out = subprocess.run([sys.executable, "-m", "p2pdiag", "nat", "--stun", "turn:x"], capture_output=True, check=False,
                          text=True)
     assert out.returncode == 2 and "stun:" in out.stderr
