@@ -270,7 +270,7 @@ def _print_result(result: ScenarioResult) -> None:
     print(f"scenario {result.scenario.name}: {result.scenario.description}")
     print(f"verdict ({doc.get('outcome')}, exit {doc.get('exit_code')}): {doc.get('headline')}")
     print(f"findings: {', '.join(result.codes) or 'none'}")
-    print(f"relayed connection at the end: {fallback_state(doc, result.events())}{cut_text(doc)}")
+    print(f"relayed connection at the end: {fallback_state(result.verdict)}{cut_text(result.verdict)}")
     for check in result.checks:
         print(f"  {'✓' if check.ok else '✗'} {check.what}")
     print(f"{'PASS' if result.passed else 'FAIL'} (verdict {result.time_to_verdict_s:.1f} s after the dial started)")

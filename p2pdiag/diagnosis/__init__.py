@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
+from p2pdiag.diagnosis.facts import TraceNotes
 from p2pdiag.diagnosis.model import Finding, Outcome, Severity, Step, StepStatus, Verdict
 from p2pdiag.trace.file import Trace
 
 
 def diagnose(trace: Trace) -> Verdict:
     verdict = _diagnose(trace)
-    notes = {}
-    if trace.truncated:
-        notes["trace_truncated"] = True
-    if trace.skipped_unknown:
-        notes["trace_unknown_events"] = trace.skipped_unknown
-    if notes:
-        verdict = dataclasses.replace(verdict, facts={**verdict.facts, **notes})
-    return verdict
+    return dataclasses.replace(verdict, notes=TraceNotes(truncated=trace.truncated,
+                                                         unknown_events=trace.skipped_unknown))
 
 
 def _diagnose(trace: Trace) -> Verdict:

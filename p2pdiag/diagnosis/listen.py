@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from p2pdiag.diagnosis import findings as F
-from p2pdiag.diagnosis.dial import circuit_story, cut_as_cause, cut_title, limit_cut, relay_path, upgrade_part
+from p2pdiag.diagnosis.facts import ListenFacts
+from p2pdiag.diagnosis.findings import circuit as C
+from p2pdiag.diagnosis.findings import relay as RL
+from p2pdiag.diagnosis.findings import run as R
 from p2pdiag.diagnosis.limits import read_duration
 from p2pdiag.diagnosis.model import Outcome, Step, StepStatus, Verdict
 from p2pdiag.diagnosis.query import all_of, first
 from p2pdiag.diagnosis.reconnect import reconnect_loop_finding, reconnect_loops
+from p2pdiag.diagnosis.relayed import circuit_story, cut_as_cause, cut_title, limit_cut, relay_path, upgrade_part
 from p2pdiag.diagnosis.steps import Builder, in_time_order, limit_text
 from p2pdiag.diagnosis.upgrade import UpgradeStory
 from p2pdiag.trace.events import (
@@ -38,7 +41,7 @@ def inbound_story(b: Builder, events: tuple[Event, ...], stop: StopConnectReceiv
            f"via relay {stop.relay_peer_id}; limit: {limit_text(reading, stop.announced_data_bytes)}", stop)
     if reading.suspect_unit:
         # named as the reservation named it, so the same relay's finding is not listed twice
-        b.find(F.limit_unit_suspect(relay_addrs.get(stop.relay_peer_id, stop.relay_peer_id), reading))
+        b.find(C.limit_unit_suspect(relay_addrs.get(stop.relay_peer_id, stop.relay_peer_id), reading))
     if secured is None:
         failed = first(events, CircuitUpgradeFailed, connection_id=cid)
         if failed is not None:
@@ -47,10 +50,10 @@ def inbound_story(b: Builder, events: tuple[Event, ...], stop: StopConnectReceiv
             b.step(f"{cid}.secure", "Secure session with the dialer", StepStatus.FAILED,
                    f"{failed.error_kind.value}: {failed.error}" + (f"; {cut_title(cut)}" if cut else ""),
                    failed, failed.duration_s)
-            b.find(F.circuit_handshake_failed(failed.relay, failed.error_kind, failed.error))
+            b.find(C.circuit_handshake_failed(failed.relay, failed.error_kind, failed.error))
             if cut is not None:
                 closed = first(events, CircuitClosed, connection_id=cid)
-                b.find(dataclasses.replace(F.relay_cut(cut.cause, cut.detail, failed.relay, closed.reason if closed else ""),
+                b.find(dataclasses.replace(C.relay_cut(cut.cause, cut.detail, failed.relay, closed.reason if closed else ""),
                                            data=cut.as_fact()))
                 cut_as_cause(b, events, cut, set())
         return None
@@ -89,11 +92,11 @@ def diagnose_listen(trace: Trace) -> Verdict:
                    + (f"; refreshed {len(refreshed)}×" if refreshed else ""),
                    first_ok, first_ok.duration_s)
             if reading.suspect_unit:
-                b.find(F.limit_unit_suspect(started.relay, reading))
+                b.find(C.limit_unit_suspect(started.relay, reading))
         for f in failed:
             b.step("reservation", f"Reservation on {started.relay}" + (" (refresh)" if f.refresh else ""),
                    StepStatus.FAILED, f"{f.status_name}: {f.error}", f, f.duration_s)
-            b.find(F.reservation_refused(f))
+            b.find(RL.reservation_refused(f))
 
     stops = all_of(events, StopConnectReceived)
     stories = {stop.connection_id: inbound_story(b, events, stop, agents, relay_addrs) for stop in stops}
@@ -104,7 +107,7 @@ def diagnose_listen(trace: Trace) -> Verdict:
         b.find(reconnect_loop_finding(loop))
 
     for timeout in all_of(events, StepTimedOut):
-        b.find(F.step_timed_out(timeout.step, timeout.timeout_s))
+        b.find(R.step_timed_out(timeout.step, timeout.timeout_s))
     outcome = Outcome.LISTENED if accepted_any else Outcome.UNREACHABLE
     n = len(stops)
     headline = (f"Listened through the relay; {n} inbound relayed connection{'s' if n != 1 else ''}."
@@ -112,17 +115,14 @@ def diagnose_listen(trace: Trace) -> Verdict:
     if loops:
         headline += " " + " ".join(f"{loop.peer_id} kept coming back: {len(loop.rounds)} rounds, one every "
                                    f"{loop.period_s:.1f} s." for loop in loops)
-    facts: dict[str, object] = {"inbound_connections": n,
-                                "dialers": sorted({s.source_peer_id for s in stops}),
-                                "upgrades": {u.relayed_connection_id: u.connection_id
-                                             for u in all_of(events, WebRTCUpgradeStarted)},
-                                "reconnect_loops": [loop.as_fact() for loop in loops]}
+    facts = ListenFacts(n, tuple(sorted({s.source_peer_id for s in stops})),
+                        {u.relayed_connection_id: u.connection_id for u in all_of(events, WebRTCUpgradeStarted)},
+                        tuple(loops))
     return Verdict("listen", outcome, headline, tuple(in_time_order(b.steps)), tuple(b.findings), facts)
 
 
 def attempt_steps(verdict: Verdict, connection_id: str) -> list[Step]:
     """One inbound relayed connection's steps with those of the WebRTC upgrade it carried."""
-    upgrades = verdict.facts.get("upgrades")
-    webrtc = upgrades.get(connection_id) if isinstance(upgrades, dict) else None
+    webrtc = verdict.details.upgrades.get(connection_id) if isinstance(verdict.details, ListenFacts) else None
     prefixes = (f"{connection_id}.",) + ((f"{webrtc}.",) if webrtc else ())
     return [s for s in verdict.steps if s.key.startswith(prefixes)]

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from p2pdiag.diagnosis.codes import Code
 from p2pdiag.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from p2pdiag.diagnosis.facts import Details, TraceNotes
 
 
 class StepStatus(enum.Enum):
@@ -61,7 +66,7 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    code: str  # stable; docs/verdicts/<code>.md explains it
+    code: Code  # stable; docs/verdicts/<code>.md explains it
     severity: Severity
     title: str
     evidence: tuple[str, ...]
@@ -71,6 +76,10 @@ class Finding:
     # machine-readable facts behind it, e.g. {"error_code": 401}; JSON values only
     data: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, Code):
+            raise TypeError(f"a finding's code is a Code, not {self.code!r}")
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -79,8 +88,14 @@ class Verdict:
     headline: str
     steps: tuple[Step, ...]
     findings: tuple[Finding, ...]
-    facts: dict[str, object] = field(default_factory=dict)
+    details: Details  # the command's typed facts (facts.py): what the lab and the renderers read
+    notes: TraceNotes | None = None  # what the trace file itself said (cut short, unknown events)
 
     @property
     def exit_code(self) -> ExitCode:
         return OUTCOME_EXIT[self.outcome]
+
+    @property
+    def facts(self) -> dict[str, object]:
+        """The typed facts as the --json `facts` object."""
+        return {**self.details.as_facts(), **(self.notes.as_facts() if self.notes else {})}

@@ -27,10 +27,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from p2pdiag.diagnosis.findings import network as N
 from p2pdiag.diagnosis.limits import fmt_bytes, fmt_seconds, is_js_agent, read_duration
-from p2pdiag.diagnosis.model import Confidence, Finding, Severity
+from p2pdiag.diagnosis.model import Confidence, Finding
+
+# NO_UDP and nat_behaviour are also imported from here by the nat command until it imports diagnosis.nat
+from p2pdiag.diagnosis.nat import EIM, NO_UDP, UNTESTED, NatBehaviour, nat_behaviour
+from p2pdiag.diagnosis.nat import address_port as _ep
 from p2pdiag.diagnosis.query import all_of, first
 from p2pdiag.trace.events import (
     CandidatePairFinal,
@@ -62,9 +66,6 @@ from p2pdiag.trace.events import (
     WebRTCUpgradeStarted,
 )
 from p2pdiag.wire.stun import from_event
-
-if TYPE_CHECKING:
-    from p2pdiag.wire.stun import NatTest
 
 GATHERING_WAITED_S = 1.0  # STUN answers within milliseconds; this long means requests went unanswered
 ANSWER_WAITED_S = 2.5  # an answer this late from a peer that gathers before answering: its STUN timed out
@@ -101,14 +102,6 @@ def is_private(address: str) -> bool:
     except ValueError:
         return address.endswith(".local")  # an mDNS name hides a local address
     return any(ip.version == n.version and ip in n for n in _PRIVATE)
-
-
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]  # str.capitalize would lower "NAT"
-
-
-def _ep(address: str, port: int | None) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def mapping_from_srflx(srflx: Iterable[LocalCandidateGathered | RemoteCandidateReceived],
@@ -280,20 +273,8 @@ def _udp_blocked_here(v: _View) -> Finding | None:
     if probe_silent:
         evidence.append("the NAT probe's STUN tests got no answer either")
     confidence = Confidence.LIKELY if (waited or remote_srflx or probe_silent) else Confidence.POSSIBLE
-    return Finding(
-        data={"stun_bound_s": bound, "stun_unanswered": len(stun)} if bound is not None else {},
-        code="udp-blocked-local",
-        severity=Severity.ERROR,
-        title=f"UDP is blocked on {v.side} network (this side)",
-        evidence=tuple(evidence),
-        advice="STUN got no answer while TCP to the relay works: a firewall on this network drops outgoing "
-        "UDP (common in corporate and guest networks). WebRTC needs UDP, so no direct connection can be "
-        "made from here. Allow outgoing UDP (at least to the STUN port and to peers), use a TURN server "
-        "reachable over TCP or TLS (turn:HOST:443?transport=tcp), or stay on the relay.",
-        confidence=confidence,
-        settle="`p2pdiag nat` from this network (is any UDP answered?), or the same dial from another "
-        "network with the relay reachable over TCP only",
-    )
+    return N.udp_blocked_local(v.side, evidence, confidence,
+                               {"stun_bound_s": bound, "stun_unanswered": len(stun)} if bound is not None else {})
 
 
 def _udp_blocked_remote(v: _View) -> Finding | None:
@@ -315,18 +296,7 @@ def _udp_blocked_remote(v: _View) -> Finding | None:
     if js:
         evidence.append(f"{v.other} is {v.remote_agent}, whose WebRTC transport uses public STUN servers by default")
     confidence = Confidence.LIKELY if (slow or js) else Confidence.POSSIBLE
-    return Finding(
-        code="udp-blocked-remote",
-        severity=Severity.ERROR,
-        title=f"UDP is likely blocked on {v.other}'s network",
-        evidence=tuple(evidence),
-        advice=f"{v.other.capitalize()} has no public (srflx) candidate, and its private addresses cannot be "
-        "reached from here. Most likely its network drops UDP, so its STUN requests got no answer; it may "
-        "also have no STUN server configured. Check the peer's ICE servers and its firewall; a TURN server "
-        "reachable over TCP on the peer's side would get around it.",
-        confidence=confidence,
-        settle=f"`p2pdiag nat` on {v.other}'s network, or {v.other}'s own trace (its gathering time and ICE servers)",
-    )
+    return N.udp_blocked_remote(v.other, evidence, confidence)
 
 
 # --- NAT mapping and "direct is impossible" ---------------------------------------------------------
@@ -368,11 +338,17 @@ def _mappings(v: _View) -> list[Finding]:
     if all_reflexive_failed and not relay_worked and both_hard:
         out.append(_direct_impossible(v, ours, theirs, reflexive))
     elif ours.verdict in (PORT_KEPT, PORT_CHANGED) and ours.stun_answers <= 1:
-        out.append(_mapping_unknown(v, ours))
+        hint = {PORT_KEPT: "The NAT kept the port, which most endpoint-independent NATs do; it is not proof.",
+                PORT_CHANGED: "The NAT changed the port, which symmetric NATs usually do; it is not proof."}
+        out.append(N.mapping_unknown(v.side, ours.evidence + (
+            f"STUN servers: {', '.join(v.started.stun_servers)}: one mapping to compare",), hint.get(ours.verdict, "")))
     if SYMMETRIC in verdicts:
-        out.append(_symmetric_seen(v, ours, theirs))
+        who = [name for name, m in ((f"{v.side} NAT (this side)", ours), (f"{v.other}'s NAT", theirs))
+               if m.verdict == SYMMETRIC]
+        out.append(N.symmetric_seen(who, (ours.evidence if ours.verdict == SYMMETRIC else ()) + (
+            theirs.evidence if theirs.verdict == SYMMETRIC else ())))
     if v.nat is not None and v.nat.mapping != NO_UDP:
-        out.append(_nat_probed(v, v.nat))
+        out.append(N.nat_probed(v.side, v.nat.mapping, v.nat.filtering, v.nat.evidence))
     return out
 
 
@@ -386,53 +362,10 @@ def _probed(nat: NatBehaviour | None) -> Mapping | None:
     return Mapping(SYMMETRIC, (said,) + tuple(e for e in nat.evidence if e.startswith("test ")), 2)
 
 
-def _nat_probed(v: _View, nat: NatBehaviour) -> Finding:
-    return Finding(
-        code="nat-probed",
-        severity=Severity.INFO,
-        title=f"{v.side.capitalize()} NAT, probed: {nat.mapping} mapping, {nat.filtering} filtering",
-        evidence=nat.evidence,
-        advice="Measured from this side with the STUN servers given (p2pdiag nat). Endpoint-independent "
-        "mapping makes this side's srflx candidate good for any peer; a dependent mapping makes it good only "
-        "towards the STUN server. Filtering says who may send first: with address-and-port-dependent "
-        "filtering on both sides, both must send checks at about the same time (ICE does). When this side "
-        "looks fine and the checks still failed, probe the other side's network the same way.",
-        confidence=Confidence.CERTAIN,
-    )
 
 
-def _symmetric_seen(v: _View, ours: Mapping, theirs: Mapping) -> Finding:
-    who = [name for name, m in ((f"{v.side} NAT (this side)", ours), (f"{v.other}'s NAT", theirs))
-           if m.verdict == SYMMETRIC]
-    return Finding(
-        code="nat-mapping-symmetric",
-        severity=Severity.WARNING,
-        title=_cap(f"{' and '.join(who)} maps each destination to a new port (symmetric)"),
-        evidence=(ours.evidence if ours.verdict == SYMMETRIC else ()) + (
-            theirs.evidence if theirs.verdict == SYMMETRIC else ()),
-        advice="An address-and-port-dependent NAT (RFC 4787) gives the peer a different port than the one "
-        "STUN reported, so the srflx candidate is useless to the other side. Direct connections then work "
-        "only if the other side's NAT lets in packets from any port (full cone) or has no NAT; otherwise "
-        "use TURN.",
-        confidence=Confidence.CERTAIN,
-    )
 
 
-def _mapping_unknown(v: _View, ours: Mapping) -> Finding:
-    hint = {PORT_KEPT: "The NAT kept the port, which most endpoint-independent NATs do; it is not proof.",
-            PORT_CHANGED: "The NAT changed the port, which symmetric NATs usually do; it is not proof."}
-    return Finding(
-        code="nat-mapping-unknown",
-        severity=Severity.INFO,
-        title=f"{v.side.capitalize()} NAT mapping cannot be told from one STUN server",
-        evidence=ours.evidence + (f"STUN servers: {', '.join(v.started.stun_servers)}: one mapping to compare",),
-        advice="One STUN answer gives one mapping; whether the NAT keeps it for every destination "
-        "(endpoint-independent, hole punching works) or makes a new one per destination (symmetric, it "
-        "fails) needs a second server to compare. " + hint.get(ours.verdict, ""),
-        confidence=Confidence.POSSIBLE,
-        settle="`p2pdiag nat --stun URL --stun URL` from this network (two STUN servers, or one with "
-        "RFC 5780 OTHER-ADDRESS), or turnutils_natdiscovery -m -f",
-    )
 
 
 def _direct_impossible(v: _View, ours: Mapping, theirs: Mapping, reflexive: list[CandidatePairFinal]) -> Finding:
@@ -460,23 +393,11 @@ def _direct_impossible(v: _View, ours: Mapping, theirs: Mapping, reflexive: list
                       f"`p2pdiag nat` on {v.other}'s network")
     duration, data_limit, opened, agent = v.limit
     cut_after = read_duration(duration, agent).effective_s
-    return Finding(
-        code="direct-impossible-symmetric-nat",
-        severity=Severity.ERROR,
-        title="Both sides are behind NATs that map each destination anew: no direct path without TURN",
-        evidence=tuple(evidence),
-        advice="When both NATs are address-and-port dependent (\"symmetric\"), each side's STUN address is "
-        "wrong for the other and neither lets in the other's real port, so hole punching cannot work. "
-        "Add a TURN server on at least one side (--turn; in this project's lab both --ice-policy all and "
-        "relay then upgrade through it), or run one peer on a network with "
-        "a full-cone NAT or a public address. " + _limit_text(v),
-        confidence=confidence,
-        settle="; ".join(unseen) if unseen else None,
-        data={"local_mapping": ours.verdict, "remote_mapping": theirs.verdict,
-              "relay_cut_after_s": cut_after or None,
-              "relay_cut_at_t_s": opened + cut_after if cut_after and opened is not None else None,
-              "relay_data_limit_bytes": data_limit or None},
-    )
+    return N.direct_impossible(evidence, confidence, _limit_text(v), "; ".join(unseen) if unseen else None,
+                               {"local_mapping": ours.verdict, "remote_mapping": theirs.verdict,
+                                "relay_cut_after_s": cut_after or None,
+                                "relay_cut_at_t_s": opened + cut_after if cut_after and opened is not None else None,
+                                "relay_data_limit_bytes": data_limit or None})
 
 
 # --- TURN ---------------------------------------------------------------------------------------
@@ -492,164 +413,18 @@ def _turn(v: _View) -> list[Finding]:
                     "candidate was gathered")]
         turn = next((q for q in v.queries if q.server_kind is IceServerKind.TURN), None)
         if turn is not None:
-            return [_turn_refused(v, turn, evidence)]
+            stun_silent = bool(v.local_of(CandidateType.HOST) and s.stun_servers and not v.local_of(CandidateType.SRFLX))
+            return [N.turn_refused(turn, evidence, stun_silent)]
         if v.gathering_s is not None:
             evidence.append(f"gathering took {v.gathering_s:.1f} s" + (
                 ": the server was silent (unreachable, or UDP to it blocked)" if v.gathering_s >= GATHERING_WAITED_S
                 else ": the server answered at once, so it refused the allocation"))
         if s.stun_servers and not v.local_of(CandidateType.SRFLX) and v.local_of(CandidateType.HOST):
             evidence.append("STUN got no answer either: UDP to the server looks blocked")
-        return [Finding(
-            code="turn-allocation-failed",
-            severity=Severity.ERROR,
-            title="The TURN allocation failed: no relay candidate",
-            evidence=tuple(evidence),
-            advice="The TURN server refused the allocation or never answered. The trace does not carry the "
-            "STUN error code (aioice keeps it to itself): check the credentials (--turn-user, "
-            "--turn-credential: 401 means wrong ones), the realm, the server's allowed peer and relay "
-            "address ranges (403), its quota (486), and that UDP to it is allowed (try "
-            "?transport=tcp).",
-            confidence=Confidence.LIKELY,
-            settle="the TURN server's log for this username, or turnutils_uclient against it",
-        )]
+        return [N.turn_allocation_failed(evidence)]
     through = [p for p in v.finals if p.local_type is CandidateType.RELAY or p.remote_type is CandidateType.RELAY
                or (p.local_address, p.local_port) in {(c.address, c.port) for c in relays}]
     if not through or any(p.state is not CandidatePairState.FAILED for p in through):
         return []
-    return [Finding(
-        code="turn-checks-failed",
-        severity=Severity.ERROR,
-        title="TURN allocated a relay address, but every check through it failed",
-        evidence=((f"relay candidate(s): {', '.join(_ep(c.address, c.port) for c in relays[:3])} "
-                  f"from {s.turn_servers[0]} (ICE policy {s.ice_policy.value})"),
-                  f"{len(through)} pair(s) through TURN, all failed"),
-        advice="The allocation works; what fails is the path from the TURN server to the peer, or the "
-        "permissions on it: a TURN server that may not relay to the peer's addresses (coturn's "
-        "denied-peer-ip / no-loopback-peers, private ranges), a peer that cannot reach the relay "
-        "address, or a server that dropped the allocation (coturn closes it when a relayed send fails at "
-        "once, e.g. with no route to a peer's private host candidate; its log then shows 'udp send' "
-        "errors, and 438 then 400 answers). A 403 Forbidden IP in its log means denied-peer-ip. Try "
-        "--ice-policy relay on both sides, and read the TURN server's log.",
-        confidence=Confidence.LIKELY,
-        settle="the TURN server's log for the permission and channel-bind requests of this run",
-    )]
-
-
-# What a TURN server's error code means for the user (RFC 8656 section 19, RFC 8489 section 14.8).
-_TURN_ERRORS = {
-    400: "the server could not read the request (Bad Request)",
-    401: "wrong credentials: --turn-user and --turn-credential do not match the server's (or the realm)",
-    403: "the server forbids this allocation (Forbidden): the user or this client's address is not allowed",
-    420: "the server does not know an attribute of the request",
-    437: "an allocation with this 5-tuple already exists on the server",
-    438: "the nonce went stale; aioice retries once, so the server kept refusing it",
-    440: "the server does not support the requested address family",
-    441: "the credentials differ from those that made this allocation (Wrong Credentials)",
-    442: "the server does not relay this transport (use UDP)",
-    486: "the user's allocation quota on the server is used up (Allocation Quota Reached)",
-    508: "the server has no relay port left (Insufficient Capacity)",
-}
-
-
-def _turn_refused(v: _View, q: IceServerQueried, evidence: list[str]) -> Finding:
-    """turn-allocation-failed, from the allocation's own outcome: the error code when the server sent one."""
-    data: dict[str, object] = {"server": q.server, "outcome": q.outcome.value}
-    if q.outcome is IceServerOutcome.ERROR_RESPONSE:
-        data |= {"error_code": q.error_code, "error_reason": q.error_reason}
-        meaning = _TURN_ERRORS.get(q.error_code or 0, "see the server's log for this code")
-        evidence.append(f"{q.server} refused the allocation after {q.duration_s:.2f} s: error {q.error_code} "
-                        f"{q.error_reason or ''}".rstrip() + f" ({meaning})")
-        confidence, settle = Confidence.CERTAIN, None
-        advice = (f"The TURN server answered with STUN error {q.error_code}: {meaning}. Fix that on this side "
-                  "(--turn-user, --turn-credential, --turn URL) or on the server, then try again.")
-    elif q.outcome is IceServerOutcome.NO_ANSWER:
-        data["bound_s"] = q.bound_s
-        evidence.append(f"{q.server} gave no answer (given up after {q.duration_s:.1f} s; bound {q.bound_s:g} s)")
-        if v.local_of(CandidateType.HOST) and v.started.stun_servers and not v.local_of(CandidateType.SRFLX):
-            evidence.append("STUN got no answer either: UDP to the server looks blocked")
-        confidence, settle = Confidence.LIKELY, "the TURN server's log (did the request arrive?), or ?transport=tcp"
-        advice = ("The TURN server never answered: it is down or unreachable, or UDP to it is dropped on the way. "
-                  "Check the address and port, and try TURN over TCP or TLS (turn:HOST:443?transport=tcp).")
-    else:
-        data["error"] = q.error
-        evidence.append(f"{q.server}: {q.error}")
-        confidence, settle = Confidence.CERTAIN, None
-        advice = "The allocation could not even be attempted: check the TURN URL (host name, port, transport)."
-    return Finding(
-        code="turn-allocation-failed",
-        severity=Severity.ERROR,
-        title="The TURN allocation failed: no relay candidate"
-        + (f" (error {q.error_code})" if q.error_code is not None else ""),
-        evidence=tuple(evidence),
-        advice=advice,
-        confidence=confidence,
-        settle=settle,
-        data=data,
-    )
-
-
-# --- `p2pdiag nat`: the RFC 5780 tests, judged -------------------------------------------------------
-
-EIM = "endpoint-independent"
-ADM = "address-dependent"
-APDM = "address-and-port-dependent"
-DEPENDENT = "address-dependent or address-and-port-dependent"  # two servers, no OTHER-ADDRESS
-NO_UDP = "no answer (UDP blocked, or the server is down)"
-UNTESTED = "not tested"
-
-
-@dataclass(frozen=True, slots=True)
-class NatBehaviour:
-    mapping: str
-    filtering: str
-    public: tuple[str, int] | None  # the mapped address of the first test
-    evidence: tuple[str, ...]
-    settle: str | None  # what would tell more, when something was not tested
-
-
-def nat_behaviour(tests: list[NatTest]) -> NatBehaviour:
-    """Mapping and filtering (RFC 4787 terms) from the tests `p2pdiag.probes.nat.probe` ran."""
-    by = {t.name: t for t in tests}
-    first_test = by.get("mapping-1")
-    if first_test is None or not first_test.answered:
-        server = _ep(*first_test.server) if first_test else "?"
-        return NatBehaviour(NO_UDP, NO_UDP, None, (f"no answer from {server} to any retransmit",),
-                            "the same probe from another network (is the server up?), or a TCP relay check")
-    local_port, server, mapped = first_test.local[1], _ep(*first_test.server), _ep(*first_test.mapped)
-    evidence = [f"test I: local port {local_port} → {server}: mapped {mapped}"]
-    second, third = by.get("mapping-2"), by.get("mapping-3")
-    settle = None
-    if second is None:
-        mapping = UNTESTED
-        settle = "a second --stun server, or one that sends OTHER-ADDRESS (RFC 5780)"
-    elif not second.answered:
-        mapping = UNTESTED
-        evidence.append(f"test II to {_ep(*second.server)}: no answer")
-        settle = "a second STUN server that answers"
-    else:
-        evidence.append(f"test II → {_ep(*second.server)}: mapped {_ep(*second.mapped)}")
-        if second.mapped == first_test.mapped:
-            mapping = EIM
-        elif first_test.other is None:
-            mapping = DEPENDENT
-            settle = "a STUN server with OTHER-ADDRESS (RFC 5780) tells address from address-and-port"
-        elif third is not None and third.answered:
-            evidence.append(f"test III → {_ep(*third.server)}: mapped {_ep(*third.mapped)}")
-            mapping = ADM if third.mapped == second.mapped else APDM
-        else:
-            mapping = DEPENDENT
-            settle = "test III got no answer; run again"
-    f1, f2, f3 = by.get("filtering-1"), by.get("filtering-2"), by.get("filtering-3")
-    if f1 is None or not f1.answered:
-        filtering = UNTESTED
-        settle = settle or "a STUN server with OTHER-ADDRESS (RFC 5780) for the filtering tests"
-    elif f2 is not None and f2.answered:
-        filtering = "endpoint-independent"
-        evidence.append(f"an answer from the other IP and port ({_ep(*f2.origin) if f2.origin else '?'}) came in")
-    elif f3 is not None and f3.answered:
-        filtering = "address-dependent"
-        evidence.append("no answer from the other IP; an answer from the other port came in")
-    else:
-        filtering = "address-and-port-dependent"
-        evidence.append("no answer from the other IP, nor from the other port: only the exact address sent to")
-    return NatBehaviour(mapping, filtering, first_test.mapped, tuple(evidence), settle)
+    relays_text = ', '.join(_ep(c.address, c.port) for c in relays[:3])
+    return [N.turn_checks_failed(relays_text, s.turn_servers[0], s.ice_policy.value, len(through))]

@@ -13,10 +13,12 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from p2pdiag.diagnosis.dial import CLOSED_AFTER_UPGRADE_S
+from p2pdiag.diagnosis.codes import Code
+from p2pdiag.diagnosis.findings import reconnect as R
 from p2pdiag.diagnosis.limits import attribute_cut, read_duration
-from p2pdiag.diagnosis.model import Confidence, Finding, Severity
+from p2pdiag.diagnosis.model import Confidence, Finding
 from p2pdiag.diagnosis.query import all_of, first
+from p2pdiag.diagnosis.relayed import CLOSED_AFTER_UPGRADE_S
 from p2pdiag.diagnosis.upgrade import UpgradeStory, upgrade_story
 from p2pdiag.trace.events import (
     CircuitClosed,
@@ -100,7 +102,7 @@ def _round(events: tuple[Event, ...], stop: StopConnectReceived, agents: dict[st
         end = RoundEnd.HANDSHAKE_FAILED if failed is not None else RoundEnd.OPEN
         return Round(cid, stop.t_s, "not attempted", end, failed.t_s if failed else closed_s)
     story = stories.get(cid) or upgrade_story(events, cid)
-    abandoned = any(f.code == "webrtc-upgrade-abandoned" for f in story.findings)
+    abandoned = any(f.code is Code.WEBRTC_UPGRADE_ABANDONED for f in story.findings)
     upgrade_end_s: float | None = None
     if not story.attempted:
         upgrade = "not attempted"
@@ -192,25 +194,4 @@ def reconnect_loop_finding(loop: ReconnectLoop) -> Finding:
         evidence.append(_describe(r, nxt))
     if n > MAX_LISTED_ROUNDS:
         evidence.append(f"… and {n - MAX_LISTED_ROUNDS} more rounds")
-    advice = ("The dialer's app redials after every failed round, so it never settles: each round costs a "
-              "circuit on the relay and counts against its limits, and the WebRTC upgrade fails the same "
-              "way each time (the upgrade's own findings say why). In the app: keep the relayed connection "
-              "open when the upgrade fails (do not hang up; @libp2p/webrtc 5.2.21 and later no longer close "
-              "it, js-libp2p #3015), retry the upgrade with a growing backoff instead of a fixed period, and "
-              "stop after a few tries. When the network is the cause (UDP blocked, symmetric NATs), a TURN "
-              "server on both sides is what lets the upgrade succeed.")
-    if RoundEnd.RELAY_CUT in ends:
-        advice += (" Some rounds were ended by the relay: a relay's duration or data limit also ends every "
-                   "round it allows; use a relay with larger limits, or keep the relayed traffic small.")
-    confidence = loop.confidence
-    return Finding(
-        code="reconnect-loop",
-        severity=Severity.WARNING,
-        title=f"The dialer came back through the relay {n - 1} times after failed rounds: a reconnect loop "
-        f"of {n} rounds, one every {loop.period_s:.1f} s",
-        evidence=tuple(evidence),
-        advice=advice,
-        confidence=confidence,
-        settle=None if confidence is Confidence.CERTAIN else
-        "the dialer's log for the same moments: why it hung up, and what made it dial again",
-    )
+    return R.reconnect_loop(n, loop.period_s, tuple(evidence), RoundEnd.RELAY_CUT in ends, loop.confidence)

@@ -16,8 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from p2pdiag.diagnosis import findings as F
-from p2pdiag.diagnosis import relaycheck_findings as RF
+from p2pdiag.diagnosis import reservation
+from p2pdiag.diagnosis.codes import Code
+from p2pdiag.diagnosis.facts import Cell, RejectedEntry, RelayCheckFacts, RelayResult, RelayVerdict, StepTimeout
+from p2pdiag.diagnosis.findings import circuit as C
+from p2pdiag.diagnosis.findings import relay as RL
+from p2pdiag.diagnosis.findings import relaycheck as RF
+from p2pdiag.diagnosis.findings import run as R
 from p2pdiag.diagnosis.limits import CUT_EARLY_TOLERANCE_S, DurationReading, fmt_bytes, fmt_seconds, read_duration
 from p2pdiag.diagnosis.model import Confidence, Finding, Outcome, Severity, StepStatus, Verdict
 from p2pdiag.diagnosis.query import all_of, first
@@ -26,7 +31,7 @@ from p2pdiag.trace import events as ev
 from p2pdiag.trace import relaycheck_events as rc
 from p2pdiag.trace.file import Trace
 from p2pdiag.wire import envelope
-from p2pdiag.wire.circuit import STOP_PROTOCOL
+from p2pdiag.wire.circuit import HOP_PROTOCOL, STOP_PROTOCOL
 
 E = TypeVar("E", bound=ev.Event)
 
@@ -41,13 +46,6 @@ TIMEOUT_STEP = {  # which --step-timeout bounded the failed wait
     ev.PingFailed: "ping",
     rc.TransferFailed: "transfer",
 }
-
-
-class RelayVerdict:
-    PASS = "pass"
-    WARN = "warn"
-    FAIL = "fail"
-    INCOMPLETE = "incomplete"
 
 
 @dataclass
@@ -108,11 +106,10 @@ class _Relay:
         self.segments = _segments(self.mine)
         self.options = options
         self.b = Builder()
-        self.cells: dict[str, dict[str, str]] = {}
-        self.facts: dict[str, Any] = {
-            "label": listed.label, "relay": listed.relay, "relay_peer_id": listed.relay_peer_id,
-            "transport": listed.transport, "source": listed.source, "line": listed.line,
-        }
+        self.cells: dict[str, Cell] = {}
+        self.facts: dict[str, Any] = {}  # what each phase measured, by phase
+        self.verdict = RelayVerdict.INCOMPLETE
+        self.finished: rc.RelayCheckFinished | None = None
         self.agent: str | None = None
         self.rsvp: ev.ReservationAccepted | None = None
         self.reading = DurationReading(None, None, False, "")
@@ -134,7 +131,7 @@ class _Relay:
         self.b.find(dataclasses.replace(finding, evidence=(f"{self.label}: {first_line}", *rest)))
 
     def cell(self, column: str, status: StepStatus, text: str) -> None:
-        self.cells[column] = {"status": status.value, "text": text}
+        self.cells[column] = Cell(status, text)
 
     def failure(self, e: Any) -> None:
         """A failed wait that ran into its --step-timeout gets the timeout's own finding too.
@@ -148,7 +145,7 @@ class _Relay:
             recorded = [t for t in all_of(self.mine, ev.StepTimedOut, step=step) if t.t_s <= e.t_s]
             seconds = recorded[-1].timeout_s if recorded else self.options.get("step_timeouts_s", {}).get(step)
             if isinstance(seconds, (int, float)):
-                self.find(F.step_timed_out(step, float(seconds)))
+                self.find(R.step_timed_out(step, float(seconds)))
 
     def skipped_step(self, key: str, title: str, phase: rc.CheckPhase) -> bool:
         seg = self.seg(phase)
@@ -173,7 +170,7 @@ class _Relay:
         elif failed is not None:
             self.step("connect", title, StepStatus.FAILED, f"{failed.error_kind.value}: {failed.error}", failed,
                       failed.duration_s)
-            self.find(F.relay_unreachable(failed))
+            self.find(RL.relay_unreachable(failed))
             self.failure(failed)
             self.cell("reachable", StepStatus.FAILED, failed.error_kind.value.replace("_", " "))
             self.facts["connect"] = {"ok": False, "duration_s": failed.duration_s,
@@ -190,7 +187,7 @@ class _Relay:
         ident_failed = first(self.by_cid(ev.IdentifyFailed, "a"), ev.IdentifyFailed)
         if ident is not None:
             self.agent = ident.agent_version
-            hop, stop = F.HOP_PROTOCOL in ident.protocols, STOP_PROTOCOL in ident.protocols
+            hop, stop = HOP_PROTOCOL in ident.protocols, STOP_PROTOCOL in ident.protocols
             observed = f"; sees us as {ident.observed_addr}" if ident.observed_addr else ""
             self.step("identify", "Identify the relay", StepStatus.OK if hop else StepStatus.WARNING,
                       f"{ident.agent_version or 'no agent'}; HOP {'offered' if hop else 'NOT offered'}, "
@@ -205,7 +202,7 @@ class _Relay:
         elif ident_failed is not None:
             self.step("identify", "Identify the relay", StepStatus.WARNING,
                       f"{ident_failed.error_kind.value}: {ident_failed.error}", ident_failed, ident_failed.duration_s)
-            self.find(F.identify_failed("relay", self.listed.relay_peer_id, ident_failed.error_kind,
+            self.find(RL.identify_failed("relay", self.listed.relay_peer_id, ident_failed.error_kind,
                                         ident_failed.error))
             self.failure(ident_failed)
             self.cell("hop", StepStatus.WARNING, "unknown")
@@ -240,7 +237,7 @@ class _Relay:
             failed.status_code is None and not self.facts.get("identify", {}).get("hop", True))
         if no_hop:
             agent = self.facts.get("identify", {}).get("agent_version")
-            self.find(F.relay_no_hop(self.relay, agent, f"RESERVE: {failed.error}"))
+            self.find(RL.relay_no_hop(self.relay, agent, f"RESERVE: {failed.error}"))
             self.cell("hop", StepStatus.FAILED, "not offered")
             self.cell("reservation", StepStatus.FAILED, "no HOP")
         elif failed.status_code is None or failed.status_name == "OK":
@@ -251,7 +248,7 @@ class _Relay:
             self.find(RF.reserve_unknown_status(self.relay, failed))
             self.cell("reservation", StepStatus.FAILED, failed.status_name)
         else:
-            self.find(F.reservation_refused(failed))
+            self.find(RL.reservation_refused(failed))
             self.cell("reservation", StepStatus.FAILED, failed.status_name)
         return False
 
@@ -264,13 +261,13 @@ class _Relay:
                             "expire_unix_s": acc.expire_unix_s, "ttl_s": round(ttl, 1) if ttl is not None else None,
                             "addrs": list(acc.addrs), "voucher_bytes": acc.voucher_bytes}
         if not refresh:
-            problems = RF.addr_problems(acc.addrs, self.relay, self.listed.relay_peer_id)
+            problems = reservation.addr_problems(acc.addrs, self.relay, self.listed.relay_peer_id)
             self.facts[fact]["addr_problems"] = problems
             if problems:
                 self.find(RF.reservation_addrs(self.relay, problems))
             if ttl is None:
                 self.find(RF.reservation_ttl(self.relay, acc.expire_unix_s, None))
-            elif ttl <= 0 or not RF.TTL_PLAUSIBLE_S[0] <= ttl <= RF.TTL_PLAUSIBLE_S[1]:
+            elif ttl <= 0 or not reservation.TTL_PLAUSIBLE_S[0] <= ttl <= reservation.TTL_PLAUSIBLE_S[1]:
                 self.find(RF.reservation_ttl(self.relay, acc.expire_unix_s, ttl))
             self.limits(acc)
         expiry = f"expires in {_ttl(ttl)}" if ttl is not None and ttl > 0 else (
@@ -304,9 +301,9 @@ class _Relay:
         text = f"{duration}/{fmt_bytes(data) if data else 'no data'}"
         status = StepStatus.INFO
         if self.reading.suspect_unit:
-            self.find(F.limit_unit_suspect(self.relay, self.reading))
+            self.find(C.limit_unit_suspect(self.relay, self.reading))
             status = StepStatus.WARNING
-        small = RF.too_small(self.reading, data)
+        small = reservation.too_small(self.reading, data)
         if small:
             self.find(RF.limit_too_small(self.relay, small))
             status = StepStatus.WARNING
@@ -334,7 +331,7 @@ class _Relay:
         report = envelope.check_voucher(raw, relay_peer_id=relay_id, peer_id=peer_id, expire=acc.expire_unix_s,
                                         now_unix_s=seg.wall(acc))
         checks = [{"check": r.check.value, "ok": r.ok, "detail": r.detail} for r in report.results]
-        for results in RF.voucher_problems(report):
+        for results in reservation.voucher_problems(report):
             self.find(RF.voucher_finding(self.relay, results, refresh))
         failed = [r.check.value for r in report.failed]
         if report.ok:
@@ -558,7 +555,7 @@ class _Relay:
     def confirm_unit(self, ended: rc.LimitProbeEnded) -> None:
         """A duration cut that lands on the millisecond reading settles the unit question."""
         for n, f in enumerate(self.b.findings):
-            if f.code == "relay-limit-unit":
+            if f.code is Code.RELAY_LIMIT_UNIT:
                 self.b.findings[n] = dataclasses.replace(
                     f, confidence=Confidence.CERTAIN, settle=None,
                     evidence=(*f.evidence, f"{self.label}: measured: the relay cut a held circuit after {ended.age_s:.1f} s"))
@@ -632,15 +629,14 @@ class _Relay:
                       "reservation of a disconnected peer", again)
             self.find(RF.slots_not_freed(self.relay, again.status_name))
 
-    def end(self) -> str:
+    def end(self) -> RelayVerdict:
         finished = first(self.mine, rc.RelayCheckFinished)
         crashed = first(self.mine, rc.ProbeCrashed)
         if crashed is not None:
             self.find(RF.probe_crashed(self.relay, crashed))
         if finished is not None and finished.out_of_time:
             self.find(RF.incomplete(self.relay, f"its share of --timeout ran out after {finished.duration_s:.1f} s"))
-        self.facts.update(finished=finished is not None, duration_s=finished.duration_s if finished else None,
-                          out_of_time=bool(finished and finished.out_of_time))
+        self.finished = finished
         severities = {f.severity for f in self.b.findings}
         if Severity.ERROR in severities:
             verdict = RelayVerdict.FAIL
@@ -652,21 +648,28 @@ class _Relay:
             verdict = RelayVerdict.PASS
         status = {RelayVerdict.PASS: StepStatus.OK, RelayVerdict.WARN: StepStatus.WARNING,
                   RelayVerdict.FAIL: StepStatus.FAILED, RelayVerdict.INCOMPLETE: StepStatus.SKIPPED}[verdict]
-        self.cell("verdict", status, verdict.upper())
-        self.facts["verdict"] = verdict
+        self.cell("verdict", status, verdict.value.upper())
+        self.verdict = verdict
         return verdict
 
-    def run(self) -> str:
+    def result(self, findings: tuple[int, ...], codes: tuple[Code, ...]) -> RelayResult:
+        """This relay's result, once run; `findings`: where its findings went in the verdict's list."""
+        listed, finished = self.listed, self.finished
+        timed_out = tuple(StepTimeout(t.step, t.timeout_s, t.t_s) for t in all_of(self.mine, ev.StepTimedOut))
+        return RelayResult(listed.label, listed.relay, listed.relay_peer_id, listed.transport, listed.source,
+                           listed.line, dict(self.facts), timed_out, finished is not None,
+                           finished.duration_s if finished else None, bool(finished and finished.out_of_time),
+                           self.verdict, dict(self.cells), findings, codes)
+
+    def run(self) -> RelayVerdict:
         if self.connect() and self.reserve():
             self.refresh()
             self.loop()
             self.measure()
             self.drop()
         self.slots()
-        self.facts["timed_out"] = [{"step": t.step, "timeout_s": t.timeout_s, "t_s": t.t_s}
-                                   for t in all_of(self.mine, ev.StepTimedOut)]
         for column in ("reachable", "hop", "reservation", "limits", "voucher", "loop"):
-            self.cells.setdefault(column, {"status": StepStatus.SKIPPED.value, "text": ""})
+            self.cells.setdefault(column, Cell(StepStatus.SKIPPED, ""))
         return self.end()
 
 
@@ -692,21 +695,19 @@ def diagnose_relay_check(trace: Trace) -> Verdict:
         general.find(RF.entries_rejected(bad))
     stop = first(events, ev.RunInterrupted)
     if stop is not None:
-        general.find(F.interrupted(stop.reason.value, stop.t_s))
+        general.find(R.interrupted(stop.reason.value, stop.t_s))
     steps += general.steps
     findings += general.findings
-    facts_relays = []
+    results = []
     for r in relays:
         steps += r.b.steps
         indexes = []
         for f in _by_severity(r.b.findings):
             indexes.append(len(findings))
             findings.append(f)
-        facts_relays.append({**r.facts, "cells": r.cells, "findings": indexes,
-                             "finding_codes": [findings[i].code for i in indexes]})
+        results.append(r.result(tuple(indexes), tuple(findings[i].code for i in indexes)))
 
-    counts = {v: verdicts.count(v) for v in (RelayVerdict.PASS, RelayVerdict.WARN, RelayVerdict.FAIL,
-                                              RelayVerdict.INCOMPLETE)}
+    counts = {v: verdicts.count(v) for v in RelayVerdict}
     if stop is not None:
         outcome = Outcome.INTERRUPTED
     elif not relays or bad or counts[RelayVerdict.FAIL] or counts[RelayVerdict.INCOMPLETE]:
@@ -714,27 +715,23 @@ def diagnose_relay_check(trace: Trace) -> Verdict:
     else:
         outcome = Outcome.RELAYS_OK
     headline = _headline(relays, counts, bad, stop is not None)
-    facts: dict[str, object] = {
-        "relays": facts_relays,
-        "rejected_entries": [{"source": r.source, "line": r.line, "text": r.text, "error": r.error,
-                              "duplicate_of": r.duplicate_of} for r in rejected],
-        "checked": len(relays), **{k: v for k, v in counts.items()},
-    }
+    facts = RelayCheckFacts(tuple(results), tuple(RejectedEntry(r.source, r.line, r.text, r.error, r.duplicate_of)
+                                                   for r in rejected))
     return Verdict("relay-check", outcome, headline, tuple(steps), tuple(findings), facts)
 
 
 def _by_severity(findings: list[Finding]) -> list[Finding]:
     """Errors, warnings, information; the generic step-timeout after the finding it explains."""
-    return sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], f.code == "step-timeout"))
+    return sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], f.code is Code.STEP_TIMEOUT))
 
 
-def _headline(relays: list[_Relay], counts: dict[str, int], bad: list[rc.EntryRejected], stopped: bool) -> str:
+def _headline(relays: list[_Relay], counts: dict[RelayVerdict, int], bad: list[rc.EntryRejected], stopped: bool) -> str:
     n = len(relays)
     words = ((RelayVerdict.PASS, "passed"), (RelayVerdict.WARN, "passed with warnings"),
              (RelayVerdict.FAIL, "failed"), (RelayVerdict.INCOMPLETE, "not finished"))
     parts = [f"{counts[v]} {word}" for v, word in words if counts[v]]
     text = f"Checked {n} relay{'s' if n != 1 else ''}: {', '.join(parts)}." if n else "No relay was checked."
-    failing = [r for r in relays if r.facts.get("verdict") == RelayVerdict.FAIL]
+    failing = [r for r in relays if r.verdict is RelayVerdict.FAIL]
     if len(relays) == 1 and failing:
         worst = next((f for f in failing[0].b.findings if f.severity is Severity.ERROR), None)
         if worst is not None:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from p2pdiag.diagnosis.findings import SIGNALING_PROTOCOL
-from p2pdiag.diagnosis.model import Confidence, Finding, Severity, Step, StepStatus
+from p2pdiag.diagnosis.findings import webrtc as W
+from p2pdiag.diagnosis.findings.webrtc import endpoint, pair_text
+from p2pdiag.diagnosis.model import Finding, Step, StepStatus
 from p2pdiag.diagnosis.network import network_findings
 from p2pdiag.diagnosis.query import all_of, first
 from p2pdiag.diagnosis.steps import by_severity
 from p2pdiag.trace.events import (
     CandidatePairFinal,
     CandidatePairSelected,
-    CandidatePairState,
     CandidatePairStateChanged,
     CandidateType,
     Closer,
@@ -47,9 +47,9 @@ from p2pdiag.trace.events import (
     WebRTCUpgradeStarted,
     WebRTCUpgradeSucceeded,
 )
+from p2pdiag.webrtc.signaling import PROTOCOL as SIGNALING_PROTOCOL
 
 ABANDONED_WITHIN_S = 15.0  # a remote close this soon after success, with no stream, is an abandoned upgrade
-MAX_LISTED_PAIRS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +66,6 @@ class UpgradeStory:
 
 def _ms(seconds: float | None) -> str:
     return "?" if seconds is None else f"{seconds * 1000:.0f} ms"
-
-
-def _endpoint(address: str, port: int, kind: CandidateType | str) -> str:
-    host = f"[{address}]" if ":" in address else address
-    return f"{host}:{port} ({kind.value if isinstance(kind, CandidateType) else kind})"
-
-
-def _pair(p: CandidatePairFinal | CandidatePairSelected | CandidatePairStateChanged) -> str:
-    return f"{_endpoint(p.local_address, p.local_port, p.local_type)} → " \
-           f"{_endpoint(p.remote_address, p.remote_port, p.remote_type)}"
 
 
 def _description(d: DescriptionSignaled) -> str:
@@ -176,7 +166,7 @@ class _Story:
             return  # nothing came from the remote yet
         accepted = [r for r in remote if r.accepted]
         end = self.one(RemoteEndOfCandidates)
-        remote_text = ", ".join(f"{_endpoint(r.address, r.port, r.candidate_type)}"
+        remote_text = ", ".join(f"{endpoint(r.address, r.port, r.candidate_type)}"
                                 f"{'' if r.accepted else ' NOT USED: ' + (r.note or '?')}" for r in remote) or "none"
         detail = f"{len(accepted)} of {len(remote)} usable: {remote_text}"
         if rejected:
@@ -192,9 +182,9 @@ class _Story:
         finals = self.of(CandidatePairFinal)
         changes = self.of(CandidatePairStateChanged)
         if selected is not None:
-            checked = len({_pair(c) for c in changes})
+            checked = len({pair_text(c) for c in changes})
             self.step("ice", "ICE connectivity checks", StepStatus.OK,
-                      f"selected {_pair(selected)} ({selected.ice_role.value}); {checked} pair(s) checked",
+                      f"selected {pair_text(selected)} ({selected.ice_role.value}); {checked} pair(s) checked",
                       selected)
         elif finals or changes:
             states = _count(p.state.value for p in finals)
@@ -257,7 +247,7 @@ class _Story:
                       f"{closed.streams_opened} stream(s) opened, {closed.streams_accepted} accepted", closed)
             if (not self.initiator and ok is not None and closed.closer is Closer.REMOTE
                     and closed.streams_accepted == 0 and closed.age_s <= ABANDONED_WITHIN_S):
-                self.find(_abandoned(f"the dialer closed the WebRTC connection {closed.age_s:.1f} s after it came up, "
+                self.find(W.upgrade_abandoned(f"the dialer closed the WebRTC connection {closed.age_s:.1f} s after it came up, "
                                      "without opening a single stream"))
 
     # --- why it failed ------------------------------------------------------------------------
@@ -271,29 +261,29 @@ class _Story:
         if (not self.initiator and remote_end is not None and remote_end.t_s <= failed.t_s
                 and step in (UpgradeStep.ICE, UpgradeStep.DTLS, UpgradeStep.CHANNEL)):
             # The dialer left while this side was still connecting: say so, then why it could not connect.
-            self.find(_abandoned(f"the dialer {'reset' if remote_end.reset else 'closed'} the signaling stream at "
+            self.find(W.upgrade_abandoned(f"the dialer {'reset' if remote_end.reset else 'closed'} the signaling stream at "
                                  f"t={remote_end.t_s:.2f} s, while this side was at the {step.value} step "
                                  f"({remote_end.reason})"))
             if failed.error_kind is ErrorKind.RESET:
                 return
         if step is UpgradeStep.SIGNALING and failed.error_kind is ErrorKind.PROTOCOL_UNSUPPORTED:
-            self.find(_unsupported(self.started.remote_peer_id, failed.reason))
+            self.find(W.signaling_unsupported(self.started.remote_peer_id, failed.reason))
             return
         if bad_messages and step in (UpgradeStep.SIGNALING, UpgradeStep.OFFER, UpgradeStep.ANSWER):
-            self.find(_malformed(bad_messages))
+            self.find(W.signaling_malformed(bad_messages))
             return
         if failed.error_kind is ErrorKind.RESET and (remote_reset is not None or step in (
                 UpgradeStep.SIGNALING, UpgradeStep.OFFER, UpgradeStep.ANSWER)):
-            self.find(_reset(step, failed.reason, self.initiator))
+            self.find(W.signaling_reset(step, failed.reason, self.initiator))
             return
         if step in (UpgradeStep.SIGNALING, UpgradeStep.OFFER, UpgradeStep.ANSWER):
             if failed.error_kind is ErrorKind.TIMEOUT:
-                self.find(_signaling_timeout(step, failed.reason, self.started.signaling_timeout_s))
+                self.find(W.signaling_timeout(step, failed.reason, self.started.signaling_timeout_s))
             else:
-                self.find(_reset(step, failed.reason, self.initiator))
+                self.find(W.signaling_reset(step, failed.reason, self.initiator))
             return
         if step is UpgradeStep.GATHERING:
-            self.find(_no_local_candidates(failed.reason, self.started))
+            self.find(W.no_local_candidates(failed.reason, self.started))
             self.diagnose_network()
             return
         if step is UpgradeStep.ICE:
@@ -301,10 +291,10 @@ class _Story:
             return
         if step is UpgradeStep.DTLS:
             dtls = [d for d in self.of(DtlsStateChanged) if d.state is DtlsState.FAILED]
-            self.find(_dtls_failed(failed.reason, dtls[-1].error if dtls else None))
+            self.find(W.dtls_failed(failed.reason, dtls[-1].error if dtls else None))
             return
         if step is UpgradeStep.CHANNEL:
-            self.find(_channel_not_opened(failed.reason, self.initiator))
+            self.find(W.channel_not_opened(failed.reason, self.initiator))
 
     def diagnose_network(self) -> None:
         """The network cause, beside the step's own finding (diagnosis/network.py)."""
@@ -319,11 +309,11 @@ class _Story:
         if not accepted and not learned:
             mdns = [r for r in remote if r.mdns]
             if mdns and len(mdns) == len(remote):
-                self.find(_mdns_unresolved(mdns))
+                self.find(W.mdns_unresolved(mdns))
             else:
-                self.find(_no_remote_candidates(remote, self.of(RemoteCandidateRejected), bad_messages))
+                self.find(W.no_remote_candidates(remote, self.of(RemoteCandidateRejected), bad_messages))
             return
-        self.find(_ice_failed(failed, finals, self.started, self.initiator))
+        self.find(W.ice_failed(failed, finals, self.started, self.initiator))
         self.diagnose_network()
 
 
@@ -339,176 +329,6 @@ def _count(values: object) -> str:
     for v in values:  # type: ignore[attr-defined]
         counts[v] = counts.get(v, 0) + 1
     return ", ".join(f"{n} {k}" for k, n in counts.items())
-
-
-# --- the findings ---------------------------------------------------------------------------------
-
-
-def _unsupported(peer_id: str, reason: str) -> Finding:
-    return Finding(
-        code="webrtc-signaling-unsupported",
-        severity=Severity.ERROR,
-        title="The peer refused the WebRTC signaling protocol",
-        evidence=(f"{peer_id}: {reason}",),
-        advice="The peer does not run the WebRTC transport, so no direct WebRTC connection can be made "
-        "through this relay. Enable it on the peer (js-libp2p: transports: [webRTC()] and listen on "
-        "'/webrtc'), or dial its plain /p2p-circuit address and live with the relay.",
-    )
-
-
-def _malformed(bad: list[SignalingFailed]) -> Finding:
-    first_bad = bad[0]
-    which = first_bad.message.value if first_bad.message else "a message"
-    return Finding(
-        code="webrtc-signaling-malformed",
-        severity=Severity.ERROR,
-        title=f"The peer's {which} could not be used",
-        evidence=tuple(f"{b.message.value if b.message else 'message'} ({b.stage.value}): {b.error}" for b in bad[:4]),
-        advice="The two implementations disagree on the signaling messages. A missing 'type' field is the "
-        "known py-libp2p bug (proto3 drops SDP_OFFER=0); an SDP the WebRTC stack rejects points at an "
-        "incompatible WebRTC library. Report it to the peer's implementation with this trace.",
-    )
-
-
-def _reset(step: UpgradeStep, reason: str, initiator: bool) -> Finding:
-    who = "listener" if initiator else "dialer"
-    return Finding(
-        code="webrtc-signaling-reset",
-        severity=Severity.ERROR,
-        title=f"The {who} ended the signaling stream at the {step.value} step",
-        evidence=(reason,),
-        advice=f"The {who} gave up on the upgrade: its WebRTC stack failed (check its log around this time), "
-        "it hit its own timeout, or the relayed connection under the stream was cut (see the relayed "
-        "connection's steps). Resetting the stream is how the spec says 'this upgrade failed'.",
-    )
-
-
-def _signaling_timeout(step: UpgradeStep, reason: str, timeout_s: float) -> Finding:
-    return Finding(
-        code="webrtc-signaling-timeout",
-        severity=Severity.ERROR,
-        title=f"No {step.value} came over the signaling stream in time",
-        evidence=(reason, f"signaling budget {timeout_s:g} s"),
-        advice="The other side accepted the signaling stream and then went silent: it may be stuck "
-        "gathering candidates (an unreachable STUN or TURN server delays the answer by seconds), or "
-        "overloaded. Try again with more time, and check its log.",
-    )
-
-
-def _no_local_candidates(reason: str, started: WebRTCUpgradeStarted) -> Finding:
-    return Finding(
-        code="webrtc-no-local-candidates",
-        severity=Severity.ERROR,
-        title="This side had no ICE candidate to offer",
-        evidence=(reason, (f"ICE policy {started.ice_policy.value}; STUN {list(started.stun_servers) or 'none'}; "
-                           f"TURN {list(started.turn_servers) or 'none'}")),
-        advice="With the relay policy only TURN candidates count: give a working TURN server (--turn). "
-        "Otherwise this machine has no usable network interface for UDP; check `ip addr`, and that "
-        "loopback candidates were not turned off.",
-    )
-
-
-def _no_remote_candidates(remote: list[RemoteCandidateReceived], rejected: list[RemoteCandidateRejected],
-                          bad: list[SignalingFailed]) -> Finding:
-    evidence = [f"{len(remote)} candidate(s) received, none usable"]
-    evidence += [f"{_endpoint(r.address, r.port, r.candidate_type)}: {r.note}" for r in remote[:4]]
-    evidence += [f"unreadable: {r.candidate[:80]} ({r.reason})" for r in rejected[:2]]
-    evidence += [f"{b.stage.value}: {b.error}" for b in bad[:2]]
-    return Finding(
-        code="webrtc-no-remote-candidates",
-        severity=Severity.ERROR,
-        title="The peer gave no ICE candidate this side could use",
-        evidence=tuple(evidence),
-        advice="Without a remote candidate there is nothing to check. The peer may have no network "
-        "interface WebRTC may use (a js peer bound to an address it cannot gather on), may offer only "
-        "IPv6 or TCP candidates this side cannot pair, or its candidates were lost on the way. Check the "
-        "peer's WebRTC configuration (iceServers, bindAddress).",
-    )
-
-
-def _mdns_unresolved(mdns: list[RemoteCandidateReceived]) -> Finding:
-    names = sorted({r.address for r in mdns})
-    return Finding(
-        code="webrtc-mdns-unresolved",
-        severity=Severity.ERROR,
-        title="The peer's only candidates were mDNS names that did not resolve",
-        evidence=(f"{len(mdns)} candidate(s), all .local names: {', '.join(names[:3])}",
-                  "none answered an mDNS query within 1 s"),
-        advice="Browsers hide local addresses behind random .local names, which resolve only on the same "
-        "link (multicast DNS). From another network they never resolve: the peer needs a STUN server "
-        "(for a srflx candidate) or TURN (for a relay candidate). On the same LAN, check that "
-        "multicast (224.0.0.251, UDP 5353) is not filtered.",
-    )
-
-
-def _ice_failed(failed: WebRTCUpgradeFailed, finals: list[CandidatePairFinal], started: WebRTCUpgradeStarted,
-                initiator: bool) -> Finding:
-    every_failed = bool(finals) and all(p.state is CandidatePairState.FAILED for p in finals)
-    title = ("Every ICE candidate pair failed" if every_failed or failed.error_kind is ErrorKind.UNREACHABLE
-             else f"No ICE candidate pair worked within {started.ice_timeout_s:g} s")
-    evidence = [failed.reason]
-    evidence += [f"{_pair(p)}: {p.state.value}" for p in finals[:MAX_LISTED_PAIRS]]
-    if len(finals) > MAX_LISTED_PAIRS:
-        evidence.append(f"… and {len(finals) - MAX_LISTED_PAIRS} more")
-    advice = ("The checks went out and nothing came back: UDP between the two is blocked (a firewall that "
-              "drops UDP, or two NATs that map each destination to a new port, 'symmetric'), or the "
-              "candidates are addresses the other side cannot reach (private addresses across networks). "
-              "Add a STUN server on both sides (--stun) for public candidates; with symmetric NATs only "
-              "TURN helps (--turn, and --ice-policy relay).")
-    if initiator:
-        advice += (" A js-libp2p listener may still log this as a successful /webrtc connection that dies "
-                   "about 8 s later: that is its side of this same failure.")
-    return Finding(
-        code="webrtc-ice-failed",
-        severity=Severity.ERROR,
-        title=title,
-        evidence=tuple(evidence),
-        advice=advice,
-        confidence=Confidence.LIKELY,
-        settle="the same run from inside each network, or `p2pdiag` with --stun on both sides",
-    )
-
-
-def _dtls_failed(reason: str, error: str | None) -> Finding:
-    return Finding(
-        code="webrtc-dtls-failed",
-        severity=Severity.ERROR,
-        title="ICE connected, but the DTLS handshake failed",
-        evidence=tuple(dict.fromkeys(x for x in (reason, error) if x)),
-        advice="A path works, but the encrypted session over it did not come up. A fingerprint mismatch "
-        "means the SDP was changed on the way or the peer used another certificate than it announced "
-        "(report it). A handshake that stalls points at a path that passes small packets and drops "
-        "large ones (MTU), or at incompatible DTLS versions.",
-    )
-
-
-def _channel_not_opened(reason: str, initiator: bool) -> Finding:
-    return Finding(
-        code="webrtc-channel-not-opened",
-        severity=Severity.ERROR,
-        title="The WebRTC connection came up, but no data channel opened",
-        evidence=(reason,),
-        advice=("ICE and DTLS worked; SCTP or the data channel negotiation did not. "
-                + ("The peer did not acknowledge the 'init' channel: " if initiator
-                   else "The dialer opened no channel: ")
-                + "its WebRTC stack may not support SCTP data channels as negotiated (check the SDP's "
-                "m=application section and max-message-size), or it closed the connection at once."),
-    )
-
-
-def _abandoned(what: str) -> Finding:
-    return Finding(
-        code="webrtc-upgrade-abandoned",
-        severity=Severity.WARNING,
-        title="The dialer abandoned the WebRTC upgrade",
-        evidence=(what,),
-        advice="The other side gave up, not this one: look at the dialer's own result for why (a js-libp2p "
-        "dialer gives up after its 6 s per-address timeout, e.g. when UDP is blocked). A js-libp2p "
-        "listener in this place logs a 'successful' /webrtc connection that cannot carry streams and "
-        "is dropped about 8 s later; p2pdiag does not count it as upgraded.",
-        confidence=Confidence.LIKELY,
-        settle="the dialer's trace or log for the same moment",
-    )
 
 
 def upgrade_story(events: tuple[Event, ...], relayed_connection_id: str) -> UpgradeStory:
@@ -528,7 +348,7 @@ def upgrade_story(events: tuple[Event, ...], relayed_connection_id: str) -> Upgr
     selected = story.one(CandidatePairSelected)
     facts: dict[str, object] = {"webrtc_connection_id": story.wid, "webrtc_role": started.role.value}
     if selected is not None:
-        facts["webrtc_pair"] = _pair(selected)
+        facts["webrtc_pair"] = pair_text(selected)
     return UpgradeStory(attempted=True, upgraded=ok is not None, connection_id=story.wid, role=started.role,
                         summary=summary, steps=tuple(story.steps),
                         findings=tuple(by_severity(story.findings)), facts=facts)

@@ -20,10 +20,14 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from p2pdiag.lab.proc import LineChild, log_tail
 from p2pdiag.lab.topology import Router, Topology
+
+if TYPE_CHECKING:
+    from p2pdiag.diagnosis.facts import Fallback
+    from p2pdiag.diagnosis.model import Verdict
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,34 +261,31 @@ class Check:
     what: str  # "outcome relayed_only (expected relayed_only)"
 
 
-def fallback_state(doc: dict[str, Any], events: list[dict[str, Any]]) -> str:
-    """The dial's relayed connection at its end: held (last ping answered), cut (closed by the relay or
-    the peer before p2pdiag closed it), lost (open but the last ping failed), none (never secured)."""
-    cid = (doc.get("facts") or {}).get("connection_id")
-    if not cid:
-        return "none"
-    closed = next((e for e in events if e.get("type") == "circuit.closed" and e.get("connection_id") == cid), None)
-    if closed is not None and closed.get("closer") != "local":
-        return "cut"
-    after = next((s for s in doc.get("steps", []) if s.get("key") == f"{cid}.after"), None)
-    return "held" if after is not None and after.get("status") == "ok" else "lost"
+def fallback(verdict: Verdict) -> Fallback:
+    """The dial's relayed connection at its end, as the diagnosis judged it (held, cut, lost, none)."""
+    from p2pdiag.diagnosis.facts import DialFacts, Fallback, FallbackState
+
+    details = verdict.details
+    return details.fallback if isinstance(details, DialFacts) else Fallback(FallbackState.NONE, None)
 
 
-def cut_text(doc: dict[str, Any]) -> str:
-    """" at 4134 bytes (data limit 4096)" when the verdict says the relay cut at a limit; else ""."""
-    cut = (doc.get("facts") or {}).get("relay_cut")
-    if not cut:
-        return ""
-    if cut.get("cause") == "data":
-        return f" at {cut['bytes']} bytes (data limit {cut['data_limit']}), during {cut['during']}"
-    return f" after {cut['age_s']:g} s (duration limit {cut['duration_limit_s']:g} s), during {cut['during']}"
+def fallback_state(verdict: Verdict) -> str:
+    """held (last ping answered), cut (closed by the relay or the peer before p2pdiag closed it), lost (open
+    but the last ping failed), none (never secured): the values a scenario's `expect.fallback` names."""
+    return fallback(verdict).state.value
+
+
+def cut_text(verdict: Verdict) -> str:
+    """" at 4134 bytes (data limit 4096), during hold" when the relay cut at a limit; else ""."""
+    return fallback(verdict).cut_text()
 
 
 def local_candidate_types(events: list[dict[str, Any]]) -> set[str]:
     return {e["candidate_type"] for e in events if e.get("type") == "webrtc.candidate_gathered"}
 
 
-def judge(expect: Expectation, doc: dict[str, Any], events: list[dict[str, Any]]) -> list[Check]:
+def judge(expect: Expectation, doc: dict[str, Any], verdict: Verdict, events: list[dict[str, Any]]) -> list[Check]:
+    """`doc`: the dial's --json output; `verdict`: the same verdict, typed (diagnosed from its trace)."""
     codes = [f["code"] for f in doc.get("findings", [])]
     checks = [Check(doc.get("outcome") == expect.outcome, f"outcome {doc.get('outcome')} (expected {expect.outcome})")]
     for code in expect.findings:
@@ -293,9 +294,9 @@ def judge(expect: Expectation, doc: dict[str, Any], events: list[dict[str, Any]]
         checks.append(Check(code not in codes, f"finding {code} {'PRESENT' if code in codes else 'absent'} "
                                                "(forbidden)"))
     if expect.fallback != "any":
-        state = fallback_state(doc, events)
+        state = fallback_state(verdict)
         checks.append(Check(state == expect.fallback,
-                            f"relayed connection {state}{cut_text(doc)} (expected {expect.fallback})"))
+                            f"relayed connection {state}{cut_text(verdict)} (expected {expect.fallback})"))
     if expect.candidate_types:
         have = local_candidate_types(events)
         for t in expect.candidate_types:
@@ -334,6 +335,7 @@ class _Child(LineChild):
 class ScenarioResult:
     scenario: Scenario
     doc: dict[str, Any]
+    verdict: Verdict  # the same verdict as `doc`, typed: diagnosed from the dial's trace
     checks: list[Check]
     time_to_verdict_s: float  # from starting `p2pdiag dial` in LAN a to its verdict
     trace_path: Path
@@ -356,11 +358,23 @@ class ScenarioResult:
     def to_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario.name, "passed": self.passed, "outcome": self.doc.get("outcome"),
                 "findings": self.codes, "headline": self.doc.get("headline"),
-                "fallback": fallback_state(self.doc, self.events()),
+                "fallback": fallback_state(self.verdict),
                 "relay_cut": (self.doc.get("facts") or {}).get("relay_cut"),
                 "checks": [{"ok": c.ok, "what": c.what} for c in self.checks],
                 "time_to_verdict_s": round(self.time_to_verdict_s, 3), "trace": str(self.trace_path),
                 "workdir": str(self.workdir), "lab_id": self.lab_id, "dial_exit": self.dial_exit}
+
+
+def _diagnosed(trace: Path) -> Verdict:
+    """The dial's verdict, typed, from its trace (`analyze` gives the same verdict as the live run)."""
+    from p2pdiag.diagnosis import diagnose
+    from p2pdiag.errors import TraceFileError
+    from p2pdiag.trace.file import load
+
+    try:
+        return diagnose(load(trace))
+    except (OSError, TraceFileError) as e:
+        raise ScenarioError(f"p2pdiag dial in a left no trace to read at {trace}: {e}") from None
 
 
 def _read_events(path: Path) -> list[dict[str, Any]]:
@@ -483,8 +497,9 @@ def run_in_lab(sc: Scenario, lab: Any, workdir: Path, log: Callable[[str], None]
         except json.JSONDecodeError:
             raise ScenarioError(f"p2pdiag dial in a printed no JSON (exit {done.returncode}): "
                                 f"{done.stderr.strip()[-500:]}") from None
-        checks = judge(sc.expect, doc, _read_events(trace))
-        return ScenarioResult(sc, doc, checks, elapsed, trace, workdir, lab.lab_id, done.returncode)
+        verdict = _diagnosed(trace)
+        checks = judge(sc.expect, doc, verdict, _read_events(trace))
+        return ScenarioResult(sc, doc, verdict, checks, elapsed, trace, workdir, lab.lab_id, done.returncode)
     finally:
         for child in reversed(children):
             child.stop()

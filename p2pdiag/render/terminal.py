@@ -63,6 +63,19 @@ def render_finding(f: Finding, console: Console, number: int | None = None, inde
     console.print(Text(f"{indent}more: docs/verdicts/{f.code}.md", style="dim"))
 
 
+def render_notes(verdict: Verdict, console: Console) -> None:
+    """What the trace file itself said: its last line cut short, events of unknown types skipped."""
+    notes = verdict.notes
+    if notes is None:
+        return
+    if notes.truncated:
+        console.print(Text("Note: the trace's last line was cut short (the run was killed while writing); "
+                           "everything before it was read.", style="yellow"))
+    if notes.unknown_events:
+        console.print(Text(f"Note: {notes.unknown_events} events of types this p2pdiag does "
+                           "not know were skipped: a newer p2pdiag wrote this trace.", style="yellow"))
+
+
 def _render_verdict(verdict: Verdict, console: Console, trace_file: str | None) -> None:
     console.print()
     console.print(Text(f"Verdict ({verdict.outcome.value}, exit {int(verdict.exit_code)}): ",
@@ -71,12 +84,7 @@ def _render_verdict(verdict: Verdict, console: Console, trace_file: str | None) 
         console.print()
     for n, f in enumerate(verdict.findings, start=1):
         render_finding(f, console, n)
-    if verdict.facts.get("trace_truncated"):
-        console.print(Text("Note: the trace's last line was cut short (the run was killed while writing); "
-                           "everything before it was read.", style="yellow"))
-    if verdict.facts.get("trace_unknown_events"):
-        console.print(Text(f"Note: {verdict.facts['trace_unknown_events']} events of types this p2pdiag does "
-                           "not know were skipped: a newer p2pdiag wrote this trace.", style="yellow"))
+    render_notes(verdict, console)
     if trace_file:
         console.print()
         console.print(Text(f"Trace written to {trace_file} (p2pdiag analyze {trace_file})", style="dim"))

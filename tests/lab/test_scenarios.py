@@ -33,7 +33,7 @@ def run_with_lab(make_lab, tmp_path: Path, name: str) -> tuple[ScenarioResult, L
 
 
 def fallback(result: ScenarioResult) -> str:
-    return fallback_state(result.doc, result.events())
+    return fallback_state(result.verdict)
 
 
 def test_cone_cone_with_stun_upgrades_through_srflx(make_lab, tmp_path):

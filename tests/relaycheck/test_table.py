@@ -180,3 +180,4 @@ def test_the_terminal_view_shows_a_row_per_relay_and_details_of_the_failed(tmp_p
     console = Console(record=True, width=140)
     render(diagnose(load(TRACES / "py-default.jsonl")), console)
     assert ": PASS" not in console.export_text()  # no details for relays that passed
+

@@ -9,6 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from p2pdiag.diagnosis import diagnose
 from p2pdiag.errors import UsageError
 from p2pdiag.lab import Router
 from p2pdiag.lab.netns import ruleset
@@ -16,11 +17,16 @@ from p2pdiag.lab.scenario import (
     Expectation,
     ScenarioError,
     builtin_scenarios,
+    cut_text,
     fallback_state,
     find_scenario,
     judge,
     load_scenario,
 )
+from p2pdiag.render.json import dumps, verdict_document
+from p2pdiag.trace.file import loads
+
+TRACES = Path(__file__).resolve().parent.parent / "traces"
 
 GOOD = """
 description = "ticket 1234"
@@ -113,26 +119,36 @@ def test_not_toml_and_missing_files(tmp_path):
         find_scenario("no-such-scenario")
 
 
-DOC = {"outcome": "relayed_only", "findings": [{"code": "webrtc-ice-failed"}, {"code": "relay-limited"}],
-       "facts": {"connection_id": "relayed-1"},
-       "steps": [{"key": "relayed-1.after", "status": "ok"}]}
-EVENTS = [{"type": "webrtc.candidate_gathered", "candidate_type": "host"},
-          {"type": "circuit.closed", "connection_id": "relayed-1", "closer": "local"}]
+def recorded(name: str, text: str | None = None):
+    """A recorded dial trace as the lab reads it: the --json document, the typed verdict, the raw events."""
+    text = text if text is not None else (TRACES / f"{name}.jsonl").read_text()
+    verdict = diagnose(loads(text, name))
+    return json.loads(dumps(verdict_document(verdict))), verdict, [json.loads(line) for line in text.splitlines()[1:]]
 
 
 def test_judge_checks_outcome_codes_fallback_and_candidates():
-    good = judge(Expectation("relayed_only", ("webrtc-ice-failed",), ("relay-cut-data",), "held"), DOC, EVENTS)
+    doc, verdict, events = recorded("dial-py-relay-ok")
+    good = judge(Expectation("relayed_only", ("peer-no-webrtc-signaling",), ("relay-cut-data",), "held"), doc,
+                 verdict, events)
     assert all(c.ok for c in good) and len(good) == 4
-    bad = judge(Expectation("upgraded", ("relay-cut-data",), ("relay-limited",), "cut", ("srflx",)), DOC, EVENTS)
+    bad = judge(Expectation("upgraded", ("relay-cut-data",), ("relay-limited",), "cut", ("srflx",)), doc, verdict,
+                events)
     assert [c.ok for c in bad] == [False] * 5
 
 
-def test_fallback_states():
-    assert fallback_state(DOC, EVENTS) == "held"
-    cut = [{"type": "circuit.closed", "connection_id": "relayed-1", "closer": "relay"}]
-    assert fallback_state({**DOC, "steps": [{"key": "relayed-1.after", "status": "failed"}]}, cut) == "cut"
-    assert fallback_state({**DOC, "steps": [{"key": "relayed-1.after", "status": "failed"}]}, EVENTS) == "lost"
-    assert fallback_state({"outcome": "unreachable", "facts": {}}, []) == "none"
+def test_the_fallback_is_read_from_the_verdict_not_judged_here():
+    assert fallback_state(recorded("dial-py-relay-ok")[1]) == "held"
+    cut = recorded("dial-py-data-cut")[1]
+    assert fallback_state(cut) == "cut"
+    assert cut_text(cut).startswith(" at ") and "(data limit 12000), during hold" in cut_text(cut)
+    assert fallback_state(recorded("dial-relay-refused")[1]) == "none" and cut_text(recorded("dial-relay-refused")[1]) == ""
+    # lost: the relayed connection stayed open but its last ping failed (dial-py-relay-ok's last ping, made to fail)
+    lines = (TRACES / "dial-py-relay-ok.jsonl").read_text().splitlines()
+    last = max(n for n, line in enumerate(lines) if '"type":"ping.completed"' in line)
+    ping = json.loads(lines[last])
+    lines[last] = json.dumps({"type": "ping.failed", "t_s": ping["t_s"], "path": "relayed",
+                              "connection_id": ping["connection_id"], "error_kind": "timeout", "error": "no answer"})
+    assert fallback_state(recorded("lost", "\n".join(lines) + "\n")[1]) == "lost"
 
 
 def test_nat_routers_drop_unsolicited_udp_to_themselves_silently():

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from p2pdiag.diagnosis.network import ADM, APDM, DEPENDENT, EIM, NO_UDP, UNTESTED, nat_behaviour
+from p2pdiag.diagnosis.nat import ADM, APDM, DEPENDENT, EIM, NO_UDP, UNTESTED, nat_behaviour
 from p2pdiag.wire.stun import (
     BINDING_SUCCESS,
     CHANGE_REQUEST,

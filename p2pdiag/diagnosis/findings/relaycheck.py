@@ -1,41 +1,41 @@
-"""relay-check's findings: one function a finding code, each a page in docs/verdicts/<code>.md.
+"""relay-check's own findings: the reservation reply, its voucher, the loop test, limits measured, slots.
 
 The codes relay-check shares with dial and listen (relay-unreachable, relay-no-hop,
-reservation-refused, relay-limit-unit, step-timeout...) come from findings.py.
+reservation-refused, relay-limit-unit, step-timeout...) come from findings/relay.py, circuit.py
+and run.py.
 """
 
 from __future__ import annotations
 
-import ipaddress
-
-from p2pdiag.diagnosis.limits import DurationReading, fmt_bytes, fmt_seconds
+from p2pdiag.diagnosis.codes import Code
+from p2pdiag.diagnosis.limits import fmt_bytes, fmt_seconds
 from p2pdiag.diagnosis.model import Confidence, Finding, Severity
 from p2pdiag.trace.events import ErrorKind, ReservationFailed
 from p2pdiag.trace.relaycheck_events import EntryRejected, ProbeCrashed, TransferFailed
-from p2pdiag.wire.envelope import Check, CheckResult, VoucherReport
-
-TTL_PLAUSIBLE_S = (120.0, 7 * 24 * 3600.0)  # outside this a reservation TTL is a mistake or a trap
-MIN_USEFUL_DATA_BYTES = 8 * 1024  # Noise + yamux + identify over a circuit take about this much
-MIN_USEFUL_DURATION_S = 10.0  # too short to set up a direct connection over the circuit
+from p2pdiag.wire.envelope import Check, CheckResult
 
 VOUCHER_CODE = {
-    Check.ENVELOPE: "voucher-malformed",
-    Check.PAYLOAD_TYPE: "voucher-malformed",
-    Check.PAYLOAD: "voucher-malformed",
-    Check.SIGNATURE: "voucher-bad-signature",
-    Check.DOMAIN: "voucher-bad-signature",
-    Check.SIGNER: "voucher-bad-signature",
-    Check.RELAY: "voucher-wrong-relay",
-    Check.PEER: "voucher-wrong-peer",
-    Check.EXPIRATION: "voucher-expiration",
+    Check.ENVELOPE: Code.VOUCHER_MALFORMED,
+    Check.PAYLOAD_TYPE: Code.VOUCHER_MALFORMED,
+    Check.PAYLOAD: Code.VOUCHER_MALFORMED,
+    Check.SIGNATURE: Code.VOUCHER_BAD_SIGNATURE,
+    Check.DOMAIN: Code.VOUCHER_BAD_SIGNATURE,
+    Check.SIGNER: Code.VOUCHER_BAD_SIGNATURE,
+    Check.RELAY: Code.VOUCHER_WRONG_RELAY,
+    Check.PEER: Code.VOUCHER_WRONG_PEER,
+    Check.EXPIRATION: Code.VOUCHER_EXPIRATION,
 }
+
+
 _VOUCHER_TITLE = {
-    "voucher-malformed": "The reservation voucher is not a well-formed relay voucher",
-    "voucher-bad-signature": "The reservation voucher's signature is not the relay's",
-    "voucher-wrong-relay": "The reservation voucher names another relay",
-    "voucher-wrong-peer": "The reservation voucher names another peer than the one that reserved",
-    "voucher-expiration": "The reservation voucher's expiration is wrong",
+    Code.VOUCHER_MALFORMED: "The reservation voucher is not a well-formed relay voucher",
+    Code.VOUCHER_BAD_SIGNATURE: "The reservation voucher's signature is not the relay's",
+    Code.VOUCHER_WRONG_RELAY: "The reservation voucher names another relay",
+    Code.VOUCHER_WRONG_PEER: "The reservation voucher names another peer than the one that reserved",
+    Code.VOUCHER_EXPIRATION: "The reservation voucher's expiration is wrong",
 }
+
+
 _VOUCHER_ADVICE = (
     "The relay's reservation replies are broken or forged: a client that verifies vouchers (as the "
     "spec allows) rejects this reservation. If you run the relay, upgrade its libp2p; if it sits behind "
@@ -43,49 +43,9 @@ _VOUCHER_ADVICE = (
 )
 
 
-def _private_only(addrs: list[str]) -> bool:
-    hosts = []
-    for a in addrs:
-        parts = a.split("/")
-        if len(parts) > 2 and parts[1] in ("ip4", "ip6"):
-            try:
-                hosts.append(ipaddress.ip_address(parts[2]))
-            except ValueError:
-                return False
-        else:
-            return False  # a dns name, or something else: not known to be private
-    return bool(hosts) and all(h.is_private or h.is_loopback or h.is_link_local for h in hosts)
-
-
-def _strip_p2p(addr: str) -> str:
-    return addr.split("/p2p/", 1)[0]
-
-
-def addr_problems(addrs: tuple[str, ...], dialed: str, relay_peer_id: str) -> list[str]:
-    """What is wrong with Reservation.addrs, the addresses a client advertises as its circuit addresses."""
-    if not addrs:
-        return ["no addresses: clients must build their /p2p-circuit addresses from what they already know"]
-    problems = []
-    for a in addrs:
-        if a.startswith("<undecodable"):
-            problems.append(f"{a}: not a multiaddr")
-        elif "/p2p-circuit" in a:
-            problems.append(f"{a}: a relayed address, useless for reaching the relay")
-        elif a.startswith(("/ip4/0.0.0.0/", "/ip6/::/")):
-            problems.append(f"{a}: an unspecified (wildcard) address nobody can dial")
-        elif "/p2p/" in a and a.rsplit("/p2p/", 1)[1] != relay_peer_id:
-            problems.append(f"{a}: names another peer id than the relay's")
-    stripped = {_strip_p2p(a) for a in addrs}
-    if not dialed.startswith(("/dns", "/dnsaddr")) and _strip_p2p(dialed) not in stripped:
-        problems.append(f"the address p2pdiag reached the relay at ({_strip_p2p(dialed)}) is not among them")
-    if _private_only([_strip_p2p(dialed)]) is False and _private_only(sorted(stripped)):
-        problems.append("only private or loopback addresses, while the relay was reached at a public one")
-    return problems
-
-
 def reservation_addrs(relay: str, problems: list[str]) -> Finding:
     return Finding(
-        code="reservation-addrs",
+        code=Code.RESERVATION_ADDRS,
         severity=Severity.WARNING,
         title="The reservation's addresses will not get dialers to this relay",
         evidence=(f"{relay}: Reservation.addrs", *problems),
@@ -105,7 +65,7 @@ def reservation_ttl(relay: str, expire: int | None, ttl: float | None) -> Findin
         title, severity = "The reservation's lifetime is implausible", Severity.WARNING
         what = f"expire = unix {expire}, {fmt_seconds(round(ttl))} after the reply arrived"
     return Finding(
-        code="reservation-ttl",
+        code=Code.RESERVATION_TTL,
         severity=severity,
         title=title,
         evidence=(f"{relay}: {what}",),
@@ -118,7 +78,7 @@ def reservation_ttl(relay: str, expire: int | None, ttl: float | None) -> Findin
 def reserve_unanswered(relay: str, failed: ReservationFailed) -> Finding:
     how = failed.error_kind.value.replace("_", " ") if failed.error_kind else "no reservation in the reply"
     return Finding(
-        code="reserve-unanswered",
+        code=Code.RESERVE_UNANSWERED,
         severity=Severity.ERROR,
         title=f"The relay gave no usable answer to RESERVE ({how})",
         evidence=(f"{relay}: {failed.status_name}: {failed.error}", f"after {failed.duration_s:.2f} s"),
@@ -130,7 +90,7 @@ def reserve_unanswered(relay: str, failed: ReservationFailed) -> Finding:
 
 def reserve_unknown_status(relay: str, failed: ReservationFailed) -> Finding:
     return Finding(
-        code="hop-unknown-status",
+        code=Code.HOP_UNKNOWN_STATUS,
         severity=Severity.ERROR,
         title=f"The relay answered RESERVE with a status the spec does not define ({failed.status_name})",
         evidence=(f"{relay}: HOP STATUS code {failed.status_code}",),
@@ -141,7 +101,7 @@ def reserve_unknown_status(relay: str, failed: ReservationFailed) -> Finding:
 
 def refresh_failed(relay: str, why: str) -> Finding:
     return Finding(
-        code="reservation-refresh-failed",
+        code=Code.RESERVATION_REFRESH_FAILED,
         severity=Severity.ERROR,
         title="Refreshing the reservation before its expiry did not work",
         evidence=(f"{relay}: {why}",),
@@ -151,17 +111,9 @@ def refresh_failed(relay: str, why: str) -> Finding:
     )
 
 
-def too_small(reading: DurationReading, data: int | None) -> str | None:
-    if data and data < MIN_USEFUL_DATA_BYTES:
-        return f"data limit {fmt_bytes(data)}: less than a Noise handshake and identify need (~{fmt_bytes(MIN_USEFUL_DATA_BYTES)})"
-    if reading.effective_s and reading.effective_s < MIN_USEFUL_DURATION_S:
-        return f"duration limit {fmt_seconds(reading.effective_s)}: too short to set up a direct connection"
-    return None
-
-
 def limit_too_small(relay: str, why: str) -> Finding:
     return Finding(
-        code="relay-limit-too-small",
+        code=Code.RELAY_LIMIT_TOO_SMALL,
         severity=Severity.WARNING,
         title="The relay's circuit limit is too small to be useful",
         evidence=(f"{relay}: {why}",),
@@ -172,7 +124,7 @@ def limit_too_small(relay: str, why: str) -> Finding:
 
 def limit_inconsistent(relay: str, seen: dict[str, tuple[int | None, int | None]]) -> Finding:
     return Finding(
-        code="relay-limit-inconsistent",
+        code=Code.RELAY_LIMIT_INCONSISTENT,
         severity=Severity.WARNING,
         title="The relay announces different limits for the same circuit",
         evidence=(f"{relay}: " + "; ".join(f"{where}: duration {d}, data {b}" for where, (d, b) in seen.items()),),
@@ -184,7 +136,7 @@ def limit_inconsistent(relay: str, seen: dict[str, tuple[int | None, int | None]
 
 def voucher_missing(relay: str) -> Finding:
     return Finding(
-        code="voucher-missing",
+        code=Code.VOUCHER_MISSING,
         severity=Severity.INFO,
         title="The relay sent no reservation voucher",
         evidence=(f"{relay}: Reservation.voucher is empty",),
@@ -193,25 +145,13 @@ def voucher_missing(relay: str) -> Finding:
     )
 
 
-def voucher_problems(report: VoucherReport) -> list[list[CheckResult]]:
-    """Failed checks grouped by the finding they make, in check order; an unverifiable signature last."""
-    groups: dict[str, list[CheckResult]] = {}
-    for r in report.failed:
-        groups.setdefault(VOUCHER_CODE[r.check], []).append(r)
-    sig = report.result(Check.SIGNATURE)
-    envelope_ok = report.result(Check.ENVELOPE)
-    if sig is not None and sig.ok is None and envelope_ok is not None and envelope_ok.ok:
-        groups.setdefault("unverifiable", []).append(sig)
-    return list(groups.values())
-
-
 def voucher_finding(relay: str, results: list[CheckResult], refresh: bool) -> Finding:
     """The finding for one group of voucher checks (from voucher_problems)."""
     which = "refreshed reservation's voucher" if refresh else "voucher"
     evidence = (f"{relay}: {which}", *(f"check {r.check.value}: {r.detail}" for r in results))
     if results[0].ok is None:
         return Finding(
-            code="voucher-unverifiable",
+            code=Code.VOUCHER_UNVERIFIABLE,
             severity=Severity.INFO,
             title="The voucher's signature could not be checked",
             evidence=evidence,
@@ -219,10 +159,10 @@ def voucher_finding(relay: str, results: list[CheckResult], refresh: bool) -> Fi
             "package. Install it, or check this relay's voucher with its own implementation.",
         )
     code = VOUCHER_CODE[results[0].check]
-    expired = code == "voucher-expiration" and any("expired" in r.detail for r in results)
+    expired = code == Code.VOUCHER_EXPIRATION and any("expired" in r.detail for r in results)
     return Finding(
         code=VOUCHER_CODE[results[0].check],
-        severity=Severity.WARNING if code == "voucher-expiration" and not expired else Severity.ERROR,
+        severity=Severity.WARNING if code == Code.VOUCHER_EXPIRATION and not expired else Severity.ERROR,
         title=_VOUCHER_TITLE[code],
         evidence=evidence,
         advice=_VOUCHER_ADVICE,
@@ -231,7 +171,7 @@ def voucher_finding(relay: str, results: list[CheckResult], refresh: bool) -> Fi
 
 def loop_failed(relay: str, stage: str, why: str) -> Finding:
     return Finding(
-        code="relay-loop-failed",
+        code=Code.RELAY_LOOP_FAILED,
         severity=Severity.ERROR,
         title=f"The relay granted a reservation but did not relay (failed at {stage})",
         evidence=(f"{relay}: {why}",),
@@ -245,7 +185,7 @@ def transfer_failed(relay: str, failed: TransferFailed) -> Finding:
     if failed.error_kind is ErrorKind.MALFORMED:
         # the far end counted the bytes and hashed them: they arrived, changed (no Noise on the loop)
         return Finding(
-            code="relay-transfer-failed",
+            code=Code.RELAY_TRANSFER_FAILED,
             severity=Severity.ERROR,
             title="Data pushed through the relay arrived changed",
             evidence=(f"{relay}: {fmt_bytes(failed.payload_bytes)}: {failed.error}",
@@ -256,7 +196,7 @@ def transfer_failed(relay: str, failed: TransferFailed) -> Finding:
             data={"corrupted": True},
         )
     return Finding(
-        code="relay-transfer-failed",
+        code=Code.RELAY_TRANSFER_FAILED,
         severity=Severity.WARNING,
         title="Data pushed through the relay did not all arrive",
         evidence=(f"{relay}: {fmt_bytes(failed.payload_bytes)}: {failed.error_kind.value}: {failed.error}",
@@ -270,7 +210,7 @@ def transfer_failed(relay: str, failed: TransferFailed) -> Finding:
 
 def limit_early(relay: str, kind: str, what: str, announced: str) -> Finding:
     return Finding(
-        code="relay-limit-early",
+        code=Code.RELAY_LIMIT_EARLY,
         severity=Severity.WARNING,
         title=f"The relay cut the circuit before its announced {kind} limit ({announced})",
         evidence=(f"{relay}: {what}",),
@@ -281,7 +221,7 @@ def limit_early(relay: str, kind: str, what: str, announced: str) -> Finding:
 
 def limit_not_enforced(relay: str, kind: str, what: str) -> Finding:
     return Finding(
-        code="relay-limit-not-enforced",
+        code=Code.RELAY_LIMIT_NOT_ENFORCED,
         severity=Severity.INFO,
         title=f"The relay did not cut the circuit at its announced {kind} limit",
         evidence=(f"{relay}: {what}",),
@@ -293,7 +233,7 @@ def limit_not_enforced(relay: str, kind: str, what: str) -> Finding:
 
 def keeps_reservation(relay: str, status: str, attempts: int) -> Finding:
     return Finding(
-        code="relay-keeps-reservation",
+        code=Code.RELAY_KEEPS_RESERVATION,
         severity=Severity.WARNING,
         title="The relay still treats a reservation as live after its holder disconnected",
         evidence=((f"{relay}: HOP CONNECT to the disconnected peer answered {status}, not NO_RESERVATION ({attempts} "
@@ -305,7 +245,7 @@ def keeps_reservation(relay: str, status: str, attempts: int) -> Finding:
 
 def slots_full(relay: str, asked: int, granted: int, refusal: ReservationFailed) -> Finding:
     return Finding(
-        code="relay-slots-full",
+        code=Code.RELAY_SLOTS_FULL,
         severity=Severity.WARNING,
         title=f"The relay ran out of reservation slots after {granted} more (of {asked} asked)",
         evidence=(f"{relay}: reservation number {granted + 1} refused with {refusal.status_name}: {refusal.error}",
@@ -319,7 +259,7 @@ def slots_full(relay: str, asked: int, granted: int, refusal: ReservationFailed)
 
 def slots_not_freed(relay: str, status: str) -> Finding:
     return Finding(
-        code="relay-slots-not-freed",
+        code=Code.RELAY_SLOTS_NOT_FREED,
         severity=Severity.WARNING,
         title="The relay keeps counting the slot of a peer that disconnected",
         evidence=((f"{relay}: after p2pdiag closed one slot holder's connection, the refused identity was "
@@ -332,7 +272,7 @@ def slots_not_freed(relay: str, status: str) -> Finding:
 
 def probe_crashed(relay: str, crashed: ProbeCrashed) -> Finding:
     return Finding(
-        code="relay-check-crashed",
+        code=Code.RELAY_CHECK_CRASHED,
         severity=Severity.ERROR,
         title="p2pdiag hit a bug while checking this relay",
         evidence=(f"{relay}: {crashed.error_type}: {crashed.error}",),
@@ -343,7 +283,7 @@ def probe_crashed(relay: str, crashed: ProbeCrashed) -> Finding:
 
 def incomplete(relay: str, why: str) -> Finding:
     return Finding(
-        code="relay-check-incomplete",
+        code=Code.RELAY_CHECK_INCOMPLETE,
         severity=Severity.ERROR,
         title="The relay's check did not finish",
         evidence=(f"{relay}: {why}",),
@@ -354,7 +294,7 @@ def incomplete(relay: str, why: str) -> Finding:
 
 def entries_rejected(bad: list[EntryRejected]) -> Finding:
     return Finding(
-        code="relay-entry-rejected",
+        code=Code.RELAY_ENTRY_REJECTED,
         severity=Severity.ERROR,
         title=f"{len(bad)} entr{'ies' if len(bad) != 1 else 'y'} of the relay list could not be checked",
         evidence=tuple(f"{e.source}:{e.line}: {e.error}" for e in bad),

@@ -1,0 +1,210 @@
+"""The typed facts a verdict carries beside its steps and findings, one kind per command.
+
+Diagnosis sets them; the lab and the renderers read them and judge nothing. `--json` shows
+them as its `facts` object, made by `as_facts()` here (docs/json-output.md names the fields).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from p2pdiag.diagnosis.model import StepStatus
+
+if TYPE_CHECKING:
+    from p2pdiag.diagnosis.codes import Code
+    from p2pdiag.diagnosis.reconnect import ReconnectLoop
+
+
+@dataclass(frozen=True, slots=True)
+class TraceNotes:
+    """What the trace file itself said: its last line cut short, events of types this p2pdiag does not know."""
+
+    truncated: bool = False
+    unknown_events: int = 0
+
+    def as_facts(self) -> dict[str, object]:
+        notes: dict[str, object] = {}
+        if self.truncated:
+            notes["trace_truncated"] = True
+        if self.unknown_events:
+            notes["trace_unknown_events"] = self.unknown_events
+        return notes
+
+
+# --- dial ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LimitCut:
+    """The relay ended the relayed connection at one of its announced limits."""
+
+    cause: str  # "data" or "duration"
+    detail: str
+    connection_id: str
+    bytes_sent: int  # on the circuit stream, below Noise, as p2pdiag counted them
+    bytes_received: int
+    age_s: float
+    at_t_s: float  # when the circuit stream ended, in run time
+    during: str  # what the dial was doing then: secure, identify, ping, upgrade, hold, final-ping
+    upgrade_step: str | None  # during "upgrade": the step the attempt failed at, when it failed
+    data_limit: int | None
+    duration_limit_s: float | None
+
+    @property
+    def total_bytes(self) -> int:
+        return self.bytes_sent + self.bytes_received
+
+    @property
+    def before_checks_done(self) -> bool:
+        """Cut while p2pdiag was still checking the peer: the cut is why those checks failed."""
+        return self.during in ("secure", "identify", "ping", "upgrade")
+
+    def doing(self) -> str:
+        return {"secure": "the Noise and muxer handshake", "identify": "identify of the peer",
+                "ping": "the first ping", "hold": "the hold", "final-ping": "the final check"}.get(
+            self.during, f"the WebRTC upgrade ({self.upgrade_step})" if self.upgrade_step else "the WebRTC upgrade")
+
+    def as_fact(self) -> dict[str, object]:
+        return {"cause": self.cause, "connection_id": self.connection_id, "bytes": self.total_bytes,
+                "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received,
+                "age_s": round(self.age_s, 3), "at_t_s": round(self.at_t_s, 3), "during": self.during,
+                "upgrade_step": self.upgrade_step, "data_limit": self.data_limit,
+                "duration_limit_s": self.duration_limit_s}
+
+
+class FallbackState(enum.Enum):
+    """The dial's relayed connection at its end."""
+
+    HELD = "held"  # open, and the last ping over it was answered
+    CUT = "cut"  # closed by the relay or the peer before p2pdiag closed it
+    LOST = "lost"  # open (or closed by p2pdiag), but the last ping failed or none was sent
+    NONE = "none"  # never secured
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    state: FallbackState
+    connection_id: str | None  # the secured relayed connection, when there was one
+    cut: LimitCut | None = None  # the relay cut a circuit at an announced limit (this one, or one under a handshake)
+
+    def cut_text(self) -> str:
+        """" at 4134 bytes (data limit 4096), during hold" when the relay cut at a limit; else ""."""
+        cut = self.cut
+        if cut is None:
+            return ""
+        if cut.cause == "data":
+            return f" at {cut.total_bytes} bytes (data limit {cut.data_limit}), during {cut.during}"
+        return f" after {round(cut.age_s, 3):g} s (duration limit {cut.duration_limit_s:g} s), during {cut.during}"
+
+
+@dataclass(frozen=True, slots=True)
+class DialFacts:
+    peer_id: str | None
+    relay: str | None  # the relay the secured relayed connection went through
+    fallback: Fallback
+
+    def as_facts(self) -> dict[str, object]:
+        facts: dict[str, object] = {"peer_id": self.peer_id, "relay": self.relay}
+        if self.fallback.connection_id is not None:
+            facts["connection_id"] = self.fallback.connection_id
+        if self.fallback.cut is not None:
+            facts["relay_cut"] = self.fallback.cut.as_fact()
+        return facts
+
+
+# --- listen --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListenFacts:
+    inbound_connections: int
+    dialers: tuple[str, ...]  # sorted
+    upgrades: dict[str, str]  # relayed connection id -> the WebRTC connection id of the upgrade it carried
+    reconnect_loops: tuple[ReconnectLoop, ...]
+
+    def as_facts(self) -> dict[str, object]:
+        return {"inbound_connections": self.inbound_connections, "dialers": list(self.dialers),
+                "upgrades": dict(self.upgrades), "reconnect_loops": [loop.as_fact() for loop in self.reconnect_loops]}
+
+
+# --- relay-check ---------------------------------------------------------------------------------
+
+
+class RelayVerdict(enum.Enum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    INCOMPLETE = "incomplete"
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One cell of relay-check's table: a mark and a short text."""
+
+    status: StepStatus
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepTimeout:
+    step: str
+    timeout_s: float
+    t_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RelayResult:
+    """One relay's result in a relay-check verdict."""
+
+    label: str  # "r1"
+    relay: str
+    relay_peer_id: str
+    transport: str
+    source: str
+    line: int | None
+    measured: dict[str, object]  # what each phase measured, by phase ("connect", "limits", "loop"...); JSON values
+    timed_out: tuple[StepTimeout, ...]  # each step.timed_out of this relay
+    finished: bool
+    duration_s: float | None
+    out_of_time: bool
+    verdict: RelayVerdict
+    cells: dict[str, Cell]  # by column: reachable, hop, reservation, limits, voucher, loop, verdict
+    findings: tuple[int, ...]  # indexes into the verdict's findings, most severe first
+    finding_codes: tuple[Code, ...]
+
+    def as_fact(self) -> dict[str, object]:
+        return {"label": self.label, "relay": self.relay, "relay_peer_id": self.relay_peer_id,
+                "transport": self.transport, "source": self.source, "line": self.line, **self.measured,
+                "timed_out": [{"step": t.step, "timeout_s": t.timeout_s, "t_s": t.t_s} for t in self.timed_out], "finished": self.finished,
+                "duration_s": self.duration_s, "out_of_time": self.out_of_time, "verdict": self.verdict.value,
+                "cells": {k: {"status": c.status.value, "text": c.text} for k, c in self.cells.items()},
+                "findings": list(self.findings), "finding_codes": [str(c) for c in self.finding_codes]}
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEntry:
+    source: str
+    line: int
+    text: str
+    error: str
+    duplicate_of: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RelayCheckFacts:
+    relays: tuple[RelayResult, ...]
+    rejected_entries: tuple[RejectedEntry, ...]
+
+    def count(self, verdict: RelayVerdict) -> int:
+        return sum(1 for r in self.relays if r.verdict is verdict)
+
+    def as_facts(self) -> dict[str, object]:
+        return {"relays": [r.as_fact() for r in self.relays],
+                "rejected_entries": [{"source": r.source, "line": r.line, "text": r.text, "error": r.error,
+                                      "duplicate_of": r.duplicate_of} for r in self.rejected_entries],
+                "checked": len(self.relays), **{v.value: self.count(v) for v in RelayVerdict}}
+
+
+Details = DialFacts | ListenFacts | RelayCheckFacts

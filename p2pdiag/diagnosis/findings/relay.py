@@ -1,0 +1,147 @@
+"""Findings about reaching the relay and what it answers: connect, identify, HOP CONNECT, RESERVE."""
+
+from __future__ import annotations
+
+from p2pdiag.diagnosis.codes import Code
+from p2pdiag.diagnosis.model import Finding, Severity
+from p2pdiag.trace.events import ErrorKind, HopStatusReceived, RelayDialFailed, ReservationFailed
+from p2pdiag.wire.circuit import HOP_PROTOCOL
+
+_NO_ANSWER_ADVICE = ("The relay did not answer in time. A firewall may drop the traffic, or "
+                     "the host is down. Try `nc -vz HOST PORT` from this machine; if nc connects, nothing that "
+                     "speaks libp2p is behind that port (or the address lacks /ws).")
+
+
+def relay_unreachable(failed: RelayDialFailed) -> Finding:
+    advice = {
+        ErrorKind.REFUSED: "Nothing accepts connections at that address and port. Check the relay "
+        "process is running and the port in the multiaddr is the one it listens on.",
+        ErrorKind.TIMEOUT: _NO_ANSWER_ADVICE,
+        ErrorKind.UNREACHABLE: "This machine has no route to the relay's address. Check the "
+        "address, and whether this network can reach it.",
+        ErrorKind.PEER_ID_MISMATCH: "A libp2p node answered, but with another peer id than the "
+        "/p2p/ part of the address. The relay's key changed or the address is wrong: copy the "
+        "relay's current address from its logs.",
+        ErrorKind.SECURITY_FAILED: "The connection opened but the security handshake (Noise) "
+        "failed. The relay may not be a libp2p node, or it may not offer Noise.",
+        ErrorKind.MUXER_FAILED: "The relay accepted Noise but no stream muxer p2pdiag speaks "
+        "(yamux, mplex).",
+    }.get(failed.error_kind, "Check the relay address and that the relay is running.")
+    code = Code.RELAY_WRONG_PEER_ID if failed.error_kind is ErrorKind.PEER_ID_MISMATCH else Code.RELAY_UNREACHABLE
+    return Finding(
+        code=code,
+        severity=Severity.ERROR,
+        title=f"Could not connect to the relay ({failed.error_kind.value.replace('_', ' ')})",
+        evidence=(f"{failed.relay}: {failed.error}", f"gave up after {failed.duration_s:.2f} s"),
+        advice=advice,
+    )
+
+
+def relay_no_hop(relay: str, agent: str | None, why: str) -> Finding:
+    return Finding(
+        code=Code.RELAY_NO_HOP,
+        severity=Severity.ERROR,
+        title="The relay does not offer Circuit Relay v2 (HOP)",
+        evidence=(f"{relay} ({agent or 'unknown agent'}): {why}",),
+        advice="This node is not running a relay service. Enable it (js-libp2p: circuitRelayServer(); "
+        "go-libp2p: EnableRelayService; py-libp2p: CircuitV2Protocol with allow_hop=True) or use another relay.",
+    )
+
+
+_STATUS_ADVICE: dict[str, tuple[Code, str, str]] = {
+    "NO_RESERVATION": (
+        Code.HOP_NO_RESERVATION,
+        "The relay has no reservation for the peer",
+        ("The peer is not listening through this relay: it never reserved a slot, its reservation "
+        "expired, or its connection to the relay dropped (a reservation lives only while that "
+        "connection does). Check that the peer is running and lists this relay's /p2p-circuit address."),
+    ),
+    "CONNECTION_FAILED": (
+        Code.HOP_CONNECTION_FAILED,
+        "The relay could not reach the peer",
+        ("The relay holds a reservation but opening the STOP stream to the peer failed: the peer is "
+        "overloaded, refuses relayed connections, or went away a moment ago."),
+    ),
+    "RESOURCE_LIMIT_EXCEEDED": (
+        Code.HOP_RESOURCE_LIMIT,
+        "The relay refused: resource limit exceeded",
+        ("The relay is at its limit of circuits (in total, per peer or per IP). Try again later, "
+        "or use a relay with more capacity."),
+    ),
+    "PERMISSION_DENIED": (
+        Code.HOP_PERMISSION_DENIED,
+        "The relay refused: permission denied",
+        "The relay only relays for allowed peers. Ask its operator to allow this peer id, or use another relay.",
+    ),
+    "MALFORMED_MESSAGE": (
+        Code.HOP_REQUEST_REJECTED,
+        "The relay could not parse the CONNECT request",
+        ("The relay and p2pdiag disagree on the HOP message format, or the relay failed internally: "
+        "js-libp2p relays answer MALFORMED_MESSAGE for any internal error, often while reaching the "
+        "peer. Check the relay's log; report it with this trace."),
+    ),
+    "UNEXPECTED_MESSAGE": (
+        Code.HOP_REQUEST_REJECTED,
+        "The relay did not expect a CONNECT on this stream",
+        "The relay and p2pdiag disagree on the HOP exchange. Report it with this trace.",
+    ),
+}
+
+
+def hop_refused(status: HopStatusReceived) -> Finding:
+    code, title, advice = _STATUS_ADVICE.get(
+        status.status_name,
+        (
+            Code.HOP_UNKNOWN_STATUS,
+            (f"The relay answered CONNECT with a status the spec does not define ({status.status_name})"
+             if status.status_name.startswith(("UNKNOWN", "MISSING"))
+             else f"The relay answered CONNECT with a status that is not an answer to CONNECT ({status.status_name})"),
+            ("The relay is buggy or speaks a different protocol version. Report it to its operator "
+            "with this trace; try another relay meanwhile."),
+        ),
+    )
+    return Finding(
+        code=code,
+        severity=Severity.ERROR,
+        title=title,
+        evidence=(f"HOP STATUS {status.status_name} (code {status.status_code}) from {status.relay}",),
+        advice=advice,
+    )
+
+
+def hop_unanswered(relay: str, stage: str, kind: ErrorKind, error: str, agent: str | None = None) -> Finding:
+    if kind is ErrorKind.PROTOCOL_UNSUPPORTED:
+        return relay_no_hop(relay, agent, f"it refused to negotiate {HOP_PROTOCOL} ({error})")
+    return Finding(
+        code=Code.HOP_UNANSWERED,
+        severity=Severity.ERROR,
+        title=f"The relay did not give a usable answer to CONNECT ({kind.value} while {stage})",
+        evidence=(f"{relay}: {error}",),
+        advice="A relay must answer CONNECT with a STATUS. Check the relay's logs; if it is "
+        "overloaded, try another relay.",
+    )
+
+
+def identify_failed(subject: str, peer_id: str, kind: ErrorKind, error: str) -> Finding:
+    return Finding(
+        code=Code.IDENTIFY_FAILED,
+        severity=Severity.WARNING,
+        title=f"The {subject} did not answer identify",
+        evidence=(f"{peer_id}: {kind.value}: {error}",),
+        advice="Identify tells which protocols a node offers; without it p2pdiag cannot say what "
+        "the node supports. Most libp2p nodes enable identify: check its configuration.",
+    )
+
+
+def reservation_refused(failed: ReservationFailed) -> Finding:
+    return Finding(
+        code=Code.RESERVATION_REFUSED,
+        severity=Severity.ERROR,
+        title=(f"The relay refused a reservation ({failed.status_name})" if failed.error_kind is None
+               else f"The relay gave no reservation (no answer: {failed.error_kind.value})"),
+        evidence=(f"{failed.relay}: {failed.error}",),
+        advice="With no reservation nobody can dial this peer through the relay. A relay refuses "
+        "when its slots are full (js-libp2p relays keep 15 and answer RESERVATION_REFUSED; "
+        "py-libp2p relays keep 4 and answer RESOURCE_LIMIT_EXCEEDED) or when it allows only some "
+        "peers; try another relay or ask its operator.",
+    )
