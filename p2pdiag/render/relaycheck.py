@@ -1,6 +1,6 @@
 """The human view of a relay-check verdict: one table row per relay, then details of those that did
-not pass. Every mark and text comes from the verdict (its typed relay results and their cells);
-nothing is judged here.
+not pass, and the information findings of those that did. Every mark and text comes from the
+verdict (its typed relay results and their cells); nothing is judged here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from rich.text import Text
 
 from p2pdiag.diagnosis.facts import Cell, RelayCheckFacts, RelayVerdict
 from p2pdiag.diagnosis.model import Outcome, Verdict
-from p2pdiag.render.terminal import MARKS, render_finding, render_steps
+from p2pdiag.render.terminal import MARKS, render_finding, render_notes, render_steps
 
 COLUMNS = (("reachable", "reachable"), ("hop", "HOP"), ("reservation", "reservation"), ("limits", "limits"),
            ("voucher", "voucher"), ("loop", "loop: RTT, speed"), ("verdict", "verdict"))
@@ -54,11 +54,13 @@ def render(verdict: Verdict, console: Console, trace_file: str | None = None) ->
         render_steps(general, console)
     in_relays = {i for r in relays for i in r.findings}
     for r in relays:
-        if r.verdict is RelayVerdict.PASS:
+        passed = r.verdict is RelayVerdict.PASS
+        if passed and not r.findings:
             continue
         console.print()
         console.print(Text(f"{r.label} {r.relay}: {r.verdict.value.upper()}", style="bold"))
-        render_steps([s for s in verdict.steps if s.key.startswith(f"{r.label}.")], console)
+        if not passed:  # a passing relay's steps are all in its row; only its information findings are not
+            render_steps([s for s in verdict.steps if s.key.startswith(f"{r.label}.")], console)
         for i in r.findings:
             render_finding(verdict.findings[i], console, indent="     ")
     rest = [f for i, f in enumerate(verdict.findings) if i not in in_relays]
@@ -70,5 +72,6 @@ def render(verdict: Verdict, console: Console, trace_file: str | None = None) ->
     console.print()
     console.print(Text(f"Verdict ({verdict.outcome.value}, exit {int(verdict.exit_code)}): ",
                        style=OUTCOME_STYLE.get(verdict.outcome, "bold")) + Text(verdict.headline))
+    render_notes(verdict, console)
     if trace_file:
         console.print(Text(f"Trace written to {trace_file} (p2pdiag analyze {trace_file})", style="dim"))

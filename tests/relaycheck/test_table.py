@@ -15,7 +15,7 @@ from p2pdiag.diagnosis import diagnose
 from p2pdiag.diagnosis.model import Outcome, Severity
 from p2pdiag.exitcodes import ExitCode
 from p2pdiag.render.json import dumps, verdict_document
-from p2pdiag.trace.file import load
+from p2pdiag.trace.file import load, loads
 
 TRACES = Path(__file__).resolve().parent / "traces"
 LIMIT_CODES = {"relay-limit-unit", "relay-limit-too-small", "relay-limit-early", "relay-limit-inconsistent"}
@@ -181,3 +181,28 @@ def test_the_terminal_view_shows_a_row_per_relay_and_details_of_the_failed(tmp_p
     render(diagnose(load(TRACES / "py-default.jsonl")), console)
     assert ": PASS" not in console.export_text()  # no details for relays that passed
 
+
+def test_the_terminal_view_shows_a_passing_relays_information_and_the_trace_notes():
+    """A relay that sends no voucher passes with an information finding (voucher-missing): the view shows
+    it instead of hiding the relay. No recorded relay omits vouchers, so this is py-default's trace with the
+    vouchers taken out of its reservation replies, and its last line cut short as a killed run leaves it."""
+    from rich.console import Console
+
+    from p2pdiag.diagnosis.codes import Code
+    from p2pdiag.diagnosis.facts import RelayVerdict
+    from p2pdiag.render.relaycheck import render
+
+    lines = (TRACES / "py-default.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines[1:]]
+    for e in events:
+        if e["type"] == "reservation.accepted":
+            e.update(voucher_hex="", voucher_bytes=0)
+    text = "\n".join([lines[0], *(json.dumps(e) for e in events)]) + "\n" + json.dumps(events[-1])[:20]
+    verdict = diagnose(loads(text))
+    rows = {r.label: r for r in verdict.details.relays}
+    assert rows["r1"].verdict is RelayVerdict.PASS and Code.VOUCHER_MISSING in rows["r1"].finding_codes
+    console = Console(record=True, width=140)
+    render(verdict, console)
+    shown = console.export_text()
+    assert ": PASS" in shown and "more: docs/verdicts/voucher-missing.md" in shown
+    assert "Note: the trace's last line was cut short" in shown
