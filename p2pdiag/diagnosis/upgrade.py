@@ -14,7 +14,7 @@ from p2pdiag.diagnosis.findings.webrtc import endpoint, pair_text
 from p2pdiag.diagnosis.model import Finding, Step, StepStatus
 from p2pdiag.diagnosis.network import network_findings
 from p2pdiag.diagnosis.query import all_of, first
-from p2pdiag.diagnosis.steps import by_severity
+from p2pdiag.diagnosis.steps import by_severity, in_time_order
 from p2pdiag.trace.events import (
     CandidatePairFinal,
     CandidatePairSelected,
@@ -124,9 +124,7 @@ class _Story:
         self.dtls_and_channel()
         self.result()
         self.after()
-        # in time order (a step's start: its time less its duration), ties kept as told
-        self.steps = [s for _, _, s in sorted(((s.t_s or 0.0) - (s.duration_s or 0.0), n, s)
-                                              for n, s in enumerate(self.steps))]
+        self.steps = in_time_order(self.steps)
 
     def signaling(self) -> None:
         opened = self.one(SignalingStreamOpened)
