@@ -74,7 +74,7 @@ def diagnose_listen(trace: Trace) -> Verdict:
     relay_addrs: dict[str, str] = {}
     accepted_any = False
     for started in all_of(events, RelayDialStarted):
-        connected, agent = relay_path(b, events, started)
+        connected, agent = relay_path(b, events, started, unanswered_is_finding=True)
         agents[started.relay_peer_id] = agent
         relay_addrs[started.relay_peer_id] = started.relay
         if not connected:

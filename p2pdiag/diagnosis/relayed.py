@@ -36,6 +36,7 @@ from p2pdiag.trace.events import (
     RelayConnected,
     RelayDialFailed,
     RelayDialStarted,
+    RunInterrupted,
     Subject,
     WebRTCUpgradeFailed,
     WebRTCUpgradeStarted,
@@ -53,8 +54,12 @@ CLOSED_AFTER_UPGRADE_S = 10.0
 CUT_CONSEQUENCE_SLACK_S = 0.05
 
 
-def relay_path(b: Builder, events: tuple[Event, ...], started: RelayDialStarted) -> tuple[bool, str | None]:
-    """Steps for one relay's connect + identify; returns (connected, relay agent)."""
+def relay_path(b: Builder, events: tuple[Event, ...], started: RelayDialStarted,
+               unanswered_is_finding: bool = False) -> tuple[bool, str | None]:
+    """Steps for one relay's connect + identify; returns (connected, relay agent).
+
+    `unanswered_is_finding`: a connect that neither succeeded nor failed before the run stopped is
+    the relay's silence (listen, where the run's end is the normal end), not an unfinished run (dial)."""
     relay = started.relay
     connected = first(events, RelayConnected, relay=relay)
     failed = first(events, RelayDialFailed, relay=relay)
@@ -65,6 +70,9 @@ def relay_path(b: Builder, events: tuple[Event, ...], started: RelayDialStarted)
             b.find(RL.relay_unreachable(failed))
         else:
             b.step("relay.connect", f"Connect to relay {relay}", StepStatus.FAILED, "no answer before the run ended", started)
+            stop = first(events, RunInterrupted)
+            if unanswered_is_finding and stop is not None:
+                b.find(RL.relay_silent(relay, stop.t_s - started.t_s))
         return False, None
     b.step("relay.connect", f"Connect to relay {relay}", StepStatus.OK,
            f"{started.transport}, {connected.security or '?'}, {connected.muxer or '?'}",

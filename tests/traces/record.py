@@ -68,6 +68,9 @@ def main() -> None:
             port = silent.getsockname()[1]
             p2pdiag("dial", PEER, "--relay", f"/ip4/127.0.0.1/tcp/{port}/p2p/{OTHER}", "--step-timeout",
                     "relay-connect=1", "--trace", str(HERE / "dial-relay-silent.jsonl"))
+            # listen has no time to wait out relay-connect (10 s): its --timeout ends the run first
+            p2pdiag("listen", "--relay", f"/ip4/127.0.0.1/tcp/{port}/p2p/{OTHER}", "--timeout", "5", "--trace",
+                    str(HERE / "listen-relay-silent.jsonl"))
 
         dur_proc, dur_relay = py_relay("--duration-s", "3")
         procs.append(dur_proc)

@@ -28,6 +28,8 @@ TABLE = [
      {"peer-no-webrtc-signaling", "relay-cut-unexplained"}),
     ("dial-interrupted", Outcome.INTERRUPTED, {"run-interrupted"}, set()),
     ("listen-py-relay", Outcome.LISTENED, set(), {"remote-closed-relayed", "peer-no-webrtc-signaling"}),
+    # the relay takes the TCP connection and never speaks; --timeout ends listen before relay-connect's timeout
+    ("listen-relay-silent", Outcome.UNREACHABLE, {"relay-unreachable"}, {"run-interrupted", "step-timeout"}),
 ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from p2pdiag.diagnosis.codes import Code
-from p2pdiag.diagnosis.model import Finding, Severity
+from p2pdiag.diagnosis.model import Confidence, Finding, Severity
 from p2pdiag.trace.events import ErrorKind, HopStatusReceived, RelayDialFailed, ReservationFailed
 from p2pdiag.wire.circuit import HOP_PROTOCOL
 
@@ -34,6 +34,21 @@ def relay_unreachable(failed: RelayDialFailed) -> Finding:
         title=f"Could not connect to the relay ({failed.error_kind.value.replace('_', ' ')})",
         evidence=(f"{failed.relay}: {failed.error}", f"gave up after {failed.duration_s:.2f} s"),
         advice=advice,
+    )
+
+
+def relay_silent(relay: str, waited_s: float) -> Finding:
+    """relay-unreachable when the connect never ended: no answer (packets dropped, or a listener that accepts
+    TCP and never speaks) until the run stopped, before the relay-connect timeout could fire."""
+    return Finding(
+        code=Code.RELAY_UNREACHABLE,
+        severity=Severity.ERROR,
+        title="Could not connect to the relay (no answer)",
+        evidence=(f"{relay}: the connection got no answer in the {waited_s:.2f} s from its start to the run's end",),
+        advice=_NO_ANSWER_ADVICE,
+        confidence=Confidence.LIKELY,
+        settle="a longer --timeout (or --step-timeout relay-connect=SECONDS below it): a connect that then "
+        "fails at its own timeout is a relay that does not answer",
     )
 
 
