@@ -41,6 +41,7 @@ from p2pdiag.trace.events import (
     CandidatePairState,
     CandidateType,
     CircuitSecured,
+    ConnectionEvent,
     DescriptionSignaled,
     Event,
     GatheringEnd,
@@ -220,7 +221,7 @@ def _view(events: tuple[Event, ...], attempt: tuple[Event, ...], started: WebRTC
 
 def network_findings(events: tuple[Event, ...], started: WebRTCUpgradeStarted) -> list[Finding]:
     """Findings that name the network cause of this attempt's failure at gathering or ICE; [] otherwise."""
-    attempt = tuple(e for e in events if getattr(e, "connection_id", None) == started.connection_id)
+    attempt = tuple(e for e in events if isinstance(e, ConnectionEvent) and e.connection_id == started.connection_id)
     v = _view(events, attempt, started)
     if v.failed is None or v.failed.step not in (UpgradeStep.GATHERING, UpgradeStep.ICE):
         return []

@@ -28,7 +28,7 @@ from p2pdiag.diagnosis.model import Confidence, Finding, Outcome, Severity, Step
 from p2pdiag.diagnosis.query import all_of, first
 from p2pdiag.diagnosis.steps import SEVERITY_RANK, Builder, limit_text, short_peer_id
 from p2pdiag.trace import events as ev
-from p2pdiag.trace import relaycheck_events as rc
+from p2pdiag.trace.events import relaycheck as rc
 from p2pdiag.trace.file import Trace
 from p2pdiag.wire import envelope
 from p2pdiag.wire.circuit import HOP_PROTOCOL, STOP_PROTOCOL
@@ -66,8 +66,7 @@ class _Segment:
 def _about(e: ev.Event, listed: rc.RelayListed) -> bool:
     if getattr(e, "relay", None) == listed.relay:
         return True
-    cid = getattr(e, "connection_id", None)
-    return isinstance(cid, str) and cid.startswith(f"{listed.label}.")
+    return isinstance(e, ev.ConnectionEvent) and e.connection_id.startswith(f"{listed.label}.")
 
 
 def _segments(events: Iterable[ev.Event]) -> list[_Segment]:

@@ -21,6 +21,7 @@ from p2pdiag.trace.events import (
     CandidatePairStateChanged,
     CandidateType,
     Closer,
+    ConnectionEvent,
     DataChannelOpened,
     DescriptionSignaled,
     DtlsState,
@@ -89,7 +90,7 @@ class _Story:
         self.started = started
         self.all_events = events
         self.wid = started.connection_id
-        self.events = tuple(e for e in events if getattr(e, "connection_id", None) == self.wid)
+        self.events = tuple(e for e in events if isinstance(e, ConnectionEvent) and e.connection_id == self.wid)
         self.initiator = started.role is UpgradeRole.INITIATOR
         self.steps: list[Step] = []
         self.findings: list[Finding] = []

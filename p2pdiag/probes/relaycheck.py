@@ -52,8 +52,7 @@ from p2pdiag.trace.events import (
     StopConnectReceived,
     Subject,
 )
-from p2pdiag.trace.recorder import Recorder
-from p2pdiag.trace.relaycheck_events import (
+from p2pdiag.trace.events.relaycheck import (
     CheckPhase,
     EntryRejected,
     LimitKind,
@@ -68,6 +67,7 @@ from p2pdiag.trace.relaycheck_events import (
     TransferCompleted,
     TransferFailed,
 )
+from p2pdiag.trace.recorder import Recorder
 from p2pdiag.wire import circuit, pb
 from p2pdiag.wire.identify import PING_PAYLOAD_BYTES, PING_PROTOCOL
 

@@ -12,7 +12,6 @@ from pathlib import Path as FsPath
 from typing import IO, Any
 
 from p2pdiag.errors import TraceFileError  # noqa: F401  (re-exported: its home is errors.py)
-from p2pdiag.trace import relaycheck_events  # noqa: F401  (registers relay-check's event types)
 from p2pdiag.trace.events import Event, EventDecodeError, event_from_dict, event_to_dict
 
 SCHEMA_VERSION = 1

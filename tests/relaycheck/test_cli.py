@@ -84,5 +84,5 @@ def test_help_and_registering_the_command_import_nothing_heavy():
 
 def test_diagnosis_of_a_relay_check_imports_no_network_or_ui_library():
     loaded = _loaded_after("import p2pdiag.diagnosis.relaycheck, p2pdiag.wire.envelope, "
-                           "p2pdiag.trace.relaycheck_events, p2pdiag.render.json")
+                           "p2pdiag.trace.events.relaycheck, p2pdiag.render.json")
     assert not loaded & {"trio", "libp2p", "aiortc", "aioice", "rich"}

@@ -11,7 +11,7 @@ from p2pdiag.diagnosis.codes import Code
 from p2pdiag.diagnosis.limits import fmt_bytes, fmt_seconds
 from p2pdiag.diagnosis.model import Confidence, Finding, Severity
 from p2pdiag.trace.events import ErrorKind, ReservationFailed
-from p2pdiag.trace.relaycheck_events import EntryRejected, ProbeCrashed, TransferFailed
+from p2pdiag.trace.events.relaycheck import EntryRejected, ProbeCrashed, TransferFailed
 from p2pdiag.wire.envelope import Check, CheckResult
 
 VOUCHER_CODE = {

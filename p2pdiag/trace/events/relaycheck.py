@@ -1,6 +1,6 @@
-"""Events recorded by `p2pdiag relay-check` (registered with the others in events.py's table).
+"""Events recorded by `p2pdiag relay-check`.
 
-relay-check reuses the relay events of events.py (relay.connected, identify.completed,
+relay-check reuses the relay and circuit events (relay.connected, identify.completed,
 reservation.accepted, hop.status_received, circuit.*, ping.*). Several ephemeral identities talk
 to the same relay, and those events do not say which identity acted, so each relay's check runs
 its phases one after another and marks the start of each with `relaycheck.phase_started`: an
@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from p2pdiag.trace.events import ErrorKind, Event, _register
+from p2pdiag.trace.events.base import ConnectionEvent, ErrorKind, Event, register
 
 
 class CheckPhase(enum.Enum):
@@ -36,7 +36,9 @@ class LimitKind(enum.Enum):
     DURATION = "duration"
 
 
-@_register("relaycheck.relay_listed")
+# --- relay-check (`p2pdiag relay-check`) -----------------------------------------------------
+
+@register("relaycheck.relay_listed")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RelayListed(Event):
     """A relay to check. `source` is "argument" or the --from-file path, `line` its line there."""
@@ -49,7 +51,7 @@ class RelayListed(Event):
     line: int | None
 
 
-@_register("relaycheck.entry_rejected")
+@register("relaycheck.entry_rejected")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EntryRejected(Event):
     """A --from-file line that is not a relay address p2pdiag can check (or repeats one)."""
@@ -61,7 +63,7 @@ class EntryRejected(Event):
     duplicate_of: str | None = None  # the label of the relay this line repeats
 
 
-@_register("relaycheck.phase_started")
+@register("relaycheck.phase_started")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PhaseStarted(Event):
     relay: str
@@ -71,7 +73,7 @@ class PhaseStarted(Event):
     index: int = 0  # the identity's number in SLOT phases
 
 
-@_register("relaycheck.phase_skipped")
+@register("relaycheck.phase_skipped")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PhaseSkipped(Event):
     relay: str
@@ -79,7 +81,7 @@ class PhaseSkipped(Event):
     reason: str
 
 
-@_register("relaycheck.relay_connection_closed")
+@register("relaycheck.relay_connection_closed")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RelayConnectionClosed(Event):
     """p2pdiag closed this identity's connection to the relay (its reservation should go with it)."""
@@ -88,46 +90,42 @@ class RelayConnectionClosed(Event):
     peer_id: str
 
 
-@_register("relaycheck.transfer_completed")
+@register("relaycheck.transfer_completed")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TransferCompleted(Event):
+class TransferCompleted(ConnectionEvent):
     """A payload pushed over a relayed connection and acknowledged by the far end."""
 
     relay: str
-    connection_id: str
     payload_bytes: int
     duration_s: float
 
 
-@_register("relaycheck.transfer_failed")
+@register("relaycheck.transfer_failed")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TransferFailed(Event):
+class TransferFailed(ConnectionEvent):
     relay: str
-    connection_id: str
     payload_bytes: int  # what was to be sent
     error_kind: ErrorKind
     error: str
     duration_s: float
 
 
-@_register("relaycheck.limit_probe_started")
+@register("relaycheck.limit_probe_started")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LimitProbeStarted(Event):
+class LimitProbeStarted(ConnectionEvent):
     relay: str
-    connection_id: str
     limit: LimitKind
     announced: int | None  # Limit.duration or Limit.data as the relay wrote it
     give_up_bytes: int | None  # never echo more than this (data)
     give_up_s: float | None  # never hold longer than this (duration)
 
 
-@_register("relaycheck.limit_probe_ended")
+@register("relaycheck.limit_probe_ended")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LimitProbeEnded(Event):
+class LimitProbeEnded(ConnectionEvent):
     """The end of a limit measurement: the relay cut the circuit, or p2pdiag gave up waiting."""
 
     relay: str
-    connection_id: str
     limit: LimitKind
     cut: bool
     bytes_sent: int  # on the circuit stream, all protocol overhead included
@@ -136,7 +134,7 @@ class LimitProbeEnded(Event):
     reason: str
 
 
-@_register("relaycheck.relay_finished")
+@register("relaycheck.relay_finished")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RelayCheckFinished(Event):
     relay: str
@@ -144,7 +142,7 @@ class RelayCheckFinished(Event):
     out_of_time: bool  # the relay's share of --timeout ran out before every phase ran
 
 
-@_register("relaycheck.probe_crashed")
+@register("relaycheck.probe_crashed")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProbeCrashed(Event):
     """A bug in p2pdiag while checking this relay; the other relays' checks go on."""
