@@ -7,12 +7,16 @@ The writer flushes every line, so a run stopped by Ctrl-C or a crash leaves a tr
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import IO, Any
 
-from p2pdiag.errors import TraceFileError  # noqa: F401  (re-exported: its home is errors.py)
+from p2pdiag.errors import TraceFileError, UsageError
+from p2pdiag.inputs import MiB, iter_lines, open_regular
 from p2pdiag.trace.events import Event, EventDecodeError, event_from_dict, event_to_dict
+from p2pdiag.trace.events.codec import INT_MAX, SECONDS_MAX
 
 SCHEMA_VERSION = 1
 HEADER_TYPE = "p2pdiag.trace"
@@ -68,77 +72,140 @@ def dumps(trace: Trace) -> str:
     return "\n".join(lines) + "\n"
 
 
+_HEADER_STRINGS = ("command", "started_at", "p2pdiag_version")
+# header options that diagnosis reads (relay-check's), and what each must be when present
+_OPTION_CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "step_timeouts_s": ("an object of step names to seconds",
+                        lambda v: isinstance(v, dict) and all(_seconds(s) for s in v.values())),
+    "reservations": ("an integer or null", lambda v: v is None or (type(v) is int and 0 <= v <= INT_MAX)),
+    "measure_limits": ("true, false or null", lambda v: v is None or isinstance(v, bool)),
+}
+
+
+def _seconds(value: Any) -> bool:
+    return value is None or (type(value) in (int, float) and -SECONDS_MAX <= value <= SECONDS_MAX)
+
+
 def _parse_header(obj: Any, where: str) -> Header:
     if not isinstance(obj, dict) or obj.get("type") != HEADER_TYPE:
         raise TraceFileError(f"{where}: not a p2pdiag trace (the first line is not a p2pdiag.trace header)")
     version = obj.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise TraceFileError(
-            f"{where}: trace schema_version {version!r}; this p2pdiag reads version {SCHEMA_VERSION}"
-        )
-    try:
-        return Header(
-            command=str(obj["command"]),
-            options=dict(obj.get("options") or {}),
-            started_at=str(obj["started_at"]),
-            p2pdiag_version=str(obj["p2pdiag_version"]),
-            libraries=dict(obj.get("libraries") or {}),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise TraceFileError(f"{where}: header is missing or has a bad field ({exc})") from None
+    if type(version) is not int or version != SCHEMA_VERSION:
+        shown = repr(version) if len(repr(version)) <= 40 else repr(version)[:40] + "…"
+        raise TraceFileError(f"{where}: trace schema_version {shown}; this p2pdiag reads version {SCHEMA_VERSION}")
+    for key in _HEADER_STRINGS:
+        if key not in obj:
+            raise TraceFileError(f"{where}: header is missing {key!r}")
+        if not isinstance(obj[key], str):
+            raise TraceFileError(f"{where}: header field {key!r} should be a string")
+    for key in ("options", "libraries"):
+        if not isinstance(obj.get(key) or {}, dict):
+            raise TraceFileError(f"{where}: header field {key!r} should be an object")
+    options = dict(obj.get("options") or {})
+    for key, (should, ok) in _OPTION_CHECKS.items():
+        if key in options and not ok(options[key]):
+            raise TraceFileError(f"{where}: header options: {key!r} should be {should}")
+    return Header(command=obj["command"], options=options, started_at=obj["started_at"],
+                  p2pdiag_version=obj["p2pdiag_version"], libraries=dict(obj.get("libraries") or {}))
 
 
-def loads(text: str, name: str = "trace") -> Trace:
-    lines = text.split("\n")
-    ends_cleanly = text.endswith("\n")
-    if ends_cleanly:
-        lines = lines[:-1]
-    if not lines or not lines[0].strip():
-        raise TraceFileError(f"{name}: empty file, not a p2pdiag trace")
+class _NotJson(ValueError):
+    """A line that is not one JSON value; the message says why."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON number")
+
+
+# NaN and Infinity are Python's extension, not JSON: refused, so `analyze --json` can never echo one
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def _json(line: bytes | str) -> Any:
     try:
-        first = json.loads(lines[0])
-    except json.JSONDecodeError:
-        raise TraceFileError(f"{name}:1: not JSON; a p2pdiag trace is JSON Lines") from None
-    header = _parse_header(first, f"{name}:1")
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+    except UnicodeDecodeError as exc:
+        raise _NotJson(f"not UTF-8 text (byte {exc.start}); a p2pdiag trace is JSON Lines") from None
+    try:
+        return _DECODER.decode(text)
+    except _NotJson:
+        raise
+    except RecursionError:
+        raise _NotJson("JSON nested too deeply") from None
+    except ValueError:  # JSONDecodeError, or an integer of more than 4300 digits
+        raise _NotJson("not JSON; a p2pdiag trace is JSON Lines") from None
+
+
+def _read(lines: Iterable[tuple[int, bytes | str]], name: str, ends_cleanly: Callable[[], bool]) -> Trace:
+    """The trace in LINES (numbered, without their newlines). ENDS_CLEANLY says whether the file's
+    last byte is a newline; it is asked only when the last line is not JSON (a cut-off line)."""
+    header: Header | None = None
     events: list[Event] = []
     skipped = 0
-    truncated = False
-    for number, line in enumerate(lines[1:], start=2):
+    bad: tuple[int, str] | None = None  # a line that is not JSON: an error unless it is the last
+    for number, line in lines:
+        if bad is not None:
+            raise TraceFileError(f"{name}:{bad[0]}: {bad[1]}")
+        if header is None:
+            if number != 1 or not line.strip():
+                break
+            try:
+                header = _parse_header(_json(line), f"{name}:1")
+            except _NotJson as exc:
+                raise TraceFileError(f"{name}:1: {exc}") from None
+            continue
         if not line.strip():
             continue
-        last = number == len(lines)
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            if last and not ends_cleanly:
-                truncated = True  # the writer was killed mid-line; everything before is good
-                break
-            raise TraceFileError(f"{name}:{number}: not a JSON object") from None
+            obj = _json(line)
+        except _NotJson as exc:
+            bad = (number, str(exc))
+            continue
         if not isinstance(obj, dict):
             raise TraceFileError(f"{name}:{number}: not a JSON object")
         try:
             event = event_from_dict(obj)
-        except (EventDecodeError, TypeError) as exc:
+        except EventDecodeError as exc:
             raise TraceFileError(f"{name}:{number}: bad event: {exc}") from None
         if event is None:
             skipped += 1
         else:
             events.append(event)
+    if header is None:
+        raise TraceFileError(f"{name}: empty file, not a p2pdiag trace")
+    truncated = False
+    if bad is not None:
+        if ends_cleanly():
+            raise TraceFileError(f"{name}:{bad[0]}: {bad[1]}")
+        truncated = True  # the writer was killed mid-line; everything before is good
     return Trace(header=header, events=tuple(events), skipped_unknown=skipped, truncated=truncated)
+
+
+def loads(text: str, name: str = "trace") -> Trace:
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    return _read(enumerate(lines, start=1), name, lambda: text.endswith("\n"))
+
+
+# A trace is read line by line, each line at most MAX_LINE_BYTES, the file at most MAX_BYTES
+# (docs/trace-format.md says both): recorded lines are under 2 KiB, 300 bytes on average.
+MAX_LINE_BYTES = MiB
+MAX_BYTES = 1024 * MiB
 
 
 def load(path: str | FsPath) -> Trace:
     p = FsPath(path)
+
+    def ends_cleanly() -> bool:
+        fd = open_regular(p, "TRACE", MAX_BYTES)
+        try:
+            size = os.fstat(fd).st_size
+            return size > 0 and os.pread(fd, 1, size - 1) == b"\n"
+        finally:
+            os.close(fd)
+
     try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise TraceFileError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise TraceFileError(f"{p}: is a directory, not a trace file") from None
-    except OSError as exc:
-        raise TraceFileError(f"{p}: cannot read ({exc.strerror})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise TraceFileError(f"{p}: not UTF-8 text; a p2pdiag trace is JSON Lines") from None
-    return loads(text, str(p))
+        return _read(iter_lines(p, "TRACE", MAX_BYTES, MAX_LINE_BYTES), str(p), ends_cleanly)
+    except UsageError as exc:  # not a readable regular file of a sane size: a bad trace file all the same
+        raise TraceFileError(str(exc)) from None
