@@ -16,7 +16,7 @@ from typing import IO, Any
 from p2pdiag.errors import TraceFileError, UsageError
 from p2pdiag.inputs import MiB, iter_lines, open_regular
 from p2pdiag.trace.events import Event, EventDecodeError, event_from_dict, event_to_dict
-from p2pdiag.trace.events.codec import INT_MAX, SECONDS_MAX
+from p2pdiag.trace.events.codec import INT_MAX, SECONDS_MAX, shown
 
 SCHEMA_VERSION = 1
 HEADER_TYPE = "p2pdiag.trace"
@@ -91,8 +91,8 @@ def _parse_header(obj: Any, where: str) -> Header:
         raise TraceFileError(f"{where}: not a p2pdiag trace (the first line is not a p2pdiag.trace header)")
     version = obj.get("schema_version")
     if type(version) is not int or version != SCHEMA_VERSION:
-        shown = repr(version) if len(repr(version)) <= 40 else repr(version)[:40] + "…"
-        raise TraceFileError(f"{where}: trace schema_version {shown}; this p2pdiag reads version {SCHEMA_VERSION}")
+        raise TraceFileError(f"{where}: trace schema_version {shown(version, 40)}; "
+                             f"this p2pdiag reads version {SCHEMA_VERSION}")
     for key in _HEADER_STRINGS:
         if key not in obj:
             raise TraceFileError(f"{where}: header is missing {key!r}")

@@ -77,6 +77,8 @@ CASES = [
      [":2: bad event: field 'relays' should be a string"]),
     ("a list for an enum", _event(PING.replace('"relayed"', '["relayed"]') % "0.1"),
      [":2: bad event: field 'path': ['relayed'] is not one of"]),
+    ("a long string for an enum", _event(PING.replace('"relayed"', '"%s"' % ("x" * 5000)) % "0.1"),
+     [":2: bad event: field 'path': 'xxx", "…"]),
     ("an object for an enum", _event(PING.replace('"relayed"', '{"a":1}') % "0.1"), [":2: bad event: field 'path'"]),
     ("a list for an event", _event("[1, 2]"), [":2: not a JSON object"]),
     ("a bad line before the last", f"{HEADER}\n{{bad\n{PING % '0.1'}\n".encode(), [":2: not JSON"]),

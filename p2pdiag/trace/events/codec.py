@@ -26,6 +26,12 @@ class EventDecodeError(ValueError):
     pass
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """VALUE for an error message, cut at LIMIT characters (a trace's values can be long)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 Convert = Callable[[str, Any], Any]  # (field name, JSON value) -> field value, or EventDecodeError
 
 
@@ -84,8 +90,7 @@ def _converter(hint: Any) -> Convert:
             try:
                 return members[value]
             except (KeyError, TypeError):  # TypeError: a list or an object, unhashable
-                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:60] + "…"
-                raise EventDecodeError(f"field {name!r}: {shown} is not one of {list(members)}") from None
+                raise EventDecodeError(f"field {name!r}: {shown(value)} is not one of {list(members)}") from None
 
         return member
     simple = {str: _string, bool: _boolean, int: _integer, float: _number}.get(hint)
