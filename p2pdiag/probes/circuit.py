@@ -27,8 +27,8 @@ from p2pdiag.trace.events import (
     StepTimedOut,
 )
 from p2pdiag.trace.recorder import Recorder
+from p2pdiag.wire import pb
 from p2pdiag.wire.identify import PING_PAYLOAD_BYTES, PING_PROTOCOL
-
 
 READ_AHEAD_BYTES = 65536
 
@@ -49,6 +49,9 @@ class CircuitStream:
         self.end_t_s: float | None = None
         self._closing_by_us = False
         self.closure_recorded = False
+        # The end came from below (a read or write on the relay's stream failed or hit EOF), not
+        # from py-libp2p closing the raw connection above it, as it does after any failed handshake.
+        self.ended_from_below = False
 
     def age_s(self) -> float:
         return (self.end_t_s if self.end_t_s is not None else self._rec.now()) - self.opened_t_s
@@ -63,6 +66,8 @@ class CircuitStream:
             self._end(Closer.LOCAL, "closed by p2pdiag")
             return
         kind, message = net.classify(exc)
+        if not self.ended.is_set():
+            self.ended_from_below = True
         if kind is ErrorKind.RESET:
             self._end(Closer.RELAY, f"the relay reset the circuit stream ({message})")
         else:
@@ -156,9 +161,11 @@ async def secure(
             rec.record(StepTimedOut, step="secure", timeout_s=timeouts.secure, relay=relay)
         rec.record(CircuitUpgradeFailed, connection_id=connection_id, relay=relay, error_kind=kind,
                    error=message, duration_s=rec.now() - began)
-        if stream.ended.is_set() and stream.end_closer is not Closer.LOCAL:
+        if stream.ended.is_set() and stream.ended_from_below:
             # The circuit ended under the handshake (a relay with a small data limit cuts here):
-            # how far it got, in bytes, is what tells a cut at a limit from a refusing peer.
+            # how far it got, in bytes, is what tells a cut at a limit from a refusing peer. A
+            # handshake that failed on its own (Noise, the peer id) also ends the stream, from
+            # above (py-libp2p closes the raw connection): that is no circuit.closed.
             record_closed(stream, connection_id, rec)
         await net.close_quietly(stream)
         return None
@@ -196,7 +203,7 @@ class Pinger:
                 echo = await net.read_exactly(stream, PING_PAYLOAD_BYTES)
                 rtt = trio.current_time() - began
             if echo != payload:
-                raise ValueError("the ping echo did not match what was sent")
+                raise pb.MalformedMessage("the ping echo did not match what was sent")
         except Exception as exc:
             kind, message = net.classify(exc)
             if kind is ErrorKind.TIMEOUT:

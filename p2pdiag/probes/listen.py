@@ -17,7 +17,6 @@ from p2pdiag.probes.timeouts import StepTimeouts
 from p2pdiag.targets import RelayAddr
 from p2pdiag.trace.events import (
     CircuitUpgradeFailed,
-    ErrorKind,
     Path,
     PingServed,
     StopConnectReceived,
@@ -26,7 +25,7 @@ from p2pdiag.trace.events import (
 from p2pdiag.trace.recorder import Recorder
 from p2pdiag.webrtc.config import IceConfig, UpgradeTimeouts
 from p2pdiag.webrtc.signaling import PROTOCOL as SIGNALING_PROTOCOL
-from p2pdiag.wire import circuit
+from p2pdiag.wire import circuit, pb
 from p2pdiag.wire.identify import PING_PROTOCOL
 
 CID_WAIT_S = 1.0
@@ -79,12 +78,34 @@ class Listener:
         self._relay_by_id = {r.peer_id: r for r in opts.relays}
         self._upgrades = 0
         self._nursery: trio.Nursery
+        self._bug: BaseException | None = None
+
+    def _handler(self, handle: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+        """A stream handler whose bugs end the run: py-libp2p runs handlers in its own tasks, where
+        an exception would only end that stream. Network failures never get here (they are recorded)."""
+
+        async def run(stream: Any) -> None:
+            try:
+                await handle(stream)
+            except Exception as exc:
+                if self._bug is None:
+                    self._bug = exc
+                self._nursery.cancel_scope.cancel()
+
+        return run
 
     async def run(self) -> None:
-        self.host.set_stream_handler(circuit.STOP_PROTOCOL, self._on_stop)
-        self.host.set_stream_handler(PING_PROTOCOL, self._on_ping)
+        self.host.set_stream_handler(circuit.STOP_PROTOCOL, self._handler(self._on_stop))
+        self.host.set_stream_handler(PING_PROTOCOL, self._handler(self._on_ping))
         if self.opts.upgrade:
-            self.host.set_stream_handler(SIGNALING_PROTOCOL, self._on_signaling)
+            self.host.set_stream_handler(SIGNALING_PROTOCOL, self._handler(self._on_signaling))
+        try:
+            await self._serve()
+        finally:
+            if self._bug is not None:
+                raise self._bug
+
+    async def _serve(self) -> None:
         async with net.running(self.host), trio.open_nursery() as nursery:
             self._nursery = nursery
             addrs: list[str] = []
@@ -155,7 +176,7 @@ class Listener:
                 if msg.type != circuit.StopType.CONNECT or msg.peer is None:
                     await net.write_delimited(stream, circuit.StopMessage(
                         type=circuit.StopType.STATUS, status=circuit.Status.UNEXPECTED_MESSAGE).encode())
-                    raise ValueError(f"expected STOP CONNECT with a peer, got type {msg.type}")
+                    raise pb.MalformedMessage(f"expected STOP CONNECT with a peer, got type {msg.type}")
                 source = net.peer_id_from_bytes(msg.peer.id)
                 self.rec.record(StopConnectReceived, relay_peer_id=relay_peer_id, source_peer_id=source,
                                 connection_id=cid,
@@ -166,7 +187,7 @@ class Listener:
         except Exception as exc:
             kind, message = net.classify(exc)
             self.rec.record(CircuitUpgradeFailed, connection_id=cid, relay=relay_name,
-                            error_kind=kind if kind is not ErrorKind.OTHER else ErrorKind.MALFORMED,
+                            error_kind=kind,
                             error=f"STOP exchange: {message}", duration_s=self.rec.now() - began)
             await net.reset_quietly(stream)
             return

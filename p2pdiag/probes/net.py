@@ -26,11 +26,10 @@ def make_host(key_pair: Any = None, announce: Callable[[], list[str]] | None = N
     listener's relayed addresses. py-libp2p's identify handler waits 0.5 s for the host to
     have an address before answering, so a host with none answers identify slowly.
     """
-    from multiaddr import Multiaddr
-
     from libp2p import new_host
     from libp2p.crypto.ed25519 import create_new_key_pair
     from libp2p.network.config import RetryConfig
+    from multiaddr import Multiaddr
 
     host = new_host(
         key_pair=key_pair or create_new_key_pair(),
@@ -51,7 +50,76 @@ async def running(host: Any, listen_addrs: list[str] | None = None) -> AsyncIter
     from multiaddr import Multiaddr
 
     async with host.run(listen_addrs=[Multiaddr(a) for a in (listen_addrs or [])]):
-        yield host
+        network = host.get_network()
+        await network.event_background_nursery_created.wait()
+        async with trio.open_nursery() as nursery:
+            # py-libp2p's WebSocket transport starts trio-websocket's reader task in the swarm's
+            # background nursery: a relay that answers the upgrade with HTTP 200, or with bytes that
+            # are not HTTP, raised there and ended the whole host, and one that closed at once left
+            # the dial waiting for its timeout. In this nursery the reader's end reaches the dial.
+            network.transport_manager.set_background_nursery(_WebSocketReaders(nursery))
+            try:
+                yield host
+            finally:
+                nursery.cancel_scope.cancel()
+
+
+class _WebSocketDial:
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.pending = True
+        self.error: BaseException | None = None
+
+    def fail(self, error: BaseException) -> None:
+        if self.pending and self.error is None:
+            self.error = error
+            self.scope.cancel()
+
+
+_websocket_dials: dict[Any, _WebSocketDial] = {}  # the dialing task -> its dial
+
+
+class _WebSocketReaders:
+    """The nursery py-libp2p's WebSocket transport starts background tasks in, with each task's end
+    delivered to the dial that started it while that dial still waits for the upgrade."""
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+
+    def start_soon(self, fn: Callable[..., Any], *args: Any, name: Any = None) -> None:
+        dial = _websocket_dials.get(trio.lowlevel.current_task())
+        self._nursery.start_soon(self._watch, fn, args, dial, name=name or fn)
+
+    async def start(self, fn: Callable[..., Any], *args: Any, name: Any = None) -> Any:
+        return await self._nursery.start(fn, *args, name=name)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._nursery, name)
+
+    @staticmethod
+    async def _watch(fn: Callable[..., Any], args: tuple[Any, ...], dial: _WebSocketDial | None) -> None:
+        try:
+            await fn(*args)
+        except Exception as exc:
+            if not is_network_failure(exc):
+                raise
+            if dial is not None:
+                dial.fail(exc)
+            return  # after the upgrade, the connection's own reads report how it ended
+        if dial is not None:
+            dial.fail(WebSocketUpgradeFailed("the relay closed the connection during the WebSocket upgrade",
+                                             ErrorKind.CLOSED))
+
+
+def _websocket_failure(exc: BaseException) -> WebSocketUpgradeFailed:
+    if isinstance(exc, WebSocketUpgradeFailed):
+        return exc
+    status = getattr(exc, "status_code", None)
+    if _is(exc, "trio_websocket", "ConnectionRejected") and status is not None:
+        return WebSocketUpgradeFailed(f"the relay answered the WebSocket upgrade with HTTP {status} instead of "
+                                      "101 Switching Protocols")
+    return WebSocketUpgradeFailed(f"the relay's answer to the WebSocket upgrade is not valid HTTP "
+                                  f"({type(exc).__name__}: {exc})")
 
 
 def peer_id_from_string(text: str) -> Any:
@@ -81,7 +149,18 @@ async def dial(host: Any, addr: str, peer_id: str) -> Any:
     """One dial of one address; returns the swarm connection (SwarmConn)."""
     from multiaddr import Multiaddr
 
-    return await host.get_network().dial_addr(Multiaddr(addr), peer_id_from_string(peer_id))
+    dial = _WebSocketDial()
+    task = trio.lowlevel.current_task()
+    _websocket_dials[task] = dial
+    try:
+        with dial.scope:
+            return await host.get_network().dial_addr(Multiaddr(addr), peer_id_from_string(peer_id))
+        if dial.error is not None:
+            raise _websocket_failure(dial.error) from dial.error
+        raise trio.TooSlowError  # the scope was cancelled with no error: cannot happen; a timeout at worst
+    finally:
+        dial.pending = False
+        _websocket_dials.pop(task, None)
 
 
 def negotiated(conn: Any) -> tuple[str | None, str | None]:
@@ -108,7 +187,11 @@ async def open_stream(conn: Any, protocol: str, timeout_s: float) -> Any:
     with trio.fail_after(timeout_s):
         stream = await conn.new_stream()
         try:
-            await MultiselectClient().select_one_of([protocol], MultiselectCommunicator(stream), max(1, int(timeout_s)))
+            # handshake + try_select rather than select_one_of, which reports "na" and a broken
+            # negotiation alike (MultiselectClientError): try_select keeps ProtocolNotSupportedError
+            client, communicator = MultiselectClient(), MultiselectCommunicator(stream)
+            await client.handshake(communicator)
+            await client.try_select(communicator, protocol)
         except BaseException:
             await reset_quietly(stream)
             raise
@@ -177,44 +260,145 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+class NetworkFailure(Exception):
+    """A failure of the network or of a peer that p2pdiag itself detected (not a library's exception)."""
+
+
+class WebSocketUpgradeFailed(NetworkFailure):
+    """The relay's answer to the WebSocket upgrade was not 101 Switching Protocols, or not HTTP at all."""
+
+    def __init__(self, message: str, kind: ErrorKind = ErrorKind.WEBSOCKET_UPGRADE_FAILED) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# The libraries whose own exception classes are failures of the network or the peer: py-libp2p's,
+# its WebSocket stack's (trio-websocket, h11, wsproto) and aiortc's. The builtin exceptions they
+# raise (AttributeError, TypeError ...) are not in this rule: those are told by where they came from.
+LIBRARY_PACKAGES = frozenset({"libp2p", "trio_websocket", "h11", "wsproto", "aiortc", "aioice"})
+# Builtin exceptions that are a programming error wherever they come from p2pdiag's own code.
+BUG_TYPES: tuple[type[BaseException], ...] = (
+    ArithmeticError, AssertionError, AttributeError, ImportError, LookupError, NameError, NotImplementedError,
+    TypeError,
+)
+_NETWORK_TYPES: tuple[type[BaseException], ...] = (
+    OSError, EOFError, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, pb.MalformedMessage,
+    NetworkFailure,
+)
+
+
+def _from_library(exc: BaseException) -> bool:
+    return any(k.__module__.split(".")[0] in LIBRARY_PACKAGES for k in type(exc).__mro__)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    out, cur = [], exc.__cause__
+    while cur is not None and len(out) < 20:
+        out.append(cur)
+        cur = cur.__cause__
+    return out
+
+
+def is_network_failure(exc: BaseException) -> bool:
+    """True for a failure of the network or a peer, False for a bug in p2pdiag.
+
+    By type: the OS's, trio's and p2pdiag's own network and codec exceptions, and the exception
+    classes of the libraries above; an exception group is one when every member is. A library
+    exception raised *from* a programming error (py-libp2p wraps what a p2pdiag callback raised)
+    is the programming error.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        members = [e for e in exc.exceptions if not isinstance(e, trio.Cancelled)]
+        return bool(members) and all(is_network_failure(e) for e in members)
+    if not (isinstance(exc, _NETWORK_TYPES) or _from_library(exc)):
+        return False
+    return not any(isinstance(c, BUG_TYPES) and not _from_library(c) for c in _causes(exc))
+
+
+def raised_in_p2pdiag(exc: BaseException) -> bool:
+    """Whether the innermost frame of the exception's traceback is p2pdiag's own code."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return str(tb.tb_frame.f_globals.get("__name__", "")).startswith("p2pdiag.")
+
+
+def _is(exc: BaseException, module: str, *names: str) -> bool:
+    """isinstance against a library's classes named here, without importing the library."""
+    return any(k.__name__ in names and k.__module__.startswith(module) for k in type(exc).__mro__)
+
+
+def _kind_of(e: BaseException) -> ErrorKind | None:
+    if isinstance(e, WebSocketUpgradeFailed):
+        return e.kind
+    if _is(e, "trio_websocket", "HandshakeError") or _is(e, "h11", "ProtocolError") or _is(e, "wsproto", "ProtocolError"):
+        return ErrorKind.WEBSOCKET_UPGRADE_FAILED
+    if isinstance(e, ConnectionRefusedError) or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED):
+        return ErrorKind.REFUSED
+    if isinstance(e, OSError) and e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return ErrorKind.UNREACHABLE
+    if _is(e, "libp2p", "PeerIDMismatchesPubkey"):
+        return ErrorKind.PEER_ID_MISMATCH
+    if _is(e, "libp2p", "ProtocolNotSupportedError"):
+        return ErrorKind.PROTOCOL_UNSUPPORTED
+    if _is(e, "libp2p", "StreamReset", "MuxedStreamReset") or isinstance(e, ConnectionResetError):
+        return ErrorKind.RESET
+    if (isinstance(e, (EOFError, BrokenPipeError, ConnectionAbortedError, trio.BrokenResourceError,
+                       trio.ClosedResourceError))
+            or _is(e, "libp2p", "StreamClosed", "MuxedStreamClosed", "IncompleteReadError", "ConnectionClosedError",
+                   "RawConnError")
+            or _is(e, "trio_websocket", "ConnectionClosed")):
+        return ErrorKind.CLOSED
+    return None
+
+
+# The order in which a chain's kinds win: a timeout or a bad message explains the layers above it;
+# a reset or an end of stream under a negotiation explains the negotiation's failure.
+_PRECEDENCE = (
+    ErrorKind.TIMEOUT, ErrorKind.MALFORMED, ErrorKind.WEBSOCKET_UPGRADE_FAILED, ErrorKind.REFUSED,
+    ErrorKind.UNREACHABLE, ErrorKind.PEER_ID_MISMATCH, ErrorKind.PROTOCOL_UNSUPPORTED, ErrorKind.RESET,
+    ErrorKind.CLOSED,
+)
+
+
 def classify(exc: BaseException) -> tuple[ErrorKind, str]:
-    """Map an exception from py-libp2p, trio or the OS to a kind and a readable message."""
-    chain = _chain(exc)
-    names = [type(e).__name__ for e in chain]
+    """Map a failure of the network or a peer to a kind and a readable message, by the exceptions' types.
+
+    Anything else is a bug in p2pdiag: `classify` raises it again (call it in an `except` block),
+    so it reaches the CLI's error boundary instead of being recorded as the network's fault.
+    """
+    if not is_network_failure(exc):
+        raise exc
+    chain = [e for e in _chain(exc) if not isinstance(e, trio.Cancelled)]
     texts = [str(e) for e in chain if str(e)]
     os_errors = [e for e in chain if isinstance(e, OSError) and e.errno]
     if os_errors:
         # the operating system's own words are the clearest ("Connection refused")
         message = "; ".join(dict.fromkeys(f"{e.strerror or e}" for e in os_errors))
     else:
-        message = "; ".join(list(dict.fromkeys(texts))[:3]) or names[0]
-    joined = " ".join(texts).lower()
+        texts = list(dict.fromkeys(texts))
+        # the outermost words say what failed, the innermost why
+        message = "; ".join(texts[:2] + texts[-1:] if len(texts) > 3 else texts) or type(exc).__name__
+    found = set()
     for e in chain:
         if isinstance(e, trio.TooSlowError):
-            return ErrorKind.TIMEOUT, message or "timed out"
-        if isinstance(e, pb.MalformedMessage):
-            return ErrorKind.MALFORMED, message
-        if isinstance(e, ConnectionRefusedError) or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED):
-            return ErrorKind.REFUSED, message
-        if isinstance(e, OSError) and e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            return ErrorKind.UNREACHABLE, message
-    if "PeerIDMismatchesPubkey" in names or "mismatch" in joined:
-        return ErrorKind.PEER_ID_MISMATCH, message
-    if "refused" in joined:
-        return ErrorKind.REFUSED, message
-    if "ProtocolNotSupportedError" in names or "MultiselectClientError" in names or "protocol not supported" in joined:
-        return ErrorKind.PROTOCOL_UNSUPPORTED, message
-    if any(n in names for n in ("StreamReset", "MuxedStreamReset")) or "reset" in joined:
-        return ErrorKind.RESET, message
-    if any(n in names for n in ("StreamEOF", "MuxedStreamEOF", "EOFError", "IncompleteReadError",
-                                 "StreamClosed", "MuxedStreamClosed", "ConnectionClosedError")):
-        return ErrorKind.CLOSED, message
-    if "SecurityUpgradeFailure" in names or any("Noise" in n or "Handshake" in n for n in names):
+            found.add(ErrorKind.TIMEOUT)
+        elif isinstance(e, pb.MalformedMessage):
+            found.add(ErrorKind.MALFORMED)
+        elif (kind := _kind_of(e)) is not None:
+            found.add(kind)
+    for kind in _PRECEDENCE:
+        if kind in found:
+            return kind, message or kind.value
+    if any(_is(e, "libp2p", "MultiselectClientError", "MultiselectError", "MultiselectCommunicatorError")
+           for e in chain):
+        # multistream-select broke without an "na" and without the stream ending: another version
+        # of it (/multistream/2.0.0), or an answer that is no protocol name
+        return ErrorKind.NEGOTIATION_FAILED, message
+    if any(_is(e, "libp2p", "HandshakeFailure", "SecurityUpgradeFailure") for e in chain):
         return ErrorKind.SECURITY_FAILED, message
-    if "MuxerUpgradeFailure" in names:
+    if any(_is(e, "libp2p", "MuxerUpgradeFailure") for e in chain):
         return ErrorKind.MUXER_FAILED, message
-    if "timeout" in joined or "timed out" in joined:
-        return ErrorKind.TIMEOUT, message
-    if "unreachable" in joined or "no route" in joined:
-        return ErrorKind.UNREACHABLE, message
     return ErrorKind.OTHER, message

@@ -367,6 +367,8 @@ class _RelayCheck:
         if size < THROUGHPUT_MIN_BYTES:
             return self.skip([CheckPhase.THROUGHPUT], f"the data limit ({limit} B) leaves too little to measure")
         began = self.rec.now()
+        counted: int | None = None
+        matched: bool | None = None
         try:
             with trio.fail_after(self.t.transfer):
                 digest = hashlib.sha256()
@@ -376,19 +378,23 @@ class _RelayCheck:
                     digest.update(chunk)
                     await stream.write(chunk)
                 answer = await net.read_exactly(stream, 1 + 8 + SINK_DIGEST_BYTES)
-            (got,) = struct.unpack(">Q", answer[1:9])
+            # Both facts are recorded and relay-check's finding weighs them: only a full-length
+            # payload whose digest differs arrived changed; a short one did not all arrive.
+            matched = answer[9:] == digest.digest()
             if answer[:1] != LOOP_COUNT:
                 raise pb.MalformedMessage(f"the far end answered the payload with {answer[:9]!r}")
-            if got != size:
-                raise pb.MalformedMessage(f"the far end counted {got} of {size} bytes")
-            if answer[9:] != digest.digest():
+            (counted,) = struct.unpack(">Q", answer[1:9])
+            if counted != size:
+                raise pb.MalformedMessage(f"the far end counted {counted} of {size} bytes")
+            if not matched:
                 raise pb.MalformedMessage(f"the {size} bytes arrived changed (their SHA-256 differs)")
         except Exception as exc:
             kind, message = net.classify(exc)
             if kind is ErrorKind.TIMEOUT:
                 self.timed_out("transfer", self.t.transfer)
             self.rec.record(TransferFailed, relay=self.relay.addr, connection_id=cid, payload_bytes=size,
-                            error_kind=kind, error=message, duration_s=self.rec.now() - began)
+                            error_kind=kind, error=message, duration_s=self.rec.now() - began,
+                            counted_bytes=counted, digest_matched=matched)
             return
         self.rec.record(TransferCompleted, relay=self.relay.addr, connection_id=cid, payload_bytes=size,
                         duration_s=self.rec.now() - began)

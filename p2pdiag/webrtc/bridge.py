@@ -26,12 +26,14 @@ from typing import Any, TypeVar
 
 import trio
 
+from p2pdiag.probes.net import NetworkFailure
+
 T = TypeVar("T")
 
 logger = logging.getLogger("p2pdiag.webrtc")
 
 
-class AsyncioSideCancelled(Exception):
+class AsyncioSideCancelled(NetworkFailure):
     """The asyncio side cancelled a call trio was waiting for (e.g. its peer connection closed)."""
 
 

@@ -19,6 +19,7 @@ from aiortc.rtcdtlstransport import certificate_digest
 from aiortc.rtcicetransport import parse_stun_turn_uri
 from aiortc.sdp import candidate_from_sdp
 
+from p2pdiag.probes import net
 from p2pdiag.trace.events import (
     CandidatePairFinal,
     CandidatePairSelected,
@@ -61,8 +62,21 @@ INIT_LABEL = "init"
 STILL_RESOLVING = "its mDNS name was still being resolved when the attempt ended"
 
 
-class ChannelError(Exception):
-    """A data channel operation the channel's state does not allow."""
+class ChannelError(net.NetworkFailure):
+    """A data channel operation the channel's state does not allow (the remote closed it)."""
+
+
+class RemoteDescriptionRejected(net.NetworkFailure):
+    """What the remote sent (its SDP, a candidate) was refused, by p2pdiag's checks or by aiortc."""
+
+
+def _refused_by_aiortc(exc: Exception) -> Exception:
+    """aiortc's refusal of the remote's text, whatever its type (it raises AttributeError, KeyError,
+    AssertionError on some bad SDPs), unless the exception came from p2pdiag's own code (a bug,
+    returned as it is, to be raised)."""
+    if net.raised_in_p2pdiag(exc):
+        return exc
+    return RemoteDescriptionRejected(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 
 class Session:
@@ -227,8 +241,12 @@ class Session:
         facts = parse_sdp(sdp)
         self._remote_fingerprints = [tuple(f.split(None, 1)) for f in facts.fingerprints if " " in f]  # type: ignore[misc]
         if not facts.data_channel:
-            raise ValueError(f"the {kind} has no m=application section: it offers no data channels")
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+            raise RemoteDescriptionRejected(f"ValueError: the {kind} has no m=application section: it offers "
+                                            "no data channels")
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+        except Exception as exc:
+            raise _refused_by_aiortc(exc) from None
         self._attach()
         for text in facts.candidates:
             self._report_remote(text, CandidateSource.SDP, note_if_refused=None)
@@ -268,14 +286,20 @@ class Session:
             self._report_remote(init.candidate, CandidateSource.TRICKLE, note_if_refused=STILL_RESOLVING)
             raise
         except Exception as exc:  # e.g. no mDNS socket on this host
-            error = f"{type(exc).__name__}: {exc}"
+            refused = _refused_by_aiortc(exc)
+            if not isinstance(refused, RemoteDescriptionRejected):
+                raise
+            error = str(refused)
         note = error or ("ignored: it came after the remote's end-of-candidates" if gatherer_done else None)
         self._report_remote(init.candidate, CandidateSource.TRICKLE, note_if_refused=note)
 
     async def end_of_candidates(self, data: str | None) -> None:
         self._record(RemoteEndOfCandidates, connection_id=self.cid, source=CandidateSource.TRICKLE, data=data)
         if not self._remote_end_seen():
-            await self.pc.addIceCandidate(None)
+            try:
+                await self.pc.addIceCandidate(None)
+            except Exception as exc:
+                raise _refused_by_aiortc(exc) from None
 
     def _remote_end_seen(self) -> bool:
         sctp = self.pc.sctp

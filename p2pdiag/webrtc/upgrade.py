@@ -51,6 +51,7 @@ from p2pdiag.webrtc.bridge import Portal
 from p2pdiag.webrtc.config import IceConfig, TurnServer, UpgradeTimeouts
 from p2pdiag.webrtc.connection import ConnectionFacts, WebRTCConnection
 from p2pdiag.webrtc.identify import IDENTIFY_PROTOCOL, identify_handler
+from p2pdiag.webrtc.peer import RemoteDescriptionRejected
 from p2pdiag.webrtc.ping import PING_PROTOCOL, ping_handler
 from p2pdiag.webrtc.sdp import parse_sdp
 from p2pdiag.wire import pb
@@ -171,8 +172,8 @@ class _Attempt:
     async def apply(self, method: Callable[..., Any], message: signaling.Message, step: UpgradeStep) -> None:
         try:
             await self.conn.call(method, message.data)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except RemoteDescriptionRejected as exc:  # anything else is a bug in p2pdiag: it goes on up
+            error = str(exc)
             self.signaling_failed(SignalingStage.APPLY, message.type, ErrorKind.MALFORMED, error)
             raise _Failed(step, ErrorKind.MALFORMED, f"the remote's {_NAMES[message.type]} was not accepted: "
                           f"{error}") from None
@@ -185,8 +186,9 @@ class _Attempt:
         except trio.TooSlowError:
             raise _Failed(UpgradeStep.GATHERING, ErrorKind.TIMEOUT,
                           f"gathering local candidates took longer than {self.timeouts.gathering:g} s") from None
-        except Exception as exc:
-            raise _Failed(UpgradeStep.GATHERING, ErrorKind.OTHER, f"gathering failed: {exc}") from None
+        except OSError as exc:  # no socket to gather on; anything else is a bug in p2pdiag and goes on up
+            kind, error = net.classify(exc)
+            raise _Failed(UpgradeStep.GATHERING, kind, f"gathering failed: {error}") from None
         if self.conn.facts.local_candidates == 0:
             raise _Failed(UpgradeStep.GATHERING, ErrorKind.UNREACHABLE,
                           "no local ICE candidates: no usable network interface, and no STUN or TURN server "
@@ -227,7 +229,7 @@ class _Attempt:
                     await self.conn.call(session.end_of_candidates, parsed.data)
                 else:
                     await self.conn.call(session.add_candidate, parsed)
-            except Exception as exc:
+            except RemoteDescriptionRejected as exc:
                 self.rec.record(RemoteCandidateRejected, connection_id=self.cid, source=CandidateSource.TRICKLE,
                                 candidate=(message.data or "")[:300], reason=str(exc) or type(exc).__name__)
 
@@ -326,6 +328,14 @@ class _Attempt:
                                     reason=f"reset: the upgrade failed at {step.value}")
             await self.conn.close()
 
+    async def abandon(self) -> None:
+        """Tear down after a bug in p2pdiag, recording nothing about the peer."""
+        with trio.CancelScope(shield=True):
+            if self.stream is not None:
+                await net.reset_quietly(self.stream)
+            with trio.move_on_after(2):
+                await self.conn.close()
+
 
 async def _run(attempt: _Attempt, body: Callable[[], Any]) -> WebRTCConnection | None:
     """Run an attempt's steps; whatever ends it early is recorded as a failure at the step reached."""
@@ -336,8 +346,10 @@ async def _run(attempt: _Attempt, body: Callable[[], Any]) -> WebRTCConnection |
     except BaseException as exc:  # cancelled (the run's budget, Ctrl-C) or a bug: clean up, then let it go
         stopped = isinstance(exc, trio.Cancelled) or (
             isinstance(exc, BaseExceptionGroup) and exc.split(trio.Cancelled)[1] is None)
-        await attempt.fail(attempt.step, ErrorKind.OTHER,
-                           "the run was stopped during this step" if stopped else f"internal error: {exc!r}")
+        if stopped:
+            await attempt.fail(attempt.step, ErrorKind.OTHER, "the run was stopped during this step")
+        else:  # a bug in p2pdiag: no failure is recorded against the peer or the network
+            await attempt.abandon()
         raise
     return None
 
@@ -374,7 +386,7 @@ async def upgrade_as_initiator(
         try:
             attempt.stream = await net.open_stream(relayed_conn, SIGNALING_PROTOCOL, timeouts.signaling)
         except Exception as exc:
-            kind, error = _classify_open(exc)
+            kind, error = net.classify(exc)
             attempt.signaling_failed(SignalingStage.OPEN, None, kind, error)
             reason = (f"the peer answered 'na' to {SIGNALING_PROTOCOL}: it has no handler for it"
                       if kind is ErrorKind.PROTOCOL_UNSUPPORTED else f"could not open {SIGNALING_PROTOCOL}: {error}")
@@ -445,20 +457,6 @@ async def handle_signaling_stream(
         return await attempt.succeed()
 
     return await _run(attempt, steps)
-
-
-def _classify_open(exc: BaseException) -> tuple[ErrorKind, str]:
-    """py-libp2p reports "na" and a broken negotiation alike (MultiselectClientError): tell them apart."""
-    kind, error = net.classify(exc)
-    if kind is ErrorKind.PROTOCOL_UNSUPPORTED:
-        text = " ".join(str(e) for e in net._chain(exc)).lower()
-        names = {type(e).__name__ for e in net._chain(exc)}
-        if "ProtocolNotSupportedError" not in names and "not supported" not in text:
-            if "reset" in text:
-                return ErrorKind.RESET, error
-            if "eof" in text or "closed" in text or "incomplete" in text:
-                return ErrorKind.CLOSED, error
-    return kind, error
 
 
 __all__ = [

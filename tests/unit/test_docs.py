@@ -197,6 +197,10 @@ ENUM_NOTES = {
     "ErrorKind.peer_id_mismatch": "the key presented is not the peer id in the address",
     "ErrorKind.security_failed": "the security handshake (Noise) failed",
     "ErrorKind.muxer_failed": "no common stream muxer, or its negotiation failed",
+    "ErrorKind.negotiation_failed": "multistream-select broke without an `na`: another version of it "
+    "(`/multistream/2.0.0`) or an answer that is no protocol name",
+    "ErrorKind.websocket_upgrade_failed": "the HTTP answer to a WebSocket upgrade was not `101 Switching "
+    "Protocols`, or not valid HTTP",
     "ErrorKind.other": "anything else; the error text says what",
     "Closer.unknown": "the stream ended and p2pdiag could not tell how",
 }

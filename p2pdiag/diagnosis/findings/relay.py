@@ -26,6 +26,11 @@ def relay_unreachable(failed: RelayDialFailed) -> Finding:
         "failed. The relay may not be a libp2p node, or it may not offer Noise.",
         ErrorKind.MUXER_FAILED: "The relay accepted Noise but no stream muxer p2pdiag speaks "
         "(yamux, mplex).",
+        ErrorKind.NEGOTIATION_FAILED: "Something answered, but not with multistream-select 1.0.0, "
+        "which every libp2p node speaks: check that the address's port is the relay's libp2p port.",
+        ErrorKind.WEBSOCKET_UPGRADE_FAILED: "Something answered HTTP at that address, but did not upgrade "
+        "to a WebSocket: a web server or a proxy in front of the relay, or the wrong path or port. "
+        "Check the address and what listens on that port.",
     }.get(failed.error_kind, "Check the relay address and that the relay is running.")
     code = Code.RELAY_WRONG_PEER_ID if failed.error_kind is ErrorKind.PEER_ID_MISMATCH else Code.RELAY_UNREACHABLE
     return Finding(

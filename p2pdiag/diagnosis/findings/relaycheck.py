@@ -182,7 +182,11 @@ def loop_failed(relay: str, stage: str, why: str) -> Finding:
 
 
 def transfer_failed(relay: str, failed: TransferFailed) -> Finding:
-    if failed.error_kind is ErrorKind.MALFORMED:
+    if failed.digest_matched is None:  # no answer, or a trace from before the count and digest were kept
+        corrupted = failed.error_kind is ErrorKind.MALFORMED and failed.counted_bytes is None
+    else:  # a short payload did not all arrive; only a full-length one with another digest arrived changed
+        corrupted = not failed.digest_matched and failed.counted_bytes == failed.payload_bytes
+    if corrupted:
         # the far end counted the bytes and hashed them: they arrived, changed (no Noise on the loop)
         return Finding(
             code=Code.RELAY_TRANSFER_FAILED,

@@ -37,6 +37,8 @@ class ErrorKind(enum.Enum):
     PEER_ID_MISMATCH = "peer_id_mismatch"
     SECURITY_FAILED = "security_failed"
     MUXER_FAILED = "muxer_failed"
+    NEGOTIATION_FAILED = "negotiation_failed"
+    WEBSOCKET_UPGRADE_FAILED = "websocket_upgrade_failed"
     OTHER = "other"
 
 

@@ -108,6 +108,8 @@ class TransferFailed(ConnectionEvent):
     error_kind: ErrorKind
     error: str
     duration_s: float
+    counted_bytes: int | None = None  # what the far end says it received; None: no count came
+    digest_matched: bool | None = None  # the far end's SHA-256 of what it received is the payload's; None: no answer
 
 
 @register("relaycheck.limit_probe_started")
