@@ -12,7 +12,7 @@ MAGIC = "p2pdiag-identity-v1 ed25519"
 
 
 def load_or_create(path: Path) -> Any:
-    from libp2p.crypto.ed25519 import create_new_key_pair
+    from p2pdiag.probes.net import ed25519_key_pair as create_new_key_pair
 
     if path.exists():
         try:

@@ -118,19 +118,6 @@ class CircuitStream:
             return None
 
 
-def _raw_connection(stream: CircuitStream, initiator: bool, relay_peer_id: str, remote_peer_id: str) -> Any:
-    from libp2p.connection_types import ConnectionType
-    from libp2p.network.connection.raw_connection import RawConnection
-    from multiaddr import Multiaddr
-
-    return RawConnection(
-        stream=stream,
-        initiator=initiator,
-        connection_type=ConnectionType.RELAYED,
-        addresses=[Multiaddr(f"/p2p/{relay_peer_id}/p2p-circuit/p2p/{remote_peer_id}")],
-    )
-
-
 async def secure(
     host: Any,
     stream: CircuitStream,
@@ -146,7 +133,7 @@ async def secure(
     """Noise + muxer over the circuit; returns the swarm connection that owns it."""
     began = rec.now()
     network = host.get_network()
-    raw = _raw_connection(stream, not inbound, relay_peer_id, remote_peer_id)
+    raw = net.relayed_raw_connection(stream, not inbound, relay_peer_id, remote_peer_id)
     try:
         with trio.fail_after(timeouts.secure):
             if inbound:

@@ -1,7 +1,11 @@
 """The py-libp2p side: a host p2pdiag controls, streams on a chosen connection, error kinds.
 
-Everything p2pdiag needs from py-libp2p goes through here, so a change in the library is
-mended in one file.
+Everything p2pdiag's probes and WebRTC upgrade need from py-libp2p goes through here, so a change
+in the library is mended in one file (the test peers in p2pdiag/peers/ use its public API
+themselves). What this door takes from the library's private side is pinned by
+tests/unit/test_libp2p_pins.py: `_mk_identify_protobuf`, and the swarm's
+`event_background_nursery_created` and `transport_manager.set_background_nursery`.
+py-libp2p is imported only when a function here runs, so importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -120,6 +124,56 @@ def _websocket_failure(exc: BaseException) -> WebSocketUpgradeFailed:
                                       "101 Switching Protocols")
     return WebSocketUpgradeFailed(f"the relay's answer to the WebSocket upgrade is not valid HTTP "
                                   f"({type(exc).__name__}: {exc})")
+
+
+def ed25519_key_pair(seed: bytes | None = None) -> Any:
+    """A py-libp2p Ed25519 key pair, from a 32-byte seed or a new random one."""
+    from libp2p.crypto.ed25519 import create_new_key_pair
+
+    return create_new_key_pair(seed)
+
+
+def identify_message(host: Any) -> bytes:
+    """The host's own identify message, encoded, as py-libp2p's identify handler sends it.
+
+    py-libp2p builds it in a private helper (pinned by a test): the one place it is used."""
+    from libp2p.identity.identify.identify import _mk_identify_protobuf
+
+    return _mk_identify_protobuf(host, None).SerializeToString()
+
+
+def relayed_raw_connection(stream: Any, initiator: bool, relay_peer_id: str, remote_peer_id: str) -> Any:
+    """A py-libp2p raw connection over `stream` (a circuit stream), for the swarm to secure and mux."""
+    from libp2p.connection_types import ConnectionType
+    from libp2p.network.connection.raw_connection import RawConnection
+    from multiaddr import Multiaddr
+
+    return RawConnection(
+        stream=stream,
+        initiator=initiator,
+        connection_type=ConnectionType.RELAYED,
+        addresses=[Multiaddr(f"/p2p/{relay_peer_id}/p2p-circuit/p2p/{remote_peer_id}")],
+    )
+
+
+async def negotiate_inbound(stream: Any, handlers: dict[str, Any], timeout_s: float) -> tuple[Any, Any]:
+    """multistream-select as the answering side: (protocol, its handler) from `handlers`."""
+    from libp2p.protocol_muxer.multiselect import Multiselect
+    from libp2p.protocol_muxer.multiselect_communicator import MultiselectCommunicator
+
+    return await Multiselect(dict(handlers)).negotiate(MultiselectCommunicator(stream), timeout_s)
+
+
+_STREAM_EXCEPTIONS = ("StreamClosed", "StreamEOF", "StreamError", "StreamReset")
+
+
+def __getattr__(name: str) -> Any:
+    """py-libp2p's stream exceptions (a stream over another transport raises them too), imported when used."""
+    if name in _STREAM_EXCEPTIONS:
+        from libp2p.network.stream import exceptions
+
+        return getattr(exceptions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def peer_id_from_string(text: str) -> Any:

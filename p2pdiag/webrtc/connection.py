@@ -220,14 +220,11 @@ class WebRTCConnection:
                 nursery.start_soon(self._handle_inbound, stream)
 
     async def _handle_inbound(self, stream: WebRTCStream) -> None:
-        from libp2p.protocol_muxer.multiselect import Multiselect
-        from libp2p.protocol_muxer.multiselect_communicator import MultiselectCommunicator
-
-        muxer = Multiselect(dict(self._handlers))  # type: ignore[arg-type]
         try:
-            protocol, handler = await muxer.negotiate(MultiselectCommunicator(stream), NEGOTIATE_TIMEOUT_S)
-        except Exception:
+            protocol, handler = await net.negotiate_inbound(stream, self._handlers, NEGOTIATE_TIMEOUT_S)
+        except Exception as exc:
             await stream.reset()
+            net.classify(exc)  # a bug in p2pdiag goes on up; the remote's failure ends this stream only
             return
         if protocol is not None:
             stream.set_protocol(protocol)
@@ -236,8 +233,9 @@ class WebRTCConnection:
             return
         try:
             await handler(stream)  # type: ignore[arg-type]
-        except Exception:
+        except Exception as exc:
             await stream.reset()
+            net.classify(exc)
 
     # --- the end --------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ aioice 0.13:
   first, each answer (or refusal, with its STUN error code) reported; aioice waits 5 s and keeps
   the errors to itself.
 - `Connection._check_list`, `._nominated`: the pairs and the selected one.
-- `aiortc RTCIceTransport._connection`: the aioice connection behind a peer connection.
+- `Candidate._network_host`: the address a remote `.local` candidate resolved to.
 - `aioice.mdns.MDnsProtocol.datagram_received` and `.queries`: to resolve a browser's `.local`
   candidates from answers aioice drops (`resolve_mdns_leniently`).
 """
@@ -51,12 +51,9 @@ def set_stun_retransmits(rto_s: float, retransmits: int) -> tuple[float, int]:
     return aioice.stun.RETRY_RTO, aioice.stun.RETRY_MAX
 
 
-def connection_of(pc: Any) -> Connection | None:
-    """The aioice connection carrying a peer connection's data channels."""
-    sctp = pc.sctp
-    if sctp is None:
-        return None
-    return sctp.transport.transport._connection
+def resolved_address(candidate: Candidate) -> str | None:
+    """The address aioice resolved a remote candidate's host to (a `.local` name's answer)."""
+    return getattr(candidate, "_network_host", None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,13 +19,10 @@ logger = logging.getLogger("p2pdiag.webrtc")
 
 def identify_handler(host: Any) -> Callable[[WebRTCStream], Awaitable[None]]:
     async def handle(stream: WebRTCStream) -> None:
-        # py-libp2p builds its identify message in a private helper; the one place it is used.
-        from libp2p.identity.identify.identify import _mk_identify_protobuf
-
         try:
-            message = _mk_identify_protobuf(host, None)
-            await stream.write(pb.length_prefixed(message.SerializeToString()))
+            await stream.write(pb.length_prefixed(net.identify_message(host)))
         except Exception as exc:
+            net.classify(exc)  # a bug in p2pdiag goes on up
             logger.debug("identify over WebRTC failed: %s", exc)
             await net.reset_quietly(stream)
             return

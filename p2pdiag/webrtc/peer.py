@@ -49,7 +49,7 @@ from p2pdiag.trace.events import (
     RemoteCandidateRejected,
     RemoteEndOfCandidates,
 )
-from p2pdiag.webrtc import ice, sctp
+from p2pdiag.webrtc import ice, rtc
 from p2pdiag.webrtc.config import IceConfig
 from p2pdiag.webrtc.sdp import CandidateLine, CandidateSyntaxError, parse_sdp
 from p2pdiag.webrtc.signaling import CandidateInit
@@ -142,7 +142,7 @@ class Session:
         """Hook the ICE agent and the DTLS transport, once the SCTP transport exists."""
         if self._connection is not None:
             return
-        connection = ice.connection_of(self.pc)
+        connection = rtc.ice_connection(self.pc)
         if connection is None:
             return
         self._connection = connection
@@ -155,7 +155,7 @@ class Session:
             ice.add_loopback_on_gather(connection, lambda c: self._added_loopback.add((c.host, c.port)))
         dtls = self.pc.sctp.transport
         dtls.on("statechange", lambda: self._on_dtls_state(dtls))
-        sctp.ignore_repeated_opens(self.pc.sctp, lambda stream, label: self._record(
+        rtc.ignore_repeated_opens(self.pc.sctp, lambda stream, label: self._record(
             DataChannelOpenRepeated, connection_id=self.cid, channel_id=stream, label=label))
 
     def _on_pair(self, pair: ice.PairView, before: str) -> None:
@@ -190,16 +190,14 @@ class Session:
         if self._closing and state is not DtlsState.CLOSED:
             return  # aiortc starts DTLS on an ICE transport closed under it: not a DTLS fact
         error = self._dtls_failure(dtls) if state is DtlsState.FAILED else None
-        self._record(DtlsStateChanged, connection_id=self.cid, state=state, role=DtlsRole(dtls._role), error=error)
+        self._record(DtlsStateChanged, connection_id=self.cid, state=state, role=DtlsRole(rtc.dtls_role(dtls)),
+                     error=error)
 
     def _dtls_failure(self, dtls: Any) -> str:
-        ssl = getattr(dtls, "_ssl", None)
-        cert = None
-        if ssl is not None:
-            try:
-                cert = ssl.get_peer_certificate(as_cryptography=True)
-            except Exception:
-                cert = None
+        try:
+            cert = rtc.dtls_peer_certificate(dtls)
+        except Exception:  # OpenSSL's own error, when the handshake got nowhere
+            cert = None
         if cert is None:
             return "the DTLS handshake did not complete: no certificate came from the remote"
         for algorithm, value in self._remote_fingerprints:
@@ -302,8 +300,7 @@ class Session:
                 raise _refused_by_aiortc(exc) from None
 
     def _remote_end_seen(self) -> bool:
-        sctp = self.pc.sctp
-        return bool(sctp is not None and sctp.transport.transport.iceGatherer._remote_candidates_end)
+        return rtc.remote_candidates_ended(self.pc)
 
     def _report_remote(self, text: str, source: CandidateSource, note_if_refused: str | None) -> None:
         try:
@@ -316,7 +313,7 @@ class Session:
         if self._connection is not None:
             known = next((c for c in self._connection.remote_candidates
                           if c.host == line.address and c.port == line.port), None)
-        resolved = getattr(known, "_network_host", None) if known is not None else None
+        resolved = ice.resolved_address(known) if known is not None else None
         note = None
         if known is None:
             if note_if_refused:

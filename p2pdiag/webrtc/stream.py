@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import trio
-from libp2p.network.stream.exceptions import StreamClosed, StreamEOF, StreamError, StreamReset
 
+from p2pdiag.probes.net import StreamClosed, StreamEOF, StreamError, StreamReset
 from p2pdiag.webrtc import framing
 from p2pdiag.webrtc.framing import (
     DataReceived,

@@ -105,7 +105,7 @@ def test_retransmit_schedule_is_the_module_globals():
     assert transitions[-1] == "FAILED"
 
 
-# --- aiortc's SCTP transport (p2pdiag.webrtc.sctp) ------------------------------------------------
+# --- aiortc's SCTP transport (p2pdiag.webrtc.rtc) ------------------------------------------------
 
 OPEN_EMPTY_LABEL = bytes.fromhex("030000000000000000000000")  # DATA_CHANNEL_OPEN as libdatachannel sends it
 
@@ -135,7 +135,7 @@ def test_aiortc_asserts_on_a_repeated_data_channel_open():
 def test_a_repeated_data_channel_open_is_dropped_and_reported():
     from aiortc.rtcsctptransport import WEBRTC_BINARY, WEBRTC_DCEP
 
-    from p2pdiag.webrtc import sctp
+    from p2pdiag.webrtc import rtc
 
     repeats: list[tuple[int, str]] = []
     opened = []
@@ -143,7 +143,7 @@ def test_a_repeated_data_channel_open_is_dropped_and_reported():
     async def main() -> None:
         pc, transport = _sctp_transport()
         transport.on("datachannel", opened.append)
-        sctp.ignore_repeated_opens(transport, lambda stream, label: repeats.append((stream, label)))
+        rtc.ignore_repeated_opens(transport, lambda stream, label: repeats.append((stream, label)))
         await transport._data_channel_receive(0, WEBRTC_DCEP, OPEN_EMPTY_LABEL)
         await transport._data_channel_receive(0, WEBRTC_DCEP, OPEN_EMPTY_LABEL)
         got = []

@@ -1,0 +1,78 @@
+"""p2pdiag.probes.net is the one door to py-libp2p: who else imports it, and what it takes from the private side.
+
+Each pin names the private attribute, so when py-libp2p drops one the failing test says which, and
+that p2pdiag/probes/net.py is where to mend it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import trio
+
+from p2pdiag.probes import net
+from p2pdiag.wire.identify import Identify
+
+ROOT = Path(__file__).resolve().parents[2] / "p2pdiag"
+WHERE = "mend p2pdiag/probes/net.py (the one door to py-libp2p)"
+
+
+def _imports_libp2p(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "libp2p":
+            return True
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "libp2p" for a in node.names):
+            return True
+    return False
+
+
+def test_only_the_door_imports_py_libp2p():
+    # The test peers (p2pdiag/peers/) use py-libp2p's public API themselves: they are peers, not the tool.
+    # probes/run.py imports the package only to quiet its logger.
+    tool = [p for p in ROOT.rglob("*.py") if "peers" not in p.parts and p.name != "__main__.py"]
+    others = sorted(str(p.relative_to(ROOT)) for p in tool if _imports_libp2p(p))
+    assert others == ["probes/net.py", "probes/run.py"], others
+
+
+def test_the_identify_message_helper_is_there_and_answers():
+    import libp2p.identity.identify.identify as identify
+
+    assert hasattr(identify, "_mk_identify_protobuf"), f"py-libp2p lost _mk_identify_protobuf: {WHERE}"
+
+    async def main() -> None:
+        host = net.make_host()
+        async with net.running(host, ["/ip4/127.0.0.1/tcp/0"]):
+            message = Identify.decode(net.identify_message(host))
+            assert message.protocols and message.listen_addrs
+
+    trio.run(main)
+
+
+def test_the_swarm_keeps_what_the_websocket_guard_needs():
+    async def main() -> None:
+        host = net.make_host()
+        network = host.get_network()
+        assert hasattr(network, "event_background_nursery_created"), \
+            f"py-libp2p's Swarm lost event_background_nursery_created: {WHERE}"
+        assert callable(getattr(getattr(network, "transport_manager", None), "set_background_nursery", None)), \
+            f"py-libp2p's Swarm lost transport_manager.set_background_nursery: {WHERE}"
+        async with net.running(host):
+            pass
+
+    trio.run(main)
+
+
+def test_the_multistream_client_keeps_handshake_and_try_select():
+    from libp2p.protocol_muxer.multiselect_client import MultiselectClient
+
+    for name in ("handshake", "try_select"):
+        assert callable(getattr(MultiselectClient, name, None)), f"py-libp2p's MultiselectClient lost {name}: {WHERE}"
+
+
+def test_the_bad_relay_peer_keeps_the_librarys_connect_handler():
+    # p2pdiag/peers/badrelay.py hands CONNECT to the library's own (private) handler
+    from libp2p.relay.circuit_v2.protocol import CircuitV2Protocol
+
+    assert callable(getattr(CircuitV2Protocol, "_handle_connect", None)), \
+        "py-libp2p's CircuitV2Protocol lost _handle_connect: mend p2pdiag/peers/badrelay.py"
