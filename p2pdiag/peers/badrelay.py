@@ -41,9 +41,11 @@ class Mode(enum.Enum):
     NO_RELAY = "no-relay"  # reservations are fine; CONNECT is answered OK and then nothing is relayed
     CORRUPT = "corrupt"  # relays, but flips a bit of every chunk the dialer sends (pings included)
     CORRUPT_PAYLOAD = "corrupt-payload"  # relays the first 100 bytes from the dialer intact, then as corrupt
+    SHORT_PAYLOAD = "short-payload"  # relays the first 1100 bytes from the dialer, then ends that direction
 
 
 CORRUPT_FROM = {Mode.CORRUPT: 0, Mode.CORRUPT_PAYLOAD: 100}  # byte offset, dialer to listener
+CUT_AT = {Mode.SHORT_PAYLOAD: 1100}  # byte offset, dialer to listener: the rest is dropped, the stream half-closed
 
 
 async def _hop(relay: RunningRelay, mode: Mode, stream: Any) -> None:
@@ -59,9 +61,10 @@ async def _hop(relay: RunningRelay, mode: Mode, stream: Any) -> None:
             reply = circuit.HopMessage(type=circuit.HopType.STATUS, status=circuit.Status.OK, limit=_limit(relay))
             await net.write_delimited(stream, reply.encode())
             await trio.sleep_forever()
-        elif (msg.type == circuit.HopType.CONNECT and mode in CORRUPT_FROM and msg.peer is not None
+        elif (msg.type == circuit.HopType.CONNECT and (mode in CORRUPT_FROM or mode in CUT_AT)
+              and msg.peer is not None
               and relay.protocol.resource_manager.can_accept_connection(peer_id=ID(msg.peer.id))):
-            await _corrupt_splice(relay, stream, msg.peer.id, CORRUPT_FROM[mode])
+            await _corrupt_splice(relay, stream, msg.peer.id, CORRUPT_FROM.get(mode), CUT_AT.get(mode))
         elif msg.type == circuit.HopType.CONNECT:
             from libp2p.relay.circuit_v2.pb.circuit_pb2 import HopMessage
 
@@ -73,9 +76,11 @@ async def _hop(relay: RunningRelay, mode: Mode, stream: Any) -> None:
         await net.reset_quietly(stream)
 
 
-async def _corrupt_splice(relay: RunningRelay, stream: Any, target: bytes, corrupt_from: int) -> None:
+async def _corrupt_splice(relay: RunningRelay, stream: Any, target: bytes, corrupt_from: int | None,
+                          cut_at: int | None = None) -> None:
     """The relay's job done here (STOP CONNECT to the target, STATUS OK to the dialer, bytes both
-    ways), except that from `corrupt_from` on, the last byte of each chunk from the dialer is flipped."""
+    ways), except that from `corrupt_from` on, the last byte of each chunk from the dialer is flipped,
+    and from `cut_at` on, the dialer's bytes are dropped and the target sees its stream end."""
     dst = await relay.host.new_stream(ID(target), [circuit.STOP_PROTOCOL])
     stop = circuit.StopMessage(type=circuit.StopType.CONNECT, peer=circuit.Peer(id=stream.muxed_conn.peer_id.to_bytes()),
                                limit=_limit(relay))
@@ -88,10 +93,16 @@ async def _corrupt_splice(relay: RunningRelay, stream: Any, target: bytes, corru
         await net.reset_quietly(dst)
         return
 
-    async def pipe(src: Any, to: Any, flip_from: int | None, done: trio.CancelScope) -> None:
+    async def pipe(src: Any, to: Any, flip_from: int | None, done: trio.CancelScope, cut: int | None = None) -> None:
         offset = 0
         try:
             while chunk := await src.read(65536):
+                if cut is not None and offset + len(chunk) >= cut:
+                    await to.write(chunk[:cut - offset])
+                    await to.close_write()  # a half-close: the answer still comes back the other way
+                    while await src.read(65536):
+                        pass
+                    break
                 if flip_from is not None and offset + len(chunk) > flip_from:
                     chunk = chunk[:-1] + bytes([chunk[-1] ^ 0x01])
                 offset += len(chunk)
@@ -102,7 +113,7 @@ async def _corrupt_splice(relay: RunningRelay, stream: Any, target: bytes, corru
 
     with trio.CancelScope() as done:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(pipe, stream, dst, corrupt_from, done)
+            nursery.start_soon(pipe, stream, dst, corrupt_from, done, cut_at)
             nursery.start_soon(pipe, dst, stream, None, done)
     await net.close_quietly(dst)
     await net.close_quietly(stream)

@@ -213,8 +213,8 @@ async def echo_pings(stream: Any) -> int:
             payload = await net.read_exactly(stream, PING_PAYLOAD_BYTES)
             await stream.write(payload)
             served += 1
-    except Exception:
-        pass  # the remote closed or reset the stream: the usual end of a ping stream
+    except Exception as exc:
+        net.classify(exc)  # a bug in p2pdiag goes on up; the remote closing or resetting is the usual end
     finally:
         await net.close_quietly(stream)
     return served

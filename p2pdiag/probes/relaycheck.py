@@ -581,7 +581,10 @@ async def _serve_loop(stream: circ.CircuitStream) -> None:
                     raise pb.MalformedMessage(f"{size} B is more than the sink takes")
                 got, digest = 0, hashlib.sha256()
                 while got < size:
-                    chunk = await stream.read(min(65536, size - got))
+                    try:
+                        chunk = await stream.read(min(65536, size - got))
+                    except EOFError:  # py-libp2p's StreamEOF: the payload ended short; say how short
+                        chunk = b""
                     if not chunk:
                         break
                     got += len(chunk)

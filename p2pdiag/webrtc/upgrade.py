@@ -172,11 +172,12 @@ class _Attempt:
     async def apply(self, method: Callable[..., Any], message: signaling.Message, step: UpgradeStep) -> None:
         try:
             await self.conn.call(method, message.data)
-        except RemoteDescriptionRejected as exc:  # anything else is a bug in p2pdiag: it goes on up
-            error = str(exc)
-            self.signaling_failed(SignalingStage.APPLY, message.type, ErrorKind.MALFORMED, error)
-            raise _Failed(step, ErrorKind.MALFORMED, f"the remote's {_NAMES[message.type]} was not accepted: "
-                          f"{error}") from None
+        except net.NetworkFailure as exc:  # anything else is a bug in p2pdiag: it goes on up
+            # refused by p2pdiag's checks or aiortc; or the asyncio side gave up on the call
+            kind, error = (ErrorKind.MALFORMED, str(exc)) if isinstance(exc, RemoteDescriptionRejected) \
+                else net.classify(exc)
+            self.signaling_failed(SignalingStage.APPLY, message.type, kind, error)
+            raise _Failed(step, kind, f"the remote's {_NAMES[message.type]} was not accepted: {error}") from None
 
     async def gather(self, method: Callable[..., Any]) -> Any:
         try:
@@ -186,7 +187,7 @@ class _Attempt:
         except trio.TooSlowError:
             raise _Failed(UpgradeStep.GATHERING, ErrorKind.TIMEOUT,
                           f"gathering local candidates took longer than {self.timeouts.gathering:g} s") from None
-        except OSError as exc:  # no socket to gather on; anything else is a bug in p2pdiag and goes on up
+        except (OSError, net.NetworkFailure) as exc:  # no socket to gather on; anything else is a bug: on up
             kind, error = net.classify(exc)
             raise _Failed(UpgradeStep.GATHERING, kind, f"gathering failed: {error}") from None
         if self.conn.facts.local_candidates == 0:
@@ -229,7 +230,7 @@ class _Attempt:
                     await self.conn.call(session.end_of_candidates, parsed.data)
                 else:
                     await self.conn.call(session.add_candidate, parsed)
-            except RemoteDescriptionRejected as exc:
+            except net.NetworkFailure as exc:  # refused, or the asyncio side gave up on the call
                 self.rec.record(RemoteCandidateRejected, connection_id=self.cid, source=CandidateSource.TRICKLE,
                                 candidate=(message.data or "")[:300], reason=str(exc) or type(exc).__name__)
 

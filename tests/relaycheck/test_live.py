@@ -143,6 +143,18 @@ def test_a_relay_that_changes_relayed_bytes_is_caught(bad_relay):
     assert "SHA-256 differs" in payload_only["loop"]["throughput"]["error"]
 
 
+def test_a_short_transfer_is_a_warning_not_data_arriving_changed(bad_relay):
+    """A relay that stops passing the payload part way: the far end counts fewer bytes (and so hashes
+    other ones); that is data that did not all arrive, not data that arrived changed."""
+    doc = run_relay_check(bad_relay(Mode.SHORT_PAYLOAD.value))[1]
+    row = relay_row(doc, "r1")
+    assert row["loop"]["ok"] and len(row["loop"]["rtt_s"]) == 2  # the pings went through
+    assert "counted" in row["loop"]["throughput"]["error"], row["loop"]
+    transfer = next(f for f in doc["findings"] if f["code"] == "relay-transfer-failed")
+    assert transfer["severity"] == "warning", transfer
+    assert "did not all arrive" in transfer["title"]
+
+
 def test_a_relay_slower_than_the_timeout_is_reported_not_waited_for(bad_relay):
     began = time.monotonic()
     result, doc = run_relay_check(bad_relay("silent"), "--timeout", "3")
