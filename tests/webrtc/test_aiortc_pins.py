@@ -25,17 +25,17 @@ def test_installed_aiortc_is_the_pinned_one():
     assert aiortc.__version__.startswith("1.16"), aiortc.__version__
 
 
-def _offered() -> tuple[RTCPeerConnection, asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
+async def _offered() -> RTCPeerConnection:
     pc = RTCPeerConnection()
     pc.createDataChannel("init")
-    loop.run_until_complete(pc.setLocalDescription(loop.run_until_complete(pc.createOffer())))
-    return pc, loop
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc
 
 
 @pytest.fixture
 def pc():
-    pc, loop = _offered()
+    loop = asyncio.new_event_loop()
+    pc = loop.run_until_complete(_offered())  # built in the loop: aiortc takes the running loop
     yield pc
     loop.run_until_complete(pc.close())
     loop.close()
