@@ -53,3 +53,32 @@ def test_bad_input_is_a_usage_error(target, relays, message):
 def test_relay_address_must_not_be_a_circuit():
     with pytest.raises(UsageError, match="itself a /p2p-circuit"):
         parse_relay(f"{RELAY}/p2p-circuit/p2p/{PEER_ID}/p2p/{RELAY_ID}")
+
+
+@pytest.mark.parametrize("text", [
+    f"/ip4/127.0.0.1/tcp/9/p2p/{'z' * 110_000}/p2p-circuit/p2p/Q",
+    f"/ip4/127.0.0.1/tcp/9/p2p/{'z' * 200}/p2p-circuit/p2p/{PEER_ID}",
+    f"{RELAY}/p2p-circuit/p2p/{'z' * 5_000_000}",
+    f"/ipfs/{'1' * 500}",
+    "z" * 1_000_000,
+])
+def test_long_inputs_are_refused_before_decoding(text):
+    """Issue 10: base58 decoding is quadratic; the lengths are checked first, and the message is short."""
+    import time
+
+    began = time.perf_counter()
+    with pytest.raises(UsageError, match="longer than") as caught:
+        parse_target(text, [RELAY] if not text.startswith("/") else [])
+    assert time.perf_counter() - began < 0.5
+    assert len(str(caught.value)) < 400
+
+
+def test_limits_admit_real_peer_ids_and_addresses():
+    from p2pdiag.targets import MAX_MULTIADDR_CHARS, MAX_PEER_ID_CHARS
+
+    secp256k1 = "16Uiu2HAmLhLvBoYaoZfaMUKuibM6ac163GwKY74c5kiSLg5KvLpY"  # the longest base58 form: 53
+    assert len(secp256k1) <= MAX_PEER_ID_CHARS and check_peer_id(secp256k1)
+    dns = f"/dns4/{'a' * 63}.{'b' * 63}.{'c' * 63}.example/tcp/443/wss/p2p/{RELAY_ID}"
+    target = f"{dns}/p2p-circuit/webrtc/p2p/{PEER_ID}"
+    assert len(target) < MAX_MULTIADDR_CHARS
+    assert parse_target(target, []).relays[0].transport == "wss"
