@@ -35,6 +35,9 @@ def make_host(key_pair: Any = None, announce: Callable[[], list[str]] | None = N
     from libp2p.network.config import RetryConfig
     from multiaddr import Multiaddr
 
+    from p2pdiag.probes import caps
+
+    caps.install()  # p2pdiag's read caps in front of py-libp2p's readers
     host = new_host(
         key_pair=key_pair or create_new_key_pair(),
         enable_mDNS=False,
