@@ -106,6 +106,8 @@ def parse_candidate(data: str | None) -> CandidateInit | EndOfCandidates:
         value = json.loads(data)
     except json.JSONDecodeError as exc:
         raise pb.MalformedMessage(f"ICE_CANDIDATE data is not JSON ({exc.msg}): {data[:80]!r}") from None
+    except RecursionError:  # a peer's `[[[[…` thousands deep (found by tests/fuzz)
+        raise pb.MalformedMessage(f"ICE_CANDIDATE data nests JSON too deep: {data[:80]!r}") from None
     if value is None or value == "":
         return EndOfCandidates(data)
     if not isinstance(value, dict):

@@ -105,3 +105,14 @@ def test_sdp_facts_with_inline_candidates_and_end():
     sdp = JS_OFFER + "a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\na=end-of-candidates\r\n"
     facts = parse_sdp(sdp)
     assert facts.candidates == ("candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host",) and facts.end_of_candidates
+
+
+def test_deeply_nested_candidate_json_is_malformed_not_a_crash():
+    """Found by tests/fuzz: json.loads raises RecursionError on `[[[[…`, which escaped parse_candidate."""
+    import pytest
+
+    from p2pdiag.webrtc import signaling
+    from p2pdiag.wire import pb
+
+    with pytest.raises(pb.MalformedMessage, match="too deep"):
+        signaling.parse_candidate("[" * 100_000)
