@@ -1,0 +1,101 @@
+"""Fuzzing trace loading: committed traces, mutated line by line. Only TraceFileError may come out.
+
+Loading is being hardened by another engineer (huge integers, deep nesting, NaN): the mutations
+that still escape today are separate tests marked xfail(strict=True), so each one's fix shows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from p2pdiag.diagnosis import diagnose
+from p2pdiag.trace.file import TraceFileError, loads
+
+ROOT = Path(__file__).resolve().parent.parent
+TRACES = sorted(p for folder in ("traces", "webrtc/traces", "relaycheck/traces") for p in (ROOT / folder).glob("*.jsonl"))
+TEXTS = [p.read_text() for p in TRACES]
+MAX_S = 2.0
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-(1 << 70), 1 << 70), st.floats(allow_nan=False),
+                    st.text(max_size=20))
+json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                           st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                           max_leaves=12)
+
+
+@st.composite
+def mutated_trace(draw) -> str:
+    lines = draw(st.sampled_from(TEXTS)).splitlines()
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(lines) - 1))
+        op = draw(st.sampled_from(["field", "drop-field", "cut", "swap", "dup", "garbage"]))
+        if op in ("field", "drop-field"):
+            try:
+                obj = json.loads(lines[i])
+            except ValueError:
+                continue
+            if not isinstance(obj, dict) or not obj:
+                continue
+            key = draw(st.sampled_from(sorted(obj)))
+            if op == "field":
+                obj[key] = draw(json_values)
+            else:
+                del obj[key]
+            lines[i] = json.dumps(obj)
+        elif op == "cut":
+            lines[i] = lines[i][: draw(st.integers(0, len(lines[i])))]
+        elif op == "swap":
+            j = draw(st.integers(0, len(lines) - 1))
+            lines[i], lines[j] = lines[j], lines[i]
+        elif op == "dup":
+            lines.insert(i, lines[i])
+        else:
+            lines[i] = draw(st.text(max_size=60))
+    return "\n".join(lines) + draw(st.sampled_from(["\n", ""]))
+
+
+def _load_and_diagnose(text: str) -> None:
+    """What `p2pdiag analyze` does with a file: load it, then judge it."""
+    began = time.perf_counter()
+    try:
+        diagnose(loads(text, "fuzzed.jsonl"))
+    except TraceFileError:
+        pass
+    assert time.perf_counter() - began < MAX_S
+
+
+def test_the_committed_traces_are_there():
+    assert len(TRACES) >= 10
+
+
+@given(mutated_trace())
+def test_mutated_traces_load_or_are_refused(text):
+    _load_and_diagnose(text)
+
+
+HEADER, FIRST_EVENT = TEXTS[0].splitlines()[:2]
+TRACE_LOADING = "issue 10: trace loading engineer: "
+
+
+@pytest.mark.parametrize("second_line", [
+    FIRST_EVENT.replace('"t_s":', '"t_s":NaN,"was":', 1),
+    FIRST_EVENT.replace('"t_s":', '"t_s":-Infinity,"was":', 1),
+])
+def test_non_finite_numbers_do_not_escape(second_line):
+    _load_and_diagnose(f"{HEADER}\n{second_line}\n")
+
+
+@pytest.mark.xfail(strict=True, reason=TRACE_LOADING + "json.loads raises ValueError past 4300 digits")
+def test_a_huge_integer_is_a_trace_file_error():
+    _load_and_diagnose(f"{HEADER}\n" + FIRST_EVENT.replace('"t_s":', '"t_s":' + "9" * 5000 + ',"was":', 1) + "\n")
+
+
+@pytest.mark.xfail(strict=True, reason=TRACE_LOADING + "json.loads raises RecursionError on deep nesting")
+def test_deep_nesting_is_a_trace_file_error():
+    _load_and_diagnose(f"{HEADER}\n" + '{"type":"x","a":' + "[" * 100_000 + "]" * 100_000 + "}\n")
