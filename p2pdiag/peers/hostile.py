@@ -3,8 +3,8 @@
 Unlike badrelay.py (a real relay with one fault in its HOP answers), most of these are not libp2p
 at all: a TCP server that answers the first bytes of a connection with something no reader should
 swallow whole. The peer id they print is a made-up Ed25519 id (p2pdiag never gets far enough to
-check it). `stream-huge-length` is a real py-libp2p host whose multistream-select answers on every
-stream are a 64 MiB message, so the cap is exercised on yamux streams too::
+check it). `stream-huge-length` and `stream-flood` are a real py-libp2p host whose answers on every
+stream are a 64 MiB message or data without end, so the caps are exercised on yamux streams too::
 
     python -m p2pdiag.peers.hostile --mode random
 
@@ -41,6 +41,7 @@ class Mode(enum.Enum):
     WS_ENDLESS_HEADERS = "ws-endless-headers"  # "101 Switching Protocols" and header lines forever
     WS_FLOOD = "ws-flood"  # 100 MB of bytes in answer to the upgrade request
     STREAM_HUGE_LENGTH = "stream-huge-length"  # py-libp2p; every stream's multistream answer is 64 MiB
+    STREAM_FLOOD = "stream-flood"  # py-libp2p; every stream is accepted, answered, then flooded forever
 
 
 WS_MODES = (Mode.WS_200, Mode.WS_ENDLESS_HEADERS, Mode.WS_FLOOD)
@@ -159,12 +160,15 @@ async def _run_raw(mode: Mode, host: str, watch_stdin: bool) -> None:
         _ready(addrs[0].rsplit("/", 1)[1], addrs, mode)
 
 
-class _HugeAnswers:
-    """In place of a py-libp2p host's multiselect: every stream's negotiation is answered with the
-    multistream header and then a message announced as 64 MiB, all of it sent."""
+class _HostileAnswers:
+    """In place of a py-libp2p host's multiselect. huge-length: every stream's negotiation is answered
+    with the multistream header and then a message announced as 64 MiB, all of it sent. flood: the
+    protocol asked for is accepted, a short message sent (an identify reader is satisfied), and then
+    data without end, whether or not anyone reads it."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, mode: Mode) -> None:
         self._inner = inner
+        self._mode = mode
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -172,17 +176,30 @@ class _HugeAnswers:
     async def negotiate(self, communicator: Any, negotiate_timeout: int = 0) -> Any:
         stream = communicator.read_writer
         await stream.write(pb.length_prefixed(b"/multistream/1.0.0\n"))
-        await stream.write(pb.encode_varint(HUGE_MESSAGE_BYTES))
-        for _ in range(HUGE_MESSAGE_BYTES // (1 << 16)):
-            await stream.write(b"a" * (1 << 16))
+        if self._mode is Mode.STREAM_HUGE_LENGTH:
+            await stream.write(pb.encode_varint(HUGE_MESSAGE_BYTES))
+            await _write_all(stream, HUGE_MESSAGE_BYTES)
+        else:
+            await communicator.read()  # the dialer's header
+            await stream.write(pb.length_prefixed((await communicator.read()).encode() + b"\n"))
+            await stream.write(pb.length_prefixed(pb.field_bytes(6, "hostile/flood")))
+            await _write_all(stream, None)
         await trio.sleep_forever()
+
+
+async def _write_all(stream: Any, total: int | None) -> None:
+    chunk = b"a" * (1 << 16)
+    sent = 0
+    while total is None or sent < total:
+        await stream.write(chunk)
+        sent += len(chunk)
 
 
 async def _run_libp2p(mode: Mode, host: str, watch_stdin: bool) -> None:
     from p2pdiag.peers.pyrelay import RelaySettings, running_relay
 
     async with running_relay(RelaySettings(host=host)) as relay:
-        relay.host.multiselect = _HugeAnswers(relay.host.multiselect)
+        relay.host.multiselect = _HostileAnswers(relay.host.multiselect, mode)
         async with trio.open_nursery() as nursery:
             await _until_stopped(nursery, watch_stdin)
             _ready(relay.peer_id, relay.addrs, mode)
@@ -195,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--ignore-stdin", action="store_true", help="do not exit on stdin EOF")
     args = p.parse_args(argv)
     mode = Mode(args.mode)
-    run = _run_libp2p if mode is Mode.STREAM_HUGE_LENGTH else _run_raw
+    run = _run_libp2p if mode in (Mode.STREAM_HUGE_LENGTH, Mode.STREAM_FLOOD) else _run_raw
     trio.run(run, mode, args.host, not args.ignore_stdin)
 
 

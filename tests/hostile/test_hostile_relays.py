@@ -24,7 +24,7 @@ WS_XFAIL = pytest.mark.xfail(strict=True, reason="issue 10: probes engineer: a f
                              "(trio_websocket ConnectionRejected/HandshakeError) escapes py-libp2p's swarm "
                              "nursery and ends the run with exit 1")
 
-DIAL_MODES = ["huge-length", "random", "huge-varint", "slowloris", "stream-huge-length",
+DIAL_MODES = ["huge-length", "random", "huge-varint", "slowloris", "stream-huge-length", "stream-flood",
               "ws-200", "ws-endless-headers", "ws-flood"]
 OTHER_RUNS = [("listen", "huge-length"), ("relay-check", "random")]
 
