@@ -27,6 +27,7 @@ from typing import Any
 import trio
 
 from p2pdiag.wire import envelope, pb
+from p2pdiag.wire.identify import IDENTIFY_PROTOCOL
 
 MIB = 1 << 20
 HUGE_MESSAGE_BYTES = 64 * MIB
@@ -41,7 +42,8 @@ class Mode(enum.Enum):
     WS_ENDLESS_HEADERS = "ws-endless-headers"  # "101 Switching Protocols" and header lines forever
     WS_FLOOD = "ws-flood"  # 100 MB of bytes in answer to the upgrade request
     STREAM_HUGE_LENGTH = "stream-huge-length"  # py-libp2p; every stream's multistream answer is 64 MiB
-    STREAM_FLOOD = "stream-flood"  # py-libp2p; every stream is accepted, answered, then flooded forever
+    STREAM_FLOOD = "stream-flood"  # py-libp2p relay; identify is answered, then flooded forever
+    STREAM_WINDOW_FLOOD = "stream-window-flood"  # the same, in yamux DATA frames that ignore the window
 
 
 WS_MODES = (Mode.WS_200, Mode.WS_ENDLESS_HEADERS, Mode.WS_FLOOD)
@@ -163,8 +165,8 @@ async def _run_raw(mode: Mode, host: str, watch_stdin: bool) -> None:
 class _HostileAnswers:
     """In place of a py-libp2p host's multiselect. huge-length: every stream's negotiation is answered
     with the multistream header and then a message announced as 64 MiB, all of it sent. flood: the
-    protocol asked for is accepted, a short message sent (an identify reader is satisfied), and then
-    data without end, whether or not anyone reads it."""
+    relay's own protocols work, but identify is answered with a short message (a reader is satisfied)
+    and then data without end, whether or not anyone reads it."""
 
     def __init__(self, inner: Any, mode: Mode) -> None:
         self._inner = inner
@@ -181,10 +183,28 @@ class _HostileAnswers:
             await _write_all(stream, HUGE_MESSAGE_BYTES)
         else:
             await communicator.read()  # the dialer's header
-            await stream.write(pb.length_prefixed((await communicator.read()).encode() + b"\n"))
+            protocol = await communicator.read()
+            await stream.write(pb.length_prefixed(protocol.encode() + b"\n"))
+            if protocol != IDENTIFY_PROTOCOL and protocol in self._inner.handlers:
+                return protocol, self._inner.handlers[protocol]  # the relay works; identify is the trap
             await stream.write(pb.length_prefixed(pb.field_bytes(6, "hostile/flood")))
+            if self._mode is Mode.STREAM_WINDOW_FLOOD:
+                await _write_past_the_window(stream)
             await _write_all(stream, None)
         await trio.sleep_forever()
+
+
+async def _write_past_the_window(stream: Any) -> None:
+    """DATA frames of 1 MiB on this stream, written below the yamux stream so that the receiver's
+    window is ignored, as a peer that does not implement flow control would."""
+    import struct
+
+    from libp2p.stream_muxer.yamux.yamux import TYPE_DATA, YAMUX_HEADER_FORMAT
+
+    muxed = stream.muxed_stream
+    frame = struct.pack(YAMUX_HEADER_FORMAT, 0, TYPE_DATA, 0, muxed.stream_id, MIB) + b"w" * MIB
+    while True:
+        await muxed.conn._write_frame(frame)
 
 
 async def _write_all(stream: Any, total: int | None) -> None:
@@ -212,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--ignore-stdin", action="store_true", help="do not exit on stdin EOF")
     args = p.parse_args(argv)
     mode = Mode(args.mode)
-    run = _run_libp2p if mode in (Mode.STREAM_HUGE_LENGTH, Mode.STREAM_FLOOD) else _run_raw
+    run = _run_libp2p if mode.value.startswith("stream-") else _run_raw
     trio.run(run, mode, args.host, not args.ignore_stdin)
 
 

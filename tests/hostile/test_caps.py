@@ -77,3 +77,18 @@ def test_install_puts_the_cap_in_front_of_py_libp2p():
     assert isinstance(caught.value.__cause__, pb.MalformedMessage)
     assert feed.taken < 16
     assert trio.run(MultiselectCommunicator(Feed(pb.length_prefixed(b"/yamux/1.0.0\n"))).read) == "/yamux/1.0.0"
+
+
+def test_a_yamux_stream_buffer_refuses_to_grow_past_the_cap():
+    from libp2p.stream_muxer.yamux.yamux import MAX_WINDOW_SIZE, Yamux
+
+    caps.install()
+    assert Yamux.__init__.__module__ == caps.__name__
+    buffers = caps._CappedBuffers({})
+    buffers[1] = bytearray()  # as Yamux creates a stream's buffer
+    buffers[1].extend(b"x" * MAX_WINDOW_SIZE)  # a whole window, unread: allowed
+    with pytest.raises(pb.MalformedMessage, match="receive window"):
+        buffers[1].extend(b"x" * (caps.YAMUX_STREAM_MAX_BUFFERED_BYTES - MAX_WINDOW_SIZE + 1))
+    assert len(buffers[1]) == MAX_WINDOW_SIZE
+    del buffers[1][: MAX_WINDOW_SIZE // 2]  # read: room again
+    buffers[1].extend(b"y" * 1024)
