@@ -1,7 +1,6 @@
 """Fuzzing trace loading: committed traces, mutated line by line. Only TraceFileError may come out.
 
-Loading is being hardened by another engineer (huge integers, deep nesting, NaN): the mutations
-that still escape today are separate tests marked xfail(strict=True), so each one's fix shows.
+The mutations that once escaped (huge integers, deep nesting, NaN) are separate tests too.
 """
 
 from __future__ import annotations
@@ -80,7 +79,6 @@ def test_mutated_traces_load_or_are_refused(text):
 
 
 HEADER, FIRST_EVENT = TEXTS[0].splitlines()[:2]
-TRACE_LOADING = "issue 10: trace loading engineer: "
 
 
 @pytest.mark.parametrize("second_line", [
@@ -91,11 +89,9 @@ def test_non_finite_numbers_do_not_escape(second_line):
     _load_and_diagnose(f"{HEADER}\n{second_line}\n")
 
 
-@pytest.mark.xfail(strict=True, reason=TRACE_LOADING + "json.loads raises ValueError past 4300 digits")
 def test_a_huge_integer_is_a_trace_file_error():
     _load_and_diagnose(f"{HEADER}\n" + FIRST_EVENT.replace('"t_s":', '"t_s":' + "9" * 5000 + ',"was":', 1) + "\n")
 
 
-@pytest.mark.xfail(strict=True, reason=TRACE_LOADING + "json.loads raises RecursionError on deep nesting")
 def test_deep_nesting_is_a_trace_file_error():
     _load_and_diagnose(f"{HEADER}\n" + '{"type":"x","a":' + "[" * 100_000 + "]" * 100_000 + "}\n")

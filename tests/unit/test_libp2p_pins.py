@@ -29,10 +29,46 @@ def _imports_libp2p(path: Path) -> bool:
 
 def test_only_the_door_imports_py_libp2p():
     # The test peers (p2pdiag/peers/) use py-libp2p's public API themselves: they are peers, not the tool.
-    # probes/run.py imports the package only to quiet its logger.
+    # probes/run.py imports the package only to quiet its logger; probes/caps.py holds the read caps
+    # that net.make_host installs in py-libp2p's readers (pinned below).
     tool = [p for p in ROOT.rglob("*.py") if "peers" not in p.parts and p.name != "__main__.py"]
     others = sorted(str(p.relative_to(ROOT)) for p in tool if _imports_libp2p(p))
-    assert others == ["probes/net.py", "probes/run.py"], others
+    assert others == ["probes/caps.py", "probes/net.py", "probes/run.py"], others
+
+
+def test_the_caps_sit_in_a_real_connection():
+    # caps.install() replaces MultiselectCommunicator.read and wraps Yamux.stream_buffers: on a real
+    # connection between two hosts made by net.make_host, both must be in place
+    from libp2p.protocol_muxer.multiselect_communicator import MultiselectCommunicator
+
+    from p2pdiag.probes import caps
+
+    where = "mend p2pdiag/probes/caps.py"
+
+    async def main() -> None:
+        a, b = net.make_host(), net.make_host()
+        async with net.running(a, ["/ip4/127.0.0.1/tcp/0"]), net.running(b):
+            addr = str(a.get_addrs()[0]).split("/p2p/")[0]
+            conn = await net.dial(b, addr, a.get_id().to_base58())
+            muxed = conn.muxed_conn
+            assert hasattr(muxed, "stream_buffers"), f"py-libp2p's Yamux lost stream_buffers: {where}"
+            assert isinstance(muxed.stream_buffers, caps._CappedBuffers), where
+            stream = await net.open_stream(conn, "/ipfs/id/1.0.0", 5)
+            assert isinstance(muxed.stream_buffers[stream.muxed_stream.stream_id], caps._CappedBuffer), where
+            await net.reset_quietly(stream)
+
+    trio.run(main)
+    assert MultiselectCommunicator.read.__module__ == caps.__name__, where
+
+
+def test_the_hostile_peer_finds_the_yamux_frame_writer():
+    # p2pdiag/peers/hostile.py (stream-window-flood) writes raw yamux DATA frames past the window
+    from libp2p.stream_muxer.yamux import yamux
+
+    where = "mend p2pdiag/peers/hostile.py"
+    for name in ("TYPE_DATA", "YAMUX_HEADER_FORMAT"):
+        assert hasattr(yamux, name), f"py-libp2p's yamux module lost {name}: {where}"
+    assert callable(getattr(yamux.Yamux, "_write_frame", None)), f"py-libp2p's Yamux lost _write_frame: {where}"
 
 
 def test_the_identify_message_helper_is_there_and_answers():
