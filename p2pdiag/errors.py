@@ -1,4 +1,4 @@
-"""Exceptions that become one-line messages and exit codes in cli.py, the only place that does so."""
+"""Exceptions that become one-line messages and exit codes in `p2pdiag.cli.main`, the only place that does so."""
 
 from __future__ import annotations
 
@@ -10,5 +10,9 @@ class UsageError(Exception):
 class TraceFileError(Exception):
     """A trace file that cannot be read; the message names the file and the line. Exit code 2.
 
-    Defined here, not in trace/file.py, so that cli.py can catch it without importing the trace
+    Defined here, not in trace/file.py, so that the CLI can catch it without importing the trace
     schema on every command (`--help` included); trace/file.py re-exports it."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM stopped a command that has no verdict to show (`nat`). Exit code 130."""

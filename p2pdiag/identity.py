@@ -1,4 +1,8 @@
-"""--identity: a stable Ed25519 key in a small text file, created with mode 0600."""
+"""--identity: a stable Ed25519 key in a small text file, created with mode 0600.
+
+`seed` reads (or creates) the file with the standard library only, so a bad file is refused
+before a run begins; `key_pair` turns the seed into py-libp2p's key pair when the run needs it.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +11,39 @@ from pathlib import Path
 from typing import Any
 
 from p2pdiag.errors import UsageError
+from p2pdiag.inputs import read_text
 
 MAGIC = "p2pdiag-identity-v1 ed25519"
+MAX_BYTES = 4096  # the file is one line of 92 characters; a little room for editors' whitespace
+
+
+def seed(path: Path) -> bytes:
+    """The 32-byte seed in PATH; a new random one, written to PATH, if there is no such file."""
+    if not os.path.lexists(path):
+        new = os.urandom(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise UsageError(f"--identity {path}: cannot create it ({exc.strerror})") from None
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(f"{MAGIC} {new.hex()}\n")
+        return new
+    text = read_text(path, "--identity", MAX_BYTES).strip()
+    magic, _, seed_hex = text.rpartition(" ")
+    try:
+        value = bytes.fromhex(seed_hex)
+    except ValueError:
+        value = b""
+    if magic != MAGIC or len(value) != 32:
+        raise UsageError(f"--identity {path}: not a p2pdiag identity file (expected '{MAGIC} <64 hex digits>')")
+    return value
+
+
+def key_pair(seed_bytes: bytes) -> Any:
+    from p2pdiag.probes.net import ed25519_key_pair
+
+    return ed25519_key_pair(seed_bytes)
 
 
 def load_or_create(path: Path) -> Any:
-    from p2pdiag.probes.net import ed25519_key_pair as create_new_key_pair
-
-    if path.exists():
-        try:
-            text = path.read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--identity {path}: cannot read it ({exc})") from None
-        magic, _, seed_hex = text.rpartition(" ")
-        try:
-            seed = bytes.fromhex(seed_hex)
-        except ValueError:
-            seed = b""
-        if magic != MAGIC or len(seed) != 32:
-            raise UsageError(f"--identity {path}: not a p2pdiag identity file (expected '{MAGIC} <64 hex digits>')")
-        return create_new_key_pair(seed)
-    seed = os.urandom(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        raise UsageError(f"--identity {path}: cannot create it ({exc.strerror})") from None
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(f"{MAGIC} {seed.hex()}\n")
-    return create_new_key_pair(seed)
+    return key_pair(seed(path))

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from p2pdiag.exitcodes import ExitCode
+
 if TYPE_CHECKING:
     from p2pdiag.wire.stun import NatTest
 
@@ -33,6 +35,11 @@ class NatBehaviour:
     public: tuple[str, int] | None  # the mapped address of the first test
     evidence: tuple[str, ...]
     settle: str | None  # what would tell more, when something was not tested
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """`p2pdiag nat`'s: no STUN answer at all is as unreachable as a peer gets; anything else told something."""
+        return ExitCode.UNREACHABLE if self.mapping == NO_UDP else ExitCode.OK
 
 
 def nat_behaviour(tests: list[NatTest]) -> NatBehaviour:

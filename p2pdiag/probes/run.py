@@ -1,45 +1,79 @@
-"""Running one probe under trio with a budget, signals and a streamed trace."""
+"""Running one probe under trio with a deadline, signals and a streamed trace.
+
+A run ends with `run.finished`, or with `run.interrupted`: Ctrl-C or SIGTERM (`signal`) or the
+deadline (`budget`). Signals are noted by `p2pdiag.interrupts` from the moment p2pdiag starts;
+`watch_signals` (called once the trace's header is written) makes the first one record
+`run.interrupted` whenever it comes: before the body starts (the body then never does), or
+while it runs (the body is cancelled). A second one exits 130 at once, `run.interrupted` in the
+trace. trio is imported only when the body is about to run.
+"""
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 
-import trio
-
+from p2pdiag import interrupts
 from p2pdiag.trace.events import InterruptReason, RunFinished, RunInterrupted
 from p2pdiag.trace.recorder import Recorder
 
 Body = Callable[[Recorder], Awaitable[None]]
 
 
-async def _run(body: Body, rec: Recorder, budget_s: float | None) -> None:
-    interrupted: list[InterruptReason] = []
-    async with trio.open_nursery() as nursery:
+def ended(rec: Recorder) -> bool:
+    return any(isinstance(e, (RunFinished, RunInterrupted)) for e in rec.events)
 
-        async def on_signals() -> None:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    if interrupted:
-                        # A second Ctrl-C while cleaning up: the trace is already flushed.
-                        os._exit(130)
-                    interrupted.append(InterruptReason.SIGNAL)
-                    rec.record(RunInterrupted, reason=InterruptReason.SIGNAL)
-                    body_scope.cancel()
 
-        body_scope = trio.CancelScope()
-        nursery.start_soon(on_signals)
+def interrupted(rec: Recorder) -> bool:
+    return any(isinstance(e, RunInterrupted) for e in rec.events)
+
+
+def record_interrupt(rec: Recorder, reason: InterruptReason) -> bool:
+    """`run.interrupted` once, unless the run has already ended; True if recorded now."""
+    if ended(rec):
+        return False
+    rec.record(RunInterrupted, reason=reason)
+    return True
+
+
+def watch_signals(rec: Recorder) -> None:
+    """From now on (and for a signal that already came) Ctrl-C and SIGTERM are recorded in REC."""
+    interrupts.install()
+    interrupts.watch(lambda: record_interrupt(rec, InterruptReason.SIGNAL),
+                     lambda: record_interrupt(rec, InterruptReason.SIGNAL))
+
+
+async def _run(body: Body, rec: Recorder, deadline: float | None) -> None:
+    import trio
+
+    body_scope = trio.CancelScope()
+    token = trio.lowlevel.current_trio_token()
+
+    def stop() -> None:
+        record_interrupt(rec, InterruptReason.SIGNAL)
+        body_scope.cancel()
+
+    def on_signal() -> None:  # in the signal handler: hand it to trio, which is signal-safe
+        try:
+            token.run_sync_soon(stop)
+        except trio.RunFinishedError:
+            record_interrupt(rec, InterruptReason.SIGNAL)
+
+    interrupts.watch(on_signal)
+    try:
+        if ended(rec):  # a signal came between run()'s look and now
+            return
+        remaining = float("inf") if deadline is None else deadline - time.monotonic()
         with body_scope:
-            with trio.move_on_after(budget_s if budget_s else float("inf")) as budget:
+            with trio.move_on_after(max(remaining, 0.0)) as budget:
                 await body(rec)
             if budget.cancelled_caught:
-                interrupted.append(InterruptReason.BUDGET)
-                rec.record(RunInterrupted, reason=InterruptReason.BUDGET)
-        if not interrupted:
+                record_interrupt(rec, InterruptReason.BUDGET)
+        if not ended(rec):
             rec.record(RunFinished)
-        nursery.cancel_scope.cancel()
+    finally:
+        interrupts.watch(lambda: record_interrupt(rec, InterruptReason.SIGNAL))
 
 
 def quiet_libraries() -> None:
@@ -61,9 +95,22 @@ def quiet_libraries() -> None:
     logging.getLogger("aiortc").addHandler(logging.NullHandler())
 
 
-def run(body: Body, rec: Recorder, budget_s: float | None) -> None:
-    quiet_libraries()
-    if sys.platform != "win32":
-        trio.run(_run, body, rec, budget_s)
-    else:  # pragma: no cover
+def run(body: Body, rec: Recorder, deadline: float | None, quiet: bool = True) -> None:
+    """Run BODY under trio until it returns, a signal comes or DEADLINE (time.monotonic()) passes.
+
+    `watch_signals(rec)` first, so that a signal before the body starts is in the trace too."""
+    if sys.platform == "win32":  # pragma: no cover
         raise RuntimeError("p2pdiag needs a POSIX system")
+    interrupts.install()
+    if ended(rec):  # interrupted before it began: the body never starts
+        return
+    if quiet:
+        quiet_libraries()
+    if deadline is not None and time.monotonic() >= deadline:
+        record_interrupt(rec, InterruptReason.BUDGET)
+        return
+    if ended(rec):
+        return
+    import trio
+
+    trio.run(_run, body, rec, deadline)

@@ -159,7 +159,7 @@ def test_nat_routers_drop_unsolicited_udp_to_themselves_silently():
 
 
 def test_lab_commands_need_root_in_one_line(monkeypatch):
-    from p2pdiag import lab_cli
+    from p2pdiag.cli import lab as lab_cli
 
     app = typer.Typer()
 
@@ -167,7 +167,7 @@ def test_lab_commands_need_root_in_one_line(monkeypatch):
     def other() -> None:  # a second command, so that `lab` is a group of the app
         pass
 
-    lab_cli.register(app)
+    app.add_typer(lab_cli.lab_app, name="lab")
     monkeypatch.setattr(lab_cli.os, "geteuid", lambda: 1000)
     for argv in (["lab", "up"], ["lab", "down"], ["lab", "status"], ["lab", "run", "cone-cone-stun"]):
         result = CliRunner().invoke(app, argv)

@@ -1,4 +1,4 @@
-"""`p2pdiag lab up|down|status|run`: the fault lab from the command line, added by `register(app)`.
+"""`p2pdiag lab up|down|status|run`: the fault lab from the command line; render/lab.py shows the results.
 
 Only typer is imported at module level; the lab and the scenarios are imported inside the commands.
 Every command needs root (network namespaces) and says so in one line, exit 2, when it has not.
@@ -8,23 +8,18 @@ lab for hands-on work until `down`. Nothing is ever created in the host's own na
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
+from p2pdiag.cli import common
 from p2pdiag.errors import UsageError
 from p2pdiag.exitcodes import ExitCode
-
-if TYPE_CHECKING:
-    from p2pdiag.lab.scenario import ScenarioResult
-
-SCHEMA_VERSION = 1
 
 lab_app = typer.Typer(
     name="lab",
@@ -37,13 +32,12 @@ lab_app = typer.Typer(
 )
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(lab_app, name="lab")
-
-
 def _require_root() -> None:
+    """Every lab command's first step. The lab handles Ctrl-C and SIGTERM itself (it always tears down)."""
+    from p2pdiag import interrupts
     from p2pdiag.lab.runner import NeedsRoot
 
+    interrupts.release()
     if os.geteuid() != 0:
         raise UsageError(str(NeedsRoot()))
 
@@ -75,13 +69,13 @@ def _parse_router(text: str | None, lan: str) -> Any:
         raise UsageError(f"--{lan}: {exc}") from None
 
 
-@lab_app.command()
+@lab_app.command(cls=common.Command)
 def up(
-    scenario: str | None = typer.Option(None, "--scenario", help="Build the lab of this scenario (a name or a "
-                                           "file); no peers are started."),
+    scenario: str | None = typer.Option(None, "--scenario", metavar="SCENARIO", help="Build the lab of this "
+                                        "scenario (a name or a file); no peers are started."),
     a: str | None = _router_option("a"),
     b: str | None = _router_option("b"),
-    as_json: bool = typer.Option(False, "--json", help="Print the lab's status as JSON."),
+    as_json: bool = common.JsonOpt,
 ) -> int:
     """Build a lab and leave it up (detached) for hands-on work; `p2pdiag lab down ID` removes it."""
     _require_root()
@@ -100,31 +94,16 @@ def up(
         status = lab.status()
     except (LabError, ScenarioError) as exc:
         raise _usage(exc) from None
+    from p2pdiag.render import lab as view
+
     if as_json:
-        print(json.dumps({"schema_version": SCHEMA_VERSION, **status.to_dict()}, indent=2))
-        return int(ExitCode.OK)
-    print(f"lab {lab.lab_id} is up (router a: {_router_text(topology.a)}; router b: {_router_text(topology.b)})")
-    for host, hs in status.hosts.items():
-        print(f"  {host:9} {', '.join(hs.addresses)}   ip netns exec {hs.namespace} ...")
-    for lan, line in status.delay_lines.items():
-        print(f"  delay line on LAN {lan}'s link: {_delay_text(line)}")
-    print(f"  STUN {lab.stun_url}   TURN {lab.turn_url} (user {lab.turn_username}, "
-          f"credential {lab.turn_password})")
-    print(f"remove it with: p2pdiag lab down {lab.lab_id}")
+        print(view.dumps(status.to_dict()))
+    else:
+        view.render_up(lab, topology, status, sys.stdout)
     return int(ExitCode.OK)
 
 
-def _delay_text(line: dict[str, Any]) -> str:
-    state = f"running (pid {', '.join(map(str, line['pids']))})" if line["running"] else "NOT RUNNING"
-    jitter = f" ± {line['jitter_ms']:g}" if line["jitter_ms"] else ""
-    return f"{line['delay_ms']:g}{jitter} ms each way, {state}, in {line['namespace']}"
-
-
-def _router_text(router: Any) -> str:
-    return ", ".join(f"{k}={v}" for k, v in router.to_dict().items())
-
-
-@lab_app.command()
+@lab_app.command(cls=common.Command)
 def down(
     lab_id: str | None = typer.Argument(None, metavar="[LAB_ID]", help="The lab to remove (default: the only "
                                            "one there is)."),
@@ -162,10 +141,10 @@ def down(
     return int(ExitCode.OK)
 
 
-@lab_app.command()
+@lab_app.command(cls=common.Command)
 def status(
     lab_id: str | None = typer.Argument(None, metavar="[LAB_ID]", help="One lab in detail (default: all)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = common.JsonOpt,
 ) -> int:
     """The labs on this machine: who owns them, and each one's hosts, addresses and coturn."""
     _require_root()
@@ -187,26 +166,12 @@ def status(
             labs.append(entry)
     except LabError as exc:
         raise _usage(exc) from None
+    from p2pdiag.render import lab as view
+
     if as_json:
-        print(json.dumps({"schema_version": SCHEMA_VERSION, "labs": labs}, indent=2))
-        return int(ExitCode.OK)
-    if not labs:
-        print("no labs")
-    for entry in labs:
-        owner = "detached" if entry["detached"] else (
-            f"owned by pid {entry['owner_pid']}" if entry["owner_alive"] else "LEFTOVER (owner gone)")
-        st = entry["status"]
-        state = "up" if st and st["up"] else "incomplete"
-        coturn = "coturn running" if st and st["coturn_running"] else "coturn not running"
-        print(f"lab {entry['lab_id']}: {state}, {owner}, {coturn}")
-        if st:
-            for lan, router in st["routers"].items():
-                print(f"  router {lan}: {', '.join(f'{k}={v}' for k, v in router.items())}")
-            for lan, line in st.get("delay_lines", {}).items():
-                print(f"  delay line {lan}: {_delay_text(line)}")
-    leftovers = [e["lab_id"] for e in labs if e["leftover"]]
-    if leftovers:
-        print("remove leftovers with: p2pdiag lab down --all")
+        print(view.dumps({"labs": labs}))
+    else:
+        view.render_status(labs, sys.stdout)
     return int(ExitCode.OK)
 
 
@@ -214,10 +179,11 @@ KeepOpt = typer.Option(None, "--keep", metavar="DIR", help="Keep the traces and 
                        "temporary directory, kept only when the scenario fails).")
 
 
-@lab_app.command()
+@lab_app.command(cls=common.Command)
 def run(
-    scenario: str = typer.Argument(..., help="A scenario name (p2pdiag/lab/scenarios/) or a .toml/.json file."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document (schema_version 1) on stdout."),
+    scenario: str = typer.Argument(..., metavar="SCENARIO", show_default=False,
+                                   help="A scenario name (p2pdiag/lab/scenarios/) or a .toml/.json file."),
+    as_json: bool = common.JsonOpt,
     keep: Path | None = KeepOpt,
 ) -> int:
     """Build the scenario's lab, run the relay, the listener and `p2pdiag dial`, check the verdict, tear down.
@@ -252,25 +218,14 @@ def run(
             shutil.rmtree(workdir, ignore_errors=True)
         raise
     # printed before the temporary directory goes: the result reads the dial's trace from it
+    from p2pdiag.render import lab as view
+
     if as_json:
-        print(json.dumps({"schema_version": SCHEMA_VERSION, **result.to_dict()}, indent=2))
+        print(view.dumps(result.to_dict()))
     else:
-        _print_result(result)
+        view.render_result(result, sys.stdout)
     if keep is None and result.passed:
         shutil.rmtree(workdir, ignore_errors=True)
     elif not result.passed:
         progress(f"traces and peer logs kept in {workdir}")
     return int(ExitCode.OK if result.passed else ExitCode.SCENARIO_FAILED)
-
-
-def _print_result(result: ScenarioResult) -> None:
-    from p2pdiag.lab.scenario import cut_text, fallback_state
-
-    doc = result.doc
-    print(f"scenario {result.scenario.name}: {result.scenario.description}")
-    print(f"verdict ({doc.get('outcome')}, exit {doc.get('exit_code')}): {doc.get('headline')}")
-    print(f"findings: {', '.join(result.codes) or 'none'}")
-    print(f"relayed connection at the end: {fallback_state(result.verdict)}{cut_text(result.verdict)}")
-    for check in result.checks:
-        print(f"  {'✓' if check.ok else '✗'} {check.what}")
-    print(f"{'PASS' if result.passed else 'FAIL'} (verdict {result.time_to_verdict_s:.1f} s after the dial started)")

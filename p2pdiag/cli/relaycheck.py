@@ -1,17 +1,18 @@
-"""`p2pdiag relay-check`: the command, added to the app by `register(app)`.
+"""`p2pdiag relay-check`: many relays checked at once.
 
 Only typer is imported at module level: `p2pdiag --help` must not load py-libp2p, trio or aiortc.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from p2pdiag.cli import common
 from p2pdiag.errors import UsageError
+from p2pdiag.inputs import MiB, read_text
 
 if TYPE_CHECKING:
     from p2pdiag.probes.relaycheck import CheckTarget, Rejected
@@ -20,10 +21,7 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT_S = 30.0
 MAX_RESERVATIONS = 100
 BUDGET_MARGIN_S = (1.0, 5.0)  # each relay's check stops this much (10% of --timeout, within) before the run's end
-
-
-def register(app: typer.Typer) -> None:
-    app.command(name="relay-check")(relay_check)
+FROM_FILE_MAX_BYTES = MiB  # some ten thousand relay addresses
 
 
 def read_relays(args: list[str], from_file: Path | None) -> tuple[list[CheckTarget], list[Rejected]]:
@@ -47,14 +45,7 @@ def read_relays(args: list[str], from_file: Path | None) -> tuple[list[CheckTarg
     for n, text in enumerate(args, start=1):
         add(text, "argument", n)
     if from_file is not None:
-        try:
-            lines = from_file.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            raise UsageError(f"--from-file {from_file}: no such file") from None
-        except UnicodeDecodeError:
-            raise UsageError(f"--from-file {from_file}: not UTF-8 text") from None
-        except OSError as exc:
-            raise UsageError(f"--from-file {from_file}: cannot read it ({exc.strerror})") from None
+        lines = read_text(from_file, "--from-file", FROM_FILE_MAX_BYTES).splitlines()
         for n, raw in enumerate(lines, start=1):
             text = raw.split("#", 1)[0].strip()
             if not text:
@@ -69,39 +60,31 @@ def read_relays(args: list[str], from_file: Path | None) -> tuple[list[CheckTarg
 
 
 def relay_check(
-    relays: Optional[list[str]] = typer.Argument(None, metavar="RELAY...", show_default=False,
-                                                 help="Relay addresses, each ending in /p2p/<relay peer id>."),
-    from_file: Optional[Path] = typer.Option(None, "--from-file", help="A file of relay addresses, one a line "
-                                             "('#' starts a comment). Bad lines are reported, not fatal."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document (schema_version 1) on stdout."),
-    trace: Optional[Path] = typer.Option(None, "--trace", help="Write the trace (JSON Lines) to this file."),
+    relays: list[str] | None = typer.Argument(None, metavar="[RELAY_ADDR]...", show_default=False,
+                                                 help="Relay addresses, each ending in /p2p/RELAY_ID."),
+    from_file: Path | None = typer.Option(None, "--from-file", metavar="FILE", help="A file of relay addresses, "
+                                             "one a line ('#' starts a comment). Bad lines are reported, not fatal."),
+    as_json: bool = common.JsonOpt,
+    trace: Path | None = common.TraceOpt,
     measure_limits: bool = typer.Option(False, "--measure-limits", help="Push data and hold circuits until the "
                                         "relay cuts them: the real data and duration limits beside the announced."),
-    measure_max: float = typer.Option(300.0, "--measure-max", metavar="SECONDS", help="With --measure-limits: "
-                                      "do not wait for a duration limit longer than this."),
+    measure_max: float = common.seconds_option(300.0, "--measure-max", help="With --measure-limits: do not wait "
+                                               "for a duration limit longer than this many seconds."),
     reservations: int = typer.Option(0, "--reservations", metavar="N", help="Also open N reservations from N "
                                      "identities, one after another, and report when the relay refuses."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Overall budget in seconds (default 30; "
-                                            "with --measure-limits, 60 plus --measure-max)."),
-    step_timeout: list[str] = typer.Option(
-        [], "--step-timeout", metavar="NAME=SECONDS",
-        help="Override one step's timeout (relay-connect, identify, hop, reserve, secure, ping, stop, transfer)."),
+    timeout: float | None = common.seconds_option(None, "--timeout", help="Overall budget in seconds (default "
+                                                     "30; with --measure-limits, 60 plus --measure-max)."),
+    step_timeout: list[str] = common.StepTimeoutOpt,
 ) -> int:
     """Check relays, all at once: reachable, HOP, reservation, voucher, limits, and do they really relay?"""
-    from p2pdiag import cli
-
     if timeout is None:
         timeout = 60.0 + measure_max if measure_limits else DEFAULT_TIMEOUT_S
-    cli._check_positive("--timeout", timeout)
-    cli._check_positive("--measure-max", measure_max)
     if not 0 <= reservations <= MAX_RESERVATIONS:
         raise UsageError(f"--reservations must be 0 to {MAX_RESERVATIONS}, got {reservations}")
     targets, rejected = read_relays(list(relays or []), from_file)
-    timeouts = cli._step_timeouts(step_timeout)
+    timeouts = common.step_timeouts(step_timeout)
 
-    from p2pdiag.diagnosis import diagnose
     from p2pdiag.probes.relaycheck import RelayCheckOptions
-    from p2pdiag.probes.relaycheck import relay_check as run_check
 
     margin = min(max(0.1 * timeout, BUDGET_MARGIN_S[0]), BUDGET_MARGIN_S[1])
     opts = RelayCheckOptions(targets=tuple(targets), rejected=tuple(rejected), timeouts=timeouts,
@@ -114,21 +97,8 @@ def relay_check(
     }
 
     async def body(rec: Recorder) -> None:
+        from p2pdiag.probes.relaycheck import relay_check as run_check
+
         await run_check(opts, rec)
 
-    result = cli._run_probe("relay-check", options, body, trace, timeout, cli._progress_wanted())
-    verdict = diagnose(result)
-    if as_json:
-        from p2pdiag.render.json import dumps, verdict_document
-
-        print(dumps(verdict_document(verdict, str(trace) if trace else None)))
-    else:
-        from rich.console import Console
-
-        from p2pdiag.render.relaycheck import render
-
-        # a pipe gets rich's 80 columns, too narrow for the table
-        width = None if sys.stdout.isatty() else 120
-        render(verdict, Console(highlight=False, width=width), str(trace) if trace else None)
-    sys.stdout.flush()
-    return int(verdict.exit_code)
+    return common.run_and_show("relay-check", options, body, trace, timeout, as_json)
