@@ -1,6 +1,7 @@
 """Bad input: one line on stderr saying what is wrong, exit code 2, never a traceback."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ RELAY = f"/ip4/127.0.0.1/tcp/4001/p2p/{RELAY_ID}"
 
 def p2pdiag(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "p2pdiag", *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+                          timeout=timeout, stdin=subprocess.DEVNULL, check=False)
 
 
 @pytest.mark.parametrize(
@@ -73,3 +74,142 @@ def test_identity_file_errors(tmp_path):
 def test_version():
     result = p2pdiag("--version")
     assert result.returncode == 0 and result.stdout.startswith("p2pdiag ")
+
+
+TARGET = f"{RELAY}/p2p-circuit/p2p/{PEER_ID}"
+# each command with the least it needs, and the options it takes in seconds (True: zero is allowed)
+SECONDS_OPTIONS = {
+    ("dial", TARGET): {"--timeout": False, "--hold": True, "--ping-interval": False, "--ice-timeout": False,
+                       "--stun-timeout": False},
+    ("listen", "--relay", RELAY): {"--timeout": False, "--ice-timeout": False, "--stun-timeout": False},
+    ("demo",): {"--timeout": False, "--hold": True},
+    ("relay-check", RELAY): {"--timeout": False, "--measure-max": False},
+    ("nat", "--stun", "stun:127.0.0.1:3478"): {"--test-timeout": False},
+}
+
+
+def _one_line_exit_2(result: subprocess.CompletedProcess, *wanted: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("p2pdiag: error: "), result.stderr
+    for text in wanted:
+        assert text in lines[0], (text, lines[0])
+
+
+@pytest.mark.parametrize(("base", "option", "value"), [
+    (base, option, value)
+    for base, options in SECONDS_OPTIONS.items()
+    for option, zero_ok in options.items()
+    for value in ("nan", "inf", "-inf", "-1", *(() if zero_ok else ("0",)))
+])
+def test_every_seconds_option_refuses_what_is_not_a_duration(base, option, value):
+    """nan, infinities and negatives (zero where it means nothing) are refused before anything runs."""
+    _one_line_exit_2(p2pdiag(*base, option, value), option, "seconds")
+
+
+def test_hold_nan_is_refused_with_a_timeout_too():
+    _one_line_exit_2(p2pdiag("dial", TARGET, "--timeout", "5", "--hold", "nan"), "--hold")
+
+
+@pytest.mark.parametrize("command", [("dial", TARGET), ("listen", "--relay", RELAY)])
+@pytest.mark.parametrize(("args", "message"), [
+    (["--stun", "stun:"], "--stun stun:"),
+    (["--stun", "stun:host:notaport"], "--stun stun:host:notaport"),
+    (["--turn", "turn:", "--turn-user", "u", "--turn-credential", "c"], "--turn turn:"),
+    (["--turn", "turn:h:3478?transport=sctp", "--turn-user", "u", "--turn-credential", "c"], "transport"),
+    (["--ice-address", "notanip"], "'notanip' is not an IP address"),
+    (["--turn-user", "u"], "give --turn"),
+    (["--turn-credential", "c"], "give --turn"),
+])
+def test_ice_settings_are_checked_at_the_door(command, args, message):
+    _one_line_exit_2(p2pdiag(*command, *args), message)
+
+
+@pytest.mark.parametrize("target", ["/dev/full", "/proc/version", "/nonexistent/dir/t.jsonl"])
+def test_a_trace_that_cannot_be_written_is_refused_at_the_door(target):
+    _one_line_exit_2(p2pdiag("dial", TARGET, "--trace", target), f"--trace {target}: cannot write")
+
+
+def test_a_trace_fifo_without_reader_is_refused_not_waited_for(tmp_path):
+    fifo = tmp_path / "trace.fifo"
+    os.mkfifo(fifo)
+    _one_line_exit_2(p2pdiag("dial", TARGET, "--trace", str(fifo), timeout=20), "--trace")
+
+
+def _unreadable_inputs(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big"
+    with open(big, "wb") as f:
+        f.truncate(5 * 1024 * 1024)
+    return {"fifo": (fifo, "FIFO"), "zero": ("/dev/zero", "a device"), "big": (big, "more than")}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero", "big"])
+def test_relay_list_files_are_read_bounded(tmp_path, kind):
+    path, message = _unreadable_inputs(tmp_path)[kind]
+    _one_line_exit_2(p2pdiag("relay-check", "--from-file", str(path), timeout=20), "--from-file", message)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero", "big"])
+def test_identity_files_are_read_bounded(tmp_path, kind):
+    path, message = _unreadable_inputs(tmp_path)[kind]
+    _one_line_exit_2(p2pdiag("listen", "--relay", RELAY, "--identity", str(path), timeout=20), "--identity", message)
+
+
+def test_a_trace_write_that_fails_later_stops_the_trace_not_the_run(tmp_path):
+    """A full disk mid-run (here: a file size limit just above the header): one warning line, the
+    verdict still shown, the trace kept up to there."""
+    import resource
+    import signal
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: the dial fails fast, with events to write
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    trace = tmp_path / "t.jsonl"
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit is EFBIG, not a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1200, 1200))
+
+    target = f"/ip4/127.0.0.1/tcp/{port}/p2p/{RELAY_ID}/p2p-circuit/p2p/{PEER_ID}"
+    result = subprocess.run([sys.executable, "-m", "p2pdiag", "dial", target, "--trace", str(trace), "--json"],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                            preexec_fn=limit, check=False)
+    assert result.returncode == 4, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "cannot write" in line]
+    assert len(warnings) == 1 and warnings[0].startswith(f"p2pdiag: warning: --trace {trace}: "), result.stderr
+    assert json.loads(result.stdout)["outcome"] == "unreachable"
+    assert 0 < trace.stat().st_size <= 1200
+    assert p2pdiag("analyze", str(trace)).returncode == 4  # what was written is a trace
+
+
+COMMANDS = [[], ["dial"], ["listen"], ["analyze"], ["demo"], ["relay-check"], ["nat"], ["lab"], ["lab", "up"],
+            ["lab", "down"], ["lab", "status"], ["lab", "run"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "p2pdiag")
+def test_help_names_every_value_in_words(command):
+    """Every option and argument has a metavar a person reads: no <str>, <float>, {target}."""
+    result = p2pdiag(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: p2pdiag")
+    for bad in ("<str>", "<float>", "<int>", "<path>", "<list[", "<bool>", "{"):
+        assert bad not in result.stdout, (bad, result.stdout)
+    for line in result.stdout.splitlines():  # every option that takes a value names it in capitals
+        stripped = line.strip()
+        if line.startswith("  --") and not stripped.startswith(("--json", "--help", "--version")):
+            flag, _, rest = stripped.partition(" ")
+            value = rest.split("  ")[0].strip()
+            if value:
+                assert value == value.upper(), (flag, value)
+
+
+def test_every_command_is_in_the_help_test():
+    listed = {c[0] for c in COMMANDS if c}
+    result = p2pdiag("--help")
+    commands = [line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line.strip()]
+    assert set(commands) <= listed, set(commands) - listed
