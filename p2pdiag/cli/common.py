@@ -21,6 +21,7 @@ from typer.core import TyperArgument, TyperCommand
 
 from p2pdiag import __version__
 from p2pdiag.errors import UsageError
+from p2pdiag.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from p2pdiag.diagnosis.model import Verdict
@@ -93,7 +94,12 @@ def check_turn_url(url: str) -> None:
     where, _, query = rest.partition("?")
     if query and query not in ("transport=udp", "transport=tcp"):
         raise UsageError(f"--turn {url}: the only parameter is transport=udp or transport=tcp, got {query!r}")
-    check_stun_url(f"stun:{where}", f"--turn {url}:")
+    from p2pdiag.wire.stun import parse_stun_url
+
+    try:
+        parse_stun_url(f"stun:{where}")  # the same HOST[:PORT]
+    except ValueError:
+        raise UsageError(f"--turn {url}: not a TURN server URL (turn:HOST[:PORT][?transport=udp|tcp])") from None
 
 
 def check_ip(option: str, text: str) -> None:
@@ -296,17 +302,22 @@ def run_and_show(command: str, options: dict[str, Any], body: Body, trace_path: 
         return show(diagnose(Trace(header=header, events=rec.events)), as_json, trace_path)
 
     def backstop(signum: int, frame: Any) -> None:
+        """In the main thread, wherever it was: everything conclude() needs is loaded already."""
         record_interrupt(rec, InterruptReason.BUDGET)
-        code = conclude()
+        try:
+            code = conclude()
+        except Exception as exc:  # noqa: BLE001  (e.g. stdout was mid-write: say so, still end in time)
+            print(f"p2pdiag: error: --timeout ran out and the verdict could not be shown ({exc})", file=sys.stderr)
+            code = int(ExitCode.INTERRUPTED)
         sys.stderr.flush()
         os._exit(code)
 
+    _load_verdict_modules(command)  # before the alarm: it must never find them half imported
     end = deadline(timeout_s)
     if end is not None:
         signal.signal(signal.SIGALRM, backstop)
         signal.setitimer(signal.ITIMER_REAL, max(end + BACKSTOP_S - time.monotonic(), 0.001))
     try:
-        _load_verdict_modules(command)
         run(body, rec, end)
     finally:
         if end is not None:

@@ -8,6 +8,7 @@ can act on a signal there.
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -98,3 +99,32 @@ def test_a_second_ctrl_c_exits_at_once_with_a_usable_trace(tmp_path, delay):
     trace = tmp_path / "t.jsonl"
     code, err = _interrupt(["demo"], trace, [delay, 0.1])
     _assert_interrupted(code, err, trace)
+
+
+@pytest.mark.parametrize("command", ["dial", "listen", "relay-check"])
+def test_a_run_ends_within_its_timeout_and_a_second(tmp_path, command):
+    """A relay that accepts the connection and never speaks: only --timeout ends the run. It counts
+    from p2pdiag's start (here: its handler in place), py-libp2p's import included."""
+    with socket.socket() as relay:
+        relay.bind(("127.0.0.1", 0))
+        relay.listen(8)
+        addr = f"/ip4/127.0.0.1/tcp/{relay.getsockname()[1]}/p2p/{RELAY_ID}"
+        args = {"dial": ["dial", f"{addr}/p2p-circuit/p2p/{PEER_ID}"], "listen": ["listen", "--relay", addr],
+                "relay-check": ["relay-check", addr]}[command]
+        timeout = 4.0
+        proc = subprocess.Popen([sys.executable, "-m", "p2pdiag", *args, "--timeout", str(timeout), "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        try:
+            _wait_for_p2pdiag(proc)
+            started = time.monotonic()
+            out, err = proc.communicate(timeout=60)
+            took = time.monotonic() - started
+        finally:
+            proc.kill()
+    assert "Traceback" not in err, err[-3000:]
+    assert took <= timeout + 1.0, took
+    doc = json.loads(out)
+    if command == "dial":  # the others end at their own time: listen by its --timeout, relay-check per relay
+        assert proc.returncode == 130 and doc["outcome"] == "interrupted", (proc.returncode, doc["headline"])
+    else:
+        assert proc.returncode == doc["exit_code"], (proc.returncode, doc["headline"])
