@@ -42,9 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     interrupts.install()
     args = list(sys.argv[1:] if argv is None else argv)
     code = _main(args)
-    if "libp2p" in sys.modules:
-        # A probe ran: everything is shown and the trace closed. Finalizing py-libp2p, aiortc and
-        # trio would take a second or more and change nothing, so the process ends here.
+    if argv is None and "libp2p" in sys.modules:
+        # The program itself (not a caller in the same process, such as a test) and a probe ran:
+        # everything is shown and the trace closed. Finalizing py-libp2p, aiortc and trio would
+        # take a second or more and change nothing, so the process ends here.
         import os
 
         sys.stdout.flush()

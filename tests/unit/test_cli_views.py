@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from p2pdiag.diagnosis.network import NO_UDP, nat_behaviour
+from p2pdiag.diagnosis.nat import NO_UDP, nat_behaviour
 from p2pdiag.exitcodes import ExitCode
 from p2pdiag.render import json as render_json
 from p2pdiag.render import lab as lab_view
