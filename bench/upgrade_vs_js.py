@@ -71,7 +71,7 @@ def udp_blocked_runs(n: int, tmp: Path) -> list[float] | str:
     times = []
     for i in range(n):
         trace = tmp / f"u-{i}.jsonl"
-        argv = [sys.executable, str(ROOT / "tests" / "webrtc" / "scenario.py"), "initiator", "--relay", "js",
+        argv = [sys.executable, str(ROOT / "tests" / "support" / "scenario.py"), "initiator", "--relay", "js",
                 "--remote", "js", "--trace", str(trace)]
         subprocess.run(["unshare", "-n", "sh", "-c", f"{UDP_BLOCKED} && exec {shlex.join(argv)}"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=120)

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 from support import JS_DIR, ROOT, Peer, _ready_json
+from support.webrtc import netns, scenario  # noqa: F401  (fixtures: registered by importing them here)
 
 
 @pytest.fixture(scope="session")

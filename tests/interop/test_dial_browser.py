@@ -5,7 +5,7 @@ Chromium gathers no 127.0.0.1 candidate. By default it hides its host addresses 
 (`<uuid>.local`), which takes multicast on the machine's network to resolve; browser-peer.mjs turns
 that off (--disable-features=WebRtcHideLocalIpsWithMdns), so Chromium offers this machine's own
 addresses and everything stays on this machine. (p2pdiag resolves Chromium's mDNS answers too:
-tests/webrtc/test_mdns_chromium.py covers that without the network.)
+tests/unit/test_mdns_chromium.py covers that without the network.)
 
 One dial, no retry: in a loop of dials here p2pdiag → Chromium upgraded 100 times of 100 (median ~130 ms
 from the upgrade's start to the WebRTC connection), unlike js Node → Chromium, where Chromium's DTLS

@@ -191,7 +191,7 @@ def test_peer_closing_the_relayed_connection_after_the_upgrade_is_named(spawn, p
     import json as _json
 
     relay = py_relay()
-    peer = spawn([sys.executable, "tests/webrtc/responder_peer.py", "--relay", relay.addr("tcp"),
+    peer = spawn([sys.executable, "tests/support/responder_peer.py", "--relay", relay.addr("tcp"),
                   "--trace", str(tmp_path / "peer.jsonl"), "--mode", "close-relayed-after-upgrade"], "responder")
     ready = _json.loads(peer.wait_line(lambda s: '"ready"' in s))
     target = next(a for a in ready["addrs"] if "/webrtc/" in a)

@@ -1,4 +1,4 @@
-"""The diagnosis of recorded real runs (tests/traces/record.py re-records them): one row per failure mode."""
+"""The diagnosis of recorded real runs (tests/record/relay.py re-records them): one row per failure mode."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from p2pdiag.exitcodes import ExitCode
 from p2pdiag.render.json import verdict_document
 from p2pdiag.trace.file import load
 
-TRACES = Path(__file__).resolve().parent.parent / "traces"
+TRACES = Path(__file__).resolve().parent.parent / "traces" / "relay"
 
 # trace file, outcome, finding codes that must be there, codes that must not
 TABLE = [

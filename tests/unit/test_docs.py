@@ -35,7 +35,7 @@ from p2pdiag.trace.file import Header, load
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 VERDICTS = DOCS / "verdicts"
-TRACES = ROOT / "tests" / "traces"
+TRACES = ROOT / "tests" / "traces" / "relay"
 DIAGNOSIS_DIR = Path(p2pdiag.diagnosis.__file__).parent
 EVENTS_DIR = Path(p2pdiag.trace.__file__).parent / "events"
 # the order of the event reference: the run's course, then the other commands' events

@@ -26,7 +26,7 @@ from p2pdiag.lab.scenario import (
 from p2pdiag.render.json import dumps, verdict_document
 from p2pdiag.trace.file import loads
 
-TRACES = Path(__file__).resolve().parent.parent / "traces"
+TRACES = Path(__file__).resolve().parent.parent / "traces" / "relay"
 
 GOOD = """
 description = "ticket 1234"

@@ -1,6 +1,6 @@
 """`p2pdiag nat`: the STUN codec, and the mapping and filtering judged from the tests' results.
 
-The probe itself runs against the lab's coturn in tests/network/test_nat_lab.py (root).
+The probe itself runs against the lab's coturn in tests/lab/test_nat_lab.py (root).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def test_stun_urls():
             parse_stun_url(bad)
 
 
-# --- judged: the results coturn gave in the lab (tests/network/test_nat_lab.py runs them for real) ---
+# --- judged: the results coturn gave in the lab (tests/lab/test_nat_lab.py runs them for real) ---
 
 
 def _t(name, server, mapped, change=0, other=OTHER, origin=None) -> NatTest:

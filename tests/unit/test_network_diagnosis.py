@@ -1,6 +1,6 @@
 """The network cause of a failed ICE attempt (p2pdiag/diagnosis/network.py), from real runs in the lab.
 
-tests/network/traces/record.py records each case in p2pdiag.lab (real NATs, coturn, the py-libp2p
+tests/record/network.py records each case in p2pdiag.lab (real NATs, coturn, the py-libp2p
 relay, `p2pdiag dial` on LAN a and `p2pdiag listen` on LAN b) and keeps both sides' traces. One
 row per trace; one mode no lab run gives on failure (a symmetric mapping seen directly) is derived
 from a recorded run and says so.
@@ -45,7 +45,7 @@ from p2pdiag.trace.events import (
 )
 from p2pdiag.trace.file import load
 
-TRACES = Path(__file__).resolve().parents[1] / "network" / "traces"
+TRACES = Path(__file__).resolve().parents[1] / "traces" / "network"
 
 NETWORK_CODES = {"udp-blocked-local", "udp-blocked-remote", "nat-mapping-symmetric", "nat-mapping-unknown", "nat-probed",
                  "direct-impossible-symmetric-nat", "turn-allocation-failed", "turn-checks-failed"}

@@ -1,5 +1,5 @@
 """The voucher checks, with no I/O: vouchers real py-libp2p and js-libp2p relays signed (recorded by
-record.py), the same spoiled one way at a time, and envelopes signed with every libp2p key type."""
+tests/record/relay_check.py), the same spoiled one way at a time, and envelopes signed with every libp2p key type."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from p2pdiag.wire import envelope, pb
 from p2pdiag.wire.envelope import Check, KeyType, PublicKey, check_voucher
 
-RECORDED = json.loads((Path(__file__).parent / "vouchers.json").read_text())
+RECORDED = json.loads((Path(__file__).resolve().parents[1] / "traces" / "relay-check" / "vouchers.json").read_text())
 PEER = envelope.peer_id_bytes("12D3KooWRngDiRy3hr5rezx8F2swVFYN42QMEdk2LN3C1wxX1KJV")
 OTHER = envelope.peer_id_bytes("12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp")
 

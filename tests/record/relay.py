@@ -1,6 +1,6 @@
 """Re-record the diagnosis table's traces from real runs (py-libp2p and js-libp2p relays, p2pdiag listen).
 
-    python tests/traces/record.py        # rewrites tests/traces/*.jsonl
+    python tests/record/relay.py        # rewrites tests/traces/relay/*.jsonl
 
 Each trace is a real run; tests/unit/test_diagnosis_table.py checks the verdict each one gives.
 """
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 from support import JS_DIR, Proc, _ready_json  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
+TRACES = ROOT / "tests" / "traces" / "relay"
 PEER = "12D3KooWRngDiRy3hr5rezx8F2swVFYN42QMEdk2LN3C1wxX1KJV"
 OTHER = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
 
@@ -49,41 +49,41 @@ def main() -> None:
     try:
         relay_proc, relay = py_relay()
         procs.append(relay_proc)
-        lst, addrs = listener(relay, HERE / "listen-py-relay.jsonl")
+        lst, addrs = listener(relay, TRACES / "listen-py-relay.jsonl")
         procs.append(lst)
-        p2pdiag("dial", addrs[0], "--trace", str(HERE / "dial-py-relay-ok.jsonl"))
+        p2pdiag("dial", addrs[0], "--trace", str(TRACES / "dial-py-relay-ok.jsonl"))
         lst.signal(signal.SIGINT)
         lst.wait(20)
-        p2pdiag("dial", PEER, "--relay", relay, "--trace", str(HERE / "dial-no-reservation.jsonl"))
+        p2pdiag("dial", PEER, "--relay", relay, "--trace", str(TRACES / "dial-no-reservation.jsonl"))
         wrong = relay.rsplit("/", 1)[0] + "/" + OTHER
-        p2pdiag("dial", PEER, "--relay", wrong, "--trace", str(HERE / "dial-wrong-relay-id.jsonl"))
+        p2pdiag("dial", PEER, "--relay", wrong, "--trace", str(TRACES / "dial-wrong-relay-id.jsonl"))
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         p2pdiag("dial", PEER, "--relay", f"/ip4/127.0.0.1/tcp/{port}/p2p/{OTHER}", "--trace",
-                str(HERE / "dial-relay-refused.jsonl"))
+                str(TRACES / "dial-relay-refused.jsonl"))
         with socket.socket() as silent:  # accepts TCP, never speaks: the relay-connect timeout
             silent.bind(("127.0.0.1", 0))
             silent.listen()
             port = silent.getsockname()[1]
             p2pdiag("dial", PEER, "--relay", f"/ip4/127.0.0.1/tcp/{port}/p2p/{OTHER}", "--step-timeout",
-                    "relay-connect=1", "--trace", str(HERE / "dial-relay-silent.jsonl"))
+                    "relay-connect=1", "--trace", str(TRACES / "dial-relay-silent.jsonl"))
             # listen has no time to wait out relay-connect (10 s): its --timeout ends the run first
             p2pdiag("listen", "--relay", f"/ip4/127.0.0.1/tcp/{port}/p2p/{OTHER}", "--timeout", "5", "--trace",
-                    str(HERE / "listen-relay-silent.jsonl"))
+                    str(TRACES / "listen-relay-silent.jsonl"))
 
         dur_proc, dur_relay = py_relay("--duration-s", "3")
         procs.append(dur_proc)
         lst, addrs = listener(dur_relay)
         procs.append(lst)
         p2pdiag("dial", addrs[0], "--hold", "10", "--ping-interval", "0.5", "--trace",
-                str(HERE / "dial-py-duration-cut.jsonl"))
+                str(TRACES / "dial-py-duration-cut.jsonl"))
         data_proc, data_relay = py_relay("--data-bytes", "12000")
         procs.append(data_proc)
         lst, addrs = listener(data_relay)
         procs.append(lst)
         p2pdiag("dial", addrs[0], "--hold", "20", "--ping-interval", "0.05", "--trace",
-                str(HERE / "dial-py-data-cut.jsonl"))
+                str(TRACES / "dial-py-data-cut.jsonl"))
 
         node = subprocess.run(["bash", str(ROOT / "scripts" / "setup-js.sh")], capture_output=True, text=True,
                               check=True).stdout.strip()
@@ -94,9 +94,9 @@ def main() -> None:
         procs.append(js_lst)
         target = _ready_json(js_lst)["addrs"][0]
         p2pdiag("dial", target, "--hold", "12", "--ping-interval", "0.5", "--trace",
-                str(HERE / "dial-js-relay-duration-cut.jsonl"))
+                str(TRACES / "dial-js-relay-duration-cut.jsonl"))
 
-        partial = HERE / "dial-interrupted.jsonl"
+        partial = TRACES / "dial-interrupted.jsonl"
         proc = Proc([sys.executable, "-m", "p2pdiag", "dial", target, "--hold", "60", "--trace", str(partial)],
                     "p2pdiag dial")
         deadline = time.monotonic() + 30
@@ -108,7 +108,7 @@ def main() -> None:
     finally:
         for p in reversed(procs):
             p.stop()
-    for f in sorted(HERE.glob("*.jsonl")):
+    for f in sorted(TRACES.glob("*.jsonl")):
         print(f.name, sum(1 for _ in f.open()) - 1, "events", json.loads(f.open().readline())["command"])
 
 

@@ -1,10 +1,10 @@
 """Re-record relay-check's traces and vouchers from real runs (py-libp2p and js-libp2p relays, the
 misbehaving test relay, a node that is not a relay, a port nothing listens on).
 
-    python tests/relaycheck/record.py     # rewrites tests/relaycheck/traces/*.jsonl and vouchers.json
+    python tests/record/relay_check.py     # rewrites tests/traces/relay-check/*.jsonl and vouchers.json
 
-Each trace is a real run; tests/relaycheck/test_table.py checks the verdict each one gives, and
-test_envelope.py checks the vouchers the real relays signed.
+Each trace is a real run; tests/unit/test_relaycheck_table.py checks the verdict each one gives, and
+tests/unit/test_envelope.py checks the vouchers the real relays signed.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 from support import JS_DIR, Proc, _ready_json  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-TRACES = HERE / "traces"
+TRACES = ROOT / "tests" / "traces" / "relay-check"
 CLI = [sys.executable, "-m", "p2pdiag", "relay-check"]
 OTHER = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
 BAD_MODES = ("bad-signature", "wrong-peer", "wrong-domain", "expired", "unknown-status", "silent", "no-relay")
@@ -92,7 +91,7 @@ def main() -> None:
     finally:
         for p in reversed(procs):
             p.stop()
-    (HERE / "vouchers.json").write_text(json.dumps(vouchers("py-default", "js-default"), indent=2) + "\n")
+    (TRACES / "vouchers.json").write_text(json.dumps(vouchers("py-default", "js-default"), indent=2) + "\n")
     print("vouchers.json")
 
 

@@ -1,7 +1,9 @@
 """Helpers shared by the tests, the trace recorders and the benchmarks (fixtures live in conftest.py).
 
-A module of its own, because several test folders have a conftest.py and `from conftest import`
-would pick whichever was imported first.
+A package of its own, because several test folders have a conftest.py and `from conftest import`
+would pick whichever was imported first. Its modules: relaycheck (relay-check's helpers),
+relaycheck_fixtures and webrtc (fixtures the conftest files register), and the test-only peers and
+runners started as scripts: scenario.py, responder_peer.py, reconnect_loop.py.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from p2pdiag.lab.proc import LineChild
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = ROOT / "interop" / "js"
 READY_TIMEOUT_S = 30.0
 

@@ -1,6 +1,6 @@
 """The WebRTC upgrade against real peers: js-libp2p 3.x in Node, p2pdiag itself, misbehaving peers.
 
-Each test runs tests/webrtc/scenario.py (relay, remote and p2pdiag) and checks the trace and the
+Each test runs tests/support/scenario.py (relay, remote and p2pdiag) and checks the trace and the
 diagnosis of that run. No retries: js<->js WebRTC is flaky at times (interop/js/README.md), and a
 p2pdiag flake must show here, not be hidden.
 """

@@ -1,8 +1,8 @@
 """Re-record the WebRTC upgrade traces from real runs (js-libp2p 3.x in Node, p2pdiag, misbehaving peers).
 
-    python tests/webrtc/traces/record.py        # rewrites tests/webrtc/traces/*.jsonl (needs root for two)
+    python tests/record/webrtc.py        # rewrites tests/traces/webrtc/*.jsonl (needs root for two)
 
-tests/webrtc/test_upgrade_diagnosis.py checks the story each one gives. The two `udp`/`loopback`
+tests/unit/test_upgrade_diagnosis.py checks the story each one gives. The two `udp`/`loopback`
 cases run in a network namespace of their own (unshare -n, nft).
 """
 
@@ -15,10 +15,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-SCENARIO = HERE.parent / "scenario.py"
-sys.path.insert(0, str(HERE.parent))
-from conftest import NETNS
+TESTS = Path(__file__).resolve().parents[1]
+TRACES = TESTS / "traces" / "webrtc"
+SCENARIO = TESTS / "support" / "scenario.py"
+sys.path.insert(0, str(TESTS))
+from support.webrtc import NETNS
 
 # name: (scenario arguments, network namespace, which trace to keep)
 CASES: dict[str, tuple[list[str], str | None, str]] = {
@@ -56,7 +57,7 @@ def record(name: str) -> None:
         if netns:
             argv = ["unshare", "-n", "sh", "-c", f"{NETNS[netns]} && exec {shlex.join(argv)}"]
         subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
-        shutil.copy(trace if keep == "trace" else remote, HERE / f"{name}.jsonl")
+        shutil.copy(trace if keep == "trace" else remote, TRACES / f"{name}.jsonl")
     print(f"recorded {name}")
 
 

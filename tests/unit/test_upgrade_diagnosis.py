@@ -1,4 +1,4 @@
-"""The upgrade's diagnosis, from recorded real runs (tests/webrtc/traces/record.py re-records them).
+"""The upgrade's diagnosis, from recorded real runs (tests/record/webrtc.py re-records them).
 
 One row per failure mode. Three modes no real peer here produces on demand (mDNS-only candidates,
 no usable remote candidate, a data channel that never opens) are derived from a recorded run by
@@ -31,7 +31,7 @@ from p2pdiag.trace.events import (
 )
 from p2pdiag.trace.file import load
 
-TRACES = Path(__file__).resolve().parent / "traces"
+TRACES = Path(__file__).resolve().parents[1] / "traces" / "webrtc"
 
 # trace, relayed connection id, upgraded, finding codes exactly
 TABLE = [

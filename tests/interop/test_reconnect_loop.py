@@ -1,6 +1,6 @@
 """A reconnect loop seen from `p2pdiag listen`: a dialer that redials through the relay after every failed upgrade.
 
-Offline: `p2pdiag analyze --json` of real runs recorded by tests/webrtc/reconnect-traces/record.py
+Offline: `p2pdiag analyze --json` of real runs recorded by tests/record/reconnect.py
 (a js-libp2p dialer in its loop mode, UDP dropped in a network namespace). Live: the same run, with
 `p2pdiag listen` on a real js-libp2p relay and the js-libp2p dialer, in a namespace of its own that
 drops UDP, so each upgrade genuinely fails.
@@ -27,8 +27,8 @@ from p2pdiag.trace.events import StopConnectReceived
 from p2pdiag.trace.file import load
 
 HERE = Path(__file__).resolve().parent
-TRACES = HERE / "reconnect-traces"
-RUNNER = HERE / "reconnect_loop.py"
+TRACES = HERE.parent / "traces" / "reconnect"
+RUNNER = HERE.parent / "support" / "reconnect_loop.py"
 
 # trace: inbound relayed connections, and the loop found (None: no loop): rounds, how each round's
 # upgrade ended, what ended each round, confidence
@@ -108,7 +108,7 @@ def test_the_live_view_of_one_attempt_has_its_webrtc_steps():
 
 @pytest.mark.interop
 def test_listen_counts_a_js_dialers_reconnect_loop(node22, netns, tmp_path):
-    from conftest import NETNS
+    from support.webrtc import NETNS
 
     trace = tmp_path / "listen.jsonl"
     argv = [sys.executable, str(RUNNER), "--relay", "js", "--rounds", "3", "--trace", str(trace)]

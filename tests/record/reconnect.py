@@ -1,10 +1,10 @@
 """Re-record the reconnect-loop traces of `p2pdiag listen` from real runs (needs root: unshare -n, nft).
 
-    python tests/webrtc/reconnect-traces/record.py        # rewrites tests/webrtc/reconnect-traces/*.jsonl
+    python tests/record/reconnect.py        # rewrites tests/traces/reconnect/*.jsonl
 
-Each runs tests/webrtc/reconnect_loop.py (a js-libp2p relay, `p2pdiag listen`, the js-libp2p dialer in
+Each runs tests/support/reconnect_loop.py (a js-libp2p relay, `p2pdiag listen`, the js-libp2p dialer in
 its loop mode) in a network namespace that drops UDP, so every upgrade really fails.
-tests/webrtc/test_reconnect_loop.py checks the verdict `p2pdiag analyze` gives for each.
+tests/interop/test_reconnect_loop.py checks the verdict `p2pdiag analyze` gives for each.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RUNNER = HERE.parent / "reconnect_loop.py"
-sys.path[:0] = [str(HERE.parent), str(HERE.parents[2])]  # tests/webrtc, and p2pdiag itself
-from conftest import NETNS
+TESTS = Path(__file__).resolve().parents[1]
+TRACES = TESTS / "traces" / "reconnect"
+RUNNER = TESTS / "support" / "reconnect_loop.py"
+sys.path[:0] = [str(TESTS), str(TESTS.parent)]  # tests (for support), and p2pdiag itself
+from support.webrtc import NETNS
 
 # name: runner arguments
 CASES: dict[str, list[str]] = {
@@ -39,7 +40,7 @@ def record(name: str) -> None:
                                 check=False)
         if result.returncode != 0 or not trace.exists():
             raise SystemExit(f"{name}: runner failed (exit {result.returncode}): {result.stderr[-2000:]}")
-        shutil.copy(trace, HERE / f"{name}.jsonl")
+        shutil.copy(trace, TRACES / f"{name}.jsonl")
     print(f"recorded {name}: {result.stdout.splitlines()[-1][:200]}")
 
 

@@ -12,17 +12,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from record.network import run_case
 
 from p2pdiag.diagnosis.network import EIM_SEEN, SYMMETRIC, mapping_from_srflx
 from p2pdiag.lab import Lab, Router, Topology
 from p2pdiag.trace.file import load
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "traces"))
-from record import run_case
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                                 reason="the lab needs root and ip netns")

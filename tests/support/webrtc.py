@@ -1,4 +1,4 @@
-"""Running the WebRTC scenarios (tests/webrtc/scenario.py) with real peers, optionally in a network namespace."""
+"""Running the WebRTC scenarios (tests/support/scenario.py) with real peers, optionally in a network namespace."""
 
 from __future__ import annotations
 

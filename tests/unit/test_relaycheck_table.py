@@ -1,4 +1,4 @@
-"""relay-check's diagnosis of recorded real runs (record.py re-records them): one row per case.
+"""relay-check's diagnosis of recorded real runs (tests/record/relay_check.py re-records them): one row per case.
 
 Each row: the trace, the outcome, and per relay its verdict, the finding codes it must have and
 those it must not.
@@ -17,7 +17,7 @@ from p2pdiag.exitcodes import ExitCode
 from p2pdiag.render.json import dumps, verdict_document
 from p2pdiag.trace.file import load, loads
 
-TRACES = Path(__file__).resolve().parent / "traces"
+TRACES = Path(__file__).resolve().parents[1] / "traces" / "relay-check"
 LIMIT_CODES = {"relay-limit-unit", "relay-limit-too-small", "relay-limit-early", "relay-limit-inconsistent"}
 
 BAD_RELAYS = {

@@ -1,11 +1,11 @@
 """Test-only runner: a reconnect loop seen by `p2pdiag listen`, with real peers, and a summary line.
 
-    python tests/webrtc/reconnect_loop.py --relay js --rounds 4 --trace listen.jsonl
+    python tests/support/reconnect_loop.py --relay js --rounds 4 --trace listen.jsonl
 
 A relay (js-libp2p or py-libp2p), `p2pdiag listen --json` as a user runs it, and the js-libp2p
 dialer in its loop mode (interop/js/dialer.mjs --loop N): one node that dials the listener's
 /webrtc address through the relay, and when the upgrade fails hangs up and dials again. Run it
-inside a network namespace that drops UDP (tests/webrtc/conftest.py NETNS["udp-blocked"]) and every
+inside a network namespace that drops UDP (tests/support/webrtc.py NETNS["udp-blocked"]) and every
 upgrade genuinely fails.
 
 stdout: one JSON line per round of the dialer, then {"done": true, "verdict": <listen's --json>,

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from rc import RELAY_CHECK, ROOT, dead_addr, relay_codes, relay_row, run_relay_check
+from support.relaycheck import RELAY_CHECK, ROOT, dead_addr, relay_codes, relay_row, run_relay_check
 
 from p2pdiag.peers.badrelay import Mode
 

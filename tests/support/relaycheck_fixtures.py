@@ -1,5 +1,5 @@
-"""relay-check's fixtures. (Helpers the tests import live in rc.py: a second conftest module cannot
-import from the root one by name.)"""
+"""relay-check's fixtures, registered by tests/conftest.py. (Helpers the tests import live in
+support/relaycheck.py.)"""
 
 from __future__ import annotations
 

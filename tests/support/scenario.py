@@ -1,11 +1,11 @@
 """Test-only runner: one WebRTC upgrade scenario with real peers, a trace, and a summary line.
 
-    python tests/webrtc/scenario.py initiator --relay js --remote js --trace t.jsonl [--attempts N]
-    python tests/webrtc/scenario.py js-dialer --relay js --trace t.jsonl [--responder-ice-timeout 8]
+    python tests/support/scenario.py initiator --relay js --remote js --trace t.jsonl [--attempts N]
+    python tests/support/scenario.py js-dialer --relay js --trace t.jsonl [--responder-ice-timeout 8]
 
 `initiator`: p2pdiag dials the remote through the relay (the probes' relay path), upgrades, pings
 over WebRTC, then pings the same relayed connection again. `--remote` is `js` (listener.mjs),
-`js-no-webrtc`, or `p2pdiag[:MODE]` (tests/webrtc/responder_peer.py and its misbehaving modes).
+`js-no-webrtc`, or `p2pdiag[:MODE]` (tests/support/responder_peer.py and its misbehaving modes).
 `js-dialer`: dialer.mjs dials a p2pdiag responder's /webrtc address; the trace is the responder's.
 
 It runs whole, relay and peers included, so a test can run it inside `unshare -n` (a network of

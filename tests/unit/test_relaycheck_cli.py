@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from rc import RELAY_CHECK, ROOT, SOME_PEER
+from support.relaycheck import RELAY_CHECK, ROOT, SOME_PEER
 
 from p2pdiag.errors import UsageError
 from p2pdiag.cli.relaycheck import read_relays

@@ -1,6 +1,6 @@
 """Record the network-diagnosis traces from real runs in the lab (needs root and coturn).
 
-    python tests/network/traces/record.py [CASE ...]   # rewrites tests/network/traces/CASE-{dial,listen}.jsonl
+    python tests/record/network.py [CASE ...]   # rewrites tests/traces/network/CASE-{dial,listen}.jsonl
 
 Each case builds a lab (p2pdiag.lab), runs the py-libp2p relay on `relay`, `p2pdiag listen` on
 `b` and `p2pdiag dial` to its /webrtc address on `a`, each with the lab's STUN (and TURN) server,
@@ -20,7 +20,7 @@ from pathlib import Path
 from p2pdiag.lab import Lab, Router, Topology
 from p2pdiag.lab.proc import LineChild
 
-HERE = Path(__file__).resolve().parent
+TRACES = Path(__file__).resolve().parents[1] / "traces" / "network"
 PY = sys.executable
 
 # name: (router a (dialer), router b (listener), TURN (False, True, or "bad": a wrong password), ICE policy)
@@ -111,9 +111,9 @@ def record(name: str) -> None:
     a, b, turn, policy = CASES[name]
     with Lab(Topology(a=a, b=b)) as lab, tempfile.TemporaryDirectory() as tmp:
         dial_trace, listen_trace, dial = run_case(lab, name, Path(tmp), turn, policy)
-        shutil.copy(dial_trace, HERE / f"{name}-dial.jsonl")
+        shutil.copy(dial_trace, TRACES / f"{name}-dial.jsonl")
         if listen_trace.exists():
-            shutil.copy(listen_trace, HERE / f"{name}-listen.jsonl")
+            shutil.copy(listen_trace, TRACES / f"{name}-listen.jsonl")
         print(f"recorded {name}: dial exit {dial.returncode}")
 
 
