@@ -14,7 +14,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from hostile_support import RSS_LIMIT_BYTES, Measured, run_measured
+from support.hostile import RSS_LIMIT_BYTES, Measured, run_measured
 from support import Proc, _ready_json
 
 TIMEOUT_S = 2.0

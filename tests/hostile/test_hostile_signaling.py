@@ -1,4 +1,4 @@
-"""Issue 10: a hostile WebRTC responder (tests/hostile/signaling_peer.py: p2pdiag's Listener behind a
+"""Issue 10: a hostile WebRTC responder (tests/support/signaling_peer.py: p2pdiag's Listener behind a
 real py relay) cannot make `dial` crash, hang or grow: endless ICE candidates after a real answer,
 and a signaling message announced as 64 MiB."""
 
@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hostile_support import RSS_LIMIT_BYTES, run_measured
+from support.hostile import RSS_LIMIT_BYTES, run_measured
 from support import Proc, _ready_json
 
 TIMEOUT_S = 8.0  # room for a real ICE exchange on a loaded machine
-PEER = Path(__file__).resolve().parent / "signaling_peer.py"
+PEER = Path(__file__).resolve().parents[1] / "support" / "signaling_peer.py"
 
 pytestmark = pytest.mark.slow
 

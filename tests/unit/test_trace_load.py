@@ -156,11 +156,11 @@ def _analyze(*args: str) -> subprocess.CompletedProcess:
 
 def _hostile(tmp_path: Path, name: str) -> Path:
     """A recorded dial trace with one value made hostile (what used to crash diagnosis, or print NaN)."""
-    lines = (ROOT / "tests/traces/dial-js-relay-duration-cut.jsonl").read_text().splitlines()
+    lines = (ROOT / "tests/traces/relay/dial-js-relay-duration-cut.jsonl").read_text().splitlines()
     at = next(i for i, line in enumerate(lines) if '"hop.status_received"' in line)
     value = {"int": "1" + "0" * 400, "nan": "NaN"}[name]
     lines[at] = lines[at].replace('"announced_duration_s":4000', f'"announced_duration_s":{value}')
-    assert lines[at] != (ROOT / "tests/traces/dial-js-relay-duration-cut.jsonl").read_text().splitlines()[at]
+    assert lines[at] != (ROOT / "tests/traces/relay/dial-js-relay-duration-cut.jsonl").read_text().splitlines()[at]
     path = tmp_path / f"{name}.jsonl"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -1,7 +1,7 @@
 """Test-only hostile WebRTC responder: p2pdiag's Listener behind a real py relay, answering the
 /webrtc-signaling/0.0.1 stream so as to hurt the dialer.
 
-    python tests/hostile/signaling_peer.py --relay ADDR --mode endless-candidates
+    python tests/support/signaling_peer.py --relay ADDR --mode endless-candidates
 
   endless-candidates  a real SDP answer (from p2pdiag's own responder), then ICE candidates forever,
                       each a new address, as fast as the stream takes them
