@@ -450,3 +450,51 @@ if __name__ == "__main__":
                  "docs/trace-format.md)")
     write_event_reference()
     print(f"wrote the event reference in {DOCS / 'trace-format.md'}")
+
+
+# --- docs/architecture.md names every module, and nothing that does not exist ----------------------
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+PACKAGE = Path(p2pdiag.diagnosis.__file__).resolve().parents[1]
+
+
+def _sections(text: str) -> list[str]:
+    """The page cut at its headings: a module is named in the section of its package."""
+    return re.split(r"\n(?=#)", text)
+
+
+def test_architecture_names_every_module():
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    sections = _sections(text)
+    unnamed = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        if path.name in ("__init__.py", "__main__.py") and len(relative.parts) > 1 and relative.parts[0] != "cli":
+            continue  # a package's __init__ is named with its package
+        folder = "/".join(relative.parts[:-1])
+        if f"{relative.as_posix()}" in text or f"p2pdiag/{relative.as_posix()}" in text:
+            continue
+        name = f"`{path.name}`"
+        if not folder and name in text:
+            continue
+        if any(name in s and (f"{folder}/" in s) for s in sections):
+            continue
+        if any(name in s and f"{relative.parts[-2]}/" in s for s in sections if len(relative.parts) > 1):
+            continue
+        unnamed.append(relative.as_posix())
+    assert not unnamed, f"docs/architecture.md does not name these modules (beside their package): {unnamed}"
+
+
+def test_architecture_names_no_module_that_does_not_exist():
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    repo = PACKAGE.parent
+    names = {p.name for p in PACKAGE.rglob("*.py")}
+    missing = []
+    for token in sorted(set(re.findall(r"`([\w/.-]+\.py)`", text))):
+        if "/" in token:
+            if not ((repo / token).exists() or (PACKAGE / token).exists()
+                    or any(PACKAGE.rglob(token))):
+                missing.append(token)
+        elif token not in names:
+            missing.append(token)
+    assert not missing, f"docs/architecture.md names files that do not exist: {missing}"
