@@ -458,14 +458,14 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 PACKAGE = Path(p2pdiag.diagnosis.__file__).resolve().parents[1]
 
 
-def _sections(text: str) -> list[str]:
+def _by_heading(text: str) -> list[str]:
     """The page cut at its headings: a module is named in the section of its package."""
     return re.split(r"\n(?=#)", text)
 
 
 def test_architecture_names_every_module():
     text = ARCHITECTURE.read_text(encoding="utf-8")
-    sections = _sections(text)
+    sections = _by_heading(text)
     unnamed = []
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE)
