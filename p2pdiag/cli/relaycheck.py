@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT_S = 30.0
 MAX_RESERVATIONS = 100
-BUDGET_MARGIN_S = (1.0, 5.0)  # each relay's check stops this much (10% of --timeout, within) before the run's end
 FROM_FILE_MAX_BYTES = MiB  # some ten thousand relay addresses
 
 
@@ -84,11 +83,10 @@ def relay_check(
     targets, rejected = read_relays(list(relays or []), from_file)
     timeouts = common.step_timeouts(step_timeout)
 
-    from p2pdiag.probes.relaycheck import RelayCheckOptions
+    from p2pdiag.probes.relaycheck import RelayCheckOptions, relay_budget
 
-    margin = min(max(0.1 * timeout, BUDGET_MARGIN_S[0]), BUDGET_MARGIN_S[1])
     opts = RelayCheckOptions(targets=tuple(targets), rejected=tuple(rejected), timeouts=timeouts,
-                             relay_budget_s=max(timeout - margin, 0.5 * timeout), measure_limits=measure_limits,
+                             relay_budget_s=relay_budget(timeout), measure_limits=measure_limits,
                              measure_max_s=measure_max, reservations=reservations)
     options: dict[str, Any] = {
         "relays": list(relays or []), "from_file": str(from_file) if from_file else None, "timeout_s": timeout,
