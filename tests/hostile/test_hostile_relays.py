@@ -17,7 +17,7 @@ import pytest
 from support.hostile import RSS_LIMIT_BYTES, Measured, run_measured
 from support import Proc, _ready_json
 
-TIMEOUT_S = 2.0
+TIMEOUT_S = 5.0  # --timeout counts from p2pdiag's start: room for the imports under load (2 s failed)
 PARALLEL_RUNS = 2  # the machine has 2 cores
 TARGET = "12D3KooWRngDiRy3hr5rezx8F2swVFYN42QMEdk2LN3C1wxX1KJV"
 DIAL_MODES = ["huge-length", "random", "huge-varint", "slowloris", "stream-huge-length", "stream-flood",
