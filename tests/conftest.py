@@ -6,8 +6,7 @@ import subprocess
 import sys
 
 import pytest
-
-from support import JS_DIR, ROOT, Peer, Proc, _ready_json  # noqa: F401  (re-exported for older imports)
+from support import JS_DIR, ROOT, Peer, Proc, _ready_json
 from support.relaycheck_fixtures import bad_relay  # noqa: F401  (a fixture: registered by importing it here)
 
 

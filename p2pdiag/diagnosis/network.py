@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from p2pdiag.diagnosis.findings import network as N
 from p2pdiag.diagnosis.limits import fmt_bytes, fmt_seconds, is_js_agent, read_duration
 from p2pdiag.diagnosis.model import Confidence, Finding
-
 from p2pdiag.diagnosis.nat import EIM, NO_UDP, UNTESTED, NatBehaviour, nat_behaviour
 from p2pdiag.diagnosis.nat import address_port as _ep
 from p2pdiag.diagnosis.query import all_of, first

@@ -164,7 +164,7 @@ _ON_FLAG: dict[Flag, tuple[dict[SendState, SendState], dict[RecvState, RecvState
                RemoteFinished(), Flag.FIN_ACK),
     Flag.STOP_SENDING: ({SendState.OPEN: SendState.STOPPED, SendState.FIN_SENT: SendState.STOPPED}, {},
                         RemoteStoppedReading(), None),
-    Flag.RESET_STREAM: ({s: SendState.RESET for s in SendState}, {r: RecvState.RESET for r in RecvState},
+    Flag.RESET_STREAM: (dict.fromkeys(SendState, SendState.RESET), dict.fromkeys(RecvState, RecvState.RESET),
                         RemoteReset(), None),
     Flag.FIN_ACK: ({SendState.FIN_SENT: SendState.FIN_ACKED}, {}, FinAcknowledged(), None),
 }

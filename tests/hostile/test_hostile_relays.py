@@ -14,8 +14,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from support.hostile import RSS_LIMIT_BYTES, Measured, run_measured
 from support import Proc, _ready_json
+from support.hostile import RSS_LIMIT_BYTES, Measured, run_measured
 
 TIMEOUT_S = 5.0  # --timeout counts from p2pdiag's start: room for the imports under load (2 s failed)
 PARALLEL_RUNS = 2  # the machine has 2 cores

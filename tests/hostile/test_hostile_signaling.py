@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.hostile import RSS_LIMIT_BYTES, run_measured
 from support import Proc, _ready_json
+from support.hostile import RSS_LIMIT_BYTES, run_measured
 
 TIMEOUT_S = 8.0  # room for a real ICE exchange on a loaded machine
 PEER = Path(__file__).resolve().parents[1] / "support" / "signaling_peer.py"

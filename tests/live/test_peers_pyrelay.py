@@ -37,8 +37,6 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.relay.circuit_v2.pb import circuit_pb2 as pb
 
-from p2pdiag.probes.net import read_exactly
-from p2pdiag.wire.pb import encode_varint as _uvarint
 from p2pdiag.peers.pyrelay import (
     HOP_PROTOCOL_ID,
     STOP_PROTOCOL_ID,
@@ -46,6 +44,8 @@ from p2pdiag.peers.pyrelay import (
     RunningRelay,
     running_relay,
 )
+from p2pdiag.probes.net import read_exactly
+from p2pdiag.wire.pb import encode_varint as _uvarint
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support import codes, run_p2pdiag, step
 
 # py-libp2p's relay drops whole the chunk that would overrun its budget and resets both streams,

