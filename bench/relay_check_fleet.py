@@ -122,7 +122,7 @@ def check(addrs: list[str], relay_pids: list[int]) -> tuple[float, float, str, f
         cpu, relays_cpu = _children_cpu(), _procs_cpu(relay_pids)
         began = time.perf_counter()
         result = subprocess.run([*CLI, *addrs, "--json", "--trace", str(trace)], capture_output=True, text=True,
-                                stdin=subprocess.DEVNULL, cwd=ROOT, timeout=300)
+                                stdin=subprocess.DEVNULL, cwd=ROOT, timeout=300, check=False)
         wall = time.perf_counter() - began
         cpu, relays_cpu = _children_cpu() - cpu, _procs_cpu(relay_pids) - relays_cpu
         events = [json.loads(line) for line in trace.read_text().splitlines()[1:]]

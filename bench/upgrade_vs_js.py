@@ -46,7 +46,7 @@ def p2pdiag_runs(target: str, n: int, tmp: Path) -> tuple[list[float], list[floa
         trace = tmp / f"p-{i}.jsonl"
         subprocess.run([sys.executable, "-m", "p2pdiag", "dial", target, "--ice-address", "127.0.0.1",
                         "--trace", str(trace)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       stdin=subprocess.DEVNULL, timeout=120)
+                       stdin=subprocess.DEVNULL, timeout=120, check=False)
         evs = events(trace)
         up = t_of(evs, "webrtc.upgrade_succeeded")
         if up is None:
@@ -59,7 +59,7 @@ def p2pdiag_runs(target: str, n: int, tmp: Path) -> tuple[list[float], list[floa
 
 def js_runs(node: str, target: str, n: int) -> tuple[list[float], int]:
     out = subprocess.run([node, str(JS_DIR / "dialer.mjs"), "--target", target, "--repeat", str(n), "--quiet"],
-                         capture_output=True, text=True, timeout=60 + 10 * n).stdout
+                         capture_output=True, text=True, timeout=60 + 10 * n, check=False).stdout
     results = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     ok = [r["time_to_connection_ms"] / 1000 for r in results if r.get("ok") and r.get("webrtc")]
     return ok, len(results) - len(ok)
@@ -74,7 +74,8 @@ def udp_blocked_runs(n: int, tmp: Path) -> list[float] | str:
         argv = [sys.executable, str(ROOT / "tests" / "support" / "scenario.py"), "initiator", "--relay", "js",
                 "--remote", "js", "--trace", str(trace)]
         subprocess.run(["unshare", "-n", "sh", "-c", f"{UDP_BLOCKED} && exec {shlex.join(argv)}"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=120)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=120,
+                       check=False)
         evs = events(trace)
         offer = next((e["t_s"] for e in evs if e["type"] == "webrtc.description_signaled" and e.get("sent")), None)
         failed = t_of(evs, "webrtc.upgrade_failed")

@@ -339,8 +339,8 @@ def _mappings(v: _View) -> list[Finding]:
     elif ours.verdict in (PORT_KEPT, PORT_CHANGED) and ours.stun_answers <= 1:
         hint = {PORT_KEPT: "The NAT kept the port, which most endpoint-independent NATs do; it is not proof.",
                 PORT_CHANGED: "The NAT changed the port, which symmetric NATs usually do; it is not proof."}
-        out.append(N.mapping_unknown(v.side, ours.evidence + (
-            f"STUN servers: {', '.join(v.started.stun_servers)}: one mapping to compare",), hint.get(ours.verdict, "")))
+        one_mapping = f"STUN servers: {', '.join(v.started.stun_servers)}: one mapping to compare"
+        out.append(N.mapping_unknown(v.side, (*ours.evidence, one_mapping), hint.get(ours.verdict, "")))
     if SYMMETRIC in verdicts:
         who = [name for name, m in ((f"{v.side} NAT (this side)", ours), (f"{v.other}'s NAT", theirs))
                if m.verdict == SYMMETRIC]
@@ -358,7 +358,7 @@ def _probed(nat: NatBehaviour | None) -> Mapping | None:
     said = f"the NAT probe (RFC 5780 tests): mapping {nat.mapping}"
     if nat.mapping == EIM:
         return Mapping(EIM_SEEN, (said,), 2)
-    return Mapping(SYMMETRIC, (said,) + tuple(e for e in nat.evidence if e.startswith("test ")), 2)
+    return Mapping(SYMMETRIC, (said, *(e for e in nat.evidence if e.startswith("test "))), 2)
 
 
 

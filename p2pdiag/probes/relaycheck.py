@@ -580,7 +580,7 @@ class _RelayCheck:
 def _echo_mismatch(sent: bytes, echo: bytes) -> str:
     if echo == sent:
         return "the relay sent the ping back itself instead of relaying it to the first identity"
-    differ = sum(x != y for x, y in zip(sent[1:], echo[1:])) + abs(len(sent) - len(echo))
+    differ = sum(x != y for x, y in zip(sent[1:], echo[1:], strict=False)) + abs(len(sent) - len(echo))
     return f"the ping came back changed ({differ} of {len(sent) - 1} bytes differ, tag {echo[:1]!r})"
 
 

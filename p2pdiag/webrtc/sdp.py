@@ -53,7 +53,7 @@ class CandidateLine:
             raise CandidateSyntaxError(f"component, priority or port is not a number in {text[:120]!r}") from None
         if fields[7] not in CANDIDATE_TYPES:
             raise CandidateSyntaxError(f"unknown candidate type {fields[7]!r}")
-        extra = dict(zip(fields[8::2], fields[9::2]))
+        extra = dict(zip(fields[8::2], fields[9::2], strict=False))
         related_port = extra.get("rport")
         return cls(
             foundation=fields[0],

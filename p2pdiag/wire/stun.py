@@ -45,7 +45,7 @@ def _address(value: bytes, xor: bool, transaction_id: bytes) -> Endpoint:
     if xor:
         port ^= MAGIC_COOKIE >> 16
         key = struct.pack("!I", MAGIC_COOKIE) + transaction_id
-        raw = bytes(b ^ k for b, k in zip(raw, key))
+        raw = bytes(b ^ k for b, k in zip(raw, key, strict=False))
     return socket.inet_ntop(socket.AF_INET if family == 1 else socket.AF_INET6, raw), port
 
 

@@ -49,7 +49,7 @@ def runs(tmp_path_factory) -> dict[tuple[str, str], Measured]:
                                 trace=folder / f"{command}-{mode}.jsonl")
 
         with ThreadPoolExecutor(PARALLEL_RUNS) as pool:
-            return dict(zip(cases, pool.map(one, cases)))
+            return dict(zip(cases, pool.map(one, cases), strict=True))
     finally:
         for p in procs.values():
             p.stop()

@@ -33,7 +33,7 @@ ENTRY_POINTS = {
 def runs():
     with ThreadPoolExecutor(2) as pool:
         results = pool.map(lambda args: run_measured(*args, "--timeout", TIMEOUT_S), ENTRY_POINTS.values())
-        return dict(zip(ENTRY_POINTS, results))
+        return dict(zip(ENTRY_POINTS, results, strict=True))
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def lab_run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "p2pdiag", "lab", "run", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
+                          text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL, check=False)
 
 
 def new_leftovers(before: set[str]) -> list[str]:

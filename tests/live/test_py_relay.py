@@ -56,7 +56,7 @@ def test_analyze_gives_the_same_verdict_as_the_live_run(py_relay, p2pdiag_listen
 def test_dial_by_peer_id_over_websocket(py_relay, p2pdiag_listener):
     relay = py_relay()
     listener = p2pdiag_listener(relay.addr("tcp"))
-    result, doc = run_p2pdiag("dial", listener.peer_id, "--relay", relay.addr("ws"), "--json")
+    _result, doc = run_p2pdiag("dial", listener.peer_id, "--relay", relay.addr("ws"), "--json")
     assert doc["outcome"] == "upgraded", doc
     assert step(doc, "target")["detail"].startswith("by peer id")
     assert step(doc, "relay.connect")["detail"].startswith("ws,")
@@ -67,8 +67,8 @@ def test_second_relay_is_tried_when_the_first_is_down(py_relay, p2pdiag_listener
     relay = py_relay()
     listener = p2pdiag_listener(relay.addr("tcp"))
     dead = _dead_relay_addr()
-    result, doc = run_p2pdiag("dial", listener.peer_id, "--relay", dead, "--relay", relay.addr("tcp"), "--json",
-                              "--no-upgrade")
+    _result, doc = run_p2pdiag("dial", listener.peer_id, "--relay", dead, "--relay", relay.addr("tcp"), "--json",
+                               "--no-upgrade")
     assert doc["outcome"] == "relayed_only"
     assert "relay-unreachable" in codes(doc)
     assert doc["facts"]["relay"] == relay.addr("tcp")
@@ -111,7 +111,7 @@ def test_peer_without_reservation(py_relay):
 def test_duration_limit_cut_is_reported(py_relay, p2pdiag_listener):
     relay = py_relay(duration_s=3)
     listener = p2pdiag_listener(relay.addr("tcp"))
-    result, doc = run_p2pdiag("dial", listener.addrs[0], "--json", "--hold", "10", "--ping-interval", "0.5")
+    _result, doc = run_p2pdiag("dial", listener.addrs[0], "--json", "--hold", "10", "--ping-interval", "0.5")
     assert doc["outcome"] == "relayed_only"
     assert "relay-cut-duration" in codes(doc), doc["findings"]
     after = step(doc, f"{doc['facts']['connection_id']}.after")
@@ -122,7 +122,7 @@ def test_duration_limit_cut_is_reported(py_relay, p2pdiag_listener):
 def test_data_limit_cut_is_reported(py_relay, p2pdiag_listener):
     relay = py_relay(data_bytes=12_000)
     listener = p2pdiag_listener(relay.addr("tcp"))
-    result, doc = run_p2pdiag("dial", listener.addrs[0], "--json", "--hold", "20", "--ping-interval", "0.05")
+    _result, doc = run_p2pdiag("dial", listener.addrs[0], "--json", "--hold", "20", "--ping-interval", "0.05")
     assert "relay-cut-data" in codes(doc), doc["findings"]
     assert "relay-cut-duration" not in codes(doc)
 
@@ -195,7 +195,7 @@ def test_peer_closing_the_relayed_connection_after_the_upgrade_is_named(spawn, p
                   "--trace", str(tmp_path / "peer.jsonl"), "--mode", "close-relayed-after-upgrade"], "responder")
     ready = _json.loads(peer.wait_line(lambda s: '"ready"' in s))
     target = next(a for a in ready["addrs"] if "/webrtc/" in a)
-    result, doc = run_p2pdiag("dial", target, "--json", "--ice-address", "127.0.0.1", "--hold", "3")
+    _result, doc = run_p2pdiag("dial", target, "--json", "--ice-address", "127.0.0.1", "--hold", "3")
     assert "remote-closed-after-upgrade" in codes(doc), doc["findings"]
     assert "remote-closed-relayed" not in codes(doc)
     assert step(doc, f"{doc['facts']['connection_id']}.after")["status"] == "failed"

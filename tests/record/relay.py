@@ -26,7 +26,7 @@ OTHER = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
 
 def p2pdiag(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "p2pdiag", *args], capture_output=True, text=True, timeout=120,
-                   cwd=ROOT, stdin=subprocess.DEVNULL)
+                   cwd=ROOT, stdin=subprocess.DEVNULL, check=False)
 
 
 def py_relay(*args: str) -> tuple[Proc, str]:

@@ -70,7 +70,7 @@ def _ready_json(proc: Proc) -> dict:
 
 def run_p2pdiag(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess, dict | None]:
     result = subprocess.run([sys.executable, "-m", "p2pdiag", *args], capture_output=True, text=True,
-                            timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
+                            timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL, check=False)
     doc = None
     if "--json" in args:
         try:

@@ -16,7 +16,7 @@ SOME_PEER = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
 def run_relay_check(*args: str, timeout: float = 90) -> tuple[subprocess.CompletedProcess, dict]:
     """Run relay-check with --json; the document must parse, and stderr hold no traceback, whatever happened."""
     result = subprocess.run([*RELAY_CHECK, *args, "--json"], capture_output=True, text=True, timeout=timeout,
-                            cwd=ROOT, stdin=subprocess.DEVNULL)
+                            cwd=ROOT, stdin=subprocess.DEVNULL, check=False)
     try:
         doc = json.loads(result.stdout)
     except json.JSONDecodeError:

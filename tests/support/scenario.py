@@ -183,7 +183,7 @@ def run_js_dialer(args: argparse.Namespace) -> list[dict]:
     try:
         result = subprocess.run([str(NODE), str(JS_DIR / "dialer.mjs"), "--target", target, "--pings", "2",
                                  "--repeat", str(args.attempts), "--quiet"], capture_output=True, text=True,
-                                timeout=60 + 15 * args.attempts)
+                                timeout=60 + 15 * args.attempts, check=False)
         rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
         for row in rows:
             print(json.dumps(row), flush=True)

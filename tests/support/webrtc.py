@@ -32,7 +32,8 @@ NETNS = {
 def netns_available() -> bool:
     if shutil.which("unshare") is None or shutil.which("nft") is None:
         return False
-    probe = subprocess.run(["unshare", "-n", "sh", "-c", NETNS["udp-blocked"]], capture_output=True, timeout=10)
+    probe = subprocess.run(["unshare", "-n", "sh", "-c", NETNS["udp-blocked"]], capture_output=True, timeout=10,
+                           check=False)
     return probe.returncode == 0
 
 
@@ -68,7 +69,7 @@ def scenario(node22, tmp_path):
             command = f"{NETNS[netns]} && exec {' '.join(shlex.quote(a) for a in argv)}"
             argv = ["unshare", "-n", "sh", "-c", command]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, check=False)
         lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
         if not lines or not lines[-1].get("done"):
             raise AssertionError(f"scenario {args} ended without a summary (exit {result.returncode}): "

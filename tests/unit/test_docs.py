@@ -290,7 +290,7 @@ def read_event_modules() -> tuple[list[_EventDoc], list[_EnumDoc]]:
     enums: list[_EnumDoc] = []
     parsed = []
     enum_names: set[str] = set()
-    paths = sorted(EVENTS_DIR.glob("*.py"), key=lambda p: (EVENT_MODULES + (p.stem,)).index(p.stem))
+    paths = sorted(EVENTS_DIR.glob("*.py"), key=lambda p: (*EVENT_MODULES, p.stem).index(p.stem))
     for path in paths:
         text = path.read_text(encoding="utf-8")
         tree = ast.parse(text)

@@ -85,10 +85,10 @@ def test_the_stun_turn_host_has_a_default_route_to_a_link_that_drops_everything(
     ENETUNREACH (which makes coturn close the whole allocation): a default route, as on the internet."""
     cmds = argvs(Topology())
     st = ("ip", "-n", PREFIX + "stun")
-    assert st + ("link", "add", "inet0", "type", "veth", "peer", "name", "inet1", "netns", PREFIX + "stun") in cmds
-    assert st + ("link", "set", "inet0", "arp", "off", "up") in cmds
-    assert st + ("link", "set", "inet1", "up") in cmds
-    assert st + ("route", "add", "default", "dev", "inet0") in cmds
+    assert (*st, "link", "add", "inet0", "type", "veth", "peer", "name", "inet1", "netns", PREFIX + "stun") in cmds
+    assert (*st, "link", "set", "inet0", "arp", "off", "up") in cmds
+    assert (*st, "link", "set", "inet1", "up") in cmds
+    assert (*st, "route", "add", "default", "dev", "inet0") in cmds
     assert not any(a[3] == "inet1" and "addr" in a for a in cmds)  # nobody answers at the far end
     # nothing else gets a default route on the public side
     defaults = {a[2] for a in cmds if a[:2] == ("ip", "-n") and a[3:6] == ("route", "add", "default")}

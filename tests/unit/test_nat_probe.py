@@ -41,7 +41,7 @@ def _addr(ip: str, port: int, xor: bool = False) -> bytes:
     raw = socket.inet_aton(ip)
     if xor:
         port ^= MAGIC_COOKIE >> 16
-        raw = bytes(b ^ k for b, k in zip(raw, struct.pack("!I", MAGIC_COOKIE)))
+        raw = bytes(b ^ k for b, k in zip(raw, struct.pack("!I", MAGIC_COOKIE), strict=True))
     return struct.pack("!BBH", 0, 1, port) + raw
 
 

@@ -36,4 +36,4 @@ def test_refreshes_before_each_expiry_until_the_relay_refuses():
     assert refreshed_at[1] == 1800 + (2 * 3600 - 1800) / 2
     assert len(refreshed_at) == 3
     expiries = [3600, 2 * 3600, 3 * 3600]
-    assert all(t < e for t, e in zip(refreshed_at, expiries))
+    assert all(t < e for t, e in zip(refreshed_at, expiries, strict=True))

@@ -42,7 +42,7 @@ def test_bad_relay_arguments_are_usage_errors(args):
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*RELAY_CHECK, *args], capture_output=True, text=True, timeout=30, cwd=ROOT,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, check=False)
 
 
 @pytest.mark.parametrize("args", [
@@ -71,7 +71,7 @@ def test_transfer_is_a_step_timeout_name():
 
 def _loaded_after(code: str) -> set[str]:
     out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)), "
-                          "file=sys.stderr)"], capture_output=True, text=True, cwd=ROOT).stderr.split()
+                          "file=sys.stderr)"], capture_output=True, text=True, cwd=ROOT, check=True).stderr.split()
     return {m.split(".")[0] for m in out}
 
 
