@@ -44,7 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from support import JS_DIR, Proc, _ready_json  # noqa: E402
+from support import JS_DIR, Proc, _ready_json
 
 RUNS = 3
 CLI = [sys.executable, "-m", "p2pdiag", "relay-check"]

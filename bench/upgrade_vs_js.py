@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from support import JS_DIR, Proc, _ready_json  # noqa: E402
+from support import JS_DIR, Proc, _ready_json
 
 UDP_BLOCKED = ("ip link set lo up && nft add table inet b && nft add chain inet b out "
                "'{ type filter hook output priority 0; }' && nft add rule inet b out meta l4proto udp drop")

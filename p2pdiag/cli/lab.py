@@ -49,7 +49,8 @@ def _usage(exc: Exception) -> UsageError:
 
 def _router_option(lan: str) -> Any:
     return typer.Option(None, f"--{lan}", metavar="KEY=VALUE,...", help=f"Router {lan}: e.g. "
-                        f"'nat=symmetric' or 'nat=cone,udp=blocked' (nat, filtering, udp, loss_percent, delay_ms, jitter_ms).")
+                        "'nat=symmetric' or 'nat=cone,udp=blocked' "
+                        "(nat, filtering, udp, loss_percent, delay_ms, jitter_ms).")
 
 
 def _parse_router(text: str | None, lan: str) -> Any:

@@ -77,7 +77,8 @@ def listen(
         render_steps(attempt_steps(so_far, cid), console)
         for loop in so_far.facts.get("reconnect_loops", []):
             if cid in loop["connection_ids"]:
-                console.print(f"[bold yellow]reconnect loop:[/bold yellow] round {loop['connection_ids'].index(cid) + 1} "
+                console.print(f"[bold yellow]reconnect loop:[/bold yellow] "
+                              f"round {loop['connection_ids'].index(cid) + 1} "
                               f"from {loop['peer_id']}, one every {loop['period_s']:.1f} s")
 
     async def body(rec: Recorder) -> None:

@@ -137,7 +137,8 @@ def diagnose_dial(trace: Trace) -> Verdict:
         headline += f" ({failed_upgrade.title[0].lower()}{failed_upgrade.title[1:]})." if failed_upgrade else "."
         headline += f" {fallback.title}." if fallback else " The relayed connection held."
     elif outcome is Outcome.UNREACHABLE and limit_cut_seen is not None:
-        headline = f"Could not reach {short_peer_id(peer)}: {cut_title(limit_cut_seen)}, during {limit_cut_seen.doing()}."
+        headline = (f"Could not reach {short_peer_id(peer)}: {cut_title(limit_cut_seen)}, "
+                    f"during {limit_cut_seen.doing()}.")
     elif outcome is Outcome.UNREACHABLE:
         headline = f"Could not reach {short_peer_id(peer)}: " + (errors[0].title[0].lower() + errors[0].title[1:]
                                                          if errors else "no relay gave a connection") + "."

@@ -177,7 +177,8 @@ class RelayResult:
     def as_fact(self) -> dict[str, object]:
         return {"label": self.label, "relay": self.relay, "relay_peer_id": self.relay_peer_id,
                 "transport": self.transport, "source": self.source, "line": self.line, **self.measured,
-                "timed_out": [{"step": t.step, "timeout_s": t.timeout_s, "t_s": t.t_s} for t in self.timed_out], "finished": self.finished,
+                "timed_out": [{"step": t.step, "timeout_s": t.timeout_s, "t_s": t.t_s} for t in self.timed_out],
+                "finished": self.finished,
                 "duration_s": self.duration_s, "out_of_time": self.out_of_time, "verdict": self.verdict.value,
                 "cells": {k: {"status": c.status.value, "text": c.text} for k, c in self.cells.items()},
                 "findings": list(self.findings), "finding_codes": [str(c) for c in self.finding_codes]}

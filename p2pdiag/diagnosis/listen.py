@@ -53,7 +53,8 @@ def inbound_story(b: Builder, events: tuple[Event, ...], stop: StopConnectReceiv
             b.find(C.circuit_handshake_failed(failed.relay, failed.error_kind, failed.error))
             if cut is not None:
                 closed = first(events, CircuitClosed, connection_id=cid)
-                b.find(dataclasses.replace(C.relay_cut(cut.cause, cut.detail, failed.relay, closed.reason if closed else ""),
+                reason = closed.reason if closed else ""
+                b.find(dataclasses.replace(C.relay_cut(cut.cause, cut.detail, failed.relay, reason),
                                            data=cut.as_fact()))
                 cut_as_cause(b, events, cut, set())
         return None

@@ -80,7 +80,8 @@ def nat_behaviour(tests: list[NatTest]) -> NatBehaviour:
         settle = settle or "a STUN server with OTHER-ADDRESS (RFC 5780) for the filtering tests"
     elif f2 is not None and f2.answered:
         filtering = "endpoint-independent"
-        evidence.append(f"an answer from the other IP and port ({address_port(*f2.origin) if f2.origin else '?'}) came in")
+        origin = address_port(*f2.origin) if f2.origin else "?"
+        evidence.append(f"an answer from the other IP and port ({origin}) came in")
     elif f3 is not None and f3.answered:
         filtering = "address-dependent"
         evidence.append("no answer from the other IP; an answer from the other port came in")

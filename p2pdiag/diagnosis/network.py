@@ -311,8 +311,8 @@ def _limit_text(v: _View) -> str:
     parts = []
     if reading.effective_s:
         at = f" (at t={opened + reading.effective_s:.0f} s)" if opened is not None else ""
-        parts.append(f"after {fmt_seconds(reading.effective_s)}{at}"
-                     + (" — announced as " + str(duration) + ", most likely milliseconds" if reading.suspect_unit else ""))
+        unit = " — announced as " + str(duration) + ", most likely milliseconds" if reading.suspect_unit else ""
+        parts.append(f"after {fmt_seconds(reading.effective_s)}{at}" + unit)
     if data:
         parts.append(f"after {fmt_bytes(data)} of traffic")
     if not parts:
@@ -412,7 +412,8 @@ def _turn(v: _View) -> list[Finding]:
                     "candidate was gathered")]
         turn = next((q for q in v.queries if q.server_kind is IceServerKind.TURN), None)
         if turn is not None:
-            stun_silent = bool(v.local_of(CandidateType.HOST) and s.stun_servers and not v.local_of(CandidateType.SRFLX))
+            stun_silent = bool(v.local_of(CandidateType.HOST) and s.stun_servers
+                               and not v.local_of(CandidateType.SRFLX))
             return [N.turn_refused(turn, evidence, stun_silent)]
         if v.gathering_s is not None:
             evidence.append(f"gathering took {v.gathering_s:.1f} s" + (

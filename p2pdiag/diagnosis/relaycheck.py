@@ -370,8 +370,8 @@ class _Relay:
             return
         dialer = seg.started.peer_id
         reserved = self.seg(rc.CheckPhase.RESERVE)
-        facts: dict[str, Any] = {"ok": False, "dialer_peer_id": dialer,
-                                 "listener_peer_id": reserved.started.peer_id if reserved and reserved.started else None}
+        listener = reserved.started.peer_id if reserved and reserved.started else None
+        facts: dict[str, Any] = {"ok": False, "dialer_peer_id": dialer, "listener_peer_id": listener}
         self.facts["loop"] = facts
         failed_dial = seg.first(ev.RelayDialFailed)
         status, hop_failed = seg.first(ev.HopStatusReceived), seg.first(ev.HopFailed)
@@ -557,7 +557,8 @@ class _Relay:
             if f.code is Code.RELAY_LIMIT_UNIT:
                 self.b.findings[n] = dataclasses.replace(
                     f, confidence=Confidence.CERTAIN, settle=None,
-                    evidence=(*f.evidence, f"{self.label}: measured: the relay cut a held circuit after {ended.age_s:.1f} s"))
+                    evidence=(*f.evidence,
+                              f"{self.label}: measured: the relay cut a held circuit after {ended.age_s:.1f} s"))
 
     def drop(self) -> None:
         seg = self.seg(rc.CheckPhase.DROP)
@@ -686,8 +687,8 @@ def diagnose_relay_check(trace: Trace) -> Verdict:
     for r in rejected:
         where = f"{r.source}:{r.line}"
         if r.duplicate_of:
-            general.step(f"entry.{r.source}:{r.line}", f"{where}: {r.text}", StepStatus.INFO, f"repeats {r.duplicate_of}; "
-                         "checked once", r)
+            general.step(f"entry.{r.source}:{r.line}", f"{where}: {r.text}", StepStatus.INFO,
+                         f"repeats {r.duplicate_of}; checked once", r)
         else:
             general.step(f"entry.{r.source}:{r.line}", f"{where}: {r.text}", StepStatus.FAILED, r.error, r)
     if bad:

@@ -69,7 +69,8 @@ def relay_path(b: Builder, events: tuple[Event, ...], started: RelayDialStarted,
                    f"{failed.error_kind.value}: {failed.error}", failed, failed.duration_s)
             b.find(RL.relay_unreachable(failed))
         else:
-            b.step("relay.connect", f"Connect to relay {relay}", StepStatus.FAILED, "no answer before the run ended", started)
+            b.step("relay.connect", f"Connect to relay {relay}", StepStatus.FAILED, "no answer before the run ended",
+                   started)
             stop = first(events, RunInterrupted)
             if unanswered_is_finding and stop is not None:
                 b.find(RL.relay_silent(relay, stop.t_s - started.t_s))
@@ -88,7 +89,8 @@ def relay_path(b: Builder, events: tuple[Event, ...], started: RelayDialStarted,
                f"{agent or 'no agent'}; HOP {'offered' if hop else 'NOT offered'}{observed}",
                ident, ident.duration_s)
         if not hop:
-            b.find(RL.relay_no_hop(relay, agent, f"identify lists {len(ident.protocols)} protocols, not {HOP_PROTOCOL}"))
+            listed = f"identify lists {len(ident.protocols)} protocols, not {HOP_PROTOCOL}"
+            b.find(RL.relay_no_hop(relay, agent, listed))
     elif ident_failed is not None:
         b.step("relay.identify", "Identify the relay", StepStatus.WARNING,
                f"{ident_failed.error_kind.value}: {ident_failed.error}", ident_failed, ident_failed.duration_s)

@@ -62,7 +62,8 @@ def addr_problems(addrs: tuple[str, ...], dialed: str, relay_peer_id: str) -> li
 
 def too_small(reading: DurationReading, data: int | None) -> str | None:
     if data and data < MIN_USEFUL_DATA_BYTES:
-        return f"data limit {fmt_bytes(data)}: less than a Noise handshake and identify need (~{fmt_bytes(MIN_USEFUL_DATA_BYTES)})"
+        return (f"data limit {fmt_bytes(data)}: less than a Noise handshake and identify need "
+                f"(~{fmt_bytes(MIN_USEFUL_DATA_BYTES)})")
     if reading.effective_s and reading.effective_s < MIN_USEFUL_DURATION_S:
         return f"duration limit {fmt_seconds(reading.effective_s)}: too short to set up a direct connection"
     return None

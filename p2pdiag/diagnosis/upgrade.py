@@ -170,7 +170,8 @@ class _Story:
         detail = f"{len(accepted)} of {len(remote)} usable: {remote_text}"
         if rejected:
             detail += f"; {len(rejected)} unreadable"
-        detail += "; end-of-candidates " + (f"received ({end.source.value})" if end else "none (js-libp2p never sends one)")
+        detail += "; end-of-candidates " + (f"received ({end.source.value})" if end
+                                            else "none (js-libp2p never sends one)")
         status = StepStatus.OK if accepted else (StepStatus.WARNING if self.of(CandidatePairSelected)
                                                  else StepStatus.FAILED)
         self.step("remote-candidates", "Remote ICE candidates", status, detail,
@@ -241,13 +242,14 @@ class _Story:
         ok = self.one(WebRTCUpgradeSucceeded)
         if closed is not None:
             who = {Closer.LOCAL: "this side", Closer.REMOTE: "the remote"}.get(closed.closer, "an unknown side")
+            age = _ms(closed.age_s) if closed.age_s < 1 else f"{closed.age_s:.1f} s"
             self.step("closed", "WebRTC connection ended", StepStatus.INFO,
-                      f"closed by {who} {_ms(closed.age_s) if closed.age_s < 1 else f'{closed.age_s:.1f} s'} after it came up: {closed.reason}; "
+                      f"closed by {who} {age} after it came up: {closed.reason}; "
                       f"{closed.streams_opened} stream(s) opened, {closed.streams_accepted} accepted", closed)
             if (not self.initiator and ok is not None and closed.closer is Closer.REMOTE
                     and closed.streams_accepted == 0 and closed.age_s <= ABANDONED_WITHIN_S):
-                self.find(W.upgrade_abandoned(f"the dialer closed the WebRTC connection {closed.age_s:.1f} s after it came up, "
-                                     "without opening a single stream"))
+                self.find(W.upgrade_abandoned(f"the dialer closed the WebRTC connection {closed.age_s:.1f} s "
+                                              "after it came up, without opening a single stream"))
 
     # --- why it failed ------------------------------------------------------------------------
 
@@ -260,9 +262,10 @@ class _Story:
         if (not self.initiator and remote_end is not None and remote_end.t_s <= failed.t_s
                 and step in (UpgradeStep.ICE, UpgradeStep.DTLS, UpgradeStep.CHANNEL)):
             # The dialer left while this side was still connecting: say so, then why it could not connect.
-            self.find(W.upgrade_abandoned(f"the dialer {'reset' if remote_end.reset else 'closed'} the signaling stream at "
-                                 f"t={remote_end.t_s:.2f} s, while this side was at the {step.value} step "
-                                 f"({remote_end.reason})"))
+            ended = "reset" if remote_end.reset else "closed"
+            self.find(W.upgrade_abandoned(f"the dialer {ended} the signaling stream at "
+                                          f"t={remote_end.t_s:.2f} s, while this side was at the {step.value} step "
+                                          f"({remote_end.reason})"))
             if failed.error_kind is ErrorKind.RESET:
                 return
         if step is UpgradeStep.SIGNALING and failed.error_kind is ErrorKind.PROTOCOL_UNSUPPORTED:

@@ -484,7 +484,8 @@ class Lab:
             ns = netns.namespace(self.lab_id, host)
             addrs: tuple[str, ...] = ()
             if ns in present:
-                out = subprocess.run(["ip", "-n", ns, "-4", "-o", "addr", "show"], capture_output=True, text=True, check=False)
+                out = subprocess.run(["ip", "-n", ns, "-4", "-o", "addr", "show"], capture_output=True, text=True,
+                                     check=False)
                 addrs = tuple(f"{f[1]} {f[3]}" for f in (line.split() for line in out.stdout.splitlines())
                               if f[1] != "lo")
             hosts[host] = HostStatus(ns, ns in present, addrs)

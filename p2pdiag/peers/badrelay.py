@@ -82,8 +82,8 @@ async def _corrupt_splice(relay: RunningRelay, stream: Any, target: bytes, corru
     ways), except that from `corrupt_from` on, the last byte of each chunk from the dialer is flipped,
     and from `cut_at` on, the dialer's bytes are dropped and the target sees its stream end."""
     dst = await relay.host.new_stream(ID(target), [circuit.STOP_PROTOCOL])
-    stop = circuit.StopMessage(type=circuit.StopType.CONNECT, peer=circuit.Peer(id=stream.muxed_conn.peer_id.to_bytes()),
-                               limit=_limit(relay))
+    stop = circuit.StopMessage(type=circuit.StopType.CONNECT,
+                               peer=circuit.Peer(id=stream.muxed_conn.peer_id.to_bytes()), limit=_limit(relay))
     await net.write_delimited(dst, stop.encode())
     answer = circuit.StopMessage.decode(await net.read_delimited(dst, circuit.MAX_MESSAGE_BYTES))
     status = circuit.Status.OK if answer.status == circuit.Status.OK else circuit.Status.CONNECTION_FAILED

@@ -390,7 +390,8 @@ def _is(exc: BaseException, module: str, *names: str) -> bool:
 def _kind_of(e: BaseException) -> ErrorKind | None:
     if isinstance(e, WebSocketUpgradeFailed):
         return e.kind
-    if _is(e, "trio_websocket", "HandshakeError") or _is(e, "h11", "ProtocolError") or _is(e, "wsproto", "ProtocolError"):
+    if (_is(e, "trio_websocket", "HandshakeError") or _is(e, "h11", "ProtocolError")
+            or _is(e, "wsproto", "ProtocolError")):
         return ErrorKind.WEBSOCKET_UPGRADE_FAILED
     if isinstance(e, ConnectionRefusedError) or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED):
         return ErrorKind.REFUSED

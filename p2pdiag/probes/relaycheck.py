@@ -182,7 +182,8 @@ def duration_wait(effective_s: float | None, measure_max_s: float, left_s: float
     wait = effective_s + max(MEASURE_DURATION_GRACE_S, 0.1 * effective_s)
     if wait > left_s:
         left = max(left_s, 0.0)
-        return None, f"waiting for the duration limit needs about {wait:.0f} s, and only {left:.0f} s of --timeout were left"
+        return None, (f"waiting for the duration limit needs about {wait:.0f} s, "
+                      f"and only {left:.0f} s of --timeout were left")
     return wait, ""
 
 

@@ -253,7 +253,8 @@ class _Attempt:
 
         def gave_up(step: UpgradeStep) -> _Failed:
             if f.signaling_reset:
-                return _Failed(step, ErrorKind.RESET, "the remote reset the signaling stream: it gave up on the upgrade")
+                return _Failed(step, ErrorKind.RESET,
+                               "the remote reset the signaling stream: it gave up on the upgrade")
             return _Failed(step, ErrorKind.CLOSED, f"the peer connection became {f.pc.value}")
 
         with trio.move_on_after(t.ice):

@@ -16,6 +16,6 @@ SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.func
 
 settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, database=None,
                           suppress_health_check=SUPPRESSED)
-settings.register_profile("long", max_examples=int(os.environ.get("P2PDIAG_FUZZ_EXAMPLES", "20000")), deadline=None, database=None,
-                          suppress_health_check=SUPPRESSED)
+settings.register_profile("long", max_examples=int(os.environ.get("P2PDIAG_FUZZ_EXAMPLES", "20000")), deadline=None,
+                          database=None, suppress_health_check=SUPPRESSED)
 settings.load_profile("long" if os.environ.get("P2PDIAG_FUZZ") == "long" else "ci")

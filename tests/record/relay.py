@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-from support import JS_DIR, Proc, _ready_json  # noqa: E402
+from support import JS_DIR, Proc, _ready_json
 
 TRACES = ROOT / "tests" / "traces" / "relay"
 PEER = "12D3KooWRngDiRy3hr5rezx8F2swVFYN42QMEdk2LN3C1wxX1KJV"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-from support import JS_DIR, Proc, _ready_json  # noqa: E402
+from support import JS_DIR, Proc, _ready_json
 
 TRACES = ROOT / "tests" / "traces" / "relay-check"
 CLI = [sys.executable, "-m", "p2pdiag", "relay-check"]

@@ -16,7 +16,8 @@ from support import ROOT
 
 RSS_LIMIT_BYTES = 200 * 1024 * 1024
 # Start-up (imports) and interpreter shutdown are outside --timeout; on a loaded 2-core machine they
-# took up to 30 s between them when other work loaded it. This only catches a hang; the bound that matters is on the trace.
+# took up to 30 s between them when other work loaded it. This only catches a hang; the bound that
+# matters is on the trace.
 HANG_GUARD_S = 60.0
 
 

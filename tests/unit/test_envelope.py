@@ -19,7 +19,8 @@ OTHER = envelope.peer_id_bytes("12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6
 
 
 def _check(raw: bytes, v: dict, **over: object) -> envelope.VoucherReport:
-    args = {"relay_peer_id": envelope.peer_id_bytes(v["relay_peer_id"]), "peer_id": envelope.peer_id_bytes(v["peer_id"]),
+    args = {"relay_peer_id": envelope.peer_id_bytes(v["relay_peer_id"]),
+            "peer_id": envelope.peer_id_bytes(v["peer_id"]),
             "expire": v["expire"], "now_unix_s": v["received_unix_s"]}
     return check_voucher(raw, **{**args, **over})  # type: ignore[arg-type]
 
@@ -60,7 +61,8 @@ def test_checked_against_the_wrong_peer_relay_or_expiry(v):
 
 def _ed25519() -> tuple[ed25519.Ed25519PrivateKey, int, bytes]:
     key = ed25519.Ed25519PrivateKey.generate()
-    return key, KeyType.ED25519, key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return key, KeyType.ED25519, raw
 
 
 def _seal(key_type: int, data: bytes, sign, relay: bytes, **kw: object) -> bytes:
@@ -151,7 +153,8 @@ def test_an_unknown_key_type_is_unverifiable_not_invalid():
 
 
 def test_base58_round_trip():
-    for text in ("12D3KooWRngDiRy3hr5rezx8F2swVFYN42QMEdk2LN3C1wxX1KJV", "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"):
+    for text in ("12D3KooWRngDiRy3hr5rezx8F2swVFYN42QMEdk2LN3C1wxX1KJV",
+                 "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"):
         assert envelope.b58encode(envelope.peer_id_bytes(text)) == text
 
 

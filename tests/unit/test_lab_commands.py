@@ -131,7 +131,8 @@ def test_filtering_rules(router, dnat, new_inbound):
     rules = netns.ruleset(router, host_ip="198.18.1.10", stun_port=3478)
     assert ('iifname "wan0" udp dport 1024-65535 dnat to 198.18.1.10' in rules) is dnat
     assert ('iifname "wan0" ct state new drop' in rules) is (new_inbound in ("drop", "set"))
-    has_set = "update @contacted { ip daddr . udp sport }" in rules and "ip saddr . udp dport @contacted accept" in rules
+    has_set = ("update @contacted { ip daddr . udp sport }" in rules
+               and "ip saddr . udp dport @contacted accept" in rules)
     assert has_set is (new_inbound == "set")
     # replies to what the LAN sent are let in before anything new is judged
     if new_inbound:

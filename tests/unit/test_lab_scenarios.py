@@ -141,7 +141,8 @@ def test_the_fallback_is_read_from_the_verdict_not_judged_here():
     cut = recorded("dial-py-data-cut")[1]
     assert fallback_state(cut) == "cut"
     assert cut_text(cut).startswith(" at ") and "(data limit 12000), during hold" in cut_text(cut)
-    assert fallback_state(recorded("dial-relay-refused")[1]) == "none" and cut_text(recorded("dial-relay-refused")[1]) == ""
+    refused = recorded("dial-relay-refused")[1]
+    assert fallback_state(refused) == "none" and cut_text(refused) == ""
     # lost: the relayed connection stayed open but its last ping failed (dial-py-relay-ok's last ping, made to fail)
     lines = (TRACES / "dial-py-relay-ok.jsonl").read_text().splitlines()
     last = max(n for n, line in enumerate(lines) if '"type":"ping.completed"' in line)

@@ -47,8 +47,8 @@ from p2pdiag.trace.file import load
 
 TRACES = Path(__file__).resolve().parents[1] / "traces" / "network"
 
-NETWORK_CODES = {"udp-blocked-local", "udp-blocked-remote", "nat-mapping-symmetric", "nat-mapping-unknown", "nat-probed",
-                 "direct-impossible-symmetric-nat", "turn-allocation-failed", "turn-checks-failed"}
+NETWORK_CODES = {"udp-blocked-local", "udp-blocked-remote", "nat-mapping-symmetric", "nat-mapping-unknown",
+                 "nat-probed", "direct-impossible-symmetric-nat", "turn-allocation-failed", "turn-checks-failed"}
 
 # trace (LAN a runs dial, LAN b runs listen), upgraded, the network codes exactly, {code: confidence}
 TABLE = [
@@ -176,7 +176,8 @@ def test_gathering_that_hit_its_stun_bound_is_the_evidence():
 
 def test_a_stun_server_that_answers_with_an_error_is_not_blocked_udp():
     evs = events("bounded-dialer-udp-blocked-dial")
-    refused = tuple(dataclasses.replace(e, outcome=IceServerOutcome.ERROR_RESPONSE, error_code=400, error_reason="Bad Request")
+    refused = tuple(dataclasses.replace(e, outcome=IceServerOutcome.ERROR_RESPONSE, error_code=400,
+                                        error_reason="Bad Request")
                     if isinstance(e, IceServerQueried) else e for e in evs)
     assert "udp-blocked-local" not in {f.code for f in story_of(refused).findings}
 
@@ -279,7 +280,8 @@ def test_network_diagnosis_imports_nothing_heavy():
 def test_the_nat_probe_in_a_dial_trace_is_judged():
     evs = events("probed-symmetric-symmetric-dial")
     found = {f.code: f for f in story_of(evs).findings}
-    assert found["nat-probed"].title.endswith("address-and-port-dependent mapping, address-and-port-dependent filtering")
+    assert found["nat-probed"].title.endswith(
+        "address-and-port-dependent mapping, address-and-port-dependent filtering")
     assert "symmetric (seen)" in found["direct-impossible-symmetric-nat"].evidence[0]
     cone = {f.code: f for f in story_of(events("probed-dialer-udp-blocked-dial")).findings}
     assert "the NAT probe's STUN tests got no answer either" in cone["udp-blocked-local"].evidence

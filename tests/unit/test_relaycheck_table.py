@@ -50,7 +50,8 @@ TABLE = [
         "r2": ("fail", {"relay-transfer-failed"}, {"relay-loop-failed"}),
     }),
     # recorded before the loop ran raw on the circuit (Noise and yamux over it): analyze still reads them
-    ("secured-loop-py-default", Outcome.RELAYS_OK, {"r1": ("pass", set(), LIMIT_CODES), "r2": ("pass", set(), LIMIT_CODES)}),
+    ("secured-loop-py-default", Outcome.RELAYS_OK,
+     {"r1": ("pass", set(), LIMIT_CODES), "r2": ("pass", set(), LIMIT_CODES)}),
     ("secured-loop-bad-relays", Outcome.RELAY_PROBLEM, BAD_RELAYS),
     ("out-of-time", Outcome.RELAY_PROBLEM, {"r1": ("fail", {"relay-check-incomplete"}, set())}),
     ("from-file", Outcome.RELAY_PROBLEM, {"r1": ("pass", set(), set())}),

@@ -17,7 +17,8 @@ from p2pdiag.targets import parse_relay
 from p2pdiag.trace.events.relaycheck import ProbeCrashed, RelayCheckFinished
 from p2pdiag.trace.recorder import Recorder
 
-TARGET = CheckTarget("r1", parse_relay("/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"),
+TARGET = CheckTarget("r1",
+                     parse_relay("/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"),
                      "argument", 1)
 
 

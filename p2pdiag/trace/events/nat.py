@@ -14,7 +14,7 @@ from p2pdiag.trace.events.base import Event, register
 class NatTestCompleted(Event):
     """One STUN binding test of the RFC 5780-style NAT probe (p2pdiag/probes/nat.py), answered or not."""
 
-    test: str  # mapping-1 (primary), mapping-2 (other IP, or the second server), mapping-3 (other IP and port), filtering-1..3
+    test: str  # mapping-1 (primary), mapping-2 (other IP or 2nd server), mapping-3 (other IP and port), filtering-1..3
     server_address: str  # where the request went
     server_port: int  # its port
     change_request: int  # CHANGE-REQUEST flags asked for: 0, 2 (other port), 6 (other IP and port)

@@ -218,7 +218,7 @@ class SignalingFailed(WebRTCEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignalingStreamEnded(WebRTCEvent):
     closer: Closer  # `local`: p2pdiag ended it; `remote`: the other peer did
-    reset: bool  # reset (the spec's "failure") rather than closed; py-libp2p 0.8.1 often reports a remote reset as a close
+    reset: bool  # reset (the spec's "failure"), not closed; py-libp2p 0.8.1 often reports a remote reset as a close
     reason: str  # how it ended, in words
 
 
