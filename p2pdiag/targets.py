@@ -85,7 +85,7 @@ def _parts(text: str, what: str) -> list[tuple[str, str | None]]:
     try:
         ma = Multiaddr(text)
         return [(p.name, v) for p, v in ma.items()]
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (the multiaddr package raises many types: all bad input here)
         raise UsageError(f"{what} {shown(text)} is not a valid multiaddr: {_first_line(exc)}") from None
 
 

@@ -6,6 +6,7 @@ else. A bad value is refused here, before anything runs, as a UsageError (one li
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import math
@@ -244,10 +245,8 @@ class TraceOutput:
                   "stops here, the run goes on", file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # what could not be flushed was said when it failed
             self._file.close()
-        except OSError:  # what could not be flushed was said when it failed
-            pass
 
 
 Body = Callable[["Recorder"], Awaitable[None]]

@@ -7,6 +7,7 @@ so they all wait and stop the same way.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import subprocess
 import threading
@@ -85,7 +86,5 @@ class LineChild:
         stop(self.popen, STOP_GRACE_S)
         for s in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
             if s is not None:
-                try:
+                with contextlib.suppress(OSError):
                     s.close()
-                except OSError:
-                    pass

@@ -87,7 +87,7 @@ class Listener:
         async def run(stream: Any) -> None:
             try:
                 await handle(stream)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (the boundary: keeps the bug and ends the run with it)
                 if self._bug is None:
                     self._bug = exc
                 self._nursery.cancel_scope.cancel()
@@ -184,7 +184,7 @@ class Listener:
                                 announced_data_bytes=msg.limit.data if msg.limit else None)
                 await net.write_delimited(stream, circuit.StopMessage(
                     type=circuit.StopType.STATUS, status=circuit.Status.OK).encode())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
             kind, message = net.classify(exc)
             self.rec.record(CircuitUpgradeFailed, connection_id=cid, relay=relay_name,
                             error_kind=kind,

@@ -10,6 +10,7 @@ py-libp2p is imported only when a function here runs, so importing this module s
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -198,7 +199,7 @@ def multiaddr_to_string(raw: bytes | None) -> str | None:
 
     try:
         return str(Multiaddr(raw))
-    except Exception:
+    except Exception:  # noqa: BLE001  (bytes from a peer: the multiaddr package raises many types)
         return f"<undecodable multiaddr 0x{raw.hex()}>"
 
 
@@ -222,14 +223,11 @@ async def dial(host: Any, addr: str, peer_id: str) -> Any:
 
 def negotiated(conn: Any) -> tuple[str | None, str | None]:
     security = muxer = None
-    try:
+    # details for the trace: not every py-libp2p connection can tell, and it is no failure if not
+    with contextlib.suppress(Exception):
         security = conn.get_negotiated_security_protocol()
-    except Exception:
-        pass
-    try:
+    with contextlib.suppress(Exception):
         muxer = conn.get_negotiated_muxer_protocol()
-    except Exception:
-        pass
     if muxer is None:
         muxed = getattr(conn, "muxed_conn", None)
         muxer = type(muxed).__name__.lower() if muxed is not None else None
@@ -257,18 +255,13 @@ async def open_stream(conn: Any, protocol: str, timeout_s: float) -> Any:
 
 
 async def reset_quietly(stream: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):  # best-effort cleanup: a stream already gone may raise anything
         await stream.reset()
-    except Exception:
-        pass
 
 
 async def close_quietly(obj: Any) -> None:
-    try:
-        with trio.move_on_after(2):
-            await obj.close()
-    except Exception:
-        pass
+    with contextlib.suppress(Exception), trio.move_on_after(2):  # best-effort cleanup, as reset_quietly
+        await obj.close()
 
 
 async def read_exactly(stream: Any, n: int) -> bytes:

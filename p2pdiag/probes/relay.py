@@ -35,7 +35,7 @@ async def connect_relay(host: Any, relay: RelayAddr, rec: Recorder, timeouts: St
     try:
         with trio.fail_after(timeouts.relay_connect):
             conn = await net.dial(host, relay.addr, relay.peer_id)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
         kind, message = net.classify(exc)
         if kind is ErrorKind.TIMEOUT:
             rec.record(StepTimedOut, step="relay-connect", timeout_s=timeouts.relay_connect, relay=relay.addr)
@@ -59,7 +59,7 @@ async def identify(
             finally:
                 await net.close_quietly(stream)
         msg = Identify.decode(raw)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
         kind, message = net.classify(exc)
         if kind is ErrorKind.TIMEOUT:
             rec.record(StepTimedOut, step="identify", timeout_s=timeouts.identify, relay=relay)
@@ -103,7 +103,7 @@ async def hop_connect(
             reply = circuit.HopMessage.decode(raw)
             if reply.type != circuit.HopType.STATUS:
                 raise pb.MalformedMessage(f"expected a STATUS reply, got HopMessage type {reply.type}")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
         kind, message = net.classify(exc)
         if kind is ErrorKind.TIMEOUT:
             rec.record(StepTimedOut, step="hop", timeout_s=timeouts.hop, relay=relay.addr)
@@ -139,7 +139,7 @@ async def reserve(
             await net.write_delimited(stream, circuit.HopMessage(type=circuit.HopType.RESERVE).encode())
             raw = await net.read_delimited(stream, circuit.MAX_MESSAGE_BYTES)
             reply = circuit.HopMessage.decode(raw)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
         kind, message = net.classify(exc)
         if kind is ErrorKind.TIMEOUT:
             rec.record(StepTimedOut, step="reserve", timeout_s=timeouts.reserve, relay=relay.addr)

@@ -21,6 +21,7 @@ reused relay events (which name the relay but not the identity) are attributed b
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -165,7 +166,7 @@ async def _check_one(target: CheckTarget, opts: RelayCheckOptions, rec: Recorder
         with trio.move_on_after(opts.relay_budget_s) as scope:
             await (check or _RelayCheck)(target, opts, rec).run()
         out_of_time = scope.cancelled_caught
-    except Exception as exc:  # a bug met on one relay must not end the other relays' checks
+    except Exception as exc:  # noqa: BLE001  (recorded as ProbeCrashed: a bug on one relay must not end the others)
         rec.record(ProbeCrashed, relay=target.relay.addr, error_type=type(exc).__name__, error=str(exc)[:500])
     rec.record(RelayCheckFinished, relay=target.relay.addr, duration_s=rec.now() - began, out_of_time=out_of_time)
 
@@ -365,7 +366,7 @@ class _RelayCheck:
                 rtt = trio.current_time() - began
             if echo != LOOP_ECHO + payload:
                 raise pb.MalformedMessage(_echo_mismatch(LOOP_PING + payload, echo))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
             kind, message = net.classify(exc)
             if kind is ErrorKind.TIMEOUT:
                 self.timed_out("ping", self.t.ping)
@@ -405,7 +406,7 @@ class _RelayCheck:
                 raise pb.MalformedMessage(f"the far end counted {counted} of {size} bytes")
             if not matched:
                 raise pb.MalformedMessage(f"the {size} bytes arrived changed (their SHA-256 differs)")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
             kind, message = net.classify(exc)
             if kind is ErrorKind.TIMEOUT:
                 self.timed_out("transfer", self.t.transfer)
@@ -449,7 +450,7 @@ class _RelayCheck:
                         payload = os.urandom(chunk)
                         await s.write(payload)
                         await net.read_exactly(s, chunk)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001  (classify re-raises bugs, unless the relay's cut explains it)
                     with trio.move_on_after(CUT_SETTLE_S):
                         await stream.ended.wait()
                     why = stream.end_reason or f"the echo failed: {net.classify(exc)[1]}"
@@ -550,7 +551,7 @@ class _RelayCheck:
                                 announced_data_bytes=msg.limit.data if msg.limit else None)
                 ok = circuit.StopMessage(type=circuit.StopType.STATUS, status=circuit.Status.OK)
                 await net.write_delimited(stream, ok.encode())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
             kind, message = net.classify(exc)
             if kind is ErrorKind.TIMEOUT:
                 self.timed_out("stop", self.t.stop)
@@ -588,7 +589,8 @@ def _echo_mismatch(sent: bytes, echo: bytes) -> str:
 async def _serve_loop(stream: circ.CircuitStream) -> None:
     """A's end of the raw loop circuit: echo each ping; count and hash a payload and answer with both.
     Returns when B closes the circuit; anything else ends it (the relay's bytes were not ours)."""
-    try:
+    # the circuit ended or carried bytes that are not ours, whatever that raised: B's side records why
+    with contextlib.suppress(Exception):
         while kind := await stream.read(1):
             if kind == LOOP_PING:
                 await stream.write(LOOP_ECHO + await net.read_exactly(stream, PING_PAYLOAD_BYTES))
@@ -609,18 +611,15 @@ async def _serve_loop(stream: circ.CircuitStream) -> None:
                 await stream.write(LOOP_COUNT + struct.pack(">Q", got) + digest.digest())
             else:
                 raise pb.MalformedMessage(f"unknown loop message {kind!r}")
-    except Exception:
-        pass  # the circuit ended or carried bytes that are not ours: B's side records why
 
 
 async def _serve_echo(stream: Any) -> None:
     try:
-        while True:
-            chunk = await stream.read(65536)
-            if not chunk:
-                break
-            await stream.write(chunk)
-    except Exception:
-        pass
+        with contextlib.suppress(Exception):  # the circuit ended, however: the measuring side records why
+            while True:
+                chunk = await stream.read(65536)
+                if not chunk:
+                    break
+                await stream.write(chunk)
     finally:
         await net.close_quietly(stream)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import threading
@@ -79,10 +80,8 @@ class Portal:
         self._loop = AsyncioThread.get().loop
 
     def _soon_in_trio(self, fn: Callable[..., Any], *args: Any) -> None:
-        try:
+        with contextlib.suppress(trio.RunFinishedError):  # the trio run ended: nobody is left to tell
             self._token.run_sync_soon(_guarded, fn, args)
-        except trio.RunFinishedError:
-            pass  # the trio run ended: nobody is left to tell
 
     async def _wait(self, future: concurrent.futures.Future[T]) -> T:
         done = trio.Event()
@@ -111,7 +110,7 @@ class Portal:
                 return
             try:
                 future.set_result(fn(*args))
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001  (handed to the waiting trio side, which raises it)
                 future.set_exception(exc)
 
         self._loop.call_soon_threadsafe(invoke)
@@ -123,7 +122,7 @@ class Portal:
         def invoke() -> None:
             try:
                 fn(*args)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (fire and forget on the asyncio thread: no caller to raise to)
                 logger.debug("posted call %r failed: %s", fn, exc)
 
         self._loop.call_soon_threadsafe(invoke)

@@ -7,6 +7,7 @@ signals routed to the streams.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -222,7 +223,7 @@ class WebRTCConnection:
     async def _handle_inbound(self, stream: WebRTCStream) -> None:
         try:
             protocol, handler = await net.negotiate_inbound(stream, self._handlers, NEGOTIATE_TIMEOUT_S)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
             await stream.reset()
             net.classify(exc)  # a bug in p2pdiag goes on up; the remote's failure ends this stream only
             return
@@ -233,7 +234,7 @@ class WebRTCConnection:
             return
         try:
             await handler(stream)  # type: ignore[arg-type]
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
             await stream.reset()
             net.classify(exc)
 
@@ -268,11 +269,8 @@ class WebRTCConnection:
             return
         if not self.closed.is_set():
             self._closing_by_us = True
-        with trio.CancelScope(shield=True):
-            with trio.move_on_after(CLOSE_TIMEOUT_S):
-                try:
-                    await self._portal.run(self._session.close)
-                except Exception:
-                    pass
+        # best-effort cleanup: whatever closing raises, the connection is over
+        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S), contextlib.suppress(Exception):
+            await self._portal.run(self._session.close)
         if not self.closed.is_set():
             self._end(Closer.LOCAL, "closed by p2pdiag")

@@ -196,7 +196,7 @@ class Session:
     def _dtls_failure(self, dtls: Any) -> str:
         try:
             cert = rtc.dtls_peer_certificate(dtls)
-        except Exception:  # OpenSSL's own error, when the handshake got nowhere
+        except Exception:  # noqa: BLE001  (OpenSSL's own error when the handshake got nowhere, or a bad certificate)
             cert = None
         if cert is None:
             return "the DTLS handshake did not complete: no certificate came from the remote"
@@ -205,7 +205,7 @@ class Session:
                 if certificate_digest(cert, algorithm.lower()) != value.upper():
                     return (f"the remote's DTLS certificate does not match the {algorithm} fingerprint "
                             "in its SDP")
-            except Exception:
+            except KeyError:  # a hash algorithm aiortc does not know
                 continue
         return "the DTLS handshake failed after the certificates were exchanged"
 
@@ -243,7 +243,7 @@ class Session:
                                             "no data channels")
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (aiortc refuses bad SDP with any type; bugs are raised as they are)
             raise _refused_by_aiortc(exc) from None
         self._attach()
         for text in facts.candidates:
@@ -296,7 +296,7 @@ class Session:
         if not self._remote_end_seen():
             try:
                 await self.pc.addIceCandidate(None)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (as in _set_remote: _refused_by_aiortc)
                 raise _refused_by_aiortc(exc) from None
 
     def _remote_end_seen(self) -> bool:

@@ -7,6 +7,7 @@ asserted: on loopback it works most of the time, but not always).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -75,10 +76,8 @@ def _page_events(proc, name: str) -> list[dict]:
     out = []
     for line in list(proc.stderr):
         if f'"event":"{name}"' in line:
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 out.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
     return out
 
 

@@ -14,6 +14,7 @@ fails about 1 dial in 10 (interop/js/browser/README.md). A failure here is a fin
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 
@@ -39,10 +40,8 @@ def _page_events(lines: list[str]) -> list[dict]:
     out = []
     for line in lines:
         if line.startswith("{") and any(f'"event":"{w}' in line for w in wanted):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 out.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
     return out
 
 
