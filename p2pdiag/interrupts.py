@@ -77,7 +77,7 @@ def watch(on_signal: Callable[[], None] | None, on_exit: Callable[[], None] | No
 
     A signal that came before and was not yet acted on is acted on here and now; the first
     signal's action is taken once, whoever is watching when it comes. `watch(None)` notes only."""
-    global _on_signal, _on_exit
+    global _on_signal, _on_exit  # noqa: PLW0603  (signal handlers are per process: their state is the module's)
     _on_signal = on_signal
     if on_exit is not None:
         _on_exit = on_exit
@@ -90,7 +90,7 @@ def watch(on_signal: Callable[[], None] | None, on_exit: Callable[[], None] | No
 
 def release() -> None:
     """Give SIGINT and SIGTERM back to their usual handlers; deliver a signal that came meanwhile."""
-    global _on_signal, _on_exit
+    global _on_signal, _on_exit  # noqa: PLW0603  (as in watch)
     _on_signal = _on_exit = None
     for sig, previous in _previous.items():
         signal.signal(sig, previous if previous is not None else signal.SIG_DFL)

@@ -52,7 +52,7 @@ def p2pdiag_listener(spawn, tmp_path):
         for r in relays:
             args += ["--relay", r]
         proc = spawn(args + (extra or []), "p2pdiag listen")
-        head = proc.wait_line(lambda s: s.startswith("Listening as ") or s.startswith("No relay"))
+        head = proc.wait_line(lambda s: s.startswith(("Listening as ", "No relay")))
         assert head.startswith("Listening as "), head
         peer_id = head.split()[2].rstrip(".")
         addrs = []

@@ -35,7 +35,7 @@ def _is_click_error(exc: BaseException, name: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    global _started
+    global _started  # noqa: PLW0603  (the program's start, once: --timeout counts from it)
     _started = time.monotonic()
     from p2pdiag import interrupts
 

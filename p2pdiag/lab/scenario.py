@@ -227,10 +227,7 @@ def load_scenario(path: str | Path) -> Scenario:
     except OSError as e:
         raise ScenarioError(f"{p}: cannot read it ({e.strerror})") from None
     try:
-        if p.suffix == ".json":
-            data = json.loads(raw)
-        else:
-            data = tomllib.loads(raw.decode("utf-8"))
+        data = json.loads(raw) if p.suffix == ".json" else tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ScenarioError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'TOML'}: {e}") from None
     return parse_scenario(data, p.stem, str(p), p)

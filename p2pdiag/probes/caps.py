@@ -78,7 +78,7 @@ def install() -> None:
     A yamux DATA frame that would overrun the cap raises inside py-libp2p's frame loop, which marks
     that stream ended for reading and drops the frame (`Yamux.handle_incoming`, "Error reading data
     for stream"): the reader sees the stream end, and nothing past the cap is kept."""
-    global _installed
+    global _installed  # noqa: PLW0603  (the patches go into py-libp2p's classes once per process)
     if _installed:
         return
     from libp2p.protocol_muxer.exceptions import MultiselectCommunicatorError

@@ -31,7 +31,7 @@ NO_UPGRADE = "--no-upgrade was given"
 @dataclass(frozen=True, slots=True)
 class DialOptions:
     target: DialTarget
-    timeouts: StepTimeouts = StepTimeouts()
+    timeouts: StepTimeouts = field(default_factory=StepTimeouts)
     hold_s: float = 0.0
     ping_interval_s: float = 1.0
     upgrade: bool = True

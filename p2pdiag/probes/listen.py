@@ -37,7 +37,7 @@ MIN_REFRESH_S = 5.0
 @dataclass(frozen=True, slots=True)
 class ListenOptions:
     relays: tuple[RelayAddr, ...]
-    timeouts: StepTimeouts = StepTimeouts()
+    timeouts: StepTimeouts = field(default_factory=StepTimeouts)
     on_ready: Callable[[str, list[str]], None] = lambda peer_id, addrs: None
     on_inbound_ended: Callable[[str], None] = lambda connection_id: None
     upgrade: bool = True  # answer WebRTC upgrades on the relayed connections
@@ -140,7 +140,7 @@ class Listener:
 
         muxed = id(getattr(stream, "muxed_conn", None))
         with trio.move_on_after(CID_WAIT_S):  # a fast dialer may signal before secure() returned here
-            while muxed not in self._cids:
+            while muxed not in self._cids:  # noqa: ASYNC110  (secure() fills it in another task; bounded above)
                 await trio.sleep(0.01)
         relayed = self._cids.get(muxed, "unknown")
         self._upgrades += 1

@@ -29,7 +29,7 @@ import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -122,7 +122,7 @@ class Rejected:
 class RelayCheckOptions:
     targets: tuple[CheckTarget, ...]
     rejected: tuple[Rejected, ...] = ()
-    timeouts: StepTimeouts = StepTimeouts()
+    timeouts: StepTimeouts = field(default_factory=StepTimeouts)
     relay_budget_s: float = 28.0  # each relay's check stops by then, so the verdict still covers it
     measure_limits: bool = False
     measure_max_s: float = 300.0  # longest duration limit --measure-limits waits for

@@ -420,6 +420,7 @@ def _stun_servers(urls: tuple[str, ...]) -> list[ice.StunServer]:
 
 
 def _pair_fields(pair: ice.PairView) -> dict[str, Any]:
-    return dict(local_address=pair.local_address, local_port=pair.local_port,
-                local_type=CandidateType(pair.local_type), remote_address=pair.remote_address,
-                remote_port=pair.remote_port, remote_type=CandidateType(pair.remote_type), protocol=pair.protocol)
+    return {"local_address": pair.local_address, "local_port": pair.local_port,
+            "local_type": CandidateType(pair.local_type), "remote_address": pair.remote_address,
+            "remote_port": pair.remote_port, "remote_type": CandidateType(pair.remote_type),
+            "protocol": pair.protocol}

@@ -338,7 +338,7 @@ def test_delay_line_is_stopped_by_down_and_its_failure_is_a_clear_error(make_lab
     (pid,) = delay_line_pids(lab, "b")
     assert ping_ms(lab, "b") >= 10
     line = DelayLine(lab.namespace("relay"), ("nosuch0", "nosuch1"), 5, 0, tmp_path / "delay.log")
-    with pytest.raises(DelayLineError, match="exited with status 1: delay line failed: .*No such device"):
+    with pytest.raises(DelayLineError, match=r"exited with status 1: delay line failed: .*No such device"):
         line.start()
     lab.down()
     assert not Path(f"/proc/{pid}").exists()

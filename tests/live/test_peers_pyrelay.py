@@ -546,7 +546,7 @@ def test_end_of_one_side_is_not_propagated_until_other_side_writes(how: str) -> 
                 await c.a_stream.write(b"reply")
                 result["a_wrote_at"] = round(trio.current_time() - t0, 3)
                 with trio.move_on_after(2):
-                    while "a" not in result:
+                    while "a" not in result:  # noqa: ASYNC110  (the other task's result; bounded above)
                         await trio.sleep(0.01)
                 n.cancel_scope.cancel()
 

@@ -76,7 +76,8 @@ def run_p2pdiag(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedP
         try:
             doc = json.loads(result.stdout)
         except json.JSONDecodeError:
-            raise AssertionError(f"--json output is not JSON: {result.stdout[-2000:]} {result.stderr[-2000:]}")
+            raise AssertionError(f"--json output is not JSON: {result.stdout[-2000:]} "
+                                 f"{result.stderr[-2000:]}") from None
     return result, doc
 
 

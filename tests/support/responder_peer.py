@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
 
     rec = Recorder()
-    out = open(args.trace, "w")
+    out = open(args.trace, "w")  # noqa: SIM115  (closed in the finally at the end)
     writer = TraceWriter(out)
     writer.write_header(Header(command="listen", options={"relays": [args.relay], "mode": args.mode},
                                started_at=datetime.datetime.now(datetime.UTC).isoformat(),
@@ -64,7 +64,7 @@ def main() -> None:
     async def relayed_id(stream: object) -> str:
         muxed = id(getattr(stream, "muxed_conn", None))
         with trio.move_on_after(2):
-            while muxed not in listener._cids:
+            while muxed not in listener._cids:  # noqa: ASYNC110  (as in ListenProbe._signaling: bounded)
                 await trio.sleep(0.01)
         return listener._cids.get(muxed, "inbound-?")
 

@@ -87,7 +87,7 @@ def start_remote(kind: str, relay_addr: str, trace: Path | None, ice_timeout: fl
 def writer_for(path: Path | None, command: str, options: dict) -> tuple[TraceWriter | None, object]:
     if path is None:
         return None, None
-    out = open(path, "w")
+    out = open(path, "w")  # noqa: SIM115  (returned: the caller closes it when the run ends)
     writer = TraceWriter(out)
     writer.write_header(Header(command=command, options=options,
                                started_at=datetime.datetime.now(datetime.UTC).isoformat(),

@@ -115,7 +115,7 @@ def test_every_event_type_round_trips():
             if typing.get_origin(hint) is tuple or typing.get_origin(base) is tuple:
                 kwargs[f.name] = ("a", "b")
             elif isinstance(base, type) and issubclass(base, enum.Enum):
-                kwargs[f.name] = list(base)[0]
+                kwargs[f.name] = next(iter(base))
             else:
                 kwargs[f.name] = samples[base]
         event = cls(**kwargs)
