@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the tests need (Debian packages, p2pdiag with its test extras, Node 22 and the
-# js-libp2p reference peers from the committed lockfile) and run the whole test suite.
+# js-libp2p reference peers from the committed lockfile), lint with ruff and run the whole test suite.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -9,6 +9,9 @@ bash scripts/setup-system.sh
 bash scripts/setup-lab.sh
 python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
 bash scripts/setup-js.sh >/dev/null
+
+# the rule set in pyproject.toml; a finding fails the run before any test starts
+python3 -m ruff check p2pdiag tests bench scripts
 
 set +e
 python3 -m pytest -q -p no:cacheprovider "$@"
