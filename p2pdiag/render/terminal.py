@@ -11,7 +11,7 @@ MARKS = {
     StepStatus.OK: ("✓", "green"),
     StepStatus.FAILED: ("✗", "red"),
     StepStatus.WARNING: ("⚠", "yellow"),
-    StepStatus.SKIPPED: ("–", "dim"),
+    StepStatus.SKIPPED: ("–", "dim"),  # noqa: RUF001  (an en dash on purpose: the mark of a skipped step)
     StepStatus.INFO: ("·", "cyan"),
 }
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFO: "bold cyan"}
@@ -60,7 +60,7 @@ def render_finding(f: Finding, console: Console, number: int | None = None, inde
     console.print(Text(f"{indent}what to do: {f.advice}"))
     if f.settle:
         console.print(Text(f"{indent}to settle it: {f.settle}", style="dim"))
-    console.print(Text(f"{indent}more: docs/verdicts/{f.code}.md", style="dim"))
+    console.print(Text(f"{indent}more: p2pdiag explain {f.code}", style="dim"))
 
 
 def render_notes(verdict: Verdict, console: Console) -> None:

@@ -196,5 +196,5 @@ def test_the_terminal_view(py_relay):
     assert result.returncode == 5
     out = result.stdout
     assert "reachable" in out and "voucher" in out and "✓ PASS" in out and "✗ FAIL" in out
-    assert "r2 /ip4/127.0.0.1/tcp/" in out and "more: docs/verdicts/relay-unreachable.md" in out
+    assert "r2 /ip4/127.0.0.1/tcp/" in out and "more: p2pdiag explain relay-unreachable" in out
     assert "Verdict (relay_problem, exit 5)" in out

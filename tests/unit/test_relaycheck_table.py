@@ -177,7 +177,7 @@ def test_the_terminal_view_shows_a_row_per_relay_and_details_of_the_failed(tmp_p
     for label in ("r1", "r7"):
         assert f"\n {label} " in text
     assert text.count(": FAIL") == 7
-    assert "more: docs/verdicts/voucher-wrong-peer.md" in text
+    assert "more: p2pdiag explain voucher-wrong-peer" in text
     console = Console(record=True, width=140)
     render(diagnose(load(TRACES / "py-default.jsonl")), console)
     assert ": PASS" not in console.export_text()  # no details for relays that passed
@@ -205,5 +205,5 @@ def test_the_terminal_view_shows_a_passing_relays_information_and_the_trace_note
     console = Console(record=True, width=140)
     render(verdict, console)
     shown = console.export_text()
-    assert ": PASS" in shown and "more: docs/verdicts/voucher-missing.md" in shown
+    assert ": PASS" in shown and "more: p2pdiag explain voucher-missing" in shown
     assert "Note: the trace's last line was cut short" in shown
