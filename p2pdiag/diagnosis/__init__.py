@@ -12,7 +12,8 @@ from p2pdiag.trace.file import Trace
 def diagnose(trace: Trace) -> Verdict:
     verdict = _diagnose(trace)
     return dataclasses.replace(verdict, notes=TraceNotes(truncated=trace.truncated,
-                                                         unknown_events=trace.skipped_unknown))
+                                                         unknown_events=trace.skipped_unknown,
+                                                         redacted=trace.header.redacted))
 
 
 def _diagnose(trace: Trace) -> Verdict:

@@ -19,10 +19,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class TraceNotes:
-    """What the trace file itself said: its last line cut short, events of types this p2pdiag does not know."""
+    """What the trace file itself said: its last line cut short, events of types this p2pdiag does not know,
+    its addresses and peer ids replaced by placeholders (--redact)."""
 
     truncated: bool = False
     unknown_events: int = 0
+    redacted: bool = False
 
     def as_facts(self) -> dict[str, object]:
         notes: dict[str, object] = {}
@@ -30,6 +32,8 @@ class TraceNotes:
             notes["trace_truncated"] = True
         if self.unknown_events:
             notes["trace_unknown_events"] = self.unknown_events
+        if self.redacted:
+            notes["trace_redacted"] = True
         return notes
 
 

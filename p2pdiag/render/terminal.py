@@ -64,7 +64,7 @@ def render_finding(f: Finding, console: Console, number: int | None = None, inde
 
 
 def render_notes(verdict: Verdict, console: Console) -> None:
-    """What the trace file itself said: its last line cut short, events of unknown types skipped."""
+    """What the trace file itself said: its last line cut short, events of unknown types skipped, redacted."""
     notes = verdict.notes
     if notes is None:
         return
@@ -74,6 +74,10 @@ def render_notes(verdict: Verdict, console: Console) -> None:
     if notes.unknown_events:
         console.print(Text(f"Note: {notes.unknown_events} events of types this p2pdiag does "
                            "not know were skipped: a newer p2pdiag wrote this trace.", style="yellow"))
+    if notes.redacted:
+        console.print(Text("Note: redacted: IP addresses and peer ids are placeholders (each address keeps its "
+                           "class, each port stays), TURN credentials are gone; the verdict is the original's.",
+                           style="dim"))
 
 
 def _render_verdict(verdict: Verdict, console: Console, trace_file: str | None) -> None:

@@ -30,9 +30,10 @@ class Header:
     p2pdiag_version: str
     libraries: dict[str, str] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    redacted: bool = False  # addresses, peer ids and TURN credentials replaced (trace/redact.py)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "type": HEADER_TYPE,
             "schema_version": self.schema_version,
             "p2pdiag_version": self.p2pdiag_version,
@@ -41,6 +42,9 @@ class Header:
             "started_at": self.started_at,
             "libraries": self.libraries,
         }
+        if self.redacted:  # written only when true: an unredacted trace reads as before
+            out["redacted"] = True
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +105,16 @@ def _parse_header(obj: Any, where: str) -> Header:
     for key in ("options", "libraries"):
         if not isinstance(obj.get(key) or {}, dict):
             raise TraceFileError(f"{where}: header field {key!r} should be an object")
+    redacted = obj.get("redacted", False)
+    if not isinstance(redacted, bool):
+        raise TraceFileError(f"{where}: header field 'redacted' should be true or false")
     options = dict(obj.get("options") or {})
     for key, (should, ok) in _OPTION_CHECKS.items():
         if key in options and not ok(options[key]):
             raise TraceFileError(f"{where}: header options: {key!r} should be {should}")
     return Header(command=obj["command"], options=options, started_at=obj["started_at"],
-                  p2pdiag_version=obj["p2pdiag_version"], libraries=dict(obj.get("libraries") or {}))
+                  p2pdiag_version=obj["p2pdiag_version"], libraries=dict(obj.get("libraries") or {}),
+                  redacted=redacted)
 
 
 class _NotJson(ValueError):
