@@ -12,6 +12,7 @@ from p2pdiag.cli import common
 def analyze(
     trace_file: Path = typer.Argument(..., metavar="TRACE", show_default=False, help="A trace written by --trace."),
     as_json: bool = common.JsonOpt,
+    redact: bool = common.RedactOpt,
 ) -> int:
     """Diagnose a saved trace offline: the same verdict the live run gave."""
     from p2pdiag import interrupts
@@ -20,4 +21,6 @@ def analyze(
     from p2pdiag.diagnosis import diagnose
     from p2pdiag.trace.file import load
 
-    return common.show(diagnose(load(trace_file)), as_json, None)
+    trace = load(trace_file)
+    redactor = common.redactor(redact)
+    return common.show(diagnose(trace if redactor is None else redactor.trace(trace)), as_json, None)

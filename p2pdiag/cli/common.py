@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from p2pdiag.trace.events import Event
     from p2pdiag.trace.file import Header
     from p2pdiag.trace.recorder import Recorder
+    from p2pdiag.trace.redact import Redactor
 
 BACKSTOP_S = 0.5  # after --timeout: the verdict is shown by then, whatever the run is doing
 PIPE_WIDTH = 120  # the terminal view's width when stdout is not a terminal (rich would take 80)
@@ -174,6 +175,9 @@ TurnCredentialOpt = typer.Option(None, "--turn-credential", metavar="SECRET",
                                  help="TURN credential (never written to the trace).")
 IcePolicyOpt = typer.Option("all", "--ice-policy", metavar="POLICY", help="ICE transport policy: all, or relay "
                             "(TURN only).")
+RedactOpt = typer.Option(False, "--redact", help="Replace IP addresses (each keeps its class: private, CGNAT, "
+                         "loopback, public; ports stay), peer ids and TURN credentials, in the trace and in what is "
+                         "shown; the verdict stays the same.")
 IceAddressOpt = typer.Option([], "--ice-address", metavar="ADDR", help="Gather host candidates only on this local "
                              "IP address (repeatable; 127.0.0.1 is always added). Default: every interface.")
 
@@ -252,6 +256,15 @@ class TraceOutput:
 Body = Callable[["Recorder"], Awaitable[None]]
 
 
+def redactor(redact: bool) -> Redactor | None:
+    """--redact: one run's placeholders, for its trace, its progress lines and its verdict alike."""
+    if not redact:
+        return None
+    from p2pdiag.trace.redact import Redactor
+
+    return Redactor()
+
+
 def _load_verdict_modules(command: str) -> None:
     """The diagnosis and the renderer, imported before the run rather than after: inside the
     budget, so that the verdict comes within a moment of --timeout running out."""
@@ -265,9 +278,10 @@ def _load_verdict_modules(command: str) -> None:
 
 
 def run_and_show(command: str, options: dict[str, Any], body: Body, trace_path: Path | None,
-                 timeout_s: float | None, as_json: bool) -> int:
+                 timeout_s: float | None, as_json: bool, redactor: Redactor | None = None) -> int:
     """Run a probe body through probes/run.py, streaming its trace to --trace; show the verdict and
-    return its exit code.
+    return its exit code. With a REDACTOR (--redact), the trace file, the progress lines and the
+    verdict all have its placeholders; the run itself records what it saw.
 
     The trace is open, its header written, before the body can start, and from then on Ctrl-C or
     SIGTERM, whenever it comes, puts `run.interrupted` in it. --timeout holds even when the main
@@ -284,13 +298,18 @@ def run_and_show(command: str, options: dict[str, Any], body: Body, trace_path: 
                     started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
                     p2pdiag_version=__version__, libraries=libraries())
     rec = Recorder()
-    out = TraceOutput(trace_path, header) if trace_path is not None else None
+
+    def redacted(sink: Callable[[Event], None]) -> Callable[[Event], None]:
+        return sink if redactor is None else lambda event: sink(redactor.event(event))
+
+    out = TraceOutput(trace_path, header if redactor is None else redactor.header(header)) \
+        if trace_path is not None else None
     if out is not None:
-        rec.add_sink(out.write_event)
+        rec.add_sink(redacted(out.write_event))
     if sys.stderr.isatty():  # one progress line per event, for a person watching
         from p2pdiag.render.progress import ProgressSink
 
-        rec.add_sink(ProgressSink(sys.stderr))
+        rec.add_sink(redacted(ProgressSink(sys.stderr)))
     watch_signals(rec)
 
     def conclude() -> int:
@@ -298,7 +317,8 @@ def run_and_show(command: str, options: dict[str, Any], body: Body, trace_path: 
             out.close()
         from p2pdiag.diagnosis import diagnose
 
-        return show(diagnose(Trace(header=header, events=rec.events)), as_json, trace_path)
+        trace = Trace(header=header, events=rec.events)
+        return show(diagnose(trace if redactor is None else redactor.trace(trace)), as_json, trace_path)
 
     def backstop(signum: int, frame: Any) -> None:
         """In the main thread, wherever it was: everything conclude() needs is loaded already."""

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 def demo(
     as_json: bool = common.JsonOpt,
     trace: Path | None = common.TraceOpt,
+    redact: bool = common.RedactOpt,
     hold: float = common.seconds_option(0.0, "--hold", zero_ok=True, help="Keep the relayed connection this many "
                                         "seconds."),
     relay_duration: int = typer.Option(120, "--relay-duration", metavar="SECONDS",
@@ -38,4 +39,4 @@ def demo(
     async def body(rec: Recorder) -> None:
         await run_demo(rec, hold_s=hold, relay_duration_s=relay_duration, relay_data_bytes=relay_data)
 
-    return common.run_and_show("demo", options, body, trace, timeout, as_json)
+    return common.run_and_show("demo", options, body, trace, timeout, as_json, common.redactor(redact))

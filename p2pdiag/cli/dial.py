@@ -24,6 +24,7 @@ def dial(
                                     help="A relay's address (/ip4/…/tcp/…/p2p/ID); repeatable."),
     as_json: bool = common.JsonOpt,
     trace: Path | None = common.TraceOpt,
+    redact: bool = common.RedactOpt,
     timeout: float | None = common.seconds_option(None, "--timeout", help="Overall budget for the whole run, "
                                                      "in seconds (default: 60, plus --hold)."),
     step_timeout: list[str] = common.StepTimeoutOpt,
@@ -63,4 +64,4 @@ def dial(
         await run_dial(DialOptions(target=parsed, timeouts=timeouts, hold_s=hold, ping_interval_s=ping_interval,
                                    upgrade=not no_upgrade, ice=ice, upgrade_timeouts=upgrade_timeouts), rec)
 
-    return common.run_and_show("dial", options, body, trace, timeout, as_json)
+    return common.run_and_show("dial", options, body, trace, timeout, as_json, common.redactor(redact))

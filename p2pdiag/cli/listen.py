@@ -23,6 +23,7 @@ def listen(
                                             "id (created, mode 0600, if missing). Default: a fresh key each run."),
     as_json: bool = common.JsonOpt,
     trace: Path | None = common.TraceOpt,
+    redact: bool = common.RedactOpt,
     timeout: float | None = common.seconds_option(None, "--timeout", help="Stop after this many seconds "
                                                      "(default: run until Ctrl-C)."),
     step_timeout: list[str] = common.StepTimeoutOpt,
@@ -63,6 +64,7 @@ def listen(
                "step_timeouts_s": timeouts.as_dict(), "upgrade": not no_upgrade, "ice": ice.as_dict(),
                "upgrade_timeouts_s": dataclasses.asdict(upgrade_timeouts)}
     rec_holder: list[Recorder] = []
+    redactor = common.redactor(redact)  # the addresses to dial are printed as they are: they are to be dialed
 
     def on_inbound_ended(cid: str) -> None:
         """Each inbound attempt's own steps, diagnosed from the trace so far, as it ends."""
@@ -71,7 +73,8 @@ def listen(
         from p2pdiag.render.terminal import render_steps
         from p2pdiag.trace.file import Header, Trace
 
-        so_far = diagnose(Trace(Header("listen", options, "", __version__), rec_holder[0].events))
+        trace = Trace(Header("listen", options, "", __version__), rec_holder[0].events)
+        so_far = diagnose(trace if redactor is None else redactor.trace(trace))
         console = common.console(stderr=True)
         console.print(f"[bold]{cid} ended[/bold]")
         render_steps(attempt_steps(so_far, cid), console)
@@ -91,4 +94,4 @@ def listen(
                                      upgrade_timeouts=upgrade_timeouts), rec,
                        key_pair(seed) if seed is not None else None).run()
 
-    return common.run_and_show("listen", options, body, trace, timeout, as_json)
+    return common.run_and_show("listen", options, body, trace, timeout, as_json, redactor)

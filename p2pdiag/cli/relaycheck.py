@@ -65,6 +65,7 @@ def relay_check(
                                              "one a line ('#' starts a comment). Bad lines are reported, not fatal."),
     as_json: bool = common.JsonOpt,
     trace: Path | None = common.TraceOpt,
+    redact: bool = common.RedactOpt,
     measure_limits: bool = typer.Option(False, "--measure-limits", help="Push data and hold circuits until the "
                                         "relay cuts them: the real data and duration limits beside the announced."),
     measure_max: float = common.seconds_option(300.0, "--measure-max", help="With --measure-limits: do not wait "
@@ -99,4 +100,4 @@ def relay_check(
 
         await run_check(opts, rec)
 
-    return common.run_and_show("relay-check", options, body, trace, timeout, as_json)
+    return common.run_and_show("relay-check", options, body, trace, timeout, as_json, common.redactor(redact))

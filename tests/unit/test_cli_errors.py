@@ -187,8 +187,8 @@ def test_a_trace_write_that_fails_later_stops_the_trace_not_the_run(tmp_path):
     assert p2pdiag("analyze", str(trace)).returncode == 4  # what was written is a trace
 
 
-COMMANDS = [[], ["dial"], ["listen"], ["analyze"], ["demo"], ["relay-check"], ["nat"], ["lab"], ["lab", "up"],
-            ["lab", "down"], ["lab", "status"], ["lab", "run"]]
+COMMANDS = [[], ["dial"], ["listen"], ["analyze"], ["demo"], ["relay-check"], ["nat"], ["explain"], ["lab"],
+            ["lab", "up"], ["lab", "down"], ["lab", "status"], ["lab", "run"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "p2pdiag")
@@ -203,7 +203,8 @@ def test_help_names_every_value_in_words(command):
         stripped = line.strip()
         if line.startswith("  --") and not stripped.startswith(("--json", "--help", "--version")):
             flag, _, rest = stripped.partition(" ")
-            value = rest.split("  ")[0].strip()
+            # a value follows its flag after one space; help after two or more (a flag without a value)
+            value = "" if rest.startswith(" ") else rest.split("  ")[0].strip()
             if value:
                 assert value == value.upper(), (flag, value)
 

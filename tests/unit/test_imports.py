@@ -36,7 +36,7 @@ def _main(argv: list[str], exit_code: int) -> str:
 def test_diagnosis_and_trace_import_nothing_heavy():
     loaded = _loaded_after(
         "import p2pdiag.diagnosis, p2pdiag.diagnosis.dial, p2pdiag.diagnosis.listen, "
-        "p2pdiag.trace.file, p2pdiag.trace.recorder, p2pdiag.render.json, p2pdiag.targets"
+        "p2pdiag.trace.file, p2pdiag.trace.recorder, p2pdiag.trace.redact, p2pdiag.render.json, p2pdiag.targets"
     )
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
@@ -51,8 +51,9 @@ def test_analyze_does_not_import_libp2p(tmp_path):
     trace = tmp_path / "t.jsonl"
     trace.write_text('{"type":"p2pdiag.trace","schema_version":1,"p2pdiag_version":"0","command":"dial",'
                      '"options":{},"started_at":"x","libraries":{}}\n')
-    loaded = _loaded_after(_main(["analyze", str(trace)], 4))  # no event at all: the peer was not reached
-    assert "libp2p" not in loaded and "aiortc" not in loaded and "trio" not in loaded
+    for redact in ([], ["--redact"]):
+        loaded = _loaded_after(_main(["analyze", str(trace), *redact], 4))  # no event at all: the peer was not reached
+        assert "libp2p" not in loaded and "aiortc" not in loaded and "trio" not in loaded
 
 
 def test_help_does_not_load_the_trace_schema_or_the_diagnosis():

@@ -4,6 +4,8 @@ none of its addresses or peer ids."""
 import ipaddress
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,29 @@ def test_a_voucher_that_is_not_an_envelope_stays_one():
     report = envelope.check_voucher(bytes.fromhex(redactor.voucher("0a05")), relay_peer_id=b"", peer_id=b"",
                                     expire=None, now_unix_s=None)
     assert report.failed[0].check is envelope.Check.ENVELOPE
+
+
+def p2pdiag(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "p2pdiag", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60, stdin=subprocess.DEVNULL, check=False)
+
+
+@pytest.mark.parametrize("view", [[], ["--json"]])
+def test_analyze_redact(view):
+    path = ROOT / "tests" / "traces" / "relay" / "dial-wrong-relay-id.jsonl"
+    plain, redacted = p2pdiag("analyze", str(path), *view), p2pdiag("analyze", str(path), "--redact", *view)
+    assert redacted.returncode == plain.returncode == 4, redacted.stderr
+    peers = set(PEER.findall(path.read_text()))
+    assert peers and all(p in plain.stdout or short_peer_id(p) in plain.stdout for p in peers)
+    assert not [p for p in peers if p in redacted.stdout or short_peer_id(p) in redacted.stdout]
+    if view:
+        assert json.loads(redacted.stdout)["facts"]["trace_redacted"] is True
+    else:
+        assert "Note: redacted: IP addresses and peer ids are placeholders" in redacted.stdout
+
+
+def test_redact_takes_no_value():
+    result = p2pdiag("analyze", "--redact=yes", str(TRACES[0]))
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("p2pdiag: error: ") and "--redact" in line
