@@ -10,8 +10,9 @@ What diagnosis reads must survive, so placeholders are chosen for it:
 
 - An IP address stays in its block (10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, the
   benchmarking and documentation ranges, fc00::/7, fe80::/10 ...): `network.is_private` and
-  `reservation._private_only` judge a placeholder as they judged the original. Addresses in no
-  special block are public, and get public placeholders (11.0.0.0/8, 2a00::/16). Loopback,
+  `reservation._private_only` judge a placeholder as they judged the original, and Python's
+  `ipaddress` gives it the same class. Addresses in no special block are public, and get public
+  placeholders (11.0.0.0/8, 2a00::/16). Loopback,
   unspecified, multicast and broadcast addresses identify no one and stay. Ports stay: the
   symmetric-NAT judgement compares srflx ports.
 - A peer id becomes the peer id of a throwaway Ed25519 key, so it is still a peer id where
@@ -67,9 +68,17 @@ PUBLIC = {4: ipaddress.ip_network("11.0.0.0/8"), 6: ipaddress.ip_network("2a00::
 # IPv6 that carries an IPv4 address: the IPv4 part is redacted, the prefix kept
 EMBEDDING = tuple(ipaddress.ip_network(n) for n in ("::ffff:0:0/96", "64:ff9b::/96"))
 
-_V4 = r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d]|\.\d)"
+_V4 = r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?!\d)"  # the first four of 1.2.3.4.5: tcpdump writes ports so
 # at least two colons; what ipaddress refuses (a time, a fingerprint, a MAC address) is left alone
 _V6 = r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?![\w:])"
+
+PLACEHOLDER_TRIES = 4096
+
+
+def _class(ip: IPAddress) -> tuple[bool, ...]:
+    return (ip.is_private, ip.is_global, ip.is_loopback, ip.is_link_local, ip.is_multicast, ip.is_reserved,
+            ip.is_unspecified, ip.version == 6 and ip.is_site_local)
+
 
 # --- peer ids -----------------------------------------------------------------------------------
 
@@ -112,11 +121,26 @@ class Redactor:
             inner = self.ip(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
             found = ipaddress.IPv6Address(int(embedding.network_address) | int(inner))
         else:
-            block = next((n for n in BLOCKS if address.version == n.version and address in n), PUBLIC[address.version])
-            n = self._used[block] = self._used.get(block, 0) + 1
-            found = block.network_address + (n - 1) % (block.num_addresses - 2) + 1
+            found = self._placeholder(address)
         self._ips[address] = found
         return found
+
+    def _placeholder(self, address: IPAddress) -> IPAddress:
+        """The next address of ADDRESS's block that Python's ipaddress classes as it does (a block such as
+        192.0.0.0/24 holds smaller ranges of other classes); failing that, of the public pool."""
+        block = next((n for n in BLOCKS if address.version == n.version and address in n), PUBLIC[address.version])
+        wanted = _class(address)
+        for pool in dict.fromkeys((block, PUBLIC[address.version])):
+            n = self._used.get(pool, 0)
+            for _ in range(PLACEHOLDER_TRIES):
+                n += 1
+                candidate = pool.network_address + (n - 1) % (pool.num_addresses - 2) + 1
+                if candidate != address and _class(candidate) == wanted:
+                    self._used[pool] = n
+                    return candidate
+        # no address of its class in reach (never seen): its block, the host part from a hash
+        digest = int.from_bytes(hashlib.sha256(self._seed + address.packed).digest()[:8])
+        return block.network_address + digest % block.num_addresses
 
     def peer_id(self, text: str) -> str:
         """The placeholder of a peer id: the id of a throwaway Ed25519 key, the same for the same id."""
@@ -141,12 +165,13 @@ class Redactor:
         if m["peer"]:
             return self.peer_id(m["peer"])
         token = m[0]
-        stripped = token.rstrip(".:")  # the end of a sentence, a port's colon
-        try:
-            address = ipaddress.ip_address(stripped)
-        except ValueError:
-            return token
-        return str(self.ip(address)) + token[len(stripped):]
+        for candidate in (token, token.rstrip(".:")):  # without the end of a sentence, a port's colon
+            try:
+                address = ipaddress.ip_address(candidate)
+            except ValueError:
+                continue
+            return str(self.ip(address)) + token[len(candidate):]
+        return token
 
     def _typed_peer_id(self, value: str) -> str:
         if not _BASE58.fullmatch(value):
