@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,12 @@ def test_redact_takes_no_value():
     assert result.returncode == 2 and result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith("p2pdiag: error: ") and "--redact" in line
+
+
+@pytest.mark.parametrize("line", ["turn:" * 200_000, "8.8.8.8 " * 120_000, "1:" * 500_000, "/p2p/" * 200_000,
+                                  "12D3KooW" + "a" * 1_000_000], ids=lambda line: line[:10])
+def test_a_hostile_line_of_a_mebibyte_takes_seconds_not_minutes(line):
+    """Every pattern is bounded: a line of `turn:` repeated was quadratic (40,000 of them took 45 s)."""
+    started = time.monotonic()
+    Redactor(b"test").text(line)
+    assert time.monotonic() - started < 20
