@@ -11,7 +11,7 @@ MARKS = {
     StepStatus.OK: ("✓", "green"),
     StepStatus.FAILED: ("✗", "red"),
     StepStatus.WARNING: ("⚠", "yellow"),
-    StepStatus.SKIPPED: ("–", "dim"),  # noqa: RUF001  (an en dash on purpose: the mark of a skipped step)
+    StepStatus.SKIPPED: ("–", "dim"),
     StepStatus.INFO: ("·", "cyan"),
 }
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFO: "bold cyan"}
