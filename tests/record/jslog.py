@@ -1,0 +1,78 @@
+"""Re-record the js-libp2p debug logs `p2pdiag analyze` reads (js-libp2p 3.x in Node, no TTY).
+
+    python tests/record/jslog.py        # rewrites tests/traces/jslog/*.log
+
+Each log is the real stderr of interop/js/dialer.mjs (run with `--quiet`, so only js-libp2p's own
+lines are in it) under DEBUG="libp2p:*,*:trace", dialing a real js relay and js listener on
+loopback; tests/unit/test_jslog_table.py checks the verdict each one gives.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from support import JS_DIR, Proc, _ready_json
+
+LOGS = ROOT / "tests" / "traces" / "jslog"
+DEBUG = "libp2p:*,*:trace"
+NOBODY = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"  # a peer id with no reservation anywhere
+
+
+def dial(node: str, name: str, target: str, *args: str) -> None:
+    """Run the js dialer once against TARGET and keep its stderr (the debug log) as NAME."""
+    env = {**os.environ, "DEBUG": DEBUG}
+    env.pop("DEBUG_COLORS", None)
+    result = subprocess.run([node, str(JS_DIR / "dialer.mjs"), "--quiet", "--target", target, *args],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
+                            stdin=subprocess.DEVNULL, check=False)
+    (LOGS / name).write_text(result.stderr)
+    print(name, len(result.stderr.splitlines()), "lines;", result.stdout.strip()[:200])
+
+
+def relay_and_listener(node: str, procs: list[Proc], *relay_args: str) -> str:
+    """A js relay with RELAY_ARGS and a js listener (no WebRTC) behind it: the listener's circuit address."""
+    relay = Proc([node, str(JS_DIR / "relay.mjs"), *relay_args], "js relay")
+    procs.append(relay)
+    relay_addr = _ready_json(relay)["addrs"][0]
+    lst = Proc([node, str(JS_DIR / "listener.mjs"), "--relay", relay_addr, "--no-webrtc"], "js listener")
+    procs.append(lst)
+    return next(a for a in _ready_json(lst)["addrs"] if "/ws/" not in a)
+
+
+def main() -> None:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    node = subprocess.run(["bash", str(ROOT / "scripts" / "setup-js.sh")], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    procs: list[Proc] = []
+    try:
+        relay = Proc([node, str(JS_DIR / "relay.mjs")], "js relay")
+        procs.append(relay)
+        relay_addr = _ready_json(relay)["addrs"][0]
+        lst = Proc([node, str(JS_DIR / "listener.mjs"), "--relay", relay_addr], "js listener")
+        procs.append(lst)
+        addrs = _ready_json(lst)["addrs"]
+        webrtc = next(a for a in addrs if "/webrtc/" in a and "/ws/" not in a)
+        dial(node, "dial-webrtc-upgraded.log", webrtc)
+        dial(node, "dial-no-reservation.log", f"{relay_addr}/p2p-circuit/p2p/{NOBODY}")
+
+        plain = Proc([node, str(JS_DIR / "listener.mjs"), "--relay", relay_addr, "--no-webrtc"], "js listener")
+        procs.append(plain)
+        circuit = next(a for a in _ready_json(plain)["addrs"] if "/ws/" not in a)
+        dial(node, "dial-no-webrtc-signaling.log", circuit.replace("/p2p-circuit/", "/p2p-circuit/webrtc/"))
+
+        target = relay_and_listener(node, procs, "--duration-ms", "2000")
+        dial(node, "dial-relay-duration-cut.log", target, "--pings", "5", "--ping-interval-ms", "800")
+        target = relay_and_listener(node, procs, "--data-bytes", "2048")
+        dial(node, "dial-relay-data-cut.log", target, "--pings", "3", "--timeout-ms", "10000")
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
+if __name__ == "__main__":
+    main()
