@@ -1,4 +1,5 @@
-"""`p2pdiag analyze`: a saved trace diagnosed offline, shown as the live run showed it."""
+"""`p2pdiag analyze`: a saved trace diagnosed offline, shown as the live run showed it; or a
+js-libp2p debug log read into the same steps and finding codes."""
 
 from __future__ import annotations
 
@@ -8,16 +9,34 @@ import typer
 
 from p2pdiag.cli import common
 
+FormatOpt = typer.Option("auto", "--format", metavar="FORMAT",
+                         help="What FILE is: auto (told from its content), trace or js-log.")
+
 
 def analyze(
-    trace_file: Path = typer.Argument(..., metavar="TRACE", show_default=False, help="A trace written by --trace."),
+    trace_file: Path = typer.Argument(..., metavar="FILE", show_default=False,
+                                      help="A trace written by --trace, or a js-libp2p debug log."),
     as_json: bool = common.JsonOpt,
     redact: bool = common.RedactOpt,
+    fmt: str = FormatOpt,
 ) -> int:
-    """Diagnose a saved trace offline: the same verdict the live run gave."""
+    """Diagnose a saved trace offline (the same verdict the live run gave), or a js-libp2p debug log."""
     from p2pdiag import interrupts
 
     interrupts.release()  # nothing to record: Ctrl-C just stops
+    from p2pdiag.errors import UsageError
+    from p2pdiag.evidence.detect import Format, detect
+
+    if fmt not in ("auto", *Format):
+        raise UsageError(f"--format {fmt!r}: use auto, trace or js-log")
+    kind = detect(trace_file) if fmt == "auto" else Format(fmt)
+    if kind is Format.JS_LOG:
+        if redact:  # refused rather than shown unredacted: the user asked for nothing to leak
+            raise UsageError("--redact works on p2pdiag traces only; a js-libp2p log cannot be redacted yet")
+        from p2pdiag.diagnosis.jslog import diagnose_jslog
+        from p2pdiag.evidence.jslog import load as load_log
+
+        return common.show(diagnose_jslog(load_log(trace_file)), as_json, None)
     from p2pdiag.diagnosis import diagnose
     from p2pdiag.trace.file import load
 

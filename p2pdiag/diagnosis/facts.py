@@ -212,4 +212,52 @@ class RelayCheckFacts:
                 "checked": len(self.relays), **{v.value: self.count(v) for v in RelayVerdict}}
 
 
-Details = DialFacts | ListenFacts | RelayCheckFacts
+# --- a js-libp2p debug log (analyze) -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogRead:
+    """What `analyze` read of a log, and what the log lacks to say more."""
+
+    source: str  # "js-libp2p debug log"
+    layout: str  # "iso" (Node without a TTY) or "colour" (+Nms diffs)
+    lines: int
+    records: int  # lines that start a log record
+    recognised: int  # records turned into facts
+    unrecognised: int  # records no rule matched (counted, not errors)
+    continuation: int  # lines continuing a record (objects, stacks)
+    foreign: int  # lines of no js-libp2p record
+    first_time: str | None
+    last_time: str | None
+    span_s: float | None
+    trace_level: bool  # `:trace` namespaces were enabled
+    namespaces: str  # "3.x", or "2.x" when the older namespaces were seen
+    lacks: tuple[str, ...]  # what the log does not say, each a short phrase
+
+    def as_facts(self) -> dict[str, object]:
+        return {"source": self.source, "layout": self.layout, "lines": self.lines, "records": self.records,
+                "recognised": self.recognised, "unrecognised": self.unrecognised,
+                "continuation_lines": self.continuation, "foreign_lines": self.foreign,
+                "first_time": self.first_time, "last_time": self.last_time,
+                "span_s": None if self.span_s is None else round(self.span_s, 3),
+                "trace_level": self.trace_level, "namespaces": self.namespaces, "lacks": list(self.lacks)}
+
+
+@dataclass(frozen=True, slots=True)
+class LogFacts:
+    """The dial a js-libp2p dialer's log tells: its target, relay, relayed connection and how it ended."""
+
+    read: LogRead
+    peer_id: str | None
+    relay: str | None  # the relay address the relayed connection went through
+    relayed_connection: str | None  # js-libp2p's id of it
+    webrtc_connection: str | None  # js-libp2p's id of the upgraded connection
+    relay_cut: dict[str, object] | None  # cause, age_s, bytes_written, limits; when the relay cut it
+
+    def as_facts(self) -> dict[str, object]:
+        return {"log": self.read.as_facts(), "peer_id": self.peer_id, "relay": self.relay,
+                "relayed_connection": self.relayed_connection, "webrtc_connection": self.webrtc_connection,
+                "relay_cut": self.relay_cut}
+
+
+Details = DialFacts | ListenFacts | RelayCheckFacts | LogFacts

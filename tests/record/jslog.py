@@ -3,8 +3,9 @@
     python tests/record/jslog.py        # rewrites tests/traces/jslog/*.log
 
 Each log is the real stderr of interop/js/dialer.mjs (run with `--quiet`, so only js-libp2p's own
-lines are in it) under DEBUG="libp2p:*,*:trace", dialing a real js relay and js listener on
-loopback; tests/unit/test_jslog_table.py checks the verdict each one gives.
+lines are in it) under DEBUG="libp2p:*,*:trace" (the `-no-trace` ones under DEBUG="libp2p:*"; the
+`-colour` one with DEBUG_COLORS=1, the form a terminal gets), dialing a real js relay and js
+listener on loopback; tests/unit/test_jslog_table.py checks the verdict each one gives.
 """
 
 from __future__ import annotations
@@ -23,15 +24,19 @@ DEBUG = "libp2p:*,*:trace"
 NOBODY = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"  # a peer id with no reservation anywhere
 
 
-def dial(node: str, name: str, target: str, *args: str) -> None:
-    """Run the js dialer once against TARGET and keep its stderr (the debug log) as NAME."""
-    env = {**os.environ, "DEBUG": DEBUG}
+def dial(node: str, name: str, target: str, *args: str, debug: str = DEBUG, colours: bool = False) -> bool:
+    """Run the js dialer once against TARGET and keep its stderr (the debug log) as NAME; COLOURS gives
+    the form a terminal gets (ANSI colours and +Nms diffs, no time)."""
+    env = {**os.environ, "DEBUG": debug}
     env.pop("DEBUG_COLORS", None)
+    if colours:
+        env["DEBUG_COLORS"] = "1"
     result = subprocess.run([node, str(JS_DIR / "dialer.mjs"), "--quiet", "--target", target, *args],
                             capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
                             stdin=subprocess.DEVNULL, check=False)
     (LOGS / name).write_text(result.stderr)
     print(name, len(result.stderr.splitlines()), "lines;", result.stdout.strip()[:200])
+    return result.returncode == 0
 
 
 def relay_and_listener(node: str, procs: list[Proc], *relay_args: str) -> str:
@@ -57,8 +62,16 @@ def main() -> None:
         procs.append(lst)
         addrs = _ready_json(lst)["addrs"]
         webrtc = next(a for a in addrs if "/webrtc/" in a and "/ws/" not in a)
-        dial(node, "dial-webrtc-upgraded.log", webrtc)
+        # js<->js WebRTC on loopback fails now and then (interop/js/README.md: the initiator drops the
+        # remote candidate, "bad candidate received", and times out at 6 s): such an attempt is kept as
+        # dial-webrtc-failed-attempt.log, and the dial is tried again for the upgraded one
+        for _ in range(5):
+            if dial(node, "dial-webrtc-upgraded.log", webrtc):
+                break
+            (LOGS / "dial-webrtc-upgraded.log").replace(LOGS / "dial-webrtc-failed-attempt.log")
         dial(node, "dial-no-reservation.log", f"{relay_addr}/p2p-circuit/p2p/{NOBODY}")
+        dial(node, "dial-no-reservation-colour-no-trace.log", f"{relay_addr}/p2p-circuit/p2p/{NOBODY}",
+             debug="libp2p:*", colours=True)
 
         plain = Proc([node, str(JS_DIR / "listener.mjs"), "--relay", relay_addr, "--no-webrtc"], "js listener")
         procs.append(plain)
@@ -67,6 +80,8 @@ def main() -> None:
 
         target = relay_and_listener(node, procs, "--duration-ms", "2000")
         dial(node, "dial-relay-duration-cut.log", target, "--pings", "5", "--ping-interval-ms", "800")
+        dial(node, "dial-relay-duration-cut-no-trace.log", target, "--pings", "5", "--ping-interval-ms", "800",
+             debug="libp2p:*")
         target = relay_and_listener(node, procs, "--data-bytes", "2048")
         dial(node, "dial-relay-data-cut.log", target, "--pings", "3", "--timeout-ms", "10000")
     finally:

@@ -6,6 +6,7 @@ at the modules loaded: a crash loads little, so a check that ignored the exit wo
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,12 @@ def test_analyze_does_not_import_libp2p(tmp_path):
     for redact in ([], ["--redact"]):
         loaded = _loaded_after(_main(["analyze", str(trace), *redact], 4))  # no event at all: the peer was not reached
         assert "libp2p" not in loaded and "aiortc" not in loaded and "trio" not in loaded
+
+
+def test_analyze_of_a_js_log_does_not_import_libp2p():
+    log = Path(__file__).resolve().parents[1] / "traces" / "jslog" / "dial-no-reservation.log"
+    loaded = _loaded_after(_main(["analyze", str(log)], 4))  # the relay had no reservation for the peer
+    assert "libp2p" not in loaded and "aiortc" not in loaded and "trio" not in loaded
 
 
 def test_help_does_not_load_the_trace_schema_or_the_diagnosis():

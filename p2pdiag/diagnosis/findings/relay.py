@@ -109,13 +109,19 @@ _STATUS_ADVICE: dict[str, tuple[Code, str, str]] = {
 
 
 def hop_refused(status: HopStatusReceived) -> Finding:
+    return hop_refused_named(status.status_name, f"HOP STATUS {status.status_name} (code {status.status_code}) "
+                             f"from {status.relay}")
+
+
+def hop_refused_named(status_name: str, evidence: str) -> Finding:
+    """The relay's refusal of CONNECT by its Status name, with EVIDENCE saying where it was seen."""
     code, title, advice = _STATUS_ADVICE.get(
-        status.status_name,
+        status_name,
         (
             Code.HOP_UNKNOWN_STATUS,
-            (f"The relay answered CONNECT with a status the spec does not define ({status.status_name})"
-             if status.status_name.startswith(("UNKNOWN", "MISSING"))
-             else f"The relay answered CONNECT with a status that is not an answer to CONNECT ({status.status_name})"),
+            (f"The relay answered CONNECT with a status the spec does not define ({status_name})"
+             if status_name.startswith(("UNKNOWN", "MISSING"))
+             else f"The relay answered CONNECT with a status that is not an answer to CONNECT ({status_name})"),
             ("The relay is buggy or speaks a different protocol version. Report it to its operator "
             "with this trace; try another relay meanwhile."),
         ),
@@ -124,7 +130,7 @@ def hop_refused(status: HopStatusReceived) -> Finding:
         code=code,
         severity=Severity.ERROR,
         title=title,
-        evidence=(f"HOP STATUS {status.status_name} (code {status.status_code}) from {status.relay}",),
+        evidence=(evidence,),
         advice=advice,
     )
 

@@ -1,0 +1,269 @@
+"""Diagnosis of a js-libp2p dialer's debug log: the same steps and finding codes a `p2pdiag dial`
+through that relay to that peer would give, each as sure as the log lets it be.
+
+Pure, like the trace diagnoses: the facts come from evidence/jslog.py. The findings are worded
+by diagnosis/findings/ (the same constructors the dial diagnosis uses); what differs is the
+evidence (a log line, cited by its number) and the confidence: a log states less than a probe
+records, so what is inferred from it (a cut's cause from its timing, an unrecorded byte count)
+says so and says what would settle it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TypeVar
+
+from p2pdiag.diagnosis.codes import FALLBACK_ENDS, WEBRTC, Code
+from p2pdiag.diagnosis.facts import LogFacts, LogRead
+from p2pdiag.diagnosis.findings import circuit as C
+from p2pdiag.diagnosis.findings import relay as RL
+from p2pdiag.diagnosis.findings import webrtc as W
+from p2pdiag.diagnosis.limits import DurationReading, attribute_cut, fmt_bytes, fmt_seconds, read_duration
+from p2pdiag.diagnosis.model import Confidence, Finding, Outcome, Severity, StepStatus, Verdict
+from p2pdiag.diagnosis.steps import Builder, by_severity, in_time_order, limit_text, short_peer_id
+from p2pdiag.evidence.events import (
+    AddressDialed,
+    ConnectionClosing,
+    DialRequested,
+    LogFact,
+    PeerIdentified,
+    ProtocolRefused,
+    RelayedConnectionAborted,
+    RelayedConnectionOpened,
+    RelayRefused,
+    WebRTCFailed,
+    WebRTCStep,
+    WebRTCUpgraded,
+)
+from p2pdiag.evidence.jslog import JsLog
+from p2pdiag.webrtc.signaling import PROTOCOL as SIGNALING_PROTOCOL
+from p2pdiag.wire.circuit import HOP_PROTOCOL
+
+F = TypeVar("F", bound=LogFact)
+COMMAND = "analyze"
+TRACE_SETTLE = ("enable `DEBUG=libp2p:*,*:trace` on that node, reproduce, and send the log again: trace "
+                "lines count the bytes written into the circuit and show each WebRTC step")
+CANDIDATE_SETTLE = ("the same dial again: js-libp2p's node-datachannel refuses, now and then, a candidate that "
+                    "comes before its ICE transport is ready; a second failure alike is the peer's candidates")
+DIAL_SETTLE = "run `p2pdiag dial` to the same peer through the same relay from that network, with `--hold`"
+
+
+def _first(facts: list[LogFact], kind: type[F], **match: object) -> F | None:
+    for f in facts:
+        if isinstance(f, kind) and all(getattr(f, k) == v for k, v in match.items()):
+            return f
+    return None
+
+
+def _all(facts: list[LogFact], kind: type[F]) -> list[F]:
+    return [f for f in facts if isinstance(f, kind)]
+
+
+def _at(log: JsLog, fact: LogFact) -> str:
+    when = f" (t={fact.t_s:.3f} s)" if fact.t_s is not None else ""
+    return f"{log.name}:{fact.line}{when}"
+
+
+def _cited(f: Finding, evidence: tuple[str, ...], confidence: Confidence | None = None,
+           settle: str | None = None) -> Finding:
+    """A finding's wording with the log's evidence; a confidence other than certain always has a settle."""
+    confidence = confidence or f.confidence
+    settle = settle or f.settle
+    if confidence is not Confidence.CERTAIN and not settle:
+        settle = DIAL_SETTLE
+    return dataclasses.replace(f, evidence=evidence, confidence=confidence,
+                               settle=settle if confidence is not Confidence.CERTAIN else None)
+
+
+def log_read(log: JsLog) -> LogRead:
+    lacks = []
+    if not log.has_trace_level:
+        lacks.append("trace level (`*:trace`): no circuit byte counts, no WebRTC steps")
+    if not log.has_times:
+        lacks.append("absolute timestamps: no timing")
+    lacks.append("the relay's agent version (js-libp2p does not log identify's agent)")
+    lacks.append("the library versions (a debug log does not print them)")
+    if log.facts_dropped:
+        lacks.append(f"{log.facts_dropped} facts past the first {len(log.facts)} (not kept)")
+    return LogRead("js-libp2p debug log", log.layout, log.lines, log.records, log.recognised, log.unrecognised,
+                   log.continuation, log.foreign, log.first_time, log.last_time, log.span_s, log.has_trace_level,
+                   "2.x" if log.libp2p_2x else "3.x", tuple(lacks))
+
+
+def _relay_of(address: str) -> str:
+    return address.split("/p2p-circuit", 1)[0]
+
+
+def diagnose_jslog(log: JsLog) -> Verdict:
+    facts = log.facts
+    b = Builder()
+    read = log_read(log)
+    span = f", {read.span_s:.3f} s from {read.first_time} to {read.last_time}" if read.span_s is not None else ""
+    b.step("log.read", f"Read a js-libp2p {read.namespaces} debug log", StepStatus.INFO,
+           f"{read.lines} lines, {read.records} records: {read.recognised} recognised, {read.unrecognised} not"
+           f"{span}; lacks: " + "; ".join(read.lacks))
+    b.steps[-1] = dataclasses.replace(b.steps[-1], t_s=0.0 if log.has_times else None)
+
+    requested = _first(facts, DialRequested)
+    peer = requested.peer_id if requested else None
+    if requested is not None:
+        b.step("target", f"Target peer {peer}", StepStatus.INFO, f"dialed at {_at(log, requested)}", requested)
+
+    circuit_dials = [d for d in _all(facts, AddressDialed) if "/p2p-circuit" in d.address]
+    relay = _relay_of(circuit_dials[0].address) if circuit_dials else None
+    relay_id = relay.rsplit("/p2p/", 1)[-1] if relay and "/p2p/" in relay else None
+    if relay is not None:
+        connected = _first(facts, AddressDialed, address=relay, ok=True)
+        if connected is not None:
+            b.step("relay.connect", f"Connect to relay {relay}", StepStatus.OK, f"at {_at(log, connected)}",
+                   connected)
+        ident = _first(facts, PeerIdentified, peer_id=relay_id)
+        if ident is not None:
+            hop = HOP_PROTOCOL in ident.protocols
+            b.step("relay.identify", "Identify the relay", StepStatus.OK if hop else StepStatus.FAILED,
+                   f"HOP {'offered' if hop else 'NOT offered'} ({_at(log, ident)})", ident)
+            if not hop:
+                f = RL.relay_no_hop(relay, None, f"identify lists {len(ident.protocols)} protocols, not {HOP_PROTOCOL}")
+                b.find(_cited(f, (f"{_at(log, ident)}: {relay_id} offers {', '.join(ident.protocols)}",)))
+
+    refused = _first(facts, RelayRefused)
+    if refused is not None:
+        b.step("hop.connect", "Ask the relay to connect us (HOP CONNECT)", StepStatus.FAILED,
+               f"STATUS {refused.status_name} ({_at(log, refused)})", refused)
+        b.find(RL.hop_refused_named(refused.status_name, f"{_at(log, refused)}: HOP STATUS {refused.status_name} "
+                                    f"from relay {refused.relay_peer_id} for {refused.peer_id}"))
+
+    opened = _first(facts, RelayedConnectionOpened, outbound=True)
+    reading = DurationReading(None, None, False, "")
+    cut: dict[str, object] | None = None
+    if opened is not None:
+        reading = read_duration(opened.duration_limit, None)
+        data_limit = opened.data_limit_bytes or None
+        cut, reading = _cut(b, log, opened, relay or "the relay", reading, data_limit)  # may re-read the unit
+        b.step("hop.connect", "Ask the relay to connect us (HOP CONNECT)", StepStatus.OK,
+               f"STATUS OK; limit: {limit_text(reading, data_limit)}", opened)
+        b.step("circuit.secure", "Secure session with the peer over the circuit", StepStatus.OK,
+               f"relayed connection {opened.connection} to {opened.peer_id} ({_at(log, opened)})", opened)
+        if reading.suspect_unit:
+            b.find(_cited(C.limit_unit_suspect(relay or "the relay", reading),
+                          (f"{_at(log, opened)}: Limit.duration = {reading.announced}", reading.reason)))
+        if reading.effective_s or data_limit:
+            b.find(_cited(C.relay_limited(relay or "the relay", reading, data_limit, opened.t_s or 0.0),
+                          (f"{_at(log, opened)}: limits {{ duration: {reading.announced}, data: {data_limit} }}",)))
+
+    upgraded = _upgrade(b, log, peer)
+    if any(f.code is Code.WEBRTC_SIGNALING_UNSUPPORTED for f in b.findings):
+        b.findings = [f for f in b.findings if f.code is not Code.PEER_NO_WEBRTC_SIGNALING]
+
+    if upgraded is not None:
+        outcome = Outcome.UPGRADED
+    elif opened is not None:
+        outcome = Outcome.RELAYED_ONLY
+    else:
+        outcome = Outcome.UNREACHABLE
+    headline = _headline(outcome, b.findings, peer or "the peer", cut)
+    details = LogFacts(read, peer, relay, opened.connection if opened else None,
+                       upgraded.connection if upgraded else None, cut)
+    return Verdict(COMMAND, outcome, headline, tuple(in_time_order(b.steps)), tuple(by_severity(b.findings)), details)
+
+
+def _cut(b: Builder, log: JsLog, opened: RelayedConnectionOpened, relay: str, reading: DurationReading,
+         data_limit: int | None) -> tuple[dict[str, object] | None, DurationReading]:
+    """The relay's cut of the relayed connection: its circuit stream reset before this node closed it."""
+    facts = log.facts
+    closing = _first(facts, ConnectionClosing, connection=opened.connection)
+    reset = next((a for a in _all(facts, RelayedConnectionAborted)
+                  if a.connection == opened.connection and "StreamResetError" in a.error
+                  and (closing is None or a.line < closing.line)), None)
+    if reset is None:
+        if closing is not None:
+            b.step("circuit.end", "The relayed connection", StepStatus.OK,
+                   f"closed by this node ({_at(log, closing)})", closing)
+        return None, reading
+    written = log.circuit_bytes_written.get(opened.connection) if log.has_trace_level else None
+    age = reset.t_s - opened.t_s if reset.t_s is not None and opened.t_s is not None else None
+    if age is None:
+        cause, detail = "unexplained", "the log has no times, so the cut cannot be set against the duration limit"
+    else:
+        attributed = attribute_cut(age, written or 0, 0, reading, data_limit)
+        announced = reading.announced
+        if attributed.cause == "unexplained" and announced and not reading.suspect_unit and announced % 1000 == 0:
+            # a js relay writes milliseconds, and js-libp2p does not log the relay's agent to tell us so:
+            # a cut at the announced value read as milliseconds is that limit
+            as_ms = DurationReading(announced, announced / 1000, True,
+                                    f"the relay cut after {age:.1f} s: it counts this {announced} in milliseconds "
+                                    f"({fmt_seconds(announced / 1000)}), as js-libp2p relays do")
+            again = attribute_cut(age, written or 0, 0, as_ms, data_limit)
+            if again.cause == "duration":
+                attributed, reading = again, as_ms
+        cause, detail = attributed.cause, attributed.detail
+        if cause == "data":
+            detail = (f"cut after {written} bytes written into the circuit (what came back is not in the log) "
+                      f"against an announced data limit of {fmt_bytes(data_limit)} ({data_limit} bytes) per direction")
+    b.step("circuit.end", "The relayed connection", StepStatus.FAILED,
+           f"reset by the relay {'' if age is None else f'{age:.3f} s after it opened '}({_at(log, reset)})", reset)
+    if cause == "unexplained":
+        confidence = Confidence.POSSIBLE
+        settle = TRACE_SETTLE if not log.has_trace_level or age is None else "the relay's own log for this circuit"
+    elif cause == "data" or log.has_trace_level:
+        confidence, settle = Confidence.LIKELY, None
+    else:
+        confidence, settle = Confidence.POSSIBLE, TRACE_SETTLE
+    f = C.relay_cut(cause, detail, relay, reset.error)
+    b.find(_cited(f, (detail, f"{_at(log, reset)}: {reset.error}"), confidence, settle))
+    return {"cause": cause, "connection": opened.connection, "age_s": None if age is None else round(age, 3),
+            "bytes_written": written, "data_limit": data_limit, "duration_limit_s": reading.effective_s}, reading
+
+
+def _upgrade(b: Builder, log: JsLog, peer: str | None) -> WebRTCUpgraded | None:
+    facts = log.facts
+    steps = _all(facts, WebRTCStep)
+    dial = next((s for s in steps if s.step == "dial"), None)
+    webrtc_dials = [d for d in _all(facts, AddressDialed) if "/webrtc" in d.address]
+    if dial is None and not webrtc_dials:
+        return None
+    ident = _first(facts, PeerIdentified, peer_id=peer) if peer else None
+    if ident is not None and SIGNALING_PROTOCOL not in ident.protocols:
+        f = C.peer_no_signaling(ident.peer_id, None, ident.protocols)
+        b.find(_cited(f, (f"{_at(log, ident)}: {ident.peer_id} offers {', '.join(ident.protocols)}",)))
+    upgraded = _first(facts, WebRTCUpgraded)
+    refused = _first(facts, ProtocolRefused, protocol=SIGNALING_PROTOCOL)
+    failed = _first(facts, WebRTCFailed)
+    if upgraded is not None:
+        done = [s.step for s in steps]
+        b.step("upgrade", "WebRTC upgrade", StepStatus.OK,
+               f"connection {upgraded.connection} ({_at(log, upgraded)})"
+               + (f"; steps seen: {', '.join(done)}" if done else "; no trace-level steps in the log"), upgraded)
+        return upgraded
+    if refused is not None:
+        b.step("upgrade", "WebRTC upgrade", StepStatus.FAILED, f"{refused.error} ({_at(log, refused)})", refused)
+        b.find(_cited(W.signaling_unsupported(peer or "the peer", refused.error),
+                      (f"{_at(log, refused)}: {refused.error}",)))
+        return None
+    refused_candidates = [s for s in steps if s.step == "candidate-refused"]
+    received = [s for s in steps if s.step == "remote-candidate"]
+    if refused_candidates and len(refused_candidates) >= len(received):
+        # every candidate the peer trickled was refused by this side's ICE agent: nothing to check
+        f = W.no_remote_candidates([], [], [])
+        b.find(_cited(f, (f"{len(received)} candidate(s) received, every one refused here",
+                          *(f"{_at(log, r)}: {r.detail}" for r in refused_candidates[:2])),
+                      Confidence.LIKELY, CANDIDATE_SETTLE))
+    failed_dial = next((d for d in webrtc_dials if not d.ok), None)
+    what = failed.what if failed else (failed_dial.error if failed_dial else "no upgraded connection in the log")
+    at = failed or failed_dial
+    b.step("upgrade", "WebRTC upgrade", StepStatus.FAILED, what + (f" ({_at(log, at)})" if at else ""), at)
+    return None
+
+
+def _headline(outcome: Outcome, findings: list[Finding], peer: str, cut: dict[str, object] | None) -> str:
+    fallback = next((f for f in findings if f.code in FALLBACK_ENDS), None)
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    if outcome is Outcome.UPGRADED:
+        return f"The log shows an upgrade to a direct WebRTC connection with {short_peer_id(peer)}."
+    if outcome is Outcome.RELAYED_ONLY:
+        failed = next((f for f in findings if f.code in WEBRTC and f.severity is Severity.ERROR), None)
+        head = f"The log shows {short_peer_id(peer)} reached through the relay; no direct connection"
+        head += f" ({failed.title[0].lower()}{failed.title[1:]})." if failed else "."
+        return head + (f" {fallback.title}." if fallback and cut else "")
+    first = errors[0].title if errors else "no relayed connection was set up in this log"
+    return f"The log shows {short_peer_id(peer)} not reached: {first[0].lower()}{first[1:]}."

@@ -1,0 +1,242 @@
+"""A js-libp2p debug log (the `weald`/`debug` logger) read into the facts of evidence/events.py.
+
+Two layouts of Node's stderr are read (docs/js-logs.md):
+
+- no TTY: `<ISO-8601 time> <namespace> <message>`, one record a line; a record whose message spans
+  lines (an object, a stack) continues on lines that do not start with a time;
+- colours (`DEBUG_COLORS=1` or a TTY): `  <namespace> <message> +<diff>` in ANSI colours; the diff
+  is per namespace, so such a log has no time line.
+
+Each record is matched against RULES, a table of (namespace pattern, message pattern, fact). The
+table matches what js-libp2p 3.x keeps stable: the namespace's last parts (`circuit-relay:connection:
+outbound:<id>`, `libp2p:webrtc`, `libp2p:connection-manager:dial-queue`) and the first words of a
+message; a record no row matches is counted, never an error. The file is streamed: memory holds one
+line, the facts (at most MAX_FACTS) and a byte count per relayed connection.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from p2pdiag.errors import TraceFileError, UsageError
+from p2pdiag.evidence import events as E
+from p2pdiag.inputs import MiB, iter_lines
+
+MAX_BYTES = 1024 * MiB  # as a trace: a day of `libp2p:*,*:trace` from a busy node is under this
+MAX_LINE_BYTES = MiB
+MAX_FACTS = 20_000  # a log that says more than this is a loop; the first ones tell it
+
+ISO_RECORD = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) ([A-Za-z0-9@_./*-]+(?::[A-Za-z0-9@_./*-]+)*)"
+                        r"(?: (.*))?$")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+COLOUR_RECORD = re.compile(r" +([A-Za-z0-9@_./*-]+(?::[A-Za-z0-9@_./*-]+)+)(?: (.*?))?(?: \+\d+(?:ms|s|m|h|d))?$")
+_CONN = r"circuit-relay:connection:(?P<dir>inbound|outbound):(?P<conn>[A-Za-z0-9]+)"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    namespace: re.Pattern[str]  # searched in the namespace
+    message: re.Pattern[str]  # matched at the message's start
+    fact: Callable[[int, float | None, re.Match[str], re.Match[str]], E.LogFact | None]
+
+
+def _limit(text: str, key: str) -> int | None:
+    m = re.search(rf"\b{key}: (\d+)n?\b", text)
+    return int(m.group(1)) if m else None
+
+
+def _protocols(text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"'([^']*)'", text))
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("dial-requested", re.compile(r"^libp2p:connection-manager$"), re.compile(r"dial (12D3\w+|Qm\w+)$"),
+         lambda n, t, ns, m: E.DialRequested(n, t, m.group(1))),
+    Rule("dial-succeeded", re.compile(r"^libp2p:connection-manager:dial-queue$"),
+         re.compile(r"dial to (\S+) succeeded"),
+         lambda n, t, ns, m: E.AddressDialed(n, t, m.group(1), True, None)),
+    Rule("dial-failed", re.compile(r"^libp2p:connection-manager:dial-queue:error$"),
+         re.compile(r"dial failed to (\S+) - (.*)"),
+         lambda n, t, ns, m: E.AddressDialed(n, t, m.group(1), False, m.group(2))),
+    Rule("identified", re.compile(r"^libp2p:identify$"), re.compile(r"completed for peer (\S+) and protocols (.*)"),
+         lambda n, t, ns, m: E.PeerIdentified(n, t, m.group(1), _protocols(m.group(2)))),
+    Rule("relayed-opened", re.compile(_CONN + r"$"),
+         re.compile(r"(inbound|outbound) relayed connection established to (\S+) with limits (.*)"),
+         lambda n, t, ns, m: E.RelayedConnectionOpened(n, t, ns.group("conn"), m.group(2), m.group(1) == "outbound",
+                                                     _limit(m.group(3), "duration"), _limit(m.group(3), "data"))),
+    Rule("relay-refused", re.compile(r"^libp2p:circuit-relay:transport:error$"),
+         re.compile(r"circuit relay dial to destination (\S+) via relay (\S+) failed - .*\bstatus ([A-Z_]+)"),
+         lambda n, t, ns, m: E.RelayRefused(n, t, m.group(2), m.group(1), m.group(3))),
+    Rule("relayed-aborted", re.compile(_CONN + r":error$"), re.compile(r"abort with error - (.*)"),
+         lambda n, t, ns, m: E.RelayedConnectionAborted(n, t, ns.group("conn"), m.group(1))),
+    Rule("relayed-closing", re.compile(_CONN + r"$"), re.compile(r"closing connection to (\S+)"),
+         lambda n, t, ns, m: E.ConnectionClosing(n, t, ns.group("conn"), m.group(1))),
+    Rule("protocol-refused", re.compile(r":error$"),
+         re.compile(r"abort with error - (UnsupportedProtocolError: .*could not negotiate (\S+))"),
+         lambda n, t, ns, m: E.ProtocolRefused(n, t, m.group(2), _conn_of(ns.string), m.group(1))),
+    Rule("limited-refused", re.compile(r"."), re.compile(r".*(Cannot open protocol stream on limited connection.*)"),
+         lambda n, t, ns, m: E.LimitedStreamRefused(n, t, m.group(1))),
+    Rule("webrtc-dial", re.compile(r"^libp2p:webrtc(?::initiate-connection)?(?::trace)?$"),
+         re.compile(r"dialing address: (\S+)"), lambda n, t, ns, m: E.WebRTCStep(n, t, "dial", m.group(1))),
+    Rule("webrtc-offer", re.compile(r"^libp2p:webrtc(?::initiate-connection)?(?::trace)?$"),
+         re.compile(r"initiator send SDP offer"), lambda n, t, ns, m: E.WebRTCStep(n, t, "offer", "")),
+    Rule("webrtc-answer", re.compile(r"^libp2p:webrtc(?::initiate-connection)?(?::trace)?$"),
+         re.compile(r"initiator received SDP answer"), lambda n, t, ns, m: E.WebRTCStep(n, t, "answer", "")),
+    Rule("webrtc-candidate", re.compile(r"^libp2p:webrtc(?::initiate-connection)?(?::trace)?$"),
+         re.compile(r"initiator received new ICE candidate .*candidate: '([^']*)'"),
+         lambda n, t, ns, m: E.WebRTCStep(n, t, "remote-candidate", m.group(1))),
+    Rule("webrtc-connected", re.compile(r"^libp2p:webrtc(?::initiate-connection)?(?::trace)?$"),
+         re.compile(r"initiator connected to remote address (\S+)"),
+         lambda n, t, ns, m: E.WebRTCStep(n, t, "connected", m.group(1))),
+    Rule("webrtc-bad-candidate", re.compile(r"^libp2p:webrtc(?::initiate-connection)?:error$"),
+         re.compile(r"initiator bad candidate received .*?candidate: '([^']*)'.* - (.*)"),
+         lambda n, t, ns, m: E.WebRTCStep(n, t, "candidate-refused", f"{m.group(1)} - {m.group(2)}")),
+    Rule("webrtc-signaling-error", re.compile(r"^libp2p:webrtc(?::initiate-connection)?:error$"),
+         re.compile(r"outgoing signaling error - (.*)"),
+         lambda n, t, ns, m: E.WebRTCFailed(n, t, f"signaling: {m.group(1)}")),
+    Rule("webrtc-upgraded", re.compile(r"^libp2p:webrtc:connection:(?:inbound|outbound):(\w+)$"),
+         re.compile(r"successfully upgraded connection"), lambda n, t, ns, m: E.WebRTCUpgraded(n, t, ns.group(1))),
+    Rule("webrtc-failed", re.compile(r"^libp2p:webrtc"),
+         re.compile(r".*?((?:RTCPeerConnection |ICE )?(?:ice )?connection state (?:became|changed to) \"?failed\"?)",
+                    re.IGNORECASE),
+         lambda n, t, ns, m: E.WebRTCFailed(n, t, m.group(1))),
+)
+# namespaces js-libp2p 2.x and earlier used, renamed in 3.x
+V2_NAMESPACES = ("libp2p:webrtc:initiate-connection", "libp2p:webrtc:signaling-stream-handler")
+# trace level: bytes the relayed connection writes into its circuit (aggregated, not kept as facts)
+CIRCUIT_WRITE = (re.compile(_CONN + r":trace$"), re.compile(r"append (\d+) bytes to write buffer"))
+
+
+NAMESPACE_MEMO = 10_000
+
+
+def _rules_for(namespace: str) -> tuple[str | None, tuple[tuple[Rule, re.Match[str]], ...]]:
+    """(the relayed connection whose circuit writes this namespace logs, or None; the rules whose
+    namespace pattern matches it, with the match)."""
+    w = CIRCUIT_WRITE[0].search(namespace)
+    rules = tuple((rule, m) for rule in RULES if (m := rule.namespace.search(namespace)) is not None)
+    return (w.group("conn") if w else None), rules
+
+
+def _conn_of(namespace: str) -> str | None:
+    m = re.search(_CONN, namespace)
+    return m.group("conn") if m else None
+
+
+@dataclass
+class JsLog:
+    """What a js-libp2p log said, and how much of it was read."""
+
+    name: str
+    layout: str = "iso"  # "iso" (no TTY) or "colour" (+Nms diffs, no absolute time)
+    lines: int = 0
+    records: int = 0  # lines that start a log record (a time or a namespace first)
+    continuation: int = 0  # lines that continue a record (an object or a stack over several lines)
+    foreign: int = 0  # lines before the first record, or not of this logger at all
+    recognised: int = 0  # records a rule turned into a fact
+    trace_records: int = 0  # records of a `:trace` namespace
+    first_time: str | None = None
+    last_time: str | None = None
+    libp2p_2x: bool = False  # namespaces of js-libp2p 2.x and earlier (libp2p:webrtc:initiate-connection …)
+    facts: list[E.LogFact] = field(default_factory=list)
+    facts_dropped: int = 0
+    circuit_bytes_written: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def unrecognised(self) -> int:
+        return self.records - self.recognised
+
+    span_s: float | None = None  # from the first record's time to the last one's
+
+    @property
+    def has_trace_level(self) -> bool:
+        return self.trace_records > 0
+
+    @property
+    def has_times(self) -> bool:
+        return self.first_time is not None
+
+
+def _time(iso: str) -> datetime | None:
+    """The time of a record, or None when it only looks like one (month 13, hour 25)."""
+    try:
+        return datetime.fromisoformat(iso)  # Python 3.11 reads the Z
+    except ValueError:
+        return None
+
+
+def read(lines: Iterable[tuple[int, bytes]], name: str) -> JsLog:
+    log = JsLog(name)
+    t0: datetime | None = None
+    last: datetime | None = None
+    # a log has few distinct namespaces (one per connection and stream): which rules can match one is
+    # worked out once, and the memo is bounded for a log of very many connections
+    by_namespace: dict[str, tuple[str | None, tuple[tuple[Rule, re.Match[str]], ...]]] = {}
+    for number, raw in lines:
+        log.lines += 1
+        text = raw.decode("utf-8", errors="replace")
+        m = ISO_RECORD.match(text)
+        stamp: str | None = None
+        when: datetime | None = None
+        if m is not None and (when := (last if m.group(1) == log.last_time else _time(m.group(1)))) is not None:
+            stamp, namespace, message = m.group(1), m.group(2), m.group(3) or ""
+        elif text.startswith(" ") and "\x1b[" in text and (c := COLOUR_RECORD.match(ANSI.sub("", text))):
+            log.layout = "colour"
+            namespace, message = c.group(1), c.group(2) or ""
+        else:
+            if log.records:
+                log.continuation += 1
+            else:
+                log.foreign += 1
+            continue
+        log.records += 1
+        if stamp is not None:
+            if t0 is None:
+                log.first_time, t0 = stamp, when
+            log.last_time, last = stamp, when
+        if namespace.endswith(":trace"):
+            log.trace_records += 1
+        if namespace.startswith(V2_NAMESPACES) or namespace == "libp2p:circuit-relay:transport":
+            log.libp2p_2x = True
+        known = by_namespace.get(namespace)
+        if known is None:
+            if len(by_namespace) > NAMESPACE_MEMO:
+                by_namespace.clear()
+            known = by_namespace[namespace] = _rules_for(namespace)
+        write_conn, rules = known
+        if write_conn is not None and (b := CIRCUIT_WRITE[1].match(message)):
+            log.circuit_bytes_written[write_conn] = log.circuit_bytes_written.get(write_conn, 0) + int(b.group(1))
+            log.recognised += 1
+            continue
+        for rule, ns in rules:
+            mm = rule.message.match(message)
+            if mm is None:
+                continue
+            t_s = (when - t0).total_seconds() if when is not None and t0 is not None else None
+            fact = rule.fact(number, t_s, ns, mm)
+            if fact is not None:
+                log.recognised += 1
+                if len(log.facts) < MAX_FACTS:
+                    log.facts.append(fact)
+                else:
+                    log.facts_dropped += 1
+            break
+    if t0 is not None and last is not None:
+        log.span_s = (last - t0).total_seconds()
+    return log
+
+
+def load(path: str | Path) -> JsLog:
+    p = Path(path)
+    try:
+        log = read(iter_lines(p, "LOG", MAX_BYTES, MAX_LINE_BYTES), str(p))
+    except UsageError as exc:
+        raise TraceFileError(str(exc)) from None
+    if log.records == 0:
+        raise TraceFileError(f"{p}: no js-libp2p debug log records (lines `<ISO time> libp2p:<namespace> <message>`)")
+    return log

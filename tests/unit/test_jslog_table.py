@@ -1,0 +1,135 @@
+"""`p2pdiag analyze` of recorded js-libp2p 3.x debug logs (tests/record/jslog.py re-records them):
+codes and facts per log, never text."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from p2pdiag.diagnosis.jslog import diagnose_jslog
+from p2pdiag.diagnosis.model import Confidence, Outcome
+from p2pdiag.errors import TraceFileError
+from p2pdiag.evidence import jslog
+from p2pdiag.evidence.detect import Format, detect
+
+ROOT = Path(__file__).resolve().parents[2]
+LOGS = ROOT / "tests" / "traces" / "jslog"
+
+# log, outcome, codes that must be there, codes that must not, facts (a subset of the verdict's facts),
+# and what the log itself was (a subset of facts["log"])
+TRACE = {"trace_level": True, "layout": "iso"}
+TABLE = [
+    ("dial-webrtc-upgraded", Outcome.UPGRADED, {"relay-limited", "relay-limit-unit"},
+     {"relay-cut-duration", "relay-cut-data", "relay-cut-unexplained", "peer-no-webrtc-signaling"},
+     {"relay_cut": None}, TRACE),
+    # a real flaky attempt of the same dial: the initiator refused the peer's only candidate, timed out at 6 s
+    ("dial-webrtc-failed-attempt", Outcome.RELAYED_ONLY, {"webrtc-no-remote-candidates", "relay-limited"},
+     {"relay-cut-duration", "relay-cut-unexplained", "webrtc-signaling-unsupported"},
+     {"webrtc_connection": None, "relay_cut": None}, TRACE),
+    ("dial-no-reservation", Outcome.UNREACHABLE, {"hop-no-reservation"}, {"relay-limited"},
+     {"relayed_connection": None, "webrtc_connection": None}, TRACE),
+    ("dial-no-reservation-colour-no-trace", Outcome.UNREACHABLE, {"hop-no-reservation"}, {"relay-limited"},
+     {"relayed_connection": None}, {"trace_level": False, "layout": "colour", "span_s": None, "first_time": None}),
+    ("dial-no-webrtc-signaling", Outcome.RELAYED_ONLY, {"webrtc-signaling-unsupported", "relay-limited"},
+     {"peer-no-webrtc-signaling", "relay-cut-unexplained"}, {"webrtc_connection": None, "relay_cut": None}, TRACE),
+    ("dial-relay-duration-cut", Outcome.RELAYED_ONLY, {"relay-cut-duration", "relay-limit-unit", "relay-limited"},
+     {"relay-cut-data", "relay-cut-unexplained"}, {"webrtc_connection": None}, TRACE),
+    ("dial-relay-duration-cut-no-trace", Outcome.RELAYED_ONLY,
+     {"relay-cut-duration", "relay-limit-unit", "relay-limited"}, {"relay-cut-data", "relay-cut-unexplained"},
+     {"webrtc_connection": None}, {"trace_level": False, "layout": "iso"}),
+    ("dial-relay-data-cut", Outcome.RELAYED_ONLY, {"relay-cut-data", "relay-limited"},
+     {"relay-cut-duration", "relay-cut-unexplained"}, {"webrtc_connection": None}, TRACE),
+]
+
+
+@pytest.mark.parametrize(("name", "outcome", "present", "absent", "facts", "read"), TABLE, ids=[r[0] for r in TABLE])
+def test_recorded_log_gives_its_verdict(name, outcome, present, absent, facts, read):
+    path = LOGS / f"{name}.log"
+    assert detect(path) is Format.JS_LOG
+    verdict = diagnose_jslog(jslog.load(path))
+    codes = {f.code for f in verdict.findings}
+    assert verdict.outcome is outcome
+    assert present <= codes, codes
+    assert not (absent & codes), codes
+    assert facts.items() <= verdict.facts.items()
+    assert verdict.facts["peer_id"] and verdict.facts["peer_id"].startswith("12D3KooW")
+    # every finding has evidence and advice; one that is not certain says what would settle it
+    assert all(f.evidence and f.advice for f in verdict.findings)
+    assert all(f.settle for f in verdict.findings if f.confidence is not Confidence.CERTAIN)
+    log = verdict.facts["log"]
+    assert read.items() <= log.items()
+    assert log["namespaces"] == "3.x"
+    assert log["lines"] == log["records"] + log["continuation_lines"] + log["foreign_lines"]
+    assert 0 < log["recognised"] < log["records"]
+    assert log["trace_level"] or any("trace" in lack for lack in log["lacks"])
+    assert log["first_time"] or any("timestamps" in lack for lack in log["lacks"])
+
+
+def test_cut_facts():
+    duration = diagnose_jslog(jslog.load(LOGS / "dial-relay-duration-cut.log")).facts["relay_cut"]
+    assert duration["cause"] == "duration" and duration["duration_limit_s"] == 2.0
+    assert 1.0 <= duration["age_s"] <= 5.0
+    data = diagnose_jslog(jslog.load(LOGS / "dial-relay-data-cut.log")).facts["relay_cut"]
+    assert data["cause"] == "data" and data["data_limit"] == 2048
+    assert 0.75 * 2048 <= data["bytes_written"] <= 2048
+
+
+def test_without_trace_level_the_cut_is_less_sure_and_says_how_to_settle():
+    sure = diagnose_jslog(jslog.load(LOGS / "dial-relay-duration-cut.log"))
+    thin = diagnose_jslog(jslog.load(LOGS / "dial-relay-duration-cut-no-trace.log"))
+    [cut] = [f for f in sure.findings if f.code == "relay-cut-duration"]
+    [thin_cut] = [f for f in thin.findings if f.code == "relay-cut-duration"]
+    assert cut.confidence is Confidence.LIKELY
+    assert thin_cut.confidence is Confidence.POSSIBLE and "trace" in (thin_cut.settle or "")
+
+
+@pytest.mark.parametrize("content", [b"hello\nworld\n", bytes(range(256)) * 4, b"  \n\n just text\n"])
+def test_other_files_are_refused_in_one_line(tmp_path, content):
+    path = tmp_path / "ticket.txt"
+    path.write_bytes(content)
+    with pytest.raises(TraceFileError, match="neither a p2pdiag trace"):
+        detect(path)
+    result = subprocess.run([sys.executable, "-m", "p2pdiag", "analyze", str(path)], capture_output=True,
+                            text=True, cwd=ROOT, check=False)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("p2pdiag: error: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_reads_a_log(tmp_path):
+    log = str(LOGS / "dial-no-reservation.log")
+    result = subprocess.run([sys.executable, "-m", "p2pdiag", "analyze", "--json", log], capture_output=True,
+                            text=True, cwd=ROOT, check=False)
+    doc = json.loads(result.stdout)
+    assert result.returncode == doc["exit_code"] == 4
+    assert [f["code"] for f in doc["findings"]] == ["hop-no-reservation"]
+
+
+def test_a_long_log_is_streamed():
+    """200,000 lines are read fast (bench/jslog_read.py times a file of them), and memory does not grow
+    with the lines: only the facts found are kept, at most MAX_FACTS."""
+    sample = (LOGS / "dial-relay-duration-cut.log").read_bytes().splitlines()
+    quiet = [line for line in sample if b" libp2p:tcp:connection" in line]  # no facts in these
+
+    def lines(source: list[bytes], n: int):
+        for i in range(n):
+            yield i + 1, source[i % len(source)]
+
+    began = time.perf_counter()
+    log = jslog.read(lines(sample, 200_000), "long")
+    assert time.perf_counter() - began < 10  # about 1.2 s here; the margin is for a loaded machine
+    assert log.lines == 200_000 and len(log.facts) <= jslog.MAX_FACTS
+    tracemalloc.start()
+    jslog.read(lines(quiet, 5_000), "short")
+    _, short_peak = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    jslog.read(lines(quiet, 50_000), "long")
+    _, long_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert long_peak < 2 * short_peak + 100_000, (short_peak, long_peak)
