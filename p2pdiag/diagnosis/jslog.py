@@ -148,10 +148,18 @@ def diagnose_jslog(log: JsLog) -> Verdict:
             b.find(_cited(C.limit_unit_suspect(relay or "the relay", reading),
                           (f"{_at(log, opened)}: Limit.duration = {reading.announced}", reading.reason)))
         if reading.effective_s or data_limit:
-            b.find(_cited(C.relay_limited(relay or "the relay", reading, data_limit, opened.t_s or 0.0),
+            b.find(_cited(C.relay_limited(relay or "the relay", reading, data_limit, opened.t_s),
                           (f"{_at(log, opened)}: limits {{ duration: {reading.announced}, data: {data_limit} }}",)))
 
     upgraded = _upgrade(b, log, peer)
+    if opened is not None and not _upgrade_tried(log):
+        reason = "the log shows no dial of a /webrtc address: the node dialed the relayed address only"
+        b.step("upgrade", "WebRTC upgrade", StepStatus.SKIPPED, reason)
+        thin = None if log.has_trace_level else Confidence.POSSIBLE
+        b.find(_cited(W.upgrade_not_attempted(reason, "The relay findings above still hold; to get a direct "
+                                              "connection the node must dial the peer's /p2p-circuit/webrtc "
+                                              "address (or have WebRTC in its transports)."),
+                      (reason,), thin, TRACE_SETTLE if thin else None))
     if any(f.code is Code.WEBRTC_SIGNALING_UNSUPPORTED for f in b.findings):
         b.findings = [f for f in b.findings if f.code is not Code.PEER_NO_WEBRTC_SIGNALING]
 
@@ -215,12 +223,17 @@ def _cut(b: Builder, log: JsLog, opened: RelayedConnectionOpened, relay: str, re
             "bytes_written": written, "data_limit": data_limit, "duration_limit_s": reading.effective_s}, reading
 
 
+def _upgrade_tried(log: JsLog) -> bool:
+    """A WebRTC dial is in the log: its trace-level step, or a /webrtc address the dial queue dialed."""
+    return (any(isinstance(f, WebRTCStep) for f in log.facts)
+            or any(isinstance(f, AddressDialed) and "/webrtc" in f.address for f in log.facts))
+
+
 def _upgrade(b: Builder, log: JsLog, peer: str | None) -> WebRTCUpgraded | None:
     facts = log.facts
     steps = _all(facts, WebRTCStep)
-    dial = next((s for s in steps if s.step == "dial"), None)
     webrtc_dials = [d for d in _all(facts, AddressDialed) if "/webrtc" in d.address]
-    if dial is None and not webrtc_dials:
+    if not _upgrade_tried(log):
         return None
     ident = _first(facts, PeerIdentified, peer_id=peer) if peer else None
     if ident is not None and SIGNALING_PROTOCOL not in ident.protocols:

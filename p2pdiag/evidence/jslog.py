@@ -43,6 +43,8 @@ class Rule:
     namespace: re.Pattern[str]  # searched in the namespace
     message: re.Pattern[str]  # matched at the message's start
     fact: Callable[[int, float | None, re.Match[str], re.Match[str]], E.LogFact | None]
+    # the message may go on over the next lines: Node's util.inspect wraps a long array ("protocols [")
+    continues: bool = False
 
 
 def _limit(text: str, key: str) -> int | None:
@@ -64,7 +66,7 @@ RULES: tuple[Rule, ...] = (
          re.compile(r"dial failed to (\S+) - (.*)"),
          lambda n, t, ns, m: E.AddressDialed(n, t, m.group(1), False, m.group(2))),
     Rule("identified", re.compile(r"^libp2p:identify$"), re.compile(r"completed for peer (\S+) and protocols (.*)"),
-         lambda n, t, ns, m: E.PeerIdentified(n, t, m.group(1), _protocols(m.group(2)))),
+         lambda n, t, ns, m: E.PeerIdentified(n, t, m.group(1), _protocols(m.group(2))), continues=True),
     Rule("relayed-opened", re.compile(_CONN + r"$"),
          re.compile(r"(inbound|outbound) relayed connection established to (\S+) with limits (.*)"),
          lambda n, t, ns, m: E.RelayedConnectionOpened(n, t, ns.group("conn"), m.group(2), m.group(1) == "outbound",
@@ -170,13 +172,43 @@ def _time(iso: str) -> datetime | None:
         return None
 
 
+@dataclass
+class _Pending:
+    """A record whose message goes on over continuation lines, held until the next record."""
+
+    rule: Rule
+    number: int
+    t_s: float | None
+    namespace: re.Match[str]
+    parts: list[str]
+
+
+MAX_PENDING_LINES = 500  # a wrapped protocol list of a busy node is a few dozen lines
+
+
 def read(lines: Iterable[tuple[int, bytes]], name: str) -> JsLog:
     log = JsLog(name)
     t0: datetime | None = None
     last: datetime | None = None
+    pending: _Pending | None = None
     # a log has few distinct namespaces (one per connection and stream): which rules can match one is
     # worked out once, and the memo is bounded for a log of very many connections
     by_namespace: dict[str, tuple[str | None, tuple[tuple[Rule, re.Match[str]], ...]]] = {}
+
+    def add(rule: Rule, number: int, t_s: float | None, ns: re.Match[str], mm: re.Match[str]) -> None:
+        fact = rule.fact(number, t_s, ns, mm)
+        if fact is not None:
+            log.recognised += 1
+            if len(log.facts) < MAX_FACTS:
+                log.facts.append(fact)
+            else:
+                log.facts_dropped += 1
+
+    def finish(p: _Pending) -> None:
+        mm = p.rule.message.match(" ".join(p.parts))
+        if mm is not None:
+            add(p.rule, p.number, p.t_s, p.namespace, mm)
+
     for number, raw in lines:
         log.lines += 1
         text = raw.decode("utf-8", errors="replace")
@@ -191,9 +223,14 @@ def read(lines: Iterable[tuple[int, bytes]], name: str) -> JsLog:
         else:
             if log.records:
                 log.continuation += 1
+                if pending is not None and len(pending.parts) < MAX_PENDING_LINES:
+                    pending.parts.append(text.strip())
             else:
                 log.foreign += 1
             continue
+        if pending is not None:
+            finish(pending)
+            pending = None
         log.records += 1
         if stamp is not None:
             if t0 is None:
@@ -218,14 +255,13 @@ def read(lines: Iterable[tuple[int, bytes]], name: str) -> JsLog:
             if mm is None:
                 continue
             t_s = (when - t0).total_seconds() if when is not None and t0 is not None else None
-            fact = rule.fact(number, t_s, ns, mm)
-            if fact is not None:
-                log.recognised += 1
-                if len(log.facts) < MAX_FACTS:
-                    log.facts.append(fact)
-                else:
-                    log.facts_dropped += 1
+            if rule.continues and message.count("[") > message.count("]"):
+                pending = _Pending(rule, number, t_s, ns, [message])
+            else:
+                add(rule, number, t_s, ns, mm)
             break
+    if pending is not None:
+        finish(pending)
     if t0 is not None and last is not None:
         log.span_s = (last - t0).total_seconds()
     return log

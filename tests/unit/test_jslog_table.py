@@ -26,7 +26,8 @@ LOGS = ROOT / "tests" / "traces" / "jslog"
 TRACE = {"trace_level": True, "layout": "iso"}
 TABLE = [
     ("dial-webrtc-upgraded", Outcome.UPGRADED, {"relay-limited", "relay-limit-unit"},
-     {"relay-cut-duration", "relay-cut-data", "relay-cut-unexplained", "peer-no-webrtc-signaling"},
+     {"relay-cut-duration", "relay-cut-data", "relay-cut-unexplained", "peer-no-webrtc-signaling",
+      "upgrade-not-attempted"},
      {"relay_cut": None}, TRACE),
     # a real flaky attempt of the same dial: the initiator refused the peer's only candidate, timed out at 6 s
     ("dial-webrtc-failed-attempt", Outcome.RELAYED_ONLY, {"webrtc-no-remote-candidates", "relay-limited"},
@@ -37,13 +38,16 @@ TABLE = [
     ("dial-no-reservation-colour-no-trace", Outcome.UNREACHABLE, {"hop-no-reservation"}, {"relay-limited"},
      {"relayed_connection": None}, {"trace_level": False, "layout": "colour", "span_s": None, "first_time": None}),
     ("dial-no-webrtc-signaling", Outcome.RELAYED_ONLY, {"webrtc-signaling-unsupported", "relay-limited"},
-     {"peer-no-webrtc-signaling", "relay-cut-unexplained"}, {"webrtc_connection": None, "relay_cut": None}, TRACE),
-    ("dial-relay-duration-cut", Outcome.RELAYED_ONLY, {"relay-cut-duration", "relay-limit-unit", "relay-limited"},
+     {"peer-no-webrtc-signaling", "relay-cut-unexplained", "upgrade-not-attempted"},
+     {"webrtc_connection": None, "relay_cut": None}, TRACE),
+    ("dial-relay-duration-cut", Outcome.RELAYED_ONLY,
+     {"relay-cut-duration", "relay-limit-unit", "relay-limited", "upgrade-not-attempted"},
      {"relay-cut-data", "relay-cut-unexplained"}, {"webrtc_connection": None}, TRACE),
     ("dial-relay-duration-cut-no-trace", Outcome.RELAYED_ONLY,
-     {"relay-cut-duration", "relay-limit-unit", "relay-limited"}, {"relay-cut-data", "relay-cut-unexplained"},
+     {"relay-cut-duration", "relay-limit-unit", "relay-limited", "upgrade-not-attempted"},
+     {"relay-cut-data", "relay-cut-unexplained"},
      {"webrtc_connection": None}, {"trace_level": False, "layout": "iso"}),
-    ("dial-relay-data-cut", Outcome.RELAYED_ONLY, {"relay-cut-data", "relay-limited"},
+    ("dial-relay-data-cut", Outcome.RELAYED_ONLY, {"relay-cut-data", "relay-limited", "upgrade-not-attempted"},
      {"relay-cut-duration", "relay-cut-unexplained"}, {"webrtc_connection": None}, TRACE),
 ]
 
@@ -133,3 +137,22 @@ def test_a_long_log_is_streamed():
     _, long_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert long_peak < 2 * short_peak + 100_000, (short_peak, long_peak)
+
+
+def test_a_protocol_list_wrapped_over_lines_is_read_whole():
+    """Node's util.inspect wraps a long array over lines; the protocols on the later lines count too."""
+    one = (LOGS / "dial-webrtc-upgraded.log").read_text().splitlines()
+    wrapped = []
+    for line in one:
+        m = jslog.ISO_RECORD.match(line)
+        if m is not None and m.group(2) == "libp2p:identify" and "and protocols [ " in line:
+            head, _, items = line.partition("[ ")
+            wrapped += [head + "["] + [f"  {p.strip()}," for p in items.rstrip(" ]").split(",")] + ["]"]
+        else:
+            wrapped.append(line)
+    log = jslog.read(((n, s.encode()) for n, s in enumerate(wrapped, start=1)), "wrapped.log")
+    whole = jslog.read(((n, s.encode()) for n, s in enumerate(one, start=1)), "one.log")
+    protocols = [f.protocols for f in log.facts if type(f).__name__ == "PeerIdentified"]
+    assert protocols == [f.protocols for f in whole.facts if type(f).__name__ == "PeerIdentified"]
+    assert any("/webrtc-signaling/0.0.1" in p for p in protocols)
+    assert {f.code for f in diagnose_jslog(log).findings} == {f.code for f in diagnose_jslog(whole).findings}

@@ -64,10 +64,12 @@ def relayed_ping_failed(kind: ErrorKind, error: str) -> Finding:
     )
 
 
-def relay_limited(relay: str, reading: DurationReading, data: int | None, opened_t_s: float) -> Finding:
+def relay_limited(relay: str, reading: DurationReading, data: int | None, opened_t_s: float | None) -> Finding:
+    """OPENED_T_S: when the relayed connection opened, in run time; None when not known (a log without times)."""
     parts = []
     if reading.effective_s:
-        parts.append(f"after {fmt_seconds(reading.effective_s)} (at t={opened_t_s + reading.effective_s:.1f} s)")
+        when = f" (at t={opened_t_s + reading.effective_s:.1f} s)" if opened_t_s is not None else ""
+        parts.append(f"after {fmt_seconds(reading.effective_s)}{when}")
     if data:
         parts.append(f"after {fmt_bytes(data)} of traffic")
     return Finding(
