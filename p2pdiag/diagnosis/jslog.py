@@ -21,6 +21,7 @@ from p2pdiag.diagnosis.findings import webrtc as W
 from p2pdiag.diagnosis.limits import DurationReading, attribute_cut, fmt_bytes, fmt_seconds, read_duration
 from p2pdiag.diagnosis.model import Confidence, Finding, Outcome, Severity, StepStatus, Verdict
 from p2pdiag.diagnosis.steps import Builder, by_severity, in_time_order, limit_text, short_peer_id
+from p2pdiag.errors import TraceFileError
 from p2pdiag.evidence.events import (
     AddressDialed,
     ConnectionClosing,
@@ -31,6 +32,7 @@ from p2pdiag.evidence.events import (
     RelayedConnectionAborted,
     RelayedConnectionOpened,
     RelayRefused,
+    ReservationCreated,
     WebRTCFailed,
     WebRTCStep,
     WebRTCUpgraded,
@@ -104,6 +106,7 @@ def diagnose_jslog(log: JsLog) -> Verdict:
            f"{span}; lacks: " + "; ".join(read.lacks))
     b.steps[-1] = dataclasses.replace(b.steps[-1], t_s=0.0 if log.has_times else None)
 
+    _refuse_a_listener_log(log)
     requested = _first(facts, DialRequested)
     peer = requested.peer_id if requested else None
     if requested is not None:
@@ -173,6 +176,22 @@ def diagnose_jslog(log: JsLog) -> Verdict:
     details = LogFacts(read, peer, relay, opened.connection if opened else None,
                        upgraded.connection if upgraded else None, cut)
     return Verdict(COMMAND, outcome, headline, tuple(in_time_order(b.steps)), tuple(by_severity(b.findings)), details)
+
+
+def _refuse_a_listener_log(log: JsLog) -> None:
+    """A listening node's log (a reservation, inbound relayed connections, no relayed dial of its own) is
+    not a dialer's: judged as one it would read as "the relay not reached". Refused until it is read."""
+    if _first(log.facts, RelayedConnectionOpened, outbound=True) is not None \
+            or any(isinstance(f, AddressDialed) and "/p2p-circuit" in f.address for f in log.facts):
+        return
+    reservation = _first(log.facts, ReservationCreated)
+    inbound = [f for f in _all(log.facts, RelayedConnectionOpened) if not f.outbound]
+    if reservation is None and not inbound:
+        return
+    what = [f"a reservation on relay {reservation.relay_peer_id}"] if reservation else []
+    what += [f"{len(inbound)} inbound relayed connection(s)"] if inbound else []
+    raise TraceFileError(f"{log.name}: a listening node's log ({', '.join(what)}); this p2pdiag reads the log "
+                         "of the node that dialed (a relayed dial to the peer)")
 
 
 def _cut(b: Builder, log: JsLog, opened: RelayedConnectionOpened, relay: str, reading: DurationReading,

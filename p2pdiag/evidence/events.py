@@ -51,6 +51,13 @@ class RelayedConnectionOpened(LogFact):
 
 
 @dataclass(frozen=True, slots=True)
+class ReservationCreated(LogFact):
+    """This node holds a reservation on a relay: it listens through it."""
+
+    relay_peer_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class RelayRefused(LogFact):
     """The relay answered HOP CONNECT with a Status other than OK."""
 

@@ -5,14 +5,18 @@
 Each log is the real stderr of interop/js/dialer.mjs (run with `--quiet`, so only js-libp2p's own
 lines are in it) under DEBUG="libp2p:*,*:trace" (the `-no-trace` ones under DEBUG="libp2p:*"; the
 `-colour` one with DEBUG_COLORS=1, the form a terminal gets), dialing a real js relay and js
-listener on loopback; tests/unit/test_jslog_table.py checks the verdict each one gives.
+listener on loopback; listen-reservation.log is a js listener's stderr under DEBUG="libp2p:*" (its
+own JSON log lines among js-libp2p's, as an app's output would be). tests/unit/test_jslog_table.py
+checks the verdict each one gives.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +88,17 @@ def main() -> None:
              debug="libp2p:*")
         target = relay_and_listener(node, procs, "--data-bytes", "2048")
         dial(node, "dial-relay-data-cut.log", target, "--pings", "3", "--timeout-ms", "10000")
+
+        # a listening node's log (reservation made, then stopped): analyze says it reads a dialer's log
+        lst = Proc([node, str(JS_DIR / "listener.mjs"), "--relay", relay_addr, "--no-webrtc"], "js listener",
+                   env={"DEBUG": "libp2p:*"})
+        _ready_json(lst)
+        time.sleep(0.5)
+        lst.signal(signal.SIGTERM)
+        lst.wait(10)
+        time.sleep(0.2)  # the stderr pump drains the pipe
+        (LOGS / "listen-reservation.log").write_text("".join(lst.stderr))
+        print("listen-reservation.log", len(lst.stderr), "lines")
     finally:
         for p in reversed(procs):
             p.stop()

@@ -156,3 +156,11 @@ def test_a_protocol_list_wrapped_over_lines_is_read_whole():
     assert protocols == [f.protocols for f in whole.facts if type(f).__name__ == "PeerIdentified"]
     assert any("/webrtc-signaling/0.0.1" in p for p in protocols)
     assert {f.code for f in diagnose_jslog(log).findings} == {f.code for f in diagnose_jslog(whole).findings}
+
+
+def test_a_listening_nodes_log_is_refused_in_one_line():
+    """Recorded: a js listener that made its reservation. Judged as a dialer's log it would read as
+    "the relay not reached"; it is refused, naming what it is and what is read."""
+    log = jslog.load(LOGS / "listen-reservation.log")
+    with pytest.raises(TraceFileError, match=r"a listening node's log .*a reservation on relay 12D3KooW"):
+        diagnose_jslog(log)
