@@ -637,10 +637,11 @@ class _Relay:
         if finished is not None and finished.out_of_time:
             self.find(RF.incomplete(self.relay, f"its share of --timeout ran out after {finished.duration_s:.1f} s"))
         self.finished = finished
-        severities = {f.severity for f in self.b.findings}
+        # p2pdiag's own bug is an error in the verdict but not the relay's failure: its check is incomplete
+        severities = {f.severity for f in self.b.findings if f.code is not Code.RELAY_CHECK_CRASHED}
         if Severity.ERROR in severities:
             verdict = RelayVerdict.FAIL
-        elif finished is None:
+        elif finished is None or crashed is not None:
             verdict = RelayVerdict.INCOMPLETE
         elif Severity.WARNING in severities:
             verdict = RelayVerdict.WARN

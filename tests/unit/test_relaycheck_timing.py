@@ -6,6 +6,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
+from p2pdiag.diagnosis import diagnose
 from p2pdiag.probes.relaycheck import (
     MEASURE_DURATION_GRACE_S,
     CheckTarget,
@@ -14,7 +15,9 @@ from p2pdiag.probes.relaycheck import (
     duration_wait,
 )
 from p2pdiag.targets import parse_relay
-from p2pdiag.trace.events.relaycheck import ProbeCrashed, RelayCheckFinished
+from p2pdiag.trace.events import RunFinished
+from p2pdiag.trace.events.relaycheck import ProbeCrashed, RelayCheckFinished, RelayListed
+from p2pdiag.trace.file import Header, Trace
 from p2pdiag.trace.recorder import Recorder
 
 TARGET = CheckTarget("r1",
@@ -22,12 +25,17 @@ TARGET = CheckTarget("r1",
                      "argument", 1)
 
 
-def _run(check, budget_s: float) -> tuple:
+def _run(check, budget_s: float, listed: bool = False) -> tuple:
     clock = trio.testing.MockClock(autojump_threshold=0)
     rec = Recorder(clock=clock.current_time)
+    if listed:
+        rec.record(RelayListed, relay=TARGET.relay.addr, relay_peer_id=TARGET.relay.peer_id,
+                   transport=TARGET.relay.transport, label=TARGET.label, source=TARGET.source, line=TARGET.line)
 
     async def main() -> None:
         await _check_one(TARGET, RelayCheckOptions(targets=(TARGET,), relay_budget_s=budget_s), rec, check)
+        if listed:
+            rec.record(RunFinished)
 
     trio.run(main, clock=clock)
     return rec.events
@@ -57,6 +65,14 @@ def test_a_bug_on_one_relay_is_recorded_and_ends_only_that_check():
     crashed, finished = _run(Breaks, 28.0)
     assert isinstance(crashed, ProbeCrashed) and crashed.error_type == "KeyError"
     assert not finished.out_of_time and finished.duration_s == 3.0
+
+
+def test_a_bug_on_one_relay_is_p2pdiags_not_a_failed_relay():
+    events = _run(Breaks, 28.0, listed=True)
+    verdict = diagnose(Trace(Header("relay-check", {}, "2026-12-07T00:00:00Z", "0"), events))
+    (result,) = verdict.details.relays
+    assert [f.code.value for f in verdict.findings] == ["relay-check-crashed"]
+    assert result.verdict.value == "incomplete"  # the check is unfinished; the relay failed nothing
 
 
 def test_duration_measurement_waits_past_the_limit_and_no_longer_than_asked():
