@@ -39,7 +39,7 @@ def detect(path: Path) -> Format:
     reader says what is wrong with it). Anything else that is not a js log is refused here."""
     first: bytes | None = None
     try:
-        for number, line in iter_lines(path, "INPUT", MAX_BYTES, MAX_LINE_BYTES):
+        for number, line in iter_lines(path, "FILE", MAX_BYTES, MAX_LINE_BYTES):
             if first is None and line.strip():
                 first = line.lstrip()
                 if first.startswith((b"{", b"[")):
