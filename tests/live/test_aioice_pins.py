@@ -101,7 +101,7 @@ def test_retransmit_schedule_is_the_module_globals():
         took = asyncio.run(main())
     finally:
         ice.set_stun_retransmits(*old)
-    assert 0.3 <= took < 1.5  # 0.05 + 0.1 + 0.2 s, not aioice's default 63.5 s
+    assert 0.3 <= took < 5  # 0.05 + 0.1 + 0.2 s, not aioice's default 63.5 s (margin for a loaded machine)
     assert transitions[-1] == "FAILED"
 
 
@@ -208,6 +208,6 @@ def test_bounded_gathering_asks_every_stun_server_and_stops_at_its_bound():
     by_outcome = {q.outcome: q for q in queries}
     assert set(by_outcome) == {"answered", "no_answer"}
     assert by_outcome["answered"].mapped == (host.host, host.port)
-    assert 0.35 < by_outcome["no_answer"].duration_s < 0.9 and by_outcome["no_answer"].bound_s == 0.4
-    assert took < 0.9  # the bound ended gathering, not aioice's 5 s
+    assert 0.35 < by_outcome["no_answer"].duration_s < 3 and by_outcome["no_answer"].bound_s == 0.4
+    assert took < 3  # the bound (0.4 s) ended gathering, not aioice's 5 s
     assert len(ended) == 1 and len(ended[0][1]) == 2
