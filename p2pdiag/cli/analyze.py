@@ -30,16 +30,20 @@ def analyze(
     if fmt not in ("auto", *Format):
         raise UsageError(f"--format {fmt!r}: use auto, trace or js-log")
     kind = detect(trace_file) if fmt == "auto" else Format(fmt)
+    redactor = common.redactor(redact)
     if kind is Format.JS_LOG:
-        if redact:  # refused rather than shown unredacted: the user asked for nothing to leak
-            raise UsageError("--redact works on p2pdiag traces only; a js-libp2p log cannot be redacted yet")
+        import dataclasses
+
+        from p2pdiag.diagnosis.facts import TraceNotes
         from p2pdiag.diagnosis.jslog import diagnose_jslog
         from p2pdiag.evidence.jslog import load as load_log
 
-        return common.show(diagnose_jslog(load_log(trace_file)), as_json, None)
+        if redactor is None:
+            return common.show(diagnose_jslog(load_log(trace_file)), as_json, None)
+        verdict = diagnose_jslog(load_log(trace_file, redactor.text))  # every line redacted before it is read
+        return common.show(dataclasses.replace(verdict, notes=TraceNotes(redacted=True)), as_json, None)
     from p2pdiag.diagnosis import diagnose
     from p2pdiag.trace.file import load
 
     trace = load(trace_file)
-    redactor = common.redactor(redact)
     return common.show(diagnose(trace if redactor is None else redactor.trace(trace)), as_json, None)

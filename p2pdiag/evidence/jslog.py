@@ -270,10 +270,15 @@ def read(lines: Iterable[tuple[int, bytes]], name: str) -> JsLog:
     return log
 
 
-def load(path: str | Path) -> JsLog:
+def load(path: str | Path, rewrite: Callable[[str], str] | None = None) -> JsLog:
+    """The log at PATH, read. REWRITE (--redact's Redactor.text) is applied to each line before it is
+    read, so the facts, and the verdict, carry only what it left."""
     p = Path(path)
+    lines: Iterable[tuple[int, bytes]] = iter_lines(p, "LOG", MAX_BYTES, MAX_LINE_BYTES)
+    if rewrite is not None:
+        lines = ((n, rewrite(raw.decode("utf-8", errors="replace")).encode()) for n, raw in lines)
     try:
-        log = read(iter_lines(p, "LOG", MAX_BYTES, MAX_LINE_BYTES), str(p))
+        log = read(lines, str(p))
     except UsageError as exc:
         raise TraceFileError(str(exc)) from None
     if log.records == 0:
