@@ -159,9 +159,52 @@ def test_a_protocol_list_wrapped_over_lines_is_read_whole():
     assert {f.code for f in diagnose_jslog(log).findings} == {f.code for f in diagnose_jslog(whole).findings}
 
 
-def test_a_listening_nodes_log_is_refused_in_one_line():
-    """Recorded: a js listener that made its reservation. Judged as a dialer's log it would read as
-    "the relay not reached"; it is refused, naming what it is and what is read."""
-    log = jslog.load(LOGS / "listen-reservation.log")
-    with pytest.raises(TraceFileError, match=r"a listening node's log .*a reservation on relay 12D3KooW"):
-        diagnose_jslog(log)
+# a listening node's log: outcome, codes that must be there, codes that must not, and per relay its reservation
+LISTEN_TABLE = [
+    ("listen-reservation", Outcome.LISTENED, set(), {"reservation-lost", "reservation-expired"},
+     {"inbound_connections": 0}, [{"made": 1, "removed": 0, "held": True, "lost_at_s": None}]),
+    ("listen-upgraded", Outcome.LISTENED, set(), {"reservation-lost", "reservation-expired"},
+     {"inbound_connections": 1}, [{"made": 1, "removed": 0, "held": True}]),
+    # the relay restarted 3 s in; js-libp2p 3.x never reserved on it again (js-libp2p #3601)
+    ("listen-relay-restarted", Outcome.UNREACHABLE, {"reservation-lost"}, {"reservation-expired"},
+     {"inbound_connections": 0, "webrtc_connections": []}, [{"made": 1, "removed": 1, "held": False}]),
+]
+
+
+@pytest.mark.parametrize(("name", "outcome", "present", "absent", "facts", "reservations"), LISTEN_TABLE,
+                         ids=[r[0] for r in LISTEN_TABLE])
+def test_recorded_listener_log_gives_its_verdict(name, outcome, present, absent, facts, reservations):
+    path = LOGS / f"{name}.log"
+    assert detect(path) is Format.JS_LOG
+    verdict = diagnose_jslog(jslog.load(path))
+    codes = {f.code for f in verdict.findings}
+    assert verdict.outcome is outcome, (verdict.outcome, verdict.headline)
+    assert present <= codes and not (absent & codes), codes
+    got = verdict.facts
+    assert {k: got[k] for k in facts} == facts
+    assert got["log"]["namespaces"] == "3.x"
+    assert len(got["reservations"]) == len(reservations)
+    for life, want in zip(got["reservations"], reservations, strict=True):
+        assert {k: life[k] for k in want} == want, life
+        assert life["expiry"] and life["expiry"].endswith("Z")  # read from js-libp2p's Date.toString()
+    if "reservation-lost" in codes:
+        [lost] = [f for f in verdict.findings if f.code == "reservation-lost"]
+        assert lost.confidence is Confidence.LIKELY and lost.data["after_s"] > 10
+        assert got["reservations"][0]["lost_at_s"] is not None
+
+
+def test_the_upgraded_listener_answered_one_webrtc_upgrade():
+    verdict = diagnose_jslog(jslog.load(LOGS / "listen-upgraded.log"))
+    assert len(verdict.facts["webrtc_connections"]) == 1 and len(verdict.facts["dialers"]) == 1
+
+
+def test_a_reservation_past_its_expiry_without_a_refresh_is_a_warning():
+    """The recorded listener with the relay's expiry moved to 2 s after the reservation: js-libp2p would
+    refresh only 30 s in, so the expiry passes first."""
+    lines = (LOGS / "listen-upgraded.log").read_bytes().splitlines()
+    moved = [line.replace(b"expiry date is Mon Dec 07 2026 16:52:55", b"expiry date is Mon Dec 07 2026 14:52:57")
+             for line in lines]
+    assert moved != lines
+    verdict = diagnose_jslog(jslog.read(enumerate(moved, start=1), "moved.log"))
+    assert "reservation-expired" in {f.code for f in verdict.findings}
+    assert verdict.outcome is Outcome.LISTENED

@@ -1,0 +1,95 @@
+"""Re-record the listening node's js-libp2p debug logs `p2pdiag analyze` reads (js-libp2p 3.x in Node).
+
+    python tests/record/jslog_listener.py      # writes tests/traces/jslog/listen-*.log (not listen-reservation.log)
+
+Each log is the real stderr of interop/js/listener.mjs under DEBUG="libp2p:*,*:trace", behind a real
+js relay on loopback (the listener's own JSON lines among js-libp2p's, as an app's output would be):
+
+- listen-upgraded.log: the listener reserves, a js dialer reaches it through the relay and upgrades
+  to WebRTC, the listener is stopped: a reservation held to the end, one inbound relayed connection;
+- listen-relay-restarted.log: the relay is stopped 3 s after the reservation and started again 2 s
+  later with the same key on the same port; the listener is left running 15 s more. js-libp2p 3.x
+  removes the reservation when the relay's connection closes and, for a relay given as a listen
+  address, never reserves again (js-libp2p #3601): the log ends with the node listening through no
+  relay.
+
+tests/unit/test_jslog_table.py checks the verdict each one gives.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from support import JS_DIR, Proc, _ready_json
+
+LOGS = ROOT / "tests" / "traces" / "jslog"
+DEBUG = {"DEBUG": "libp2p:*,*:trace"}
+
+
+def keep(proc: Proc, name: str) -> None:
+    proc.signal(signal.SIGTERM)
+    proc.wait(10)
+    time.sleep(0.3)  # the stderr pump drains the pipe
+    (LOGS / name).write_text("".join(proc.stderr))
+    print(name, len(proc.stderr), "lines")
+
+
+def upgraded(node: str, procs: list[Proc]) -> None:
+    relay = Proc([node, str(JS_DIR / "relay.mjs")], "js relay")
+    procs.append(relay)
+    relay_addr = _ready_json(relay)["addrs"][0]
+    for _ in range(5):  # js<->js WebRTC on loopback fails now and then (interop/js/README.md)
+        lst = Proc([node, str(JS_DIR / "listener.mjs"), "--relay", relay_addr], "js listener", env=DEBUG)
+        procs.append(lst)
+        webrtc = next(a for a in _ready_json(lst)["addrs"] if "/webrtc/" in a and "/ws/" not in a)
+        dial = subprocess.run([node, str(JS_DIR / "dialer.mjs"), "--quiet", "--target", webrtc], capture_output=True,
+                              text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL, check=False)
+        time.sleep(0.5)
+        if dial.returncode == 0:
+            keep(lst, "listen-upgraded.log")
+            return
+        lst.stop()
+    raise SystemExit("the WebRTC upgrade failed five times")
+
+
+def relay_restarted(node: str, procs: list[Proc], key: Path) -> None:
+    relay = Proc([node, str(JS_DIR / "relay.mjs"), "--key", str(key)], "js relay")
+    procs.append(relay)
+    relay_addr = _ready_json(relay)["addrs"][0]
+    port = relay_addr.split("/tcp/", 1)[1].split("/", 1)[0]
+    lst = Proc([node, str(JS_DIR / "listener.mjs"), "--relay", relay_addr, "--no-webrtc"], "js listener", env=DEBUG)
+    procs.append(lst)
+    _ready_json(lst)
+    time.sleep(3)
+    relay.signal(signal.SIGTERM)
+    relay.wait(10)
+    time.sleep(2)
+    again = Proc([node, str(JS_DIR / "relay.mjs"), "--key", str(key), "--tcp-port", port], "js relay again")
+    procs.append(again)
+    assert _ready_json(again)["addrs"][0] == relay_addr, "the relay came back elsewhere"
+    time.sleep(15)
+    keep(lst, "listen-relay-restarted.log")
+
+
+def main() -> None:
+    node = subprocess.run(["bash", str(ROOT / "scripts" / "setup-js.sh")], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    procs: list[Proc] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            upgraded(node, procs)
+            relay_restarted(node, procs, Path(tmp) / "relay.key")
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
+if __name__ == "__main__":
+    main()
