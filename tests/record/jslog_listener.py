@@ -7,6 +7,8 @@ js relay on loopback (the listener's own JSON lines among js-libp2p's, as an app
 
 - listen-upgraded.log: the listener reserves, a js dialer reaches it through the relay and upgrades
   to WebRTC, the listener is stopped: a reservation held to the end, one inbound relayed connection;
+  dial-to-listen-upgraded.log is that dialer's log (the same connection from the other side: the
+  pair `analyze` puts on one timeline);
 - listen-relay-restarted.log: the relay is stopped 3 s after the reservation and started again 2 s
   later with the same key on the same port; the listener is left running 15 s more. js-libp2p 3.x
   removes the reservation when the relay's connection closes and, for a relay given as a listen
@@ -18,6 +20,7 @@ tests/unit/test_jslog_table.py checks the verdict each one gives.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -50,10 +53,13 @@ def upgraded(node: str, procs: list[Proc]) -> None:
         procs.append(lst)
         webrtc = next(a for a in _ready_json(lst)["addrs"] if "/webrtc/" in a and "/ws/" not in a)
         dial = subprocess.run([node, str(JS_DIR / "dialer.mjs"), "--quiet", "--target", webrtc], capture_output=True,
-                              text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL, check=False)
+                              text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL, check=False,
+                              env={**os.environ, **DEBUG})
         time.sleep(0.5)
         if dial.returncode == 0:
             keep(lst, "listen-upgraded.log")
+            (LOGS / "dial-to-listen-upgraded.log").write_text(dial.stderr)  # the same connection, the other side
+            print("dial-to-listen-upgraded.log", len(dial.stderr.splitlines()), "lines")
             return
         lst.stop()
     raise SystemExit("the WebRTC upgrade failed five times")

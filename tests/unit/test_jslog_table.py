@@ -4,9 +4,11 @@ codes and facts per log, never text."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tracemalloc
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,10 @@ TABLE = [
     ("dial-webrtc-upgraded", Outcome.UPGRADED, {"relay-limited", "relay-limit-unit"},
      {"relay-cut-duration", "relay-cut-data", "relay-cut-unexplained", "peer-no-webrtc-signaling",
       "upgrade-not-attempted"},
+     {"relay_cut": None}, TRACE),
+    # the dialer beside listen-upgraded.log: the same connection from the other side
+    ("dial-to-listen-upgraded", Outcome.UPGRADED, {"relay-limited"},
+     {"relay-cut-duration", "relay-cut-data", "relay-cut-unexplained", "upgrade-not-attempted"},
      {"relay_cut": None}, TRACE),
     # a real flaky attempt of the same dial: the initiator refused the peer's only candidate, timed out at 6 s
     ("dial-webrtc-failed-attempt", Outcome.RELAYED_ONLY, {"webrtc-no-remote-candidates", "relay-limited"},
@@ -202,8 +208,11 @@ def test_a_reservation_past_its_expiry_without_a_refresh_is_a_warning():
     """The recorded listener with the relay's expiry moved to 2 s after the reservation: js-libp2p would
     refresh only 30 s in, so the expiry passes first."""
     lines = (LOGS / "listen-upgraded.log").read_bytes().splitlines()
-    moved = [line.replace(b"expiry date is Mon Dec 07 2026 16:52:55", b"expiry date is Mon Dec 07 2026 14:52:57")
-             for line in lines]
+    [at] = [i for i, line in enumerate(lines) if b"created reservation on relay peer" in line]
+    made = datetime.fromisoformat(lines[at].split(b" ", 1)[0].decode())
+    soon = (made + timedelta(seconds=2)).strftime("%a %b %d %Y %H:%M:%S GMT+0000").encode()
+    moved = list(lines)
+    moved[at] = re.sub(rb"expiry date is .*", b"expiry date is " + soon + b" (Coordinated Universal Time)", lines[at])
     assert moved != lines
     verdict = diagnose_jslog(jslog.read(enumerate(moved, start=1), "moved.log"))
     assert "reservation-expired" in {f.code for f in verdict.findings}
