@@ -294,4 +294,31 @@ class ListenerLogFacts:
                 "webrtc_connections": list(self.webrtc_connections)}
 
 
-Details = DialFacts | ListenFacts | RelayCheckFacts | LogFacts | ListenerLogFacts
+# --- several inputs on one timeline (several.py) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where one input sits on the common timeline."""
+
+    name: str
+    offset_s: float | None  # add to the input's own t to get the timeline's; None: not placed
+    how: str
+
+    def as_fact(self) -> dict[str, object]:
+        return {"input": self.name, "offset_s": None if self.offset_s is None else round(self.offset_s, 3),
+                "aligned_by": self.how}
+
+
+@dataclass(frozen=True, slots=True)
+class SeveralFacts:
+    inputs: tuple[dict[str, object], ...]  # per input: name, kind, outcome, its facts
+    placements: tuple[Placement, ...]
+    primary: str  # the input whose outcome is the verdict's
+
+    def as_facts(self) -> dict[str, object]:
+        return {"inputs": list(self.inputs), "timeline": [p.as_fact() for p in self.placements],
+                "primary": self.primary}
+
+
+Details = DialFacts | ListenFacts | RelayCheckFacts | LogFacts | ListenerLogFacts | SeveralFacts

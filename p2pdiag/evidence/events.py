@@ -148,3 +148,11 @@ class WebRTCFailed(LogFact):
     """The peer connection or ICE reached a failed state, or the WebRTC dial gave up."""
 
     what: str  # "connection state failed", "ICE connection state failed", the error …
+
+
+@dataclass(frozen=True, slots=True)
+class SelfAddressObserved(LogFact):
+    """identify's `our observed address was <addr>`: an address another peer sees this node at; its last
+    /p2p/ component is this node's own peer id."""
+
+    address: str

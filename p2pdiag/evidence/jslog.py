@@ -79,6 +79,8 @@ RULES: tuple[Rule, ...] = (
          lambda n, t, ns, m: E.AddressDialed(n, t, m.group(1), False, m.group(2))),
     Rule("identified", re.compile(r"^libp2p:identify$"), re.compile(r"completed for peer (\S+) and protocols (.*)"),
          lambda n, t, ns, m: E.PeerIdentified(n, t, m.group(1), _protocols(m.group(2))), continues=True),
+    Rule("self-observed", re.compile(r"^libp2p:identify:trace$"), re.compile(r"our observed address was (\S+)"),
+         lambda n, t, ns, m: E.SelfAddressObserved(n, t, m.group(1))),
     Rule("relayed-opened", re.compile(_CONN + r"$"),
          re.compile(r"(inbound|outbound) relayed connection established to (\S+) with limits (.*)"),
          lambda n, t, ns, m: E.RelayedConnectionOpened(n, t, ns.group("conn"), m.group(2), m.group(1) == "outbound",

@@ -15,7 +15,12 @@ js relay on loopback (the listener's own JSON lines among js-libp2p's, as an app
   address, never reserves again (js-libp2p #3601): the log ends with the node listening through no
   relay.
 
-tests/unit/test_jslog_table.py checks the verdict each one gives.
+- listen-p2pdiag-beside-js-dialer.jsonl and dial-to-p2pdiag-listen.log: `p2pdiag listen --trace`
+  behind a js relay, and the log of a js dialer's relayed dial to it (two pings): one connection,
+  a trace on one side and a js log on the other.
+
+tests/unit/test_jslog_table.py checks the verdict each one gives; tests/unit/test_several.py puts
+the pairs on one timeline.
 """
 
 from __future__ import annotations
@@ -84,6 +89,33 @@ def relay_restarted(node: str, procs: list[Proc], key: Path) -> None:
     keep(lst, "listen-relay-restarted.log")
 
 
+def beside_p2pdiag_listen(node: str, procs: list[Proc]) -> None:
+    """`p2pdiag listen --trace` behind a js relay, and a js dialer's log of its relayed dial to it: the
+    trace and the log of one connection, from its two sides."""
+    relay = Proc([node, str(JS_DIR / "relay.mjs"), "--no-ws"], "js relay")
+    procs.append(relay)
+    relay_addr = _ready_json(relay)["addrs"][0]
+    trace = LOGS / "listen-p2pdiag-beside-js-dialer.jsonl"
+    listen = Proc([sys.executable, "-m", "p2pdiag", "listen", "--relay", relay_addr, "--json", "--trace", str(trace)],
+                  "p2pdiag listen")
+    procs.append(listen)
+    deadline = time.monotonic() + 30  # `listen --json` prints its addresses on stderr
+    while not (addrs := [a.strip() for a in listen.stderr if a.strip().startswith(relay_addr) and "/webrtc/" not in a]):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"p2pdiag listen gave no address: {''.join(listen.stderr)[-2000:]}")
+        time.sleep(0.1)
+    target = addrs[0]
+    dial = subprocess.run([node, str(JS_DIR / "dialer.mjs"), "--quiet", "--target", target, "--pings", "2"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL, check=False,
+                          env={**os.environ, **DEBUG})
+    time.sleep(1)
+    listen.signal(signal.SIGINT)
+    listen.wait(20)
+    (LOGS / "dial-to-p2pdiag-listen.log").write_text(dial.stderr)
+    print(trace.name, "and dial-to-p2pdiag-listen.log", len(dial.stderr.splitlines()), "lines; dialer exit",
+          dial.returncode)
+
+
 def main() -> None:
     node = subprocess.run(["bash", str(ROOT / "scripts" / "setup-js.sh")], capture_output=True, text=True,
                           check=True).stdout.strip()
@@ -92,6 +124,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             upgraded(node, procs)
             relay_restarted(node, procs, Path(tmp) / "relay.key")
+        beside_p2pdiag_listen(node, procs)
     finally:
         for p in reversed(procs):
             p.stop()

@@ -35,6 +35,9 @@ TABLE = [
     ("dial-to-listen-upgraded", Outcome.UPGRADED, {"relay-limited"},
      {"relay-cut-duration", "relay-cut-data", "relay-cut-unexplained", "upgrade-not-attempted"},
      {"relay_cut": None}, TRACE),
+    # a js dialer's relayed dial to `p2pdiag listen` (beside its trace, listen-p2pdiag-beside-js-dialer.jsonl)
+    ("dial-to-p2pdiag-listen", Outcome.RELAYED_ONLY, {"upgrade-not-attempted"},
+     {"relay-cut-duration", "relay-cut-data", "relay-cut-unexplained"}, {"webrtc_connection": None}, TRACE),
     # a real flaky attempt of the same dial: the initiator refused the peer's only candidate, timed out at 6 s
     ("dial-webrtc-failed-attempt", Outcome.RELAYED_ONLY, {"webrtc-no-remote-candidates", "relay-limited"},
      {"relay-cut-duration", "relay-cut-unexplained", "webrtc-signaling-unsupported"},
