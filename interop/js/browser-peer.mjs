@@ -36,7 +36,7 @@ const HERE = dirname(fileURLToPath(import.meta.url))
 const PAGE_DIR = join(HERE, 'browser')
 
 const USAGE = `usage: node browser-peer.mjs --relay MULTIADDR(/ws/p2p/RELAY_ID) [--no-webrtc]
-  [--ice-servers '[{"urls":"stun:HOST:PORT"}]' (default [])] [--timeout-ms 20000] [--key FILE] [--inbound-connection-threshold 100]
+  [--ice-servers '[{"urls":"stun:HOST:PORT"}]' (default [])] [--ice-transport-policy all|relay] [--timeout-ms 20000] [--key FILE] [--inbound-connection-threshold 100]
   [--chromium /usr/bin/chromium] [--libp2p-debug NAMESPACES]
   [--chromium-log FILE [--chromium-vmodule PATTERNS]] [--webrtc-internals FILE]
   [--ignore-stdin]`
@@ -65,6 +65,7 @@ const flags = parseFlags({
   relay: { type: 'string' },
   'no-webrtc': { type: 'boolean', default: false },
   'ice-servers': { type: 'string', default: '[]' },
+  'ice-transport-policy': { type: 'string' },
   'timeout-ms': { type: 'string', default: '20000' },
   key: { type: 'string' },
   'inbound-connection-threshold': { type: 'string', default: '100' },
@@ -94,6 +95,11 @@ if (relayPeerId == null) {
 const timeoutMs = intFlag(flags, 'timeout-ms', { min: 1 })
 const inboundThreshold = intFlag(flags, 'inbound-connection-threshold', { min: 1 })
 const iceServers = iceServersFlag(flags)
+const iceTransportPolicy = flags['ice-transport-policy']
+if (iceTransportPolicy != null && !['all', 'relay'].includes(iceTransportPolicy)) {
+  process.stderr.write(`--ice-transport-policy must be all or relay\n${USAGE}\n`)
+  process.exit(2)
+}
 
 let server
 let browser
@@ -262,6 +268,7 @@ try {
       relayPeerId,
       webrtc: !flags['no-webrtc'],
       iceServers,
+      iceTransportPolicy,
       key,
       timeoutMs,
       inboundConnectionThreshold: inboundThreshold
