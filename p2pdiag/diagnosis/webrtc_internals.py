@@ -28,6 +28,7 @@ STATS_SETTLE = ("a dump taken with chrome://webrtc-internals open before the con
                 "until it ends, so the page samples the candidate pairs (stats)")
 OTHER_SIDE_SETTLE = "the other side's record of the same attempt (its js-libp2p log or its own dump)"
 MAX_LISTED = 8
+GATHERING_S = 2.0  # a browser gathers host candidates within milliseconds: 2 s without one is no usable interface
 NO_ANSWER = 701  # icecandidateerror's code when a STUN/TURN server did not answer (W3C webrtc-pc)
 
 
@@ -70,7 +71,10 @@ def _judge(pc: PeerConnection) -> Judged:
     upgraded = "connected" in conn or (not conn and ice_ok and "failed" not in pc.dtls_states)
     dtls_failed = not upgraded and ("failed" in pc.dtls_states or (ice_ok and "failed" in conn))
     ice_failed = not upgraded and not dtls_failed and ("failed" in ice or "failed" in conn)
-    result = "upgraded" if upgraded else "dtls-failed" if dtls_failed else "ice-failed" if ice_failed else "unfinished"
+    ran = (pc.last_t_s or 0.0) - (pc.first_t_s or 0.0)
+    gathered = "complete" in pc.states_of("gathering") or ran >= GATHERING_S
+    result = ("upgraded" if upgraded else "dtls-failed" if dtls_failed else "ice-failed" if ice_failed
+              else "no-local-candidates" if not pc.local and gathered else "unfinished")
     findings: list[Finding] = []
     where = f"peer connection {pc.key}"
 
@@ -103,7 +107,7 @@ def _judge(pc: PeerConnection) -> Judged:
         stats = f"transport dtlsState {' → '.join(pc.dtls_states)} (stats)" if pc.dtls_states else None
         f = W.dtls_failed(reason, stats)
         findings.append(f if stats else dataclasses.replace(f, confidence=Confidence.LIKELY, settle=STATS_SETTLE))
-    elif ice_failed or result == "unfinished":
+    elif not upgraded:
         findings += _ice_findings(pc, where, ice_failed)
     detail = (f"ICE {_timeline(pc, 'ice')}; connection {_timeline(pc, 'connection')}"
               + (f"; DTLS {' → '.join(pc.dtls_states)}" if pc.dtls_states else "")
@@ -124,11 +128,16 @@ def _ice_findings(pc: PeerConnection, where: str, failed: bool) -> list[Finding]
     remote_seen = bool(pc.remote) or pc.remote_sdp_candidates > 0
     sampled = bool(pc.pairs)
     if not pc.local:
+        # gathering that ran its course (or seconds of it) without one candidate is more than a dump cut short
+        ran = (pc.last_t_s or 0.0) - (pc.first_t_s or 0.0)
+        sure = failed or "complete" in pc.states_of("gathering") or ran >= GATHERING_S
         return [dataclasses.replace(W.no_local_candidates_seen(
             (f"{where}: gathering {_timeline(pc, 'gathering')}, no local candidate logged or sampled",
              f"ICE servers: {', '.join(u for s in pc.ice_servers for u in s.urls) or 'none'}; "
              f"policy {pc.ice_transport_policy or 'all'}"), pc.ice_transport_policy == "relay"),
-            confidence=Confidence.LIKELY if failed else Confidence.POSSIBLE, settle=STATS_SETTLE)]
+            confidence=Confidence.LIKELY if sure else Confidence.POSSIBLE,
+            settle="the browser machine's interfaces (`ip addr`) and a dump of an attempt that ran until ICE "
+                   "failed or connected")]
     if not remote_seen:
         f = W.no_remote_candidates([], [], [])
         return [dataclasses.replace(f, evidence=(
@@ -180,8 +189,8 @@ def dump_read(dump: Dump) -> DumpRead:
     pcs = dump.peer_connections
     lacks = []
     if not any(pc.stats_samples for pc in pcs):
-        lacks.append("stats (not sampled: the page was not open while it connected, or the connection closed "
-                     "first): no candidate pairs, selected pair or DTLS state")
+        lacks.append("stats (none sampled: the page was not open while it connected, the connection closed "
+                     "first, or it never got a transport): no candidate pairs, selected pair or DTLS state")
     elif not all(pc.stats_samples for pc in pcs):
         lacks.append(f"stats of {sum(1 for pc in pcs if not pc.stats_samples)} peer connection(s)")
     if any(pc.legacy_stats and not pc.pairs for pc in pcs):

@@ -144,7 +144,11 @@ def turn_error_seen(url: str, code: int | None, text: str, evidence: list[str]) 
     server's STUN error code, or 701 when it never answered."""
     data: dict[str, object] = {"server": url, "error_code": code, "error_reason": text}
     if code is not None and 300 <= code < 700:
-        meaning = _TURN_ERRORS.get(code, "see the server's log for this code")
+        # _TURN_ERRORS speaks of p2pdiag's own options and aioice; a browser has an iceServers entry
+        meaning = {401: "wrong credentials: the iceServers entry's username and credential do not match the "
+                        "server's (or its realm)",
+                   438: "the nonce went stale and the server kept refusing it"}.get(
+            code, _TURN_ERRORS.get(code, "see the server's log for this code"))
         evidence.append(f"{url} refused the allocation: error {code} {text}".rstrip() + f" ({meaning})")
         advice = (f"The TURN server answered with STUN error {code}: {meaning}. Fix the iceServers entry "
                   "(URL, username, credential) or the server, then try again.")
