@@ -29,6 +29,7 @@ STATS_SETTLE = ("a dump taken with chrome://webrtc-internals open before the con
 OTHER_SIDE_SETTLE = "the other side's record of the same attempt (its js-libp2p log or its own dump)"
 MAX_LISTED = 8
 GATHERING_S = 2.0  # a browser gathers host candidates within milliseconds: 2 s without one is no usable interface
+UNANSWERED_CHECKS = 20  # Chromium sends one every 50-100 ms at first: seconds of checks, not a dump taken early
 NO_ANSWER = 701  # icecandidateerror's code when a STUN/TURN server did not answer (W3C webrtc-pc)
 
 
@@ -156,23 +157,30 @@ def _ice_findings(pc: PeerConnection, where: str, failed: bool) -> list[Finding]
     confidence = Confidence.LIKELY if failed and sampled else Confidence.POSSIBLE
     settle = STATS_SETTLE if not sampled else "the same attempt from the other side (its dump or log)"
     if not failed:
-        evidence.append("the attempt had not ended when the dump was taken")
-        settle = "a dump taken after the attempt ended (ICE connected or failed)"
-    findings.append(W.ice_failed_seen(tuple(evidence), every_failed, confidence, settle))
+        evidence.append("ICE was still checking when the dump was taken")
+        settle = ("the dialer's log (a js-libp2p dialer gives up after 6 s, before the browser's ICE fails), "
+                  "or `p2pdiag nat` from that network")
+    findings.append(W.ice_failed_seen(tuple(evidence), every_failed, confidence, settle, ended=failed))
     stun = _stun_urls(pc, "stun")
     stun_silent = [e for e in pc.errors if e.url.lower().startswith("stun") and e.error_code == NO_ANSWER]
     srflx = [c for c in pc.local if c.candidate_type == "srflx"]
     udp_local = [c for c in pc.local if c.protocol == "udp" and c.candidate_type != "relay"]
-    if failed and sampled and sent and not answered and (stun_silent or (stun and not srflx) or not udp_local):
-        why = [f"{where}: {sent} checks sent over {len(pc.pairs)} pair(s), none answered"]
+    received = sum(p.requests_received for p in pc.pairs)
+    # seconds of checks with no answer (or ICE failed after some), and STUN silent too or no UDP candidate
+    many = sent >= UNANSWERED_CHECKS or (failed and sent > 0)
+    if sampled and many and not answered and (stun_silent or (stun and not srflx) or not udp_local):
+        why = [f"{where}: {sent} checks sent over {len(pc.pairs)} pair(s), none answered"
+               + ("; none of the peer's checks arrived either" if not received else "")]
         if stun_silent:
             why.append(f"STUN got no answer: {', '.join(sorted({e.url for e in stun_silent}))} (error 701)")
         elif stun and not srflx:
             why.append(f"no server-reflexive candidate from {', '.join(stun)}: STUN got no answer")
         if not udp_local:
             why.append("only TCP or relay candidates on this side: " + ", ".join(c.endpoint for c in pc.local[:4]))
-        findings.append(N.udp_blocked_local("this browser's", why, Confidence.LIKELY,
-                                            {"checks_sent": sent, "answered": answered}))
+        if not failed:
+            why.append("ICE was still checking when the record ends (the dialer gave up first)")
+        findings.append(N.udp_blocked_local("this browser's", why, Confidence.LIKELY if failed else Confidence.POSSIBLE,
+                                            {"checks_sent": sent, "answered": answered, "received": received}))
     return findings
 
 
@@ -279,5 +287,10 @@ def _headline(mattered: Judged, findings: list[Finding], n: int) -> str:
         via = " through a TURN relay" if local and local.candidate_type == "relay" else " directly"
         return f"The dump shows the WebRTC connection up{via if sel else ''}{attempts}."
     errors = [f for f in findings if f.severity is Severity.ERROR]
-    why = f": {errors[0].title[0].lower()}{errors[0].title[1:]}" if errors else ""
+    why = f": {_lower_first(errors[0].title)}" if errors else ""
     return f"The dump shows no direct WebRTC connection{attempts}{why}."
+
+
+def _lower_first(title: str) -> str:
+    """"The TURN allocation failed" -> "the TURN allocation failed"; "ICE failed" stays as it is."""
+    return title if title[1:2].isupper() else title[:1].lower() + title[1:]

@@ -230,13 +230,17 @@ def upgrade_not_attempted(reason: str, advice: str = "The relay findings above s
     )
 
 
-def ice_failed_seen(evidence: tuple[str, ...], every_failed: bool, confidence: Confidence, settle: str) -> Finding:
+def ice_failed_seen(evidence: tuple[str, ...], every_failed: bool, confidence: Confidence, settle: str,
+                    ended: bool = True) -> Finding:
     """webrtc-ice-failed as another program's record shows it (a webrtc-internals dump): its states and
-    pairs, not p2pdiag's own upgrade events."""
+    pairs, not p2pdiag's own upgrade events. ENDED: ICE reached failed (else the record stops while it
+    was still checking)."""
+    title = ("Every ICE candidate pair failed" if every_failed else "ICE failed: no candidate pair worked") \
+        if ended else "No ICE candidate pair had worked when the record ends"
     return Finding(
         code=Code.WEBRTC_ICE_FAILED,
         severity=Severity.ERROR,
-        title="Every ICE candidate pair failed" if every_failed else "ICE failed: no candidate pair worked",
+        title=title,
         evidence=evidence,
         advice="The checks went out and no pair worked: UDP between the two is blocked (a firewall that drops "
         "UDP, or two NATs that map each destination to a new port, 'symmetric'), or the candidates are "
