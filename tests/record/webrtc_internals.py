@@ -24,7 +24,13 @@ The browser peer listens through a js relay; interop/js/dialer.mjs (Node) dials 
   offer and ICE fails (one attempt);
 - no-local-candidates.json.gz: relay, browser peer and dialer in a network namespace of their own
   with only loopback up (`unshare -n`, so root): Chromium gathers no loopback candidate, has none
-  to offer, and ICE fails (one attempt).
+  to offer, and ICE fails (one attempt);
+- udp-blocked.json.gz: a namespace of its own with one address (on a veth pair) and an nftables
+  rule dropping every UDP packet it sends: Chromium has candidates, its STUN server (at that address)
+  never answers, no check is answered; the js dialer gives up at its 6 s while Chromium's ICE is
+  still checking, and the dump is taken at once;
+- dropped-peer-connection.json.gz: the same, dumped 30 s later: Chromium has dropped the closed
+  peer connection from the page, and the dump holds none (analyze refuses it, saying why).
 
 tests/unit/test_webrtc_internals_table.py checks the verdict each one gives.
 """
@@ -47,6 +53,11 @@ from support import JS_DIR, Proc, _ready_json
 DUMPS = ROOT / "tests" / "traces" / "webrtc-internals"
 STATS_S = 2.5  # webrtc-internals samples getStats once a second: a few samples after the dial
 
+UDP_BLOCKED_ADDR = "10.99.0.1"  # on one end of a veth pair, inside a namespace of its own
+UDP_BLOCKED_WAIT_S = 0.5  # at once: Chromium drops a closed peer connection from the page within seconds
+DROPPED_WAIT_S = 30.0
+DROP_UDP = "add table inet p2pdiag; add chain inet p2pdiag out { type filter hook output priority 0; }; " \
+           "add rule inet p2pdiag out meta l4proto udp drop"
 TURN_USER, TURN_RIGHT, TURN_WRONG = "p2pdiag", "right-credential", "wrong-credential"
 
 
@@ -79,7 +90,8 @@ def coturn(host: str, state: Path):
         print("coturn:", " | ".join(line for line in out.splitlines() if "incorrect" in line or "401" in line)[:300])
 
 
-def record(node: str, relay_ws: str, name: str, ice_servers: list[dict], attempts: int = 5, *policy: str) -> bool:
+def record(node: str, relay_ws: str, name: str, ice_servers: list[dict], attempts: int = 5, *policy: str,
+           after_s: float = STATS_S) -> bool:
     """Start the browser peer with ICE_SERVERS and its webrtc-internals page, dial its WebRTC address
     from the Node dialer (again, up to ATTEMPTS, until one upgrades), and keep the dump as NAME."""
     out = DUMPS / name
@@ -98,7 +110,7 @@ def record(node: str, relay_ws: str, name: str, ice_servers: list[dict], attempt
             if result.returncode == 0:
                 ok = True
                 break
-        time.sleep(STATS_S)
+        time.sleep(after_s)
     finally:
         browser.stop()
     saved = [line for line in browser.stderr if "webrtc_internals" in line]
@@ -114,6 +126,15 @@ def main() -> None:
         with started_relay(node) as relay_ws:
             record(node, relay_ws, "no-local-candidates.json.gz", [], attempts=1)
         return
+    if sys.argv[1:] == ["--udp-blocked"]:  # a namespace of its own, one address, every UDP packet dropped
+        with started_relay(node) as relay_ws:
+            # a STUN server nobody can reach (its UDP is dropped like the rest); ICE gets the time to fail
+            record(node, relay_ws, "udp-blocked.json.gz", [{"urls": f"stun:{UDP_BLOCKED_ADDR}:3478"}], 1,
+                   after_s=UDP_BLOCKED_WAIT_S)
+            # the same, dumped 30 s later: Chromium has dropped the closed peer connection from the page
+            record(node, relay_ws, "dropped-peer-connection.json.gz", [{"urls": f"stun:{UDP_BLOCKED_ADDR}:3478"}],
+                   1, after_s=DROPPED_WAIT_S)
+        return
     with started_relay(node) as relay_ws:
         record(node, relay_ws, "upgraded.json.gz", [])
         with tempfile.TemporaryDirectory() as state, coturn("127.0.0.1", Path(state)) as port:
@@ -127,6 +148,13 @@ def main() -> None:
     # ICE fails, as on a machine whose only interface WebRTC may not use
     subprocess.run(["unshare", "-n", "sh", "-c", f'ip link set lo up && exec "{sys.executable}" "{__file__}" '
                     "--no-network"], check=True, cwd=ROOT)
+    # a firewall that drops UDP: Chromium has an address (a dummy interface) and candidates, every check
+    # and the STUN request go unanswered, ICE fails; TCP (the relay, the page) still works
+    subprocess.run(["unshare", "-n", "sh", "-c",
+                    "set -e; ip link set lo up; ip link add v0 type veth peer name v1; ip link set v0 up; "
+                    f"ip link set v1 up; ip addr add {UDP_BLOCKED_ADDR}/24 dev v0; ip route add default dev v0; "
+                    f"nft '{DROP_UDP}'; "
+                    f'exec "{sys.executable}" "{__file__}" --udp-blocked'], check=True, cwd=ROOT)
 
 
 @contextlib.contextmanager

@@ -37,6 +37,10 @@ TABLE = [
     ("no-local-candidates", Outcome.RELAYED_ONLY, {"webrtc-no-local-candidates"},
      {"turn-allocation-failed", "webrtc-dtls-failed"},
      "no-local-candidates", {"local_candidates": [], "initiator": False, "ice_servers": []}),
+    # UDP dropped by nftables: the js dialer gave up at 6 s while Chromium's ICE was still checking
+    ("udp-blocked", Outcome.RELAYED_ONLY, {"webrtc-ice-failed", "udp-blocked-local"},
+     {"webrtc-no-local-candidates", "webrtc-no-remote-candidates", "turn-allocation-failed"},
+     "unfinished", {"ice_states": ["checking"], "selected": None}),
 ]
 
 
@@ -98,6 +102,26 @@ def test_no_local_candidates_with_the_peers_candidate_received():
     assert "connected" not in pc["connection_states"]
     assert pc["remote_candidates"], "the Node dialer's candidate reached the browser"
     assert verdict.exit_code == 3
+
+
+def test_udp_blocked_is_read_from_unanswered_checks_and_a_silent_stun_server():
+    verdict = diagnose_dump(wi.load(DUMPS / "udp-blocked.json.gz"))
+    [udp] = [f for f in verdict.findings if f.code == "udp-blocked-local"]
+    assert udp.confidence is Confidence.POSSIBLE and udp.settle  # ICE had not failed yet
+    assert udp.data["checks_sent"] >= 20 and udp.data["answered"] == udp.data["received"] == 0
+    [pc] = verdict.facts["peer_connections"]
+    assert not any(c["type"] == "srflx" for c in pc["local_candidates"])
+    assert all(p["responses_received"] == 0 for p in pc["pairs"])
+
+
+def test_a_dump_whose_peer_connection_was_dropped_is_refused_in_one_line():
+    """Recorded: the same attempt dumped 30 s later, when Chromium had dropped the closed peer connection."""
+    path = DUMPS / "dropped-peer-connection.json.gz"
+    with pytest.raises(TraceFileError, match="no peer connection"):
+        diagnose_dump(wi.load(path))
+    result = subprocess.run([sys.executable, "-m", "p2pdiag", "analyze", str(path)], capture_output=True, text=True,
+                            cwd=ROOT, check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_credentials_in_a_configuration_are_never_kept(tmp_path):
