@@ -399,6 +399,8 @@ def _read_stats(pc: PeerConnection, stats: object) -> None:
         if not isinstance(key, str) or not isinstance(entry, dict):
             continue
         kind = entry.get("statsType")
+        if not isinstance(kind, str):
+            continue
         if kind in LEGACY_STATS:
             pc.legacy_stats = True
         stat_id, _, name = key.rpartition("-")
