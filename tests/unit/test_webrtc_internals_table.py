@@ -27,7 +27,7 @@ DUMPS = ROOT / "tests" / "traces" / "webrtc-internals"
 TABLE = [
     ("upgraded", Outcome.UPGRADED, set(),
      {"webrtc-ice-failed", "webrtc-dtls-failed", "turn-allocation-failed", "udp-blocked-local"},
-     "upgraded", {"initiator": False, "dtls_states": ["connected"]}),
+     "upgraded", {"initiator": False, "candidate_errors": [], "ice_servers": []}),
     ("upgraded-stun", Outcome.UPGRADED, set(),
      {"webrtc-ice-failed", "turn-allocation-failed", "udp-blocked-local", "nat-mapping-symmetric"},
      "upgraded", {"initiator": False, "candidate_errors": []}),
@@ -122,6 +122,17 @@ def test_a_dump_whose_peer_connection_was_dropped_is_refused_in_one_line():
     result = subprocess.run([sys.executable, "-m", "p2pdiag", "analyze", str(path)], capture_output=True, text=True,
                             cwd=ROOT, check=False)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_uncompressed_dump_gives_the_same_verdict(tmp_path):
+    """The page's compression box unticked: the same JSON, not gzipped."""
+    path = tmp_path / "webrtc_internals_dump.txt"
+    path.write_bytes(gzip.decompress((DUMPS / "udp-blocked.json.gz").read_bytes()))
+    assert detect(path) is Format.WEBRTC_INTERNALS
+    plain, zipped = diagnose_dump(wi.load(path)), diagnose_dump(wi.load(DUMPS / "udp-blocked.json.gz"))
+    assert plain.facts["dump"]["compressed"] is False
+    assert [f.code for f in plain.findings] == [f.code for f in zipped.findings]
+    assert plain.facts["peer_connections"] == zipped.facts["peer_connections"]
 
 
 def test_credentials_in_a_configuration_are_never_kept(tmp_path):
