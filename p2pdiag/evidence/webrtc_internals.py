@@ -35,6 +35,7 @@ from p2pdiag.inputs import MiB, open_regular
 MAX_FILE_BYTES = 128 * MiB  # Chrome keeps at most 1000 samples a stats series: a long session's dump is tens of MiB
 MAX_JSON_BYTES = 128 * MiB  # once gunzipped
 SNIFF_BYTES = 64 * 1024
+ANY_SIZE = 1 << 62
 MAX_PEER_CONNECTIONS = 200  # libp2p opens one per upgrade attempt; more is a loop, the first ones tell it
 MAX_UPDATES = 20_000  # per peer connection
 MAX_CANDIDATES = 500  # per peer connection, local and remote
@@ -235,9 +236,10 @@ def _chunks(fd: int, limit: int):
 
 def sniff(path: Path) -> bool:
     """Whether PATH looks like a webrtc-internals dump: a JSON object (gzipped or not) with
-    `PeerConnections` or `getUserMedia` among its first keys. Reads at most SNIFF_BYTES (inflated too)."""
+    `PeerConnections` or `getUserMedia` among its first keys. Reads at most SNIFF_BYTES (inflated too);
+    the file's size is not judged here (a trace may be larger than a dump), load() does."""
     try:
-        fd = open_regular(path, "FILE", MAX_FILE_BYTES)
+        fd = open_regular(path, "FILE", ANY_SIZE)
     except UsageError as exc:
         raise TraceFileError(str(exc)) from None
     with os.fdopen(fd, "rb") as f:

@@ -135,6 +135,17 @@ def test_an_uncompressed_dump_gives_the_same_verdict(tmp_path):
     assert plain.facts["peer_connections"] == zipped.facts["peer_connections"]
 
 
+def test_a_trace_larger_than_a_dump_may_be_is_still_told_a_trace(tmp_path):
+    """Sniffing for a dump reads 64 KiB and judges no size: a 129 MiB trace (sparse here) stays a trace."""
+    path = tmp_path / "big.jsonl"
+    with path.open("wb") as f:
+        f.write(b'{"type": "header"}\n')
+        f.truncate(wi.MAX_FILE_BYTES + (1 << 20))
+    assert detect(path) is Format.TRACE
+    with pytest.raises(TraceFileError, match="bytes"):
+        wi.load(path)
+
+
 def test_credentials_in_a_configuration_are_never_kept(tmp_path):
     doc = {"PeerConnections": {"1-1": {"rtcConfiguration": json.dumps({"iceServers": [
         {"urls": ["turn:user:secret@turn.example:3478"], "username": "alice", "credential": "hunter2"}]}),
