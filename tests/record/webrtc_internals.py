@@ -16,6 +16,8 @@ The browser peer listens through a js relay; interop/js/dialer.mjs (Node) dials 
 - upgraded.json.gz: the WebRTC upgrade succeeded (retried until one does: js Node -> Chromium
   fails now and then, interop/js/browser/README.md); the js dialer's own attempts that failed
   before it are further peer connections in the same dump;
+- two-upgrades.json.gz: two dials one after the other (each a dialer process that pings and
+  leaves), dumped at once: two peer connections, the first closed, the verdict about the last;
 - upgraded-stun.json.gz: the browser's ICE server is Debian's coturn on 127.0.0.1 as TURN with a
   wrong credential; it answers STUN (a srflx candidate with its URL), and ICE connects before
   Chromium's relay phase asks it for an allocation: an upgrade with a STUN server;
@@ -91,14 +93,15 @@ def coturn(host: str, state: Path):
 
 
 def record(node: str, relay_ws: str, name: str, ice_servers: list[dict], attempts: int = 5, *policy: str,
-           after_s: float = STATS_S) -> bool:
+           after_s: float = STATS_S, upgrades: int = 1) -> bool:
     """Start the browser peer with ICE_SERVERS and its webrtc-internals page, dial its WebRTC address
-    from the Node dialer (again, up to ATTEMPTS, until one upgrades), and keep the dump as NAME."""
+    from the Node dialer (again, up to ATTEMPTS, until UPGRADES dials have upgraded), and keep the dump
+    as NAME."""
     out = DUMPS / name
     out.unlink(missing_ok=True)
     browser = Proc([node, str(JS_DIR / "browser-peer.mjs"), "--relay", relay_ws, "--ice-servers",
                     json.dumps(ice_servers), *policy, "--webrtc-internals", str(out)], "browser peer")
-    ok = False
+    ok = 0
     try:
         ready = _ready_json(browser)
         target = next(a for a in ready["addrs"] if "/webrtc/" in a and "/ws/" not in a)
@@ -107,15 +110,15 @@ def record(node: str, relay_ws: str, name: str, ice_servers: list[dict], attempt
                                      "--timeout-ms", "15000"], capture_output=True, text=True, timeout=60,
                                     cwd=ROOT, stdin=subprocess.DEVNULL, check=False)
             print(name, "dial", n + 1, "exit", result.returncode, result.stdout.strip()[-300:])
-            if result.returncode == 0:
-                ok = True
+            ok += result.returncode == 0
+            if ok >= upgrades:
                 break
         time.sleep(after_s)
     finally:
         browser.stop()
     saved = [line for line in browser.stderr if "webrtc_internals" in line]
     print(name, out.stat().st_size if out.exists() else "NOT SAVED", "bytes;", "".join(saved).strip()[-300:])
-    return ok and out.exists()
+    return ok >= upgrades and out.exists()
 
 
 def main() -> None:
@@ -137,6 +140,9 @@ def main() -> None:
         return
     with started_relay(node) as relay_ws:
         record(node, relay_ws, "upgraded.json.gz", [])
+        # two dialer processes one after the other: two peer connections in one dump, the first closed
+        # when its dialer left; the dump is taken at once, before Chromium drops the closed one
+        record(node, relay_ws, "two-upgrades.json.gz", [], 4, after_s=0.5, upgrades=2)
         with tempfile.TemporaryDirectory() as state, coturn("127.0.0.1", Path(state)) as port:
             turn = {"urls": f"turn:127.0.0.1:{port}?transport=udp", "username": TURN_USER, "credential": TURN_WRONG}
             # policy all: coturn answers STUN (a srflx candidate) and ICE connects before Chromium's relay

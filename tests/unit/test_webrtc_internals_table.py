@@ -28,6 +28,9 @@ TABLE = [
     ("upgraded", Outcome.UPGRADED, set(),
      {"webrtc-ice-failed", "webrtc-dtls-failed", "turn-allocation-failed", "udp-blocked-local"},
      "upgraded", {"initiator": False, "candidate_errors": [], "ice_servers": []}),
+    ("two-upgrades", Outcome.UPGRADED, set(),
+     {"webrtc-ice-failed", "webrtc-dtls-failed", "turn-allocation-failed", "udp-blocked-local"},
+     "upgraded", {"initiator": False}),
     ("upgraded-stun", Outcome.UPGRADED, set(),
      {"webrtc-ice-failed", "turn-allocation-failed", "udp-blocked-local", "nat-mapping-symmetric"},
      "upgraded", {"initiator": False, "candidate_errors": []}),
@@ -72,6 +75,16 @@ def test_an_upgrade_names_its_selected_pair_and_checks():
     assert pair["nominated"] and pair["responses_received"] >= 1 and "succeeded" in pair["states"]
     assert pc["stats_samples"] >= 2
     assert {c["type"] for c in pc["remote_candidates"]} == {"host"}
+
+
+def test_of_several_peer_connections_the_last_that_connected_mattered():
+    """Two dials one after the other: each is judged; the verdict is about the later one."""
+    verdict = diagnose_dump(wi.load(DUMPS / "two-upgrades.json.gz"))
+    first, second = verdict.facts["peer_connections"]
+    assert verdict.facts["mattered"] == second["key"] != first["key"]
+    assert first["result"] == second["result"] == "upgraded"
+    assert first["connection_states"][-1] == "disconnected"  # its dialer had left
+    assert [s.key for s in verdict.steps] == ["dump.read", f"pc.{first['key']}", f"pc.{second['key']}"]
 
 
 def test_a_turn_refusal_keeps_its_code_and_no_credential():
