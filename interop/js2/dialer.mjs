@@ -17,9 +17,11 @@
 // blocked every attempt ends in a disconnect and a redial. One line per
 // relayed connection to the peer that closed (a round), N rounds or
 // --timeout-ms, then stop:
-//   {"event":"round","round":1,"ok":false,"relayed_open_ms":12,"relayed_closed_ms":6020,"webrtc":false}
-// (ok:true, webrtc:true once a WebRTC connection to the peer is open; times
-// since the node started). Exit status 0 iff a WebRTC connection opened.
+//   {"event":"round","round":1,"ok":false,"relayed_open_ms":12,"relayed_closed_ms":10020,"webrtc_opened":false}
+// (webrtc_opened: a WebRTC connection opened in that round, which 5.2.20 also
+// does when the signaling stream merely ended; ok:true, webrtc:true once
+// identify ran over a WebRTC connection; times since the node started).
+// Exit status 0 iff identify ran over a WebRTC connection.
 
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -156,28 +158,33 @@ async function keepAlive (rounds) {
   const t0 = performance.now()
   const opened = new Map()
   let round = 0
+  let webrtcOpened = false
   let upgraded = false
   const done = Promise.withResolvers()
   node.addEventListener('connection:open', ({ detail: conn }) => {
     if (conn.remotePeer.toString() !== peer) return
     if (describeConnection(conn).webrtc) {
-      upgraded = true
-      emit({ event: 'round', round: round + 1, ok: true, webrtc: true, opened_ms: since(t0) })
-      done.resolve()
+      // 5.2.20 also "connects" when the signaling stream just ends (readCandidatesUntilConnected
+      // takes an ended stream for success), so only identify over it counts as upgraded
+      webrtcOpened = true
     } else {
       opened.set(conn.id, since(t0))
     }
   })
+  node.addEventListener('peer:identify', ({ detail }) => {
+    if (detail.peerId.toString() !== peer || !describeConnection(detail.connection).webrtc) return
+    upgraded = true
+    emit({ event: 'round', round: round + 1, ok: true, webrtc: true, identified_ms: since(t0) })
+    done.resolve()
+  })
   node.addEventListener('connection:close', ({ detail: conn }) => {
-    if (!opened.has(conn.id)) return
+    if (!opened.has(conn.id) || upgraded) return
     round += 1
-    emit({ event: 'round', round, ok: false, relayed_open_ms: opened.get(conn.id), relayed_closed_ms: since(t0), webrtc: false })
+    emit({ event: 'round', round, ok: false, relayed_open_ms: opened.get(conn.id), relayed_closed_ms: since(t0), webrtc_opened: webrtcOpened })
+    webrtcOpened = false
     if (round >= rounds) done.resolve()
   })
-  await node.peerStore.merge(peerIdFromString(peer), {
-    multiaddrs: [target],
-    tags: { [KEEP_ALIVE]: { value: 1 } }
-  })
+  await node.peerStore.merge(peerIdFromString(peer), { multiaddrs: [target], tags: { [KEEP_ALIVE]: { value: 1 } } })
   await node.start()
   setTimeout(() => done.resolve(), timeoutMs).unref()
   await done.promise
