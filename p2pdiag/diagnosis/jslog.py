@@ -92,6 +92,8 @@ def log_read(log: JsLog) -> LogRead:
         lacks.append("absolute timestamps: no timing")
     lacks.append("the relay's agent version (js-libp2p does not log identify's agent)")
     lacks.append("the library versions (a debug log does not print them)")
+    if log.libp2p_2x:
+        lacks.append("the relayed connection's Limit (js-libp2p 2.x does not log it)")
     if log.facts_dropped:
         lacks.append(f"{log.facts_dropped} facts past the first {len(log.facts)} (not kept)")
     return LogRead("js-libp2p debug log", log.layout, log.lines, log.records, log.recognised, log.unrecognised,
@@ -158,8 +160,10 @@ def diagnose_jslog(log: JsLog) -> Verdict:
         reading = read_duration(opened.duration_limit, None)
         data_limit = opened.data_limit_bytes or None
         cut, reading = _cut(b, log, opened, relay or "the relay", reading, data_limit)  # may re-read the unit
+        unlogged = log.libp2p_2x and opened.duration_limit is None and opened.data_limit_bytes is None
         b.step("hop.connect", "Ask the relay to connect us (HOP CONNECT)", StepStatus.OK,
-               f"STATUS OK; limit: {limit_text(reading, data_limit)}", opened)
+               "STATUS OK; limit: " + ("not in a js-libp2p 2.x log" if unlogged else limit_text(reading, data_limit)),
+               opened)
         b.step("circuit.secure", "Secure session with the peer over the circuit", StepStatus.OK,
                f"relayed connection {opened.connection} to {opened.peer_id} ({_at(log, opened)})", opened)
         if reading.suspect_unit:
