@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from p2pdiag import __version__
-from p2pdiag.cli import analyze, common, demo, dial, explain, lab, listen, nat, relaycheck
+from p2pdiag.cli import analyze, common, demo, dial, explain, lab, listen, nat, relaycheck, report
 from p2pdiag.exitcodes import describe
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ def _root(
 app.command(name="dial", cls=common.Command)(dial.dial)
 app.command(name="listen", cls=common.Command)(listen.listen)
 app.command(name="analyze", cls=common.Command)(analyze.analyze)
+app.command(name="report", cls=common.Command)(report.report)
 app.command(name="demo", cls=common.Command)(demo.demo)
 app.command(name="relay-check", cls=common.Command)(relaycheck.relay_check)
 app.command(name="nat", cls=common.Command)(nat.nat)
