@@ -118,6 +118,7 @@ def _picture(axis: Axis, inputs: Sequence[InputReport], number: int) -> dict[str
             for lane in (lane for lane in lanes if lane.group == group):
                 y = _lane(shapes, events, lane, y, placed.offset_s, x, end, placed.index)
         y += 6
+    _number(events)
     height = y + 8
     ticks = []
     unit, per = ("s", 1.0) if end < 600 else ("min", 60.0) if end < 36000 else ("h", 3600.0)
@@ -130,6 +131,19 @@ def _picture(axis: Axis, inputs: Sequence[InputReport], number: int) -> dict[str
             "axis_y": AXIS_H - 6, "plot_x0": PLOT_X0, "plot_x1": PLOT_X1, "events": events,
             "origin": axis.origin.isoformat(timespec="milliseconds") if axis.origin else None,
             "inputs": [p.index for p in axis.placed]}
+
+
+def _number(events: list[dict[str, Any]]) -> None:
+    """The outcome marks numbered in time order, across every input on the axis; each mark's label
+    gets its number (or the range of its cluster's)."""
+    events.sort(key=lambda e: e["t"])
+    numbers: dict[int, list[int]] = {}
+    for n, event in enumerate(events, start=1):
+        event["n"] = n
+        numbers.setdefault(id(event["shape"]), []).append(n)
+    for event in events:
+        got = sorted(numbers[id(event["shape"])])
+        event["shape"]["n"] = f"[{got[0]}]" if len(got) == 1 else f"[{got[0]}–{got[-1]}]"
 
 
 def _lane(shapes: list[dict[str, Any]], events: list[dict[str, Any]], lane: Lane, y: float, offset: float,
@@ -174,16 +188,13 @@ def _lane(shapes: list[dict[str, Any]], events: list[dict[str, Any]], lane: Lane
         else:
             clusters.append([mark])
     for cluster in clusters:
-        numbers = []
-        for mark in cluster:
-            events.append({"n": len(events) + 1, "t": offset + mark.t_s, "input": index + 1, "lane": lane.label,
-                           "kind": mark.kind, "text": mark.label})
-            numbers.append(len(events))
         head = cluster[0]
         mx = x(offset + head.t_s)
         kind = next((m.kind for m in cluster if m.kind in ("cut", "failed")), head.kind)
-        refs = f"[{numbers[0]}]" if len(numbers) == 1 else f"[{numbers[0]}–{numbers[-1]}]"
-        shapes.append({"t": "mark", "x": mx, "y": y, "h": ROW_H, "cls": f"mark mark-{kind}",
-                       "title": "; ".join(f"+{offset + m.t_s:.3f} s {m.label}" for m in cluster),
-                       "n": refs, "word": MARK_WORDS[kind], "anchor": "end" if mx > PLOT_X1 - 90 else "start"})
+        shape = {"t": "mark", "x": mx, "y": y, "h": ROW_H, "cls": f"mark mark-{kind}",
+                 "title": "; ".join(f"+{offset + m.t_s:.3f} s {m.label}" for m in cluster),
+                 "n": "", "word": MARK_WORDS[kind], "anchor": "end" if mx > PLOT_X1 - 90 else "start"}
+        shapes.append(shape)
+        events += [{"n": 0, "t": offset + m.t_s, "input": index + 1, "lane": lane.label, "kind": m.kind,
+                    "text": m.label, "shape": shape} for m in cluster]
     return y + ROW_H

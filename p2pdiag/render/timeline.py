@@ -124,7 +124,9 @@ def _relayed_lanes(events: tuple, secured: object, relay_agent: str | None, cut:
         elif closed.closer is E.Closer.RELAY or round_cut:
             marks.append(Mark(closed.t_s, "cut", f"relay cut it: {closed.reason} ({byte_count})"))
         else:
-            marks.append(Mark(closed.t_s, "closed", f"closed by {closed.closer.value}: {closed.reason} ({byte_count})"))
+            who = {"local": "p2pdiag", "remote": "the peer", "relay": "the relay"}.get(closed.closer.value, "?")
+            said = closed.reason if closed.reason.startswith("closed by") else f"closed by {who}: {closed.reason}"
+            marks.append(Mark(closed.t_s, "closed", f"{said} ({byte_count})"))
     direction = "from" if secured.inbound else "to"
     lane = Lane("Relayed connection", f"{cid} {direction} {_short_peer(secured.remote_peer_id)}",
                 (Span(start, closed.t_s if closed else None, "relayed", f"relayed connection {cid}"),), tuple(marks))
