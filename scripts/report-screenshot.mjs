@@ -3,6 +3,7 @@
 //
 //   node scripts/report-screenshot.mjs report.html report.png [--chromium /usr/bin/chromium] [--width 1100]
 //        [--section timeline]   (only that part of the page: timeline, verdicts, input-1 ...)
+//        [--print]              (as printed: the page's print CSS, at A4 width)
 //
 // Run it with the Node 22 of interop/js (scripts/setup-js.sh prints its path); playwright-core is
 // taken from interop/js/node_modules. Every request other than the report itself is refused and
@@ -26,6 +27,7 @@ const flag = (name, fallback) => {
 const executablePath = flag('chromium', '/usr/bin/chromium')
 const width = Number(flag('width', '1100'))
 const section = flag('section', null)
+const print = args.includes('--print') && args.splice(args.indexOf('--print'), 1)
 const [input, output] = args
 if (!input || !output) {
   process.stderr.write('usage: report-screenshot.mjs REPORT.html OUT.png [--chromium PATH] [--width PX]\n')
@@ -50,6 +52,10 @@ try {
   page.on('pageerror', (err) => seen.page_errors.push(String(err)))
   page.on('request', (req) => { if (req.url() !== url) seen.requests.push(req.url()) })
   await context.route('**/*', (route) => route.request().url() === url ? route.continue() : route.abort())
+  if (print) {
+    await page.emulateMedia({ media: 'print' })
+    await page.setViewportSize({ width: 794, height: 1123 }) // A4 at 96 dpi
+  }
   await page.goto(url, { waitUntil: 'load', timeout: 15000 })
   const shown = await page.evaluate(() => ({
     title: document.title,

@@ -269,8 +269,9 @@ def from_log(log: JsLog, verdict: Verdict) -> Timeline:
             marks.append(Mark(closing.t_s or 0.0, "closed", f"this node closed it (log line {closing.line})"))
         elif aborted is not None:
             is_cut = cut is not None and cut.get("connection") == conn
+            said = f"relay cut it at its {cut.get('cause')} limit" if is_cut and cut is not None else "aborted"
             marks.append(Mark(aborted.t_s or 0.0, "cut" if is_cut else "closed",
-                              f"{'relay cut it' if is_cut else 'aborted'}: {aborted.error} (log line {aborted.line})"))
+                              f"{said}: {aborted.error} (log line {aborted.line})"))
         start = opened.t_s or 0.0
         lanes.append(Lane("Relayed connection", f"{conn} to {_short_peer(opened.peer_id)}",
                           (Span(start, end.t_s if end else None, "relayed", f"relayed connection {conn}"),),
