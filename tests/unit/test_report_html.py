@@ -232,3 +232,24 @@ def test_a_trace_and_a_log_from_their_wall_clocks_go_on_one_picture(tmp_path):
     assert "3. dial-no-reservation-colour-no-trace.log: not drawn" in placed
     heads = page.text("input-head")
     assert all(f"{n}. {p.name}" in heads for n, p in enumerate((DATA_CUT, JS_CUT), start=1))
+
+
+EVERY_INPUT = sorted([*TRACES.glob("*/*.jsonl"), *(TRACES / "jslog").glob("dial-*.log")])
+
+
+@pytest.mark.parametrize("path", EVERY_INPUT, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_recorded_input_gives_a_page_with_its_verdict(path):
+    html, (item,) = _page(path)
+    page = Page(html)
+    assert page.text("headline").strip() == item.verdict.headline
+    assert len([c for c in page.classes("div") if c.startswith("finding")]) == len(item.verdict.findings)
+    assert f"exit {int(item.verdict.exit_code)}" in page.text("verdict")
+
+
+def test_a_hostile_log_is_shown_as_text_never_as_markup(tmp_path):
+    log = tmp_path / "hostile.log"
+    log.write_text(JS_CUT.read_text().replace("StreamResetError: The stream has been reset", HOSTILE))
+    html, _ = _page(log)
+    page = Page(html)
+    assert not {t for t, _ in page.elements} & {"script", "img"}
+    assert HOSTILE not in html and HOSTILE in page.text("events")
