@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from p2pdiag.trace.file import Trace
 
 MAX_PAIRS = 8  # ICE pair lanes drawn per upgrade attempt; the rest are counted
+MAX_CONNECTIONS = 24  # relayed connections (and upgrade attempts) drawn per input; the rest are counted
 MAX_MARKS = 12  # state marks drawn per lane; the rest are counted in the lane's note
 
 
@@ -93,9 +94,17 @@ def from_trace(trace: Trace, verdict: Verdict) -> Timeline:
     # on listen, the reconnect diagnosis tells which rounds the relay cut
     loops = verdict.details.reconnect_loops if isinstance(verdict.details, ListenFacts) else ()
     cut_rounds = {r.connection_id for loop in loops for r in loop.rounds if r.end.value == "relay-cut"}
-    for secured in (e for e in events if isinstance(e, E.CircuitSecured)):
-        lanes += _relayed_lanes(events, secured, relay_agent, cut, secured.connection_id in cut_rounds)
-    lanes += _upgrade_lanes(events, end_s)
+    by_conn: dict[str, list[E.Event]] = {}  # one pass: a run with many connections stays linear
+    for e in events:
+        if isinstance(e, E.ConnectionEvent):
+            by_conn.setdefault(e.connection_id, []).append(e)
+    secured_all = [e for e in events if isinstance(e, E.CircuitSecured)]
+    for secured in secured_all[:MAX_CONNECTIONS]:
+        cid = secured.connection_id
+        lanes += _relayed_lanes(events, by_conn[cid], secured, relay_agent, cut, cid in cut_rounds)
+    if len(secured_all) > MAX_CONNECTIONS:
+        lanes.append(Lane("Relayed connection", f"{len(secured_all) - MAX_CONNECTIONS} more not drawn"))
+    lanes += _upgrade_lanes(events, by_conn)
     if isinstance(verdict.details, ListenFacts):
         lanes += _loop_lanes(verdict.details)
     origin = wall_clock(trace.header.started_at)
@@ -104,7 +113,7 @@ def from_trace(trace: Trace, verdict: Verdict) -> Timeline:
     return Timeline(end_s=end_s, lanes=tuple(lanes), origin=origin, origin_source=source)
 
 
-def _relayed_lanes(events: tuple, secured: object, relay_agent: str | None, cut: LimitCut | None,
+def _relayed_lanes(events: tuple, mine: list, secured: object, relay_agent: str | None, cut: LimitCut | None,
                    round_cut: bool) -> list[Lane]:
     """The relayed connection's life, and its limits: the time limit as a bar, the bytes against the data limit.
     Its end is drawn as the relay's cut where the trace says the relay ended it or the verdict judged
@@ -114,7 +123,7 @@ def _relayed_lanes(events: tuple, secured: object, relay_agent: str | None, cut:
     assert isinstance(secured, E.CircuitSecured)
     cid = secured.connection_id
     start = max(secured.t_s - secured.duration_s, 0.0)
-    closed = next((e for e in events if isinstance(e, E.CircuitClosed) and e.connection_id == cid), None)
+    closed = next((e for e in mine if isinstance(e, E.CircuitClosed)), None)
     marks: list[Mark] = []
     if closed is not None:
         byte_count = (f"{fmt_bytes(closed.bytes_sent + closed.bytes_received)} both ways, "
@@ -132,7 +141,7 @@ def _relayed_lanes(events: tuple, secured: object, relay_agent: str | None, cut:
                 (Span(start, closed.t_s if closed else None, "relayed", f"relayed connection {cid}"),), tuple(marks))
     lanes = [lane]
     # the Limit the relay announced for this circuit: HOP STATUS on the dialer, STOP CONNECT on the listener
-    stop = next((e for e in events if isinstance(e, E.StopConnectReceived) and e.connection_id == cid), None)
+    stop = next((e for e in mine if isinstance(e, E.StopConnectReceived)), None)
     hop = next((e for e in reversed(events) if isinstance(e, E.HopStatusReceived) and e.t_s <= secured.t_s
                 and e.relay == secured.relay), None)
     announced = stop or hop
@@ -145,8 +154,7 @@ def _relayed_lanes(events: tuple, secured: object, relay_agent: str | None, cut:
         if reading.suspect_unit:
             label += f" (announced {duration}: {reading.reason})"
         lanes.append(Lane("Relay limits", lane_label, (Span(start, start + reading.effective_s, "limit", label),)))
-    traffic = [(e.t_s, e.bytes_sent + e.bytes_received) for e in events
-               if isinstance(e, E.CircuitTraffic) and e.connection_id == cid]
+    traffic = [(e.t_s, e.bytes_sent + e.bytes_received) for e in mine if isinstance(e, E.CircuitTraffic)]
     if closed is not None:
         traffic.append((closed.t_s, closed.bytes_sent + closed.bytes_received))
     if data or traffic:
@@ -167,13 +175,14 @@ def _bytes_lane(cid: str, start: float, traffic: list[tuple[float, int]], data_l
     return Lane("Relay limits", label, series=series, note=note)
 
 
-def _upgrade_lanes(events: tuple, end_s: float) -> list[Lane]:
+def _upgrade_lanes(events: tuple, by_conn: dict[str, list]) -> list[Lane]:
     from p2pdiag.trace import events as E
 
     lanes: list[Lane] = []
-    for started in (e for e in events if isinstance(e, E.WebRTCUpgradeStarted)):
+    attempts = [e for e in events if isinstance(e, E.WebRTCUpgradeStarted)]
+    for started in attempts[:MAX_CONNECTIONS]:
         wid = started.connection_id
-        mine = [e for e in events if isinstance(e, E.WebRTCEvent) and e.connection_id == wid]
+        mine = [e for e in by_conn[wid] if isinstance(e, E.WebRTCEvent)]
         ok = next((e for e in mine if isinstance(e, E.WebRTCUpgradeSucceeded)), None)
         failed = next((e for e in mine if isinstance(e, E.WebRTCUpgradeFailed)), None)
         spans = []
@@ -198,6 +207,8 @@ def _upgrade_lanes(events: tuple, end_s: float) -> list[Lane]:
         label = f"{wid} ({started.role.value}) over {started.relayed_connection_id}"
         lanes.append(_capped(Lane("WebRTC upgrade", label, tuple(spans), tuple(marks))))
         lanes += _pair_lanes(mine, wid)
+    if len(attempts) > MAX_CONNECTIONS:
+        lanes.append(Lane("WebRTC upgrade", f"{len(attempts) - MAX_CONNECTIONS} more attempts not drawn"))
     return lanes
 
 
@@ -258,7 +269,8 @@ def from_log(log: JsLog, verdict: Verdict) -> Timeline:
     end_s = log.span_s if log.span_s is not None else max(f.t_s or 0.0 for f in facts)
     cut = verdict.details.relay_cut if isinstance(verdict.details, LogFacts) else None
     lanes: list[Lane] = []
-    for opened in (f for f in facts if isinstance(f, L.RelayedConnectionOpened)):
+    opened_all = [f for f in facts if isinstance(f, L.RelayedConnectionOpened)]
+    for opened in opened_all[:MAX_CONNECTIONS]:
         conn = opened.connection
         aborted = next((f for f in facts if isinstance(f, L.RelayedConnectionAborted) and f.connection == conn), None)
         closing = next((f for f in facts if isinstance(f, L.ConnectionClosing) and f.connection == conn), None)
@@ -291,6 +303,8 @@ def from_log(log: JsLog, verdict: Verdict) -> Timeline:
                 lane = Lane(lane.group, lane.label, note=f"data limit {fmt_bytes(opened.data_limit_bytes or 0)}; "
                             "the log counts no bytes (no trace level)")
             lanes.append(lane)
+    if len(opened_all) > MAX_CONNECTIONS:
+        lanes.append(Lane("Relayed connection", f"{len(opened_all) - MAX_CONNECTIONS} more not drawn"))
     lanes += _log_upgrade_lanes(facts)
     origin = wall_clock(log.first_time)
     return Timeline(end_s=end_s, lanes=tuple(lanes), origin=origin,

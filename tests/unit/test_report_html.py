@@ -253,3 +253,35 @@ def test_a_hostile_log_is_shown_as_text_never_as_markup(tmp_path):
     page = Page(html)
     assert not {t for t, _ in page.elements} & {"script", "img"}
     assert HOSTILE not in html and HOSTILE in page.text("events")
+
+
+def _many_rounds(rounds: int) -> tuple:
+    """LOOP's connections repeated ROUNDS times, 30 s apart, each with ids of its own."""
+    import dataclasses
+
+    from p2pdiag.trace.file import load
+
+    trace = load(LOOP)
+    events = []
+    for k in range(rounds):
+        for e in trace.events:
+            ids = {f: f"{getattr(e, f)}-{k}" for f in ("connection_id", "relayed_connection_id") if hasattr(e, f)}
+            if ids or k == 0:
+                events.append(dataclasses.replace(e, t_s=e.t_s + 30 * k, **ids))
+    return dataclasses.replace(trace, events=tuple(events)), read_input(LOOP, "trace", False).verdict
+
+
+def test_a_run_of_many_connections_draws_a_bounded_picture_with_linear_work():
+    from support.work import assert_linear, cost
+
+    from p2pdiag.render.timeline import MAX_CONNECTIONS, from_trace
+
+    trace, verdict = _many_rounds(100)  # 300 relayed connections, 300 upgrade attempts
+    timeline = from_trace(trace, verdict)
+    relayed = [lane for lane in timeline.lanes if lane.group == "Relayed connection"]
+    assert len(relayed) == MAX_CONNECTIONS + 1 and relayed[-1].label == f"{300 - MAX_CONNECTIONS} more not drawn"
+    upgrades = [lane for lane in timeline.lanes if lane.group == "WebRTC upgrade"]
+    assert upgrades[-1].label == f"{300 - MAX_CONNECTIONS} more attempts not drawn"
+    c = cost(lambda: from_trace(trace, verdict))
+    assert_linear(c, len(trace.events), base_lines=20_000, lines_per_unit=100, base_bytes=1 << 20,
+                  bytes_per_unit=400, what="events")
