@@ -28,6 +28,7 @@ HEAD_H = 24
 AXIS_H = 28
 LABEL_CHARS = 52  # a lane label longer than this is cut (its <title> has it whole)
 LIMIT_STRETCH = 2.0  # a limit ending within this many times the evidence's span widens the axis to show it
+LABEL_PX = 6.6  # the width of one character of a mark's label (11px bold), for the box behind it
 MARK_GAP = 70  # px: outcome marks closer than this in one lane share one label
 MARK_WORDS = {"cut": "cut", "closed": "closed", "failed": "failed", "ok": "ok", "state": ""}
 
@@ -143,7 +144,9 @@ def _number(events: list[dict[str, Any]]) -> None:
         numbers.setdefault(id(event["shape"]), []).append(n)
     for event in events:
         got = sorted(numbers[id(event["shape"])])
-        event["shape"]["n"] = f"[{got[0]}]" if len(got) == 1 else f"[{got[0]}–{got[-1]}]"
+        shape = event["shape"]
+        shape["n"] = f"[{got[0]}]" if len(got) == 1 else f"[{got[0]}–{got[-1]}]"
+        shape["w"] = round(LABEL_PX * (len(shape["word"]) + 1 + len(shape["n"])) + 6, 1)  # its backing box
 
 
 def _lane(shapes: list[dict[str, Any]], events: list[dict[str, Any]], lane: Lane, y: float, offset: float,
@@ -193,7 +196,8 @@ def _lane(shapes: list[dict[str, Any]], events: list[dict[str, Any]], lane: Lane
         kind = next((m.kind for m in cluster if m.kind in ("cut", "failed")), head.kind)
         shape = {"t": "mark", "x": mx, "y": y, "h": ROW_H, "cls": f"mark mark-{kind}",
                  "title": "; ".join(f"+{offset + m.t_s:.3f} s {m.label}" for m in cluster),
-                 "n": "", "word": MARK_WORDS[kind], "anchor": "end" if mx > PLOT_X1 - 90 else "start"}
+                 "n": "", "word": MARK_WORDS[kind], "anchor": "end" if mx > PLOT_X1 - 90 else "start",
+                 "w": 0}
         shapes.append(shape)
         events += [{"n": 0, "t": offset + m.t_s, "input": index + 1, "lane": lane.label, "kind": m.kind,
                     "text": m.label, "shape": shape} for m in cluster]

@@ -133,9 +133,7 @@ def _relayed_lanes(events: tuple, mine: list, secured: object, relay_agent: str 
         elif closed.closer is E.Closer.RELAY or round_cut:
             marks.append(Mark(closed.t_s, "cut", f"relay cut it: {closed.reason} ({byte_count})"))
         else:
-            who = {"local": "p2pdiag", "remote": "the peer", "relay": "the relay"}.get(closed.closer.value, "?")
-            said = closed.reason if closed.reason.startswith("closed by") else f"closed by {who}: {closed.reason}"
-            marks.append(Mark(closed.t_s, "closed", f"{said} ({byte_count})"))
+            marks.append(Mark(closed.t_s, "closed", f"{_closed(closed.closer.value, closed.reason)} ({byte_count})"))
     direction = "from" if secured.inbound else "to"
     lane = Lane("Relayed connection", f"{cid} {direction} {_short_peer(secured.remote_peer_id)}",
                 (Span(start, closed.t_s if closed else None, "relayed", f"relayed connection {cid}"),), tuple(marks))
@@ -196,7 +194,7 @@ def _upgrade_lanes(events: tuple, by_conn: dict[str, list]) -> list[Lane]:
             spans.append(Span(ok.t_s, closed.t_s if closed else None, "webrtc", f"WebRTC connection {wid}"))
             marks.append(Mark(ok.t_s, "ok", "upgraded: direct connection"))
             if closed is not None:
-                marks.append(Mark(closed.t_s, "closed", f"closed by {closed.closer.value}: {closed.reason}"))
+                marks.append(Mark(closed.t_s, "closed", _closed(closed.closer.value, closed.reason)))
         elif failed is not None:
             spans.append(Span(started.t_s, failed.t_s, "upgrade-failed",
                               f"upgrade {wid} failed at {failed.step.value} after {_secs(failed.duration_s)}"))
@@ -218,12 +216,13 @@ def _pair_lanes(mine: list, wid: str) -> list[Lane]:
     pairs: dict[tuple, list] = {}
     for e in mine:
         if isinstance(e, E.CandidatePairEvent):
-            key = (e.local_address, e.local_port, e.local_type.value, e.remote_address, e.remote_port,
-                   e.remote_type.value, e.protocol)
-            pairs.setdefault(key, []).append(e)
+            # by address, not type: aioice may report a pair's remote as prflx while checking and as
+            # host once selected; it is one pair, one lane
+            pairs.setdefault((e.local_address, e.local_port, e.remote_address, e.remote_port, e.protocol), []).append(e)
     lanes = []
     for key, seen in list(pairs.items())[:MAX_PAIRS]:
-        la, lp, lt, ra, rp, rt, proto = key
+        la, lp, ra, rp, proto = key
+        lt, rt = seen[0].local_type.value, seen[0].remote_type.value
         spans, marks = [], []
         changes = [e for e in seen if isinstance(e, E.CandidatePairStateChanged)]
         final = next((e for e in seen if isinstance(e, E.CandidatePairFinal)), None)
@@ -239,6 +238,8 @@ def _pair_lanes(mine: list, wid: str) -> list[Lane]:
         if selected is not None:
             marks.append(Mark(selected.t_s, "ok", "selected"))
         label = f"{lt} {la}:{lp} → {rt} {ra}:{rp}{'' if proto == 'udp' else ' ' + proto}"
+        if not changes and final is not None:
+            label += f": {final.state.value} at the end"
         lanes.append(Lane(f"ICE pairs of {wid}", label, tuple(spans), tuple(sorted(marks, key=lambda m: m.t_s))))
     if len(pairs) > MAX_PAIRS:
         lanes.append(Lane(f"ICE pairs of {wid}", f"{len(pairs) - MAX_PAIRS} more pairs not drawn"))
@@ -347,6 +348,11 @@ def _capped(lane: Lane) -> Lane:
     marks = tuple(m for m in lane.marks if m.kind != "state" or id(m) in keep)
     return Lane(lane.group, lane.label, lane.spans, marks, lane.series,
                 f"{lane.note + '; ' if lane.note else ''}{len(states) - MAX_MARKS} more state changes not drawn")
+
+
+def _closed(closer: str, reason: str) -> str:
+    who = {"local": "p2pdiag", "remote": "the peer", "relay": "the relay"}.get(closer, "an unknown side")
+    return reason if reason.startswith("closed by") else f"closed by {who}: {reason}"
 
 
 def _secs(s: float) -> str:
