@@ -166,11 +166,14 @@ def _lane(shapes: list[dict[str, Any]], events: list[dict[str, Any]], lane: Lane
                        "title": span.label})
         if span.kind == "limit" or span.kind.startswith("round"):
             short = span.label.split(" (")[0].split(":")[0]  # "time limit 3 s", "round 2"
+            beyond = f"→ ends at +{offset + span.end_s:g} s" if span.end_s is not None and offset + span.end_s > end \
+                else ""
+            room = width - (6 * len(beyond) + 12 if beyond else 0)  # the in-bar text must not run into it
             shapes.append({"t": "text", "x": min(x0 + 4, PLOT_X1 - 4), "y": y + 15, "cls": "span-text",
-                           "text": _cut(short, max(int(width / 6), 1)) if width > 30 else "", "title": span.label})
-            if span.end_s is not None and offset + span.end_s > end:
+                           "text": _cut(short, max(int(room / 6), 1)) if room > 30 else "", "title": span.label})
+            if beyond:
                 shapes.append({"t": "text", "x": PLOT_X1 - 2, "y": y + 15, "cls": "beyond", "anchor": "end",
-                               "text": f"→ ends at +{offset + span.end_s:g} s", "title": span.label})
+                               "text": beyond, "title": span.label})
     if lane.series:
         points = " ".join(f"{x(offset + t)},{round(y + ROW_H - 3 - f * (ROW_H - 6), 1)}" for t, f in lane.series)
         shapes.append({"t": "line", "x1": x(offset + lane.series[0][0]), "y1": y + 3, "x2": PLOT_X1, "y2": y + 3,

@@ -225,7 +225,8 @@ def test_a_trace_and_a_log_from_their_wall_clocks_go_on_one_picture(tmp_path):
     trace = recorded_with(DATA_CUT, JS_CUT, tmp_path, -0.25)
     html, _ = _page(trace, JS_CUT, JS_COLOUR)
     page = Page(html)
-    (svg,) = [a for t, a in page.elements if t == "svg"]  # the coloured log (no times of day) is not drawn
+    timelines = [a for t, a in page.elements if t == "svg" and a.get("class") == "timeline"]
+    (svg,) = timelines  # the coloured log (no times of day) is not drawn
     assert svg["aria-label"] == "Timeline of inputs 1, 2"
     placed = page.text("placed")
     assert "2. dial-relay-data-cut.log: aligned by wall clock" in placed and "starts at +0.250 s" in placed
@@ -285,3 +286,10 @@ def test_a_run_of_many_connections_draws_a_bounded_picture_with_linear_work():
     c = cost(lambda: from_trace(trace, verdict))
     assert_linear(c, len(trace.events), base_lines=20_000, lines_per_unit=100, base_bytes=1 << 20,
                   bytes_per_unit=400, what="events")
+
+
+def test_ids_are_unique_in_a_page_of_several_pictures():
+    page = Page(_page(DATA_CUT, JS_UPGRADED, JS_COLOUR)[0])
+    ids = [a["id"] for _, a in page.elements if "id" in a]
+    assert len([t for t, a in page.elements if t == "svg" and "timeline" in a.get("class", "")]) == 2
+    assert len(ids) == len(set(ids)) and "hatch" in ids
