@@ -14,37 +14,43 @@ import typer
 from p2pdiag.cli import analyze, common
 
 if TYPE_CHECKING:
-    from p2pdiag.cli.analyze import Input
+    from p2pdiag.diagnosis.several import Source
     from p2pdiag.render.html import InputReport
 
 FormatOpt = typer.Option("auto", "--format", metavar="FORMAT",
-                         help="What every INPUT is: auto (told from each one's content), trace or js-log.")
-# Several inputs: the exit code is the most severe of their verdicts', in this order (exit-codes.md).
-SEVERITY_ORDER = (4, 5, 3, 130, 0)
+                         help="What every INPUT is: auto (told from each one's content), trace, js-log or "
+                         "webrtc-internals.")
 
 
-def exit_code_of(codes: list[int]) -> int:
-    """One input: its verdict's exit code, as `analyze` gives. Several: the most severe of theirs."""
-    return min(codes, key=lambda c: SEVERITY_ORDER.index(c) if c in SEVERITY_ORDER else -1)
+def exit_code_of(items: list[Source]) -> int:
+    """As `analyze` of the same inputs: one input's verdict's; of several, the dialing side's (several.py)."""
+    if len(items) == 1:
+        return int(items[0].verdict.exit_code)
+    from p2pdiag.diagnosis.several import combine
+
+    return int(combine(items).exit_code)
 
 
-def _what_was_read(item: Input) -> tuple[str, tuple[tuple[str, str], ...]]:
+def _what_was_read(item: Source) -> tuple[str, tuple[tuple[str, str], ...]]:
     """The input's kind, and what was read of it as (what, value) rows."""
-    if item.trace is not None:
-        h = item.trace.header
+    from p2pdiag.trace.file import Trace
+
+    trace = item.evidence if isinstance(item.evidence, Trace) else None
+    if trace is not None:
+        h = trace.header
         rows = [("command", h.command), ("recorded", f"{h.started_at} by p2pdiag {h.p2pdiag_version}"),
-                ("events read", str(len(item.trace.events)))]
+                ("events read", str(len(trace.events)))]
         if h.libraries:
             rows.append(("libraries", ", ".join(f"{k} {v}" for k, v in sorted(h.libraries.items()))))
-        if item.trace.skipped_unknown:
-            rows.append(("events skipped", f"{item.trace.skipped_unknown} of types this p2pdiag does not know"))
-        if item.trace.truncated:
+        if trace.skipped_unknown:
+            rows.append(("events skipped", f"{trace.skipped_unknown} of types this p2pdiag does not know"))
+        if trace.truncated:
             rows.append(("last line", "cut short (the run was killed while writing)"))
         rows.append(("redacted", "yes" if h.redacted else "no"))
         return f"p2pdiag trace ({h.command})", tuple(rows)
     read = getattr(item.verdict.details, "read", None)
-    if read is None:  # a log this p2pdiag diagnoses without LogFacts: say what little is known
-        return "js-libp2p debug log", ()
+    if read is None or not hasattr(read, "layout"):  # a dump, or a log read without LogRead: what is known
+        return item.kind, ()
     span = "unknown" if read.span_s is None else f"{read.span_s:.3f} s"
     rows = [("layout", {"iso": "ISO times (Node without a TTY)", "colour": "colours and +Nms diffs"}.get(
                 read.layout, read.layout)),
@@ -59,20 +65,34 @@ def _what_was_read(item: Input) -> tuple[str, tuple[tuple[str, str], ...]]:
     return read.source, tuple(rows)
 
 
-def build(names: list[str], items: list[Input]) -> list[InputReport]:
+def build(names: list[str], items: list[Source]) -> list[InputReport]:
+    from p2pdiag.evidence.jslog import JsLog
     from p2pdiag.render.html import InputReport
-    from p2pdiag.render.timeline import from_log, from_trace
+    from p2pdiag.render.timeline import Timeline, from_log, from_trace, wall_clock
+    from p2pdiag.trace.file import Trace
 
     reports = []
     for name, item in zip(names, items, strict=True):
         kind, rows = _what_was_read(item)
-        if item.trace is not None:
-            timeline = from_trace(item.trace, item.verdict)
-        else:
-            assert item.log is not None
-            timeline = from_log(item.log, item.verdict)
+        if isinstance(item.evidence, Trace):
+            timeline = from_trace(item.evidence, item.verdict)
+        elif isinstance(item.evidence, JsLog):
+            timeline = from_log(item.evidence, item.verdict)
+        else:  # a webrtc-internals dump: its verdict and steps are shown, its picture is not drawn yet
+            timeline = Timeline(end_s=0.0, lanes=(), origin=wall_clock(getattr(item.evidence, "first_time", None)),
+                                has_times=False, origin_source="a webrtc-internals dump (not drawn yet)")
         reports.append(InputReport(name, kind, rows, item.verdict, timeline))
     return reports
+
+
+def placements(items: list[Source]) -> list[tuple[float | None, str]] | None:
+    """Where several inputs sit on one timeline, as `analyze` places them (several.py): by wall clock,
+    checked and corrected by the relayed connection seen from both sides."""
+    if len(items) < 2:
+        return None
+    from p2pdiag.diagnosis.several import place
+
+    return [(p.offset_s, p.how) for p in place(items)]
 
 
 def write(path: Path, page: str) -> None:
@@ -99,12 +119,20 @@ def report(
     from p2pdiag import interrupts
 
     interrupts.release()  # nothing to record: Ctrl-C just stops
-    items = [analyze.read_input(path, fmt, redact) for path in inputs]
+    from p2pdiag.errors import UsageError
+    from p2pdiag.evidence.detect import Format
+
+    if fmt not in ("auto", *Format):
+        raise UsageError(f"--format {fmt!r}: use auto, trace, js-log or webrtc-internals")
+    if len(inputs) > analyze.MAX_INPUTS:
+        raise UsageError(f"{len(inputs)} inputs: at most {analyze.MAX_INPUTS} go on one timeline")
+    redactor = common.redactor(redact)  # one for every input: a peer gets the same placeholder in each
+    items = [analyze.read_input(path, fmt, redactor) for path in inputs]
     from p2pdiag.render.html import render
 
-    code = exit_code_of([int(i.verdict.exit_code) for i in items])
+    code = exit_code_of(items)
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    write(output, render(build([str(p) for p in inputs], items), now, code))
+    write(output, render(build([str(p) for p in inputs], items), now, code, placements(items)))
     for n, (path, item) in enumerate(zip(inputs, items, strict=True), start=1):
         v = item.verdict
         print(f"{n}. {path}: {v.outcome.value} (exit {int(v.exit_code)}): {v.headline}")

@@ -53,6 +53,7 @@ class Source:
     self_peer_id: str | None  # this input's own peer id, when it says it
     relayed: tuple[RelayedSide, ...]
     dialer: bool  # the input is of the side that dialed
+    evidence: Trace | JsLog | Dump | None = None  # what the verdict was read from (the report draws it)
 
 
 def _pair(a: Source, b: Source) -> tuple[RelayedSide, RelayedSide, str] | None:
@@ -173,7 +174,7 @@ def from_trace(name: str, trace: Trace, verdict: Verdict) -> Source:
                if isinstance(e, HopStatusReceived) and e.status_name == "OK" and target is not None]
     relayed += [RelayedSide(False, e.source_peer_id, e.relay_peer_id, e.t_s) for e in trace.events
                 if isinstance(e, StopConnectReceived)]
-    return Source(name, "p2pdiag trace", verdict, started, None, tuple(relayed), trace.header.command == "dial")
+    return Source(name, "p2pdiag trace", verdict, started, None, tuple(relayed), trace.header.command == "dial", trace)
 
 
 def from_log(name: str, log: JsLog, verdict: Verdict) -> Source:
@@ -190,7 +191,7 @@ def from_log(name: str, log: JsLog, verdict: Verdict) -> Source:
     relayed = tuple(RelayedSide(f.outbound, f.peer_id, relay_out if f.outbound else relay_in, f.t_s)
                     for f in log.facts if isinstance(f, RelayedConnectionOpened))
     dialer = isinstance(verdict.details, LogFacts)
-    return Source(name, "js-libp2p debug log", verdict, started, self_id, relayed, dialer)
+    return Source(name, "js-libp2p debug log", verdict, started, self_id, relayed, dialer, log)
 
 
 def from_dump(name: str, dump: Dump, verdict: Verdict) -> Source:
@@ -200,4 +201,4 @@ def from_dump(name: str, dump: Dump, verdict: Verdict) -> Source:
     started = datetime.fromisoformat(dump.first_time) if dump.first_time else None
     mattered = verdict.details.mattered if isinstance(verdict.details, DumpFacts) else None
     dialer = any(pc.key == mattered and pc.offer_sent for pc in dump.peer_connections)
-    return Source(name, "chrome://webrtc-internals dump", verdict, started, None, (), dialer)
+    return Source(name, "chrome://webrtc-internals dump", verdict, started, None, (), dialer, dump)

@@ -49,11 +49,13 @@ def _environment() -> jinja2.Environment:
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
-def render(inputs: Sequence[InputReport], generated_at: str, exit_code: int) -> str:
+def render(inputs: Sequence[InputReport], generated_at: str, exit_code: int,
+           placements: Sequence[tuple[float | None, str]] | None = None) -> str:
     """The report page for INPUTS (in the order given). GENERATED_AT is shown as given (the caller's
-    clock, so this stays a pure function); EXIT_CODE is what the command returns for them."""
+    clock, so this stays a pure function); EXIT_CODE is what the command returns for them; PLACEMENTS,
+    per input its offset on one timeline and how it was found (several.place), else wall clocks alone."""
     timelines = [i.timeline for i in inputs]
-    axes = align(timelines)
+    axes = align(timelines, placements)
     pictures = [_picture(axis, inputs, n) for n, axis in enumerate(axes)]
     for picture, axis in zip(pictures, axes, strict=True):  # an axis of inputs without times: words only
         picture["drawn"] = any(inputs[p.index].timeline.has_times for p in axis.placed)

@@ -9,7 +9,7 @@ it (`diagnosis/limits.py`). `render/html.py` draws the lanes as inline SVG.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -396,32 +396,43 @@ class Axis:
         return max((p.offset_s + timelines[p.index].end_s for p in self.placed), default=0.0)
 
 
-def align(timelines: list[Timeline]) -> list[Axis]:
-    """The axes to draw, in the order of their first input. Inputs with a wall-clock origin whose
-    times overlap, or come within ALIGN_GAP_S of each other, share an axis (at least two of them);
-    every other input gets an axis of its own, and HOW says why."""
-    clocked = sorted((n for n, t in enumerate(timelines) if t.has_times and t.origin is not None),
-                     key=lambda n: timelines[n].origin)  # type: ignore[arg-type, return-value]
+def align(timelines: list[Timeline], placements: Sequence[tuple[float | None, str]] | None = None) -> list[Axis]:
+    """The axes to draw, in the order of their first input. Each input's start is its offset in
+    PLACEMENTS (where `analyze` put it: wall clock, corrected by the connection seen from both sides),
+    or, without them, its wall-clock origin. Inputs whose times overlap, or come within ALIGN_GAP_S of
+    each other, share an axis (at least two of them); every other input gets an axis of its own, and
+    HOW says why."""
+    starts: dict[int, float] = {}
+    hows: dict[int, str] = {}
+    if placements is not None:
+        for n, (offset, how) in enumerate(placements):
+            if offset is not None and timelines[n].has_times:
+                starts[n], hows[n] = offset, f"aligned by {how}"
+    else:
+        origins = [t.origin for t in timelines if t.has_times and t.origin is not None]
+        for n, t in enumerate(timelines):
+            if t.has_times and t.origin is not None:
+                starts[n] = (t.origin - min(origins)).total_seconds()  # type: ignore[type-var]
+                hows[n] = f"aligned by wall clock: {t.origin_source}"
     together: list[list[int]] = []
-    for n in clocked if len(timelines) > 1 else ():
-        t = timelines[n]
+    for n in sorted(starts, key=lambda m: starts[m]) if len(timelines) > 1 else ():
         if together:
             last = together[-1]
-            reach = max(_wall(timelines[m], timelines[m].end_s) for m in last)
-            if (t.origin - reach).total_seconds() <= ALIGN_GAP_S:  # type: ignore[operator]
+            reach = max(starts[m] + timelines[m].end_s for m in last)
+            if starts[n] - reach <= ALIGN_GAP_S:
                 last.append(n)
                 continue
         together.append([n])
     shared = {n for group in together if len(group) > 1 for n in group}
     axes: list[Axis] = []
     for group in (g for g in together if len(g) > 1):
-        zero = timelines[group[0]].origin
+        zero = starts[group[0]]
+        first = timelines[group[0]].origin
         placed = []
         for n in sorted(group):
-            offset = (timelines[n].origin - zero).total_seconds()  # type: ignore[operator]
-            placed.append(Placed(n, offset, f"aligned by wall clock: {timelines[n].origin_source}, "
-                                            f"so it starts at +{offset:.3f} s on the shared axis"))
-        axes.append(Axis(tuple(placed), zero))
+            offset = starts[n] - zero
+            placed.append(Placed(n, offset, f"{hows[n]}, so it starts at +{offset:.3f} s on the shared axis"))
+        axes.append(Axis(tuple(placed), first))
     for n, t in enumerate(timelines):
         if n in shared:
             continue
@@ -429,12 +440,11 @@ def align(timelines: list[Timeline]) -> list[Axis]:
             how = f"not drawn: {t.origin_source}, so nothing can be placed in time"
         elif len(timelines) == 1:
             how = f"its own clock: seconds since it began ({t.origin_source})"
-        elif t.origin is None:
+        elif n not in starts:
             how = f"not aligned with the others ({t.origin_source}): drawn on its own axis, seconds since it began"
         else:
-            how = (f"not aligned with the others: by its wall clock ({t.origin_source}) it is more than "
-                   f"{fmt_seconds(ALIGN_GAP_S)} away from every other input, so it is drawn on its own axis, "
-                   "seconds since it began")
+            how = (f"not aligned with the others: {hows[n]}, it is more than {fmt_seconds(ALIGN_GAP_S)} away "
+                   "from every other input, so it is drawn on its own axis, seconds since it began")
         axes.append(Axis((Placed(n, 0.0, how),), t.origin))
     axes.sort(key=lambda a: a.placed[0].index)
     return axes

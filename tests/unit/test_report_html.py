@@ -18,9 +18,10 @@ from support.report import recorded_with
 
 from p2pdiag.cli import _main
 from p2pdiag.cli.analyze import read_input
-from p2pdiag.cli.report import build, exit_code_of
+from p2pdiag.cli.report import build, exit_code_of, placements
 from p2pdiag.render.html import render
 from p2pdiag.render.timeline import Timeline, align
+from p2pdiag.trace.redact import Redactor
 
 TRACES = Path(__file__).resolve().parents[1] / "traces"
 DATA_CUT = TRACES / "relay" / "dial-py-data-cut.jsonl"
@@ -29,6 +30,8 @@ ICE_FAILED = TRACES / "network" / "symmetric-symmetric-dial.jsonl"
 LOOP = TRACES / "reconnect" / "listen-js-loop-relay-cut.jsonl"
 JS_UPGRADED = TRACES / "jslog" / "dial-webrtc-upgraded.log"
 JS_CUT = TRACES / "jslog" / "dial-relay-data-cut.log"
+LISTENER_LOG, DIALER_LOG = TRACES / "jslog" / "listen-upgraded.log", TRACES / "jslog" / "dial-to-listen-upgraded.log"
+DUMP = TRACES / "webrtc-internals" / "udp-blocked.json.gz"
 JS_COLOUR = TRACES / "jslog" / "dial-no-reservation-colour-no-trace.log"
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>"\'&'
 
@@ -69,10 +72,10 @@ class Page(HTMLParser):
 
 
 def _page(*paths: Path, redact: bool = False) -> tuple[str, list]:
-    items = [read_input(p, "auto", redact) for p in paths]
+    redactor = Redactor() if redact else None
+    items = [read_input(p, "auto", redactor) for p in paths]
     reports = build([p.name for p in paths], items)
-    code = exit_code_of([int(i.verdict.exit_code) for i in items])
-    return render(reports, "2026-12-07T00:00:00+00:00", code), items
+    return render(reports, "2026-12-07T00:00:00+00:00", exit_code_of(items), placements(items)), items
 
 
 def test_a_relay_cut_shows_the_verdict_findings_and_the_cut_against_its_limits():
@@ -160,12 +163,14 @@ def test_a_hostile_trace_is_shown_as_text_never_as_markup(tmp_path):
     assert "<b onmouseover=alert(2)>hostile.jsonl" in page.text("input-head")
 
 
-def test_one_input_exits_as_analyze_does_and_several_with_the_most_severe(tmp_path, capsys):
+def test_report_exits_as_analyze_of_the_same_inputs(tmp_path, capsys):
+    """One input: its verdict's code; several: the dialing side's verdict's, as `analyze` gives it."""
     out = tmp_path / "r.html"
     assert _main(["report", str(DATA_CUT), "-o", str(out)]) == _main(["analyze", str(DATA_CUT)]) == 3
     assert _main(["report", str(UPGRADED), "-o", str(out)]) == 0
-    assert _main(["report", str(UPGRADED), str(DATA_CUT), "-o", str(out)]) == 3
-    assert exit_code_of([0, 3, 4, 130]) == 4 and exit_code_of([0, 130]) == 130 and exit_code_of([5, 3]) == 5
+    for inputs in ([str(DATA_CUT), str(UPGRADED)], [str(LISTENER_LOG), str(DIALER_LOG)]):
+        assert _main(["report", *inputs, "-o", str(out)]) == _main(["analyze", *inputs])
+    assert _main(["report", str(UPGRADED), str(DATA_CUT), "-o", str(out)]) == 0  # the first dial's
     headlines = Page(out.read_text()).text("headline")
     assert headlines.startswith("Upgraded to a direct WebRTC connection") and "The relay cut" in headlines
     assert capsys.readouterr().out.splitlines()[-1] == f"Report written to {out}"
@@ -175,7 +180,7 @@ def test_one_input_exits_as_analyze_does_and_several_with_the_most_severe(tmp_pa
     (["report", "missing.jsonl", "-o", "{out}"], "missing.jsonl"),
     (["report", "{bad}", "-o", "{out}"], "neither a p2pdiag trace"),
     (["report", "--format", "pdf", str(DATA_CUT), "-o", "{out}"], "--format 'pdf'"),
-    (["report", "--redact", str(JS_CUT), "-o", "{out}"], "--redact works on p2pdiag traces only"),
+    (["report", "--redact", str(DUMP), "-o", "{out}"], "cannot be redacted yet"),
     (["report", str(DATA_CUT), "-o", "{nodir}"], "cannot write"),
     (["report", str(DATA_CUT)], "-o"),
 ])
@@ -235,7 +240,8 @@ def test_a_trace_and_a_log_from_their_wall_clocks_go_on_one_picture(tmp_path):
     assert all(f"{n}. {p.name}" in heads for n, p in enumerate((DATA_CUT, JS_CUT), start=1))
 
 
-EVERY_INPUT = sorted([*TRACES.glob("*/*.jsonl"), *(TRACES / "jslog").glob("dial-*.log")])
+EVERY_INPUT = sorted([*TRACES.glob("*/*.jsonl"), *(TRACES / "jslog").glob("*.log"),
+                      *(p for p in (TRACES / "webrtc-internals").glob("*.json.gz") if "dropped" not in p.name)])
 
 
 @pytest.mark.parametrize("path", EVERY_INPUT, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -269,7 +275,7 @@ def _many_rounds(rounds: int) -> tuple:
             ids = {f: f"{getattr(e, f)}-{k}" for f in ("connection_id", "relayed_connection_id") if hasattr(e, f)}
             if ids or k == 0:
                 events.append(dataclasses.replace(e, t_s=e.t_s + 30 * k, **ids))
-    return dataclasses.replace(trace, events=tuple(events)), read_input(LOOP, "trace", False).verdict
+    return dataclasses.replace(trace, events=tuple(events)), read_input(LOOP, "trace", None).verdict
 
 
 def test_a_run_of_many_connections_draws_a_bounded_picture_with_linear_work():
@@ -293,3 +299,20 @@ def test_ids_are_unique_in_a_page_of_several_pictures():
     ids = [a["id"] for _, a in page.elements if "id" in a]
     assert len([t for t, a in page.elements if t == "svg" and "timeline" in a.get("class", "")]) == 2
     assert len(ids) == len(set(ids)) and "hatch" in ids
+
+
+def test_the_two_sides_of_one_connection_are_placed_as_analyze_places_them():
+    """The listener's and the dialer's js logs: one axis, the dialer's log placed where the relayed
+    connection seen from both sides puts it (several.place), and the page says so."""
+    html, items = _page(LISTENER_LOG, DIALER_LOG)
+    page = Page(html)
+    assert "seen from both sides" in html and "agree within" in html
+    assert page.classes("svg").count(page.classes("svg")[0]) >= 1  # drawn
+    assert items[0].verdict.outcome.value == "listened" and items[1].verdict.outcome.value == "upgraded"
+
+
+def test_a_webrtc_internals_dump_is_reported_with_its_verdict_not_drawn():
+    html, (item,) = _page(DUMP)
+    page = Page(html)
+    assert item.verdict.headline in page.text("headline")
+    assert "not drawn yet" in html
