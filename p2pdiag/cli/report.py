@@ -14,6 +14,7 @@ import typer
 from p2pdiag.cli import analyze, common
 
 if TYPE_CHECKING:
+    from p2pdiag.diagnosis.model import Verdict
     from p2pdiag.diagnosis.several import Source
     from p2pdiag.render.html import InputReport
 
@@ -22,13 +23,19 @@ FormatOpt = typer.Option("auto", "--format", metavar="FORMAT",
                          "webrtc-internals.")
 
 
-def exit_code_of(items: list[Source]) -> int:
-    """As `analyze` of the same inputs: one input's verdict's; of several, the dialing side's (several.py)."""
+def together(items: list[Source]) -> Verdict | None:
+    """Of several inputs, the one verdict `analyze` gives of them all (several.combine); None for one."""
     if len(items) == 1:
-        return int(items[0].verdict.exit_code)
+        return None
     from p2pdiag.diagnosis.several import combine
 
-    return int(combine(items).exit_code)
+    return combine(items)
+
+
+def exit_code_of(items: list[Source]) -> int:
+    """As `analyze` of the same inputs: one input's verdict's; of several, the dialing side's (several.py)."""
+    verdict = together(items)
+    return int((verdict or items[0].verdict).exit_code)
 
 
 def _what_was_read(item: Source) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -130,9 +137,10 @@ def report(
     items = [analyze.read_input(path, fmt, redactor) for path in inputs]
     from p2pdiag.render.html import render
 
-    code = exit_code_of(items)
+    whole = together(items)
+    code = int((whole or items[0].verdict).exit_code)
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    write(output, render(build([str(p) for p in inputs], items), now, code, placements(items)))
+    write(output, render(build([str(p) for p in inputs], items), now, code, placements(items), whole))
     for n, (path, item) in enumerate(zip(inputs, items, strict=True), start=1):
         v = item.verdict
         print(f"{n}. {path}: {v.outcome.value} (exit {int(v.exit_code)}): {v.headline}")

@@ -50,10 +50,11 @@ def _environment() -> jinja2.Environment:
 
 
 def render(inputs: Sequence[InputReport], generated_at: str, exit_code: int,
-           placements: Sequence[tuple[float | None, str]] | None = None) -> str:
+           placements: Sequence[tuple[float | None, str]] | None = None, together: Verdict | None = None) -> str:
     """The report page for INPUTS (in the order given). GENERATED_AT is shown as given (the caller's
     clock, so this stays a pure function); EXIT_CODE is what the command returns for them; PLACEMENTS,
-    per input its offset on one timeline and how it was found (several.place), else wall clocks alone."""
+    per input its offset on one timeline and how it was found (several.place), else wall clocks alone;
+    TOGETHER, of several inputs, the one verdict `analyze` gives of them all (several.combine)."""
     timelines = [i.timeline for i in inputs]
     axes = align(timelines, placements)
     pictures = [_picture(axis, inputs, n) for n, axis in enumerate(axes)]
@@ -61,7 +62,7 @@ def render(inputs: Sequence[InputReport], generated_at: str, exit_code: int,
         picture["drawn"] = any(inputs[p.index].timeline.has_times for p in axis.placed)
     return _environment().get_template("report.html.j2").render(
         inputs=inputs, pictures=pictures, generated_at=generated_at, version=__version__,
-        exit_code=exit_code, placed={p.index: p for a in axes for p in a.placed})
+        exit_code=exit_code, placed={p.index: p for a in axes for p in a.placed}, together=together)
 
 
 # --- the picture ---------------------------------------------------------------------------------

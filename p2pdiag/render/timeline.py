@@ -306,21 +306,30 @@ def from_log(log: JsLog, verdict: Verdict) -> Timeline:
             lanes.append(lane)
     if len(opened_all) > MAX_CONNECTIONS:
         lanes.append(Lane("Relayed connection", f"{len(opened_all) - MAX_CONNECTIONS} more not drawn"))
-    lanes += _log_upgrade_lanes(facts)
+    lanes += _log_upgrade_lanes(facts, verdict)
     origin = wall_clock(log.first_time)
     return Timeline(end_s=end_s, lanes=tuple(lanes), origin=origin,
                     origin_source=f"the log's first time of day ({log.first_time})" if origin
                     else "the log's times have no time zone")
 
 
-def _log_upgrade_lanes(facts: list) -> list[Lane]:
+def _log_upgrade_lanes(facts: list, verdict: Verdict) -> list[Lane]:
+    """The WebRTC attempt as the verdict judged it: a connection js-libp2p logged as upgraded counts only
+    when the verdict counts it (a listener's answer after the dialer gave up, a 2.x connection that
+    carried no stream, are drawn as failed)."""
+    from p2pdiag.diagnosis.facts import ListenerLogFacts
     from p2pdiag.evidence import events as L
 
     steps = [f for f in facts if isinstance(f, L.WebRTCStep | L.WebRTCUpgraded | L.WebRTCFailed)]
     if not steps:
         return []
+    listener = isinstance(verdict.details, ListenerLogFacts)
+    counted = set(verdict.details.webrtc_connections) if listener else (
+        {verdict.details.webrtc_connection} if isinstance(verdict.details, LogFacts) else set())
     start = steps[0].t_s or 0.0
-    ok = next((f for f in steps if isinstance(f, L.WebRTCUpgraded)), None)
+    upgraded = [f for f in steps if isinstance(f, L.WebRTCUpgraded)]
+    ok = next((f for f in upgraded if f.connection in counted), None)
+    uncounted = next((f for f in upgraded if f.connection not in counted), None)
     failed = next((f for f in steps if isinstance(f, L.WebRTCFailed)), None)
     marks = [Mark(f.t_s or 0.0, "state", f.step) for f in steps if isinstance(f, L.WebRTCStep)]
     if ok is not None:
@@ -330,10 +339,15 @@ def _log_upgrade_lanes(facts: list) -> list[Lane]:
     elif failed is not None:
         spans = (Span(start, failed.t_s, "upgrade-failed", "WebRTC upgrade failed"),)
         marks.append(Mark(failed.t_s or 0.0, "failed", f"{failed.what} (log line {failed.line})"))
+    elif uncounted is not None:
+        spans = (Span(start, uncounted.t_s, "upgrade-failed", "WebRTC upgrade not counted"),)
+        marks.append(Mark(uncounted.t_s or 0.0, "failed",
+                          f"js-libp2p logged it upgraded (log line {uncounted.line}), but it carried no stream "
+                          "(see the findings): not counted"))
     else:
         spans = (Span(start, None, "upgrade-failed", "WebRTC upgrade: no outcome in the log"),)
-    return [_capped(Lane("WebRTC upgrade", "the dialer's WebRTC attempt", spans,
-                         tuple(sorted(marks, key=lambda m: m.t_s))))]
+    title = "this node's WebRTC answer" if listener else "the dialer's WebRTC attempt"
+    return [_capped(Lane("WebRTC upgrade", title, spans, tuple(sorted(marks, key=lambda m: m.t_s))))]
 
 
 # --- shared --------------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from support.report import recorded_with
 
 from p2pdiag.cli import _main
 from p2pdiag.cli.analyze import read_input
-from p2pdiag.cli.report import build, exit_code_of, placements
+from p2pdiag.cli.report import build, exit_code_of, placements, together
 from p2pdiag.render.html import render
 from p2pdiag.render.timeline import Timeline, align
 from p2pdiag.trace.redact import Redactor
@@ -75,7 +77,7 @@ def _page(*paths: Path, redact: bool = False) -> tuple[str, list]:
     redactor = Redactor() if redact else None
     items = [read_input(p, "auto", redactor) for p in paths]
     reports = build([p.name for p in paths], items)
-    return render(reports, "2026-12-07T00:00:00+00:00", exit_code_of(items), placements(items)), items
+    return render(reports, "2026-12-07T00:00:00+00:00", exit_code_of(items), placements(items), together(items)), items
 
 
 def test_a_relay_cut_shows_the_verdict_findings_and_the_cut_against_its_limits():
@@ -301,12 +303,18 @@ def test_ids_are_unique_in_a_page_of_several_pictures():
     assert len(ids) == len(set(ids)) and "hatch" in ids
 
 
+def several_headline(*paths: Path) -> str:
+    return json.loads(subprocess.run([sys.executable, "-m", "p2pdiag", "analyze", "--json", *map(str, paths)],
+                                     capture_output=True, text=True, check=False).stdout)["headline"]
+
+
 def test_the_two_sides_of_one_connection_are_placed_as_analyze_places_them():
     """The listener's and the dialer's js logs: one axis, the dialer's log placed where the relayed
     connection seen from both sides puts it (several.place), and the page says so."""
     html, items = _page(LISTENER_LOG, DIALER_LOG)
     page = Page(html)
     assert "seen from both sides" in html and "agree within" in html
+    assert page.text("together").strip() == several_headline(LISTENER_LOG, DIALER_LOG)
     assert page.classes("svg").count(page.classes("svg")[0]) >= 1  # drawn
     assert items[0].verdict.outcome.value == "listened" and items[1].verdict.outcome.value == "upgraded"
 
