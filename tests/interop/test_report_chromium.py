@@ -94,8 +94,8 @@ def test_a_trace_and_a_log_share_one_timeline_in_chromium(tmp_path, node22, chro
     far = TRACES / "network" / "symmetric-symmetric-listen.jsonl"  # recorded weeks before: an axis of its own
     page, code, _ = _report(tmp_path, trace, log, far, TRACES / "jslog" / "dial-no-reservation-colour-no-trace.log")
     shown = _open(node22, chromium, page)
-    assert code == 4  # the most severe of 3, 0, 0 and 4
-    assert len(shown["headlines"]) == 4
+    assert code == 3  # as analyze of them gives it: the first dialing side's, the trace that stayed relayed
+    assert len(shown["headlines"]) == 5  # the four inputs' and the one of them all
     shared, alone = shown["svgs"]  # the trace and the log together; the far trace alone; the coloured log undrawn
     assert "span span-webrtc open" in shared["spans"] and shared["spans"].count("span span-relayed") == 2
     assert shared["lane_labels"][0].startswith("relayed-1 to ") and "span span-relayed" in alone["spans"]
