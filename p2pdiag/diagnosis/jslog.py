@@ -37,7 +37,7 @@ from p2pdiag.evidence.events import (
     WebRTCStep,
     WebRTCUpgraded,
 )
-from p2pdiag.evidence.jslog import JsLog
+from p2pdiag.evidence.jslog import LAYOUTS, JsLog
 from p2pdiag.webrtc.signaling import PROTOCOL as SIGNALING_PROTOCOL
 from p2pdiag.wire.circuit import HOP_PROTOCOL
 
@@ -81,8 +81,13 @@ def log_read(log: JsLog) -> LogRead:
     lacks = []
     if not log.has_trace_level:
         lacks.append("trace level (`*:trace`): no circuit byte counts, no WebRTC steps")
-    if not log.has_times:
+    if log.layout.startswith("browser") and not log.has_times:
+        lacks.append("timestamps (Chrome's console copied without \"Show timestamps\"): no timing")
+    elif not log.has_times:
         lacks.append("absolute timestamps: no timing")
+    if log.times_of_day_only:
+        lacks.append("a date and a time zone: Chrome's timestamps are times of day (timing is relative; "
+                     "a day is counted where the clock goes back past midnight)")
     lacks.append("the relay's agent version (js-libp2p does not log identify's agent)")
     lacks.append("the library versions (a debug log does not print them)")
     if log.facts_dropped:
@@ -101,18 +106,22 @@ def diagnose_jslog(log: JsLog) -> Verdict:
     b = Builder()
     read = log_read(log)
     span = f", {read.span_s:.3f} s from {read.first_time} to {read.last_time}" if read.span_s is not None else ""
-    b.step("log.read", f"Read a js-libp2p {read.namespaces} debug log", StepStatus.INFO,
+    layout = LAYOUTS.get(read.layout, read.layout)
+    b.step("log.read", f"Read a js-libp2p {read.namespaces} debug log: {layout}", StepStatus.INFO,
            f"{read.lines} lines, {read.records} records: {read.recognised} recognised, {read.unrecognised} not"
            f"{span}; lacks: " + "; ".join(read.lacks))
     b.steps[-1] = dataclasses.replace(b.steps[-1], t_s=0.0 if log.has_times else None)
 
     _refuse_a_listener_log(log)
-    requested = _first(facts, DialRequested)
-    peer = requested.peer_id if requested else None
+    circuit_dials = [d for d in _all(facts, AddressDialed) if "/p2p-circuit" in d.address]
+    # the target is the peer the first relayed address names; a node that also listens (a browser
+    # app) dialed its relay first, so the first dial alone is not the target
+    target = circuit_dials[0].address.rsplit("/p2p/", 1)[-1] if circuit_dials else None
+    requested = (_first(facts, DialRequested, peer_id=target) if target else None) or _first(facts, DialRequested)
+    peer = requested.peer_id if requested else target
     if requested is not None:
         b.step("target", f"Target peer {peer}", StepStatus.INFO, f"dialed at {_at(log, requested)}", requested)
 
-    circuit_dials = [d for d in _all(facts, AddressDialed) if "/p2p-circuit" in d.address]
     relay = _relay_of(circuit_dials[0].address) if circuit_dials else None
     relay_id = relay.rsplit("/p2p/", 1)[-1] if relay and "/p2p/" in relay else None
     if relay is not None:

@@ -53,15 +53,25 @@ def relay_and_listener(node: str, procs: list[Proc], *relay_args: str) -> str:
     return next(a for a in _ready_json(lst)["addrs"] if "/ws/" not in a)
 
 
-def main() -> None:
+def node22() -> str:
+    """Node 22 (scripts/setup-js.sh installs it if missing)."""
     LOGS.mkdir(parents=True, exist_ok=True)
-    node = subprocess.run(["bash", str(ROOT / "scripts" / "setup-js.sh")], capture_output=True, text=True,
+    return subprocess.run(["bash", str(ROOT / "scripts" / "setup-js.sh")], capture_output=True, text=True,
                           check=True).stdout.strip()
+
+
+def start_relay(node: str, procs: list[Proc]) -> list[str]:
+    """A js relay with its defaults (kept in PROCS to stop): its addresses."""
+    relay = Proc([node, str(JS_DIR / "relay.mjs")], "js relay")
+    procs.append(relay)
+    return _ready_json(relay)["addrs"]
+
+
+def main() -> None:
+    node = node22()
     procs: list[Proc] = []
     try:
-        relay = Proc([node, str(JS_DIR / "relay.mjs")], "js relay")
-        procs.append(relay)
-        relay_addr = _ready_json(relay)["addrs"][0]
+        relay_addr = start_relay(node, procs)[0]
         lst = Proc([node, str(JS_DIR / "listener.mjs"), "--relay", relay_addr], "js listener")
         procs.append(lst)
         addrs = _ready_json(lst)["addrs"]
