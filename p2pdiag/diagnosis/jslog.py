@@ -26,6 +26,7 @@ from p2pdiag.evidence.events import (
     AddressDialed,
     ConnectionClosing,
     DialRequested,
+    LimitedStreamRefused,
     LogFact,
     PeerIdentified,
     ProtocolRefused,
@@ -81,7 +82,9 @@ def log_read(log: JsLog) -> LogRead:
     lacks = []
     if not log.has_trace_level:
         lacks.append("trace level (`*:trace`): no circuit byte counts, no WebRTC steps")
-    if log.layout.startswith("browser") and not log.has_times:
+    if log.layout == "browser-raw":
+        lacks.append("timestamps (a console forwarded unformatted carries none): no timing")
+    elif log.layout.startswith("browser") and not log.has_times:
         lacks.append("timestamps (Chrome's console copied without \"Show timestamps\"): no timing")
     elif not log.has_times:
         lacks.append("absolute timestamps: no timing")
@@ -163,6 +166,7 @@ def diagnose_jslog(log: JsLog) -> Verdict:
             b.find(_cited(C.relay_limited(relay or "the relay", reading, data_limit, opened.t_s),
                           (f"{_at(log, opened)}: limits {{ duration: {reading.announced}, data: {data_limit} }}",)))
 
+    _limited_streams(b, log)
     upgraded = _upgrade(b, log, peer)
     if opened is not None and not _upgrade_tried(log):
         reason = "the log shows no dial of a /webrtc address: the node dialed the relayed address only"
@@ -249,6 +253,20 @@ def _cut(b: Builder, log: JsLog, opened: RelayedConnectionOpened, relay: str, re
     b.find(_cited(f, (detail, f"{_at(log, reset)}: {reset.error}"), confidence, settle))
     return {"cause": cause, "connection": opened.connection, "age_s": None if age is None else round(age, 3),
             "bytes_written": written, "data_limit": data_limit, "duration_limit_s": reading.effective_s}, reading
+
+
+def _limited_streams(b: Builder, log: JsLog) -> None:
+    """Streams js-libp2p refused on a limited (relayed) connection: one finding per protocol, read from its line."""
+    seen: set[str | None] = set()
+    for refused in _all(log.facts, LimitedStreamRefused):
+        if refused.protocol in seen:
+            continue
+        seen.add(refused.protocol)
+        on = f" (relayed connection {refused.connection})" if refused.connection else ""
+        evidence = (f"{_at(log, refused)}: {refused.error}{on}",)
+        if refused.protocol:
+            evidence += (f"the stream had negotiated {refused.protocol} just before",)
+        b.find(C.limited_stream_refused(refused.protocol, refused.opened_by_remote, evidence))
 
 
 def _upgrade_tried(log: JsLog) -> bool:

@@ -21,6 +21,7 @@ line, the facts (at most MAX_FACTS) and a byte count per relayed connection.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -138,7 +139,8 @@ RULES: tuple[Rule, ...] = (
          re.compile(r"abort with error - (UnsupportedProtocolError: .*could not negotiate (\S+))"),
          lambda n, t, ns, m: E.ProtocolRefused(n, t, m.group(2), _conn_of(ns.string), m.group(1))),
     Rule("limited-refused", re.compile(r"."), re.compile(r".*(Cannot open protocol stream on limited connection.*)"),
-         lambda n, t, ns, m: E.LimitedStreamRefused(n, t, m.group(1))),
+         lambda n, t, ns, m: E.LimitedStreamRefused(n, t, m.group(1), None, _conn_of(ns.string),
+                                                    _stream_inbound(ns.string))),
     Rule("webrtc-dial", re.compile(r"^libp2p:webrtc(?::initiate-connection)?(?::trace)?$"),
          re.compile(r"dialing address: (\S+)"), lambda n, t, ns, m: E.WebRTCStep(n, t, "dial", m.group(1))),
     Rule("webrtc-offer", re.compile(r"^libp2p:webrtc(?::initiate-connection)?(?::trace)?$"),
@@ -179,6 +181,16 @@ def _rules_for(namespace: str) -> tuple[str | None, tuple[tuple[Rule, re.Match[s
     w = CIRCUIT_WRITE[0].search(namespace)
     rules = tuple((rule, m) for rule in RULES if (m := rule.namespace.search(namespace)) is not None)
     return (w.group("conn") if w else None), rules
+
+
+# a stream's namespace: `…:<muxer>:<inbound|outbound>:<n>`; the protocol it negotiated is logged on it
+STREAM = re.compile(r"(.*:(?:yamux|mplex|muxer):(inbound|outbound):\d+)(?::error|:trace)?$")
+NEGOTIATED = re.compile(r"(?:pre-)?negotiated protocol (\S+)")
+
+
+def _stream_inbound(namespace: str) -> bool | None:
+    m = STREAM.match(namespace)
+    return None if m is None else m.group(2) == "inbound"
 
 
 def _conn_of(namespace: str) -> str | None:
@@ -273,8 +285,13 @@ def read(lines: Iterable[tuple[int, bytes]], name: str) -> JsLog:
     # worked out once, and the memo is bounded for a log of very many connections
     by_namespace: dict[str, tuple[str | None, tuple[tuple[Rule, re.Match[str]], ...]]] = {}
 
+    # the protocol each stream negotiated, for a refusal logged on that stream (bounded like the memo)
+    negotiated: dict[str, str] = {}
+
     def add(rule: Rule, number: int, t_s: float | None, ns: re.Match[str], mm: re.Match[str]) -> None:
         fact = rule.fact(number, t_s, ns, mm)
+        if isinstance(fact, E.LimitedStreamRefused) and (stream := STREAM.match(ns.string)) is not None:
+            fact = dataclasses.replace(fact, protocol=negotiated.get(stream.group(1)))
         if fact is not None:
             log.recognised += 1
             if len(log.facts) < MAX_FACTS:
@@ -329,6 +346,11 @@ def read(lines: Iterable[tuple[int, bytes]], name: str) -> JsLog:
                 by_namespace.clear()
             known = by_namespace[namespace] = _rules_for(namespace)
         write_conn, rules = known
+        if message.startswith(("negotiated protocol", "pre-negotiated protocol")) and (
+                (stream := STREAM.match(namespace)) is not None and (proto := NEGOTIATED.match(message))):
+            if len(negotiated) > NAMESPACE_MEMO:
+                negotiated.clear()
+            negotiated[stream.group(1)] = proto.group(1)
         if write_conn is not None and (b := CIRCUIT_WRITE[1].match(message)):
             log.circuit_bytes_written[write_conn] = log.circuit_bytes_written.get(write_conn, 0) + int(b.group(1))
             log.recognised += 1

@@ -16,7 +16,7 @@ from support.work import cost
 from p2pdiag.diagnosis.jslog import diagnose_jslog
 from p2pdiag.diagnosis.model import Confidence, Outcome
 from p2pdiag.errors import TraceFileError
-from p2pdiag.evidence import jslog
+from p2pdiag.evidence import events, jslog
 from p2pdiag.evidence.detect import Format, detect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +53,10 @@ TABLE = [
      {"webrtc_connection": None}, {"trace_level": False, "layout": "iso"}),
     ("dial-relay-data-cut", Outcome.RELAYED_ONLY, {"relay-cut-data", "relay-limited", "upgrade-not-attempted"},
      {"relay-cut-duration", "relay-cut-unexplained"}, {"webrtc_connection": None}, TRACE),
+    # the listener opened an app protocol the dialer handles with js-libp2p's defaults: refused on the relay
+    ("dial-limited-stream-refused", Outcome.RELAYED_ONLY,
+     {"limited-stream-refused", "relay-limited", "upgrade-not-attempted"},
+     {"relay-cut-duration", "relay-cut-data", "relay-cut-unexplained"}, {"webrtc_connection": None}, TRACE),
     # js-libp2p in headless Chromium dialing a js listener through the js relay, its console as copied
     # from DevTools with timestamps, without, and as forwarded unformatted (%c and CSS left in)
     *((f"browser-webrtc-upgraded{suffix}", Outcome.UPGRADED, {"relay-limited", "relay-limit-unit"},
@@ -248,3 +252,16 @@ def test_a_browser_console_line_is_told_from_content(tmp_path, first):
 def test_other_console_lines_are_not_records(text):
     assert jslog.browser_record(text) is None
 
+
+def test_a_refused_limited_stream_names_its_protocol_and_side():
+    verdict = diagnose_jslog(jslog.load(LOGS / "dial-limited-stream-refused.log"))
+    [refused] = [f for f in verdict.findings if f.code == "limited-stream-refused"]
+    assert refused.confidence is Confidence.CERTAIN
+    facts = [f for f in jslog.load(LOGS / "dial-limited-stream-refused.log").facts
+             if isinstance(f, events.LimitedStreamRefused)]
+    assert facts and facts[0].protocol == "/p2pdiag/app/1.0.0" and facts[0].opened_by_remote is True
+    assert facts[0].connection == verdict.facts["relayed_connection"]
+    # no other recorded log has the refusal
+    others = [p for p in LOGS.glob("*.log") if p.name not in ("dial-limited-stream-refused.log",
+                                                               "listen-reservation.log")]
+    assert all(not any(isinstance(f, events.LimitedStreamRefused) for f in jslog.load(p).facts) for p in others)
