@@ -21,11 +21,20 @@ string (`%s` a string, `%d`/`%i` an integer, `%f` a number, `%o`/`%O` an object 
 preview, `%c` a style: applied, no text), the arguments left over appended with a space each. Copying
 rows (select, Ctrl+C, or "Save as…", whose text is each row's `toExportString`: the text nodes of the
 row in order) gives exactly those parts separated by spaces, one row a line, and a message with
-newlines (an error's stack) over several lines. `render()` below does that from the captured event, so
+newlines (an error's stack) over several lines. That is read in devtools-frontend's
+ConsoleViewMessage.ts: `toExportString()` joins the text nodes of the row's content; `updateTimestamp()`
+inserts first `formatTimestamp(timestamp, false) + ' '`; the anchor built from the top stack frame is
+followed by a space, "to prevent the anchor text from being glued to the console message when the
+user selects and copies the console messages". `render()` below does that from the captured event, so
 the logs are what DevTools shows for these very messages; the one thing not reproduced is a row
 repeated in a run of identical messages (DevTools folds them behind a count; the `+Nms` diff makes
 js-libp2p's rows differ). Everything is rendered as if the console's level were "Verbose", which
 debug lines need (Chrome hides `console.debug` at its default level): the docs tell the user so.
+
+Not verified here: a copy through DevTools' own UI (none runs headless). The format string and the
+timestamp and link follow the code cited above; the one-line previews of objects (`_preview()`) are
+re-implemented for the shapes these logs have (plain objects, arrays, class instances, errors) after
+DevTools' RemoteObjectPreviewFormatter, from the previews V8 sent (strings it shortened keep its `…`).
 
 Three renderings of the same capture are written per run:
 - `browser-<case>.log`: rows as copied with "Show timestamps" on (`HH:MM:SS.mmm peer.js:N …`);
