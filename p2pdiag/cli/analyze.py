@@ -1,45 +1,79 @@
 """`p2pdiag analyze`: a saved trace diagnosed offline, shown as the live run showed it; or a
-js-libp2p debug log read into the same steps and finding codes."""
+js-libp2p debug log read into the same steps and finding codes; or several of them on one timeline."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from p2pdiag.cli import common
 
+if TYPE_CHECKING:
+    from p2pdiag.diagnosis.several import Source
+    from p2pdiag.trace.redact import Redactor
+
 FormatOpt = typer.Option("auto", "--format", metavar="FORMAT",
-                         help="What FILE is: auto (told from its content), trace or js-log.")
+                         help="What each FILE is: auto (told from its content), trace or js-log.")
 
 
 def analyze(
-    trace_file: Path = typer.Argument(..., metavar="FILE", show_default=False,
-                                      help="A trace written by --trace, or a js-libp2p debug log."),
+    files: list[Path] = typer.Argument(..., metavar="FILE...", show_default=False,
+                                       help="A trace written by --trace, or a js-libp2p debug log; several "
+                                       "(the dialer's and the listener's) go on one timeline."),
     as_json: bool = common.JsonOpt,
     redact: bool = common.RedactOpt,
     fmt: str = FormatOpt,
 ) -> int:
-    """Diagnose a saved trace offline (the same verdict the live run gave), or a js-libp2p debug log."""
+    """Diagnose a saved trace offline (the same verdict the live run gave), or a js-libp2p debug log;
+    several inputs give one verdict on one timeline."""
     from p2pdiag import interrupts
 
     interrupts.release()  # nothing to record: Ctrl-C just stops
     from p2pdiag.errors import UsageError
-    from p2pdiag.evidence.detect import Format, detect
+    from p2pdiag.evidence.detect import Format
 
     if fmt not in ("auto", *Format):
         raise UsageError(f"--format {fmt!r}: use auto, trace or js-log")
-    kind = detect(trace_file) if fmt == "auto" else Format(fmt)
+    if len(files) > MAX_INPUTS:
+        raise UsageError(f"{len(files)} files: at most {MAX_INPUTS} go on one timeline")
+    redactor = common.redactor(redact)  # one for every input: a peer gets the same placeholder in each
+    sources = [read_input(path, fmt, redactor) for path in files]
+    if len(sources) == 1:
+        return common.show(sources[0].verdict, as_json, None)
+    from p2pdiag.diagnosis.several import combine
+
+    return common.show(combine(sources), as_json, None)
+
+
+MAX_INPUTS = 16
+
+
+def read_input(path: Path, fmt: str, redactor: Redactor | None) -> Source:
+    """One input read and judged on its own (its format told from its content unless FMT names it),
+    redacted as it is read when REDACTOR is given."""
+    from p2pdiag.diagnosis import several
+    from p2pdiag.evidence.detect import Format, detect
+
+    kind = detect(path) if fmt == "auto" else Format(fmt)
     if kind is Format.JS_LOG:
-        if redact:  # refused rather than shown unredacted: the user asked for nothing to leak
-            raise UsageError("--redact works on p2pdiag traces only; a js-libp2p log cannot be redacted yet")
         from p2pdiag.diagnosis.jslog import diagnose_jslog
         from p2pdiag.evidence.jslog import load as load_log
 
-        return common.show(diagnose_jslog(load_log(trace_file)), as_json, None)
+        log = load_log(path, None if redactor is None else redactor.text)  # each line redacted before it is read
+        verdict = diagnose_jslog(log)
+        if redactor is not None:
+            import dataclasses
+
+            from p2pdiag.diagnosis.facts import TraceNotes
+
+            verdict = dataclasses.replace(verdict, notes=TraceNotes(redacted=True))
+        return several.from_log(str(path), log, verdict)
     from p2pdiag.diagnosis import diagnose
     from p2pdiag.trace.file import load
 
-    trace = load(trace_file)
-    redactor = common.redactor(redact)
-    return common.show(diagnose(trace if redactor is None else redactor.trace(trace)), as_json, None)
+    trace = load(path)
+    if redactor is not None:
+        trace = redactor.trace(trace)
+    return several.from_trace(str(path), trace, diagnose(trace))

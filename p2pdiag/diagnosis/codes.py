@@ -51,6 +51,8 @@ class Code(enum.StrEnum):
     REMOTE_CLOSED_AFTER_UPGRADE = "remote-closed-after-upgrade"
     REMOTE_CLOSED_RELAYED = "remote-closed-relayed"
     RESERVATION_ADDRS = "reservation-addrs"
+    RESERVATION_EXPIRED = "reservation-expired"
+    RESERVATION_LOST = "reservation-lost"
     RESERVATION_REFRESH_FAILED = "reservation-refresh-failed"
     RESERVATION_REFUSED = "reservation-refused"
     RESERVATION_TTL = "reservation-ttl"

@@ -260,4 +260,65 @@ class LogFacts:
                 "relay_cut": self.relay_cut}
 
 
-Details = DialFacts | ListenFacts | RelayCheckFacts | LogFacts
+@dataclass(frozen=True, slots=True)
+class ReservationLife:
+    """One relay's reservation in a listening node's log."""
+
+    relay_peer_id: str
+    made: int  # times it was made (again after a removal)
+    refreshes: int  # refreshes js-libp2p started
+    removed: int  # times it left the node's store
+    held: bool  # in place when the log ends
+    lost_at_s: float | None  # when it was removed for the last time, not made again after
+    expiry: str | None  # the last one's expiry, ISO 8601 UTC
+
+    def as_fact(self) -> dict[str, object]:
+        return {"relay_peer_id": self.relay_peer_id, "made": self.made, "refreshes": self.refreshes,
+                "removed": self.removed, "held": self.held,
+                "lost_at_s": None if self.lost_at_s is None else round(self.lost_at_s, 3), "expiry": self.expiry}
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerLogFacts:
+    """What a listening js-libp2p node's log tells: its reservations and who reached it."""
+
+    read: LogRead
+    reservations: tuple[ReservationLife, ...]
+    inbound_connections: int
+    dialers: tuple[str, ...]  # sorted
+    webrtc_connections: tuple[str, ...]  # js-libp2p's ids of the upgraded connections
+
+    def as_facts(self) -> dict[str, object]:
+        return {"log": self.read.as_facts(), "reservations": [r.as_fact() for r in self.reservations],
+                "inbound_connections": self.inbound_connections, "dialers": list(self.dialers),
+                "webrtc_connections": list(self.webrtc_connections)}
+
+
+# --- several inputs on one timeline (several.py) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where one input sits on the common timeline."""
+
+    name: str
+    offset_s: float | None  # add to the input's own t to get the timeline's; None: not placed
+    how: str
+
+    def as_fact(self) -> dict[str, object]:
+        return {"input": self.name, "offset_s": None if self.offset_s is None else round(self.offset_s, 3),
+                "aligned_by": self.how}
+
+
+@dataclass(frozen=True, slots=True)
+class SeveralFacts:
+    inputs: tuple[dict[str, object], ...]  # per input: name, kind, outcome, its facts
+    placements: tuple[Placement, ...]
+    primary: str  # the input whose outcome is the verdict's
+
+    def as_facts(self) -> dict[str, object]:
+        return {"inputs": list(self.inputs), "timeline": [p.as_fact() for p in self.placements],
+                "primary": self.primary}
+
+
+Details = DialFacts | ListenFacts | RelayCheckFacts | LogFacts | ListenerLogFacts | SeveralFacts

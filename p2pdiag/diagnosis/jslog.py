@@ -21,7 +21,6 @@ from p2pdiag.diagnosis.findings import webrtc as W
 from p2pdiag.diagnosis.limits import DurationReading, attribute_cut, fmt_bytes, fmt_seconds, read_duration
 from p2pdiag.diagnosis.model import Confidence, Finding, Outcome, Severity, StepStatus, Verdict
 from p2pdiag.diagnosis.steps import Builder, by_severity, in_time_order, limit_text, short_peer_id
-from p2pdiag.errors import TraceFileError
 from p2pdiag.evidence.events import (
     AddressDialed,
     ConnectionClosing,
@@ -100,13 +99,8 @@ def log_read(log: JsLog) -> LogRead:
                    "2.x" if log.libp2p_2x else "3.x", tuple(lacks))
 
 
-def _relay_of(address: str) -> str:
-    return address.split("/p2p-circuit", 1)[0]
-
-
-def diagnose_jslog(log: JsLog) -> Verdict:
-    facts = log.facts
-    b = Builder()
+def read_step(b: Builder, log: JsLog) -> LogRead:
+    """The verdict's first step: what was read of the log, and what it lacks."""
     read = log_read(log)
     span = f", {read.span_s:.3f} s from {read.first_time} to {read.last_time}" if read.span_s is not None else ""
     layout = LAYOUTS.get(read.layout, read.layout)
@@ -114,8 +108,21 @@ def diagnose_jslog(log: JsLog) -> Verdict:
            f"{read.lines} lines, {read.records} records: {read.recognised} recognised, {read.unrecognised} not"
            f"{span}; lacks: " + "; ".join(read.lacks))
     b.steps[-1] = dataclasses.replace(b.steps[-1], t_s=0.0 if log.has_times else None)
+    return read
 
-    _refuse_a_listener_log(log)
+
+def _relay_of(address: str) -> str:
+    return address.split("/p2p-circuit", 1)[0]
+
+
+def diagnose_jslog(log: JsLog) -> Verdict:
+    if _is_a_listener_log(log):
+        from p2pdiag.diagnosis.jslog_listener import diagnose_listener_log
+
+        return diagnose_listener_log(log)
+    facts = log.facts
+    b = Builder()
+    read = read_step(b, log)
     circuit_dials = [d for d in _all(facts, AddressDialed) if "/p2p-circuit" in d.address]
     # the target is the peer the first relayed address names; a node that also listens (a browser
     # app) dialed its relay first, so the first dial alone is not the target
@@ -191,20 +198,13 @@ def diagnose_jslog(log: JsLog) -> Verdict:
     return Verdict(COMMAND, outcome, headline, tuple(in_time_order(b.steps)), tuple(by_severity(b.findings)), details)
 
 
-def _refuse_a_listener_log(log: JsLog) -> None:
-    """A listening node's log (a reservation, inbound relayed connections, no relayed dial of its own) is
-    not a dialer's: judged as one it would read as "the relay not reached". Refused until it is read."""
+def _is_a_listener_log(log: JsLog) -> bool:
+    """A listening node's log: a reservation or inbound relayed connections, and no relayed dial of its own."""
     if _first(log.facts, RelayedConnectionOpened, outbound=True) is not None \
             or any(isinstance(f, AddressDialed) and "/p2p-circuit" in f.address for f in log.facts):
-        return
-    reservation = _first(log.facts, ReservationCreated)
-    inbound = [f for f in _all(log.facts, RelayedConnectionOpened) if not f.outbound]
-    if reservation is None and not inbound:
-        return
-    what = [f"a reservation on relay {reservation.relay_peer_id}"] if reservation else []
-    what += [f"{len(inbound)} inbound relayed connection(s)"] if inbound else []
-    raise TraceFileError(f"{log.name}: a listening node's log ({', '.join(what)}); this p2pdiag reads the log "
-                         "of the node that dialed (a relayed dial to the peer)")
+        return False
+    return _first(log.facts, ReservationCreated) is not None \
+        or any(not f.outbound for f in _all(log.facts, RelayedConnectionOpened))
 
 
 def _cut(b: Builder, log: JsLog, opened: RelayedConnectionOpened, relay: str, reading: DurationReading,

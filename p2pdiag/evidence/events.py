@@ -55,6 +55,28 @@ class ReservationCreated(LogFact):
     """This node holds a reservation on a relay: it listens through it."""
 
     relay_peer_id: str
+    expiry: str | None = None  # when js-libp2p says it expires, as ISO 8601 UTC; None when unreadable
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRefreshing(LogFact):
+    """js-libp2p's refresh timer fired: it asks the relay to extend the reservation."""
+
+    relay_peer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRefreshFailed(LogFact):
+    relay_peer_id: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRemoved(LogFact):
+    """The reservation left the node's store: its connection to the relay closed, or a refresh failed.
+    The node no longer listens through that relay unless it reserves again."""
+
+    relay_peer_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +151,11 @@ class WebRTCFailed(LogFact):
     """The peer connection or ICE reached a failed state, or the WebRTC dial gave up."""
 
     what: str  # "connection state failed", "ICE connection state failed", the error …
+
+
+@dataclass(frozen=True, slots=True)
+class SelfAddressObserved(LogFact):
+    """identify's `our observed address was <addr>`: an address another peer sees this node at; its last
+    /p2p/ component is this node's own peer id."""
+
+    address: str

@@ -25,7 +25,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from p2pdiag.errors import TraceFileError, UsageError
@@ -72,6 +72,18 @@ class Rule:
 def _limit(text: str, key: str) -> int | None:
     m = re.search(rf"\b{key}: (\d+)n?\b", text)
     return int(m.group(1)) if m else None
+
+
+def _js_date(text: str | None) -> str | None:
+    """JavaScript's Date.toString() (`Mon Dec 07 2026 14:51:27 GMT+0000 (Coordinated Universal Time)`) as
+    ISO 8601 UTC, or None when it is not one."""
+    if not text:
+        return None
+    try:
+        when = datetime.strptime(" ".join(text.split()[:6]), "%a %b %d %Y %H:%M:%S GMT%z")
+    except ValueError:
+        return None
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _protocols(text: str) -> tuple[str, ...]:
@@ -121,13 +133,24 @@ RULES: tuple[Rule, ...] = (
          lambda n, t, ns, m: E.AddressDialed(n, t, m.group(1), False, m.group(2))),
     Rule("identified", re.compile(r"^libp2p:identify$"), re.compile(r"completed for peer (\S+) and protocols (.*)"),
          lambda n, t, ns, m: E.PeerIdentified(n, t, m.group(1), _protocols(m.group(2))), continues=True),
+    Rule("self-observed", re.compile(r"^libp2p:identify:trace$"), re.compile(r"our observed address was (\S+)"),
+         lambda n, t, ns, m: E.SelfAddressObserved(n, t, m.group(1))),
     Rule("relayed-opened", re.compile(_CONN + r"$"),
          re.compile(r"(inbound|outbound) relayed connection established to (\S+) with limits (.*)"),
          lambda n, t, ns, m: E.RelayedConnectionOpened(n, t, ns.group("conn"), m.group(2), m.group(1) == "outbound",
                                                      _limit(m.group(3), "duration"), _limit(m.group(3), "data"))),
     Rule("reservation-created", re.compile(r"^libp2p:circuit-relay:transport:reservation-store$"),
-         re.compile(r"created reservation on relay peer ([^\s,]+)"),
-         lambda n, t, ns, m: E.ReservationCreated(n, t, m.group(1))),
+         re.compile(r"created reservation on relay peer ([^\s,]+)(?:, expiry date is (.*))?"),
+         lambda n, t, ns, m: E.ReservationCreated(n, t, m.group(1), _js_date(m.group(2)))),
+    Rule("reservation-refresh", re.compile(r"^libp2p:circuit-relay:transport:reservation-store$"),
+         re.compile(r"refresh reservation to relay (\S+)"),
+         lambda n, t, ns, m: E.ReservationRefreshing(n, t, m.group(1))),
+    Rule("refresh-error", re.compile(r"^libp2p:circuit-relay:transport:reservation-store:error$"),
+         re.compile(r"could not refresh reservation to relay (\S+) - (.*)"),
+         lambda n, t, ns, m: E.ReservationRefreshFailed(n, t, m.group(1), m.group(2))),
+    Rule("reservation-removed", re.compile(r"^libp2p:circuit-relay:transport:reservation-store$"),
+         re.compile(r"removing relay reservation with (\S+) from local store"),
+         lambda n, t, ns, m: E.ReservationRemoved(n, t, m.group(1))),
     Rule("relay-refused", re.compile(r"^libp2p:circuit-relay:transport:error$"),
          re.compile(r"circuit relay dial to destination (\S+) via relay (\S+) failed - .*\bstatus ([A-Z_]+)"),
          lambda n, t, ns, m: E.RelayRefused(n, t, m.group(2), m.group(1), m.group(3))),
@@ -338,7 +361,7 @@ def read(lines: Iterable[tuple[int, bytes]], name: str) -> JsLog:
             log.last_time, last = stamp, when
         if namespace.endswith(":trace"):
             log.trace_records += 1
-        if namespace.startswith(V2_NAMESPACES) or namespace == "libp2p:circuit-relay:transport":
+        if namespace.startswith(V2_NAMESPACES):  # not `libp2p:circuit-relay:transport`: a 3.x listener logs there
             log.libp2p_2x = True
         known = by_namespace.get(namespace)
         if known is None:
@@ -372,10 +395,15 @@ def read(lines: Iterable[tuple[int, bytes]], name: str) -> JsLog:
     return log
 
 
-def load(path: str | Path) -> JsLog:
+def load(path: str | Path, rewrite: Callable[[str], str] | None = None) -> JsLog:
+    """The log at PATH, read. REWRITE (--redact's Redactor.text) is applied to each line before it is
+    read, so the facts, and the verdict, carry only what it left."""
     p = Path(path)
+    lines: Iterable[tuple[int, bytes]] = iter_lines(p, "LOG", MAX_BYTES, MAX_LINE_BYTES)
+    if rewrite is not None:
+        lines = ((n, rewrite(raw.decode("utf-8", errors="replace")).encode()) for n, raw in lines)
     try:
-        log = read(iter_lines(p, "LOG", MAX_BYTES, MAX_LINE_BYTES), str(p))
+        log = read(lines, str(p))
     except UsageError as exc:
         raise TraceFileError(str(exc)) from None
     if log.records == 0:

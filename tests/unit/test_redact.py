@@ -223,3 +223,39 @@ def test_a_hostile_line_of_a_mebibyte_takes_seconds_not_minutes(line):
     started = time.monotonic()
     Redactor(b"test").text(line)
     assert time.monotonic() - started < 20
+
+
+JS_LOGS = sorted((ROOT / "tests" / "traces" / "jslog").glob("dial-*.log"))
+
+
+@pytest.mark.parametrize("path", JS_LOGS, ids=[p.stem for p in JS_LOGS])
+def test_the_verdict_of_a_redacted_js_log_is_the_original_verdict(path):
+    """`analyze --redact` of a js-libp2p log: each line is redacted before it is read, so nothing of the
+    original reaches the verdict, and the verdict is the original's with the placeholders in."""
+    from p2pdiag.diagnosis.jslog import diagnose_jslog
+    from p2pdiag.evidence import jslog
+
+    redactor = Redactor(b"test")
+    before, after = diagnose_jslog(jslog.load(path)), diagnose_jslog(jslog.load(path, redactor.text))
+    text = path.read_text(encoding="utf-8", errors="replace")
+    peers = set(PEER.findall(text))
+    assert peers and set(redactor._peers) == peers, "every peer id in the log was met and replaced"
+    assert [f.code for f in after.findings] == [f.code for f in before.findings]
+    assert (after.outcome, after.exit_code) == (before.outcome, before.exit_code)
+    assert [(s.key, s.status) for s in after.steps] == [(s.key, s.status) for s in before.steps]
+    assert [(f.severity, f.confidence) for f in after.findings] == [(f.severity, f.confidence) for f in before.findings]
+    shown = json.dumps(verdict_document(after), sort_keys=True, ensure_ascii=False)
+    assert shown == as_original(redactor, verdict_document(before))
+    assert not {p for p in peers if p in shown or short_peer_id(p) in shown}
+
+
+def test_analyze_redact_of_a_js_log_says_it_is_redacted():
+    log = str(ROOT / "tests" / "traces" / "jslog" / "dial-no-reservation.log")
+    plain = subprocess.run([sys.executable, "-m", "p2pdiag", "analyze", "--json", log], capture_output=True,
+                           text=True, cwd=ROOT, check=False)
+    result = subprocess.run([sys.executable, "-m", "p2pdiag", "analyze", "--json", "--redact", log],
+                            capture_output=True, text=True, cwd=ROOT, check=False)
+    assert result.returncode == plain.returncode == 4, result.stderr[-2000:]
+    doc = json.loads(result.stdout)
+    assert doc["facts"]["trace_redacted"] is True
+    assert not set(PEER.findall(Path(log).read_text())) & set(PEER.findall(result.stdout))

@@ -171,3 +171,42 @@ def reservation_refused(failed: ReservationFailed) -> Finding:
         "py-libp2p relays keep 4 and answer RESOURCE_LIMIT_EXCEEDED) or when it allows only some "
         "peers; try another relay or ask its operator.",
     )
+
+
+def reservation_lost(relay_peer_id: str, after_s: float | None, evidence: tuple[str, ...], confidence: Confidence,
+                     settle: str) -> Finding:
+    """A listening node's reservation left its store and was not made again before its log ends."""
+    after = f" in the {after_s:.0f} s the log goes on" if after_s else ""
+    return Finding(
+        code=Code.RESERVATION_LOST,
+        severity=Severity.ERROR,
+        title=f"The node lost its reservation on relay {relay_peer_id} and did not reserve again{after}",
+        evidence=evidence,
+        advice="From then on every dial to this node through that relay gets NO_RESERVATION, while its process "
+        "runs on and its logs look calm. js-libp2p removes a reservation when its connection to the relay "
+        "closes (the relay restarted, a network change, an idle timeout); a relay given as a listen address "
+        "(`<relay>/p2p-circuit`) is not dialed and reserved again afterwards (js-libp2p #3601). Also listen "
+        "on a plain `/p2p-circuit` address, so the node reserves again on a relay it is connected to; watch "
+        "the node's `self:peer:update` events and restart it (or dial the relay again) when its "
+        "`/p2p-circuit` address goes; and check it from outside now and then with "
+        "`p2pdiag dial <relay>/p2p-circuit/p2p/<peer>`.",
+        confidence=confidence,
+        settle=None if confidence is Confidence.CERTAIN else settle,
+        data={"relay_peer_id": relay_peer_id, "after_s": None if after_s is None else round(after_s, 3)},
+    )
+
+
+def reservation_expired(relay_peer_id: str, evidence: tuple[str, ...]) -> Finding:
+    """The expiry a reservation was made with passed with no refresh, while the node still held it."""
+    return Finding(
+        code=Code.RESERVATION_EXPIRED,
+        severity=Severity.WARNING,
+        title=f"The reservation on relay {relay_peer_id} reached its expiry with no refresh",
+        evidence=evidence,
+        advice="After its expiry the relay may drop the reservation at any moment, and dials to this node through "
+        "it get NO_RESERVATION until the node refreshes. js-libp2p refreshes 5 minutes before the expiry, and "
+        "never sooner than 30 s after reserving: a relay whose reservation TTL is under 30 s expires every "
+        "reservation before its refresh. Give the relay a longer TTL (Circuit Relay v2 suggests an hour; "
+        "go-libp2p's default is 1 h, js-libp2p's 2 h), or check the node's clock.",
+        data={"relay_peer_id": relay_peer_id},
+    )
