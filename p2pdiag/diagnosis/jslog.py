@@ -47,6 +47,8 @@ TRACE_SETTLE = ("enable `DEBUG=libp2p:*,*:trace` on that node, reproduce, and se
                 "lines count the bytes written into the circuit and show each WebRTC step")
 CANDIDATE_SETTLE = ("the same dial again: js-libp2p's node-datachannel refuses, now and then, a candidate that "
                     "comes before its ICE transport is ready; a second failure alike is the peer's candidates")
+ICE_SETTLE = ("`p2pdiag dial` to the same peer from that network (it reads the ICE checks and probes UDP), or "
+              "`p2pdiag nat` there: is any UDP answered?")
 DIAL_SETTLE = "run `p2pdiag dial` to the same peer through the same relay from that network, with `--hold`"
 
 
@@ -307,6 +309,18 @@ def _upgrade(b: Builder, log: JsLog, peer: str | None) -> WebRTCUpgraded | None:
         b.find(_cited(f, (f"{len(received)} candidate(s) received, every one refused here",
                           *(f"{_at(log, r)}: {r.detail}" for r in refused_candidates[:2])),
                       Confidence.LIKELY, CANDIDATE_SETTLE))
+    elif received and not any(s.step == "connected" for s in steps) and (failed is not None or any(
+            not d.ok for d in webrtc_dials)):
+        # the candidates went across and were taken, yet no path came up before js-libp2p gave up
+        said = [s.step for s in steps]
+        evidence = [f"{len(received)} remote candidate(s) received, {len(refused_candidates)} refused; steps seen: "
+                    + ", ".join(dict.fromkeys(said)),
+                    *(f"{_at(log, r)}: {r.detail}" for r in received[:2])]
+        if failed is not None:
+            evidence.append(f"{_at(log, failed)}: {failed.what}")
+        states_failed = failed is not None and "state" in failed.what
+        b.find(_cited(W.ice_not_connected(tuple(evidence), Confidence.LIKELY if states_failed else Confidence.POSSIBLE,
+                                          ICE_SETTLE), tuple(evidence)))
     failed_dial = next((d for d in webrtc_dials if not d.ok), None)
     what = failed.what if failed else (failed_dial.error if failed_dial else "no upgraded connection in the log")
     at = failed or failed_dial

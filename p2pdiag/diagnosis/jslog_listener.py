@@ -10,12 +10,14 @@ reserved again after it restarts). An expiry that passed with no refresh is `res
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from p2pdiag.diagnosis.facts import ListenerLogFacts, ReservationLife
 from p2pdiag.diagnosis.findings import relay as RL
+from p2pdiag.diagnosis.findings import webrtc as W
 from p2pdiag.diagnosis.jslog import read_step
-from p2pdiag.diagnosis.model import Confidence, Outcome, StepStatus, Verdict
+from p2pdiag.diagnosis.model import Confidence, Finding, Outcome, StepStatus, Verdict
 from p2pdiag.diagnosis.steps import Builder, by_severity, in_time_order, short_peer_id
 from p2pdiag.evidence.events import (
     AddressDialed,
@@ -25,11 +27,13 @@ from p2pdiag.evidence.events import (
     ReservationRefreshFailed,
     ReservationRefreshing,
     ReservationRemoved,
+    WebRTCStep,
     WebRTCUpgraded,
 )
 from p2pdiag.evidence.jslog import JsLog
 
 COMMAND = "analyze"
+ABANDONED_SETTLE = "the dialer's log for the same moments (`p2pdiag analyze` both logs together): why it gave up"
 LOST_SETTLE = ("the node's log over a longer time after the relay came back, or now: `p2pdiag dial "
                "<relay>/p2p-circuit/p2p/<this peer>`; HOP STATUS NO_RESERVATION confirms the node is not there")
 
@@ -92,6 +96,19 @@ def _life(b: Builder, log: JsLog, relay: str) -> ReservationLife:
                            lost_at.t_s if lost_at is not None else None, made[-1].expiry if made else None)
 
 
+def _dialer_gave_up(log: JsLog, upgraded: WebRTCUpgraded) -> WebRTCStep | None:
+    """The signaling stream reset by the dialer during this answer, before js-libp2p reported the connection
+    upgraded: a js-libp2p listener reports one even then, and it never carries a stream."""
+    opened = [f for f in log.facts if isinstance(f, RelayedConnectionOpened) and f.line < upgraded.line]
+    since = opened[-1].line if opened else 0
+    return next((f for f in log.facts if isinstance(f, WebRTCStep) and f.step == "recipient-error"
+                 and since < f.line < upgraded.line and "reset" in f.detail.lower()), None)
+
+
+def _cited_abandoned(what: str) -> Finding:
+    return dataclasses.replace(W.upgrade_abandoned(what), evidence=(what,), settle=ABANDONED_SETTLE)
+
+
 def diagnose_listener_log(log: JsLog) -> Verdict:
     b = Builder()
     read = read_step(b, log)
@@ -106,10 +123,19 @@ def diagnose_listener_log(log: JsLog) -> Verdict:
     for f in inbound:
         b.step(f"{f.connection}.inbound", f"Inbound relayed connection from {short_peer_id(f.peer_id)}", StepStatus.OK,
                f"at {_at(log, f)}; limits {{ duration: {f.duration_limit}, data: {f.data_limit_bytes} }}", f)
-    upgraded = [f for f in log.facts if isinstance(f, WebRTCUpgraded)]
-    for f in upgraded:
-        b.step(f"{f.connection}.upgraded", "WebRTC upgrade answered", StepStatus.OK,
-               f"direct connection {f.connection} at {_at(log, f)}", f)
+    upgraded = []
+    for f in (f for f in log.facts if isinstance(f, WebRTCUpgraded)):
+        reset = _dialer_gave_up(log, f)
+        if reset is None:
+            upgraded.append(f)
+            b.step(f"{f.connection}.upgraded", "WebRTC upgrade answered", StepStatus.OK,
+                   f"direct connection {f.connection} at {_at(log, f)}", f)
+            continue
+        what = f"{_at(log, reset)}: {reset.detail}, then {_at(log, f)}: 'successfully upgraded connection'"
+        b.step(f"{f.connection}.upgraded", "WebRTC upgrade answered", StepStatus.FAILED,
+               f"the dialer reset signaling before ICE connected ({_at(log, reset)}); the connection js-libp2p "
+               f"then reported upgraded ({f.connection}) is not counted", f)
+        b.find(_cited_abandoned(what))
     if lives and not inbound:
         b.step("inbound", "Inbound relayed connections", StepStatus.INFO, "none in the log")
 

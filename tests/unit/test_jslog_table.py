@@ -42,6 +42,11 @@ TABLE = [
     # a js dialer's relayed dial to `p2pdiag listen` (beside its trace, listen-p2pdiag-beside-js-dialer.jsonl)
     ("dial-to-p2pdiag-listen", Outcome.RELAYED_ONLY, {"upgrade-not-attempted"},
      {"relay-cut-duration", "relay-cut-data", "relay-cut-unexplained"}, {"webrtc_connection": None}, TRACE),
+    # UDP dropped in the namespace of relay, listener and dialer (tests/record/jslog_udp.py): signaling
+    # works over the relay, ICE never connects, js-libp2p gives up at its timeout
+    ("dial-webrtc-udp-blocked", Outcome.RELAYED_ONLY, {"webrtc-ice-failed", "relay-limited"},
+     {"webrtc-no-remote-candidates", "webrtc-signaling-unsupported", "upgrade-not-attempted"},
+     {"webrtc_connection": None, "relay_cut": None}, TRACE),
     # a real flaky attempt of the same dial: the initiator refused the peer's only candidate, timed out at 6 s
     ("dial-webrtc-failed-attempt", Outcome.RELAYED_ONLY, {"webrtc-no-remote-candidates", "relay-limited"},
      {"relay-cut-duration", "relay-cut-unexplained", "webrtc-signaling-unsupported"},
@@ -193,6 +198,10 @@ LISTEN_TABLE = [
      {"inbound_connections": 0}, [{"made": 1, "removed": 0, "held": True, "lost_at_s": None}]),
     ("listen-upgraded", Outcome.LISTENED, set(), {"reservation-lost", "reservation-expired"},
      {"inbound_connections": 1}, [{"made": 1, "removed": 0, "held": True}]),
+    # the listener's side of dial-webrtc-udp-blocked: js-libp2p logs the WebRTC connection "successfully
+    # upgraded" after the dialer reset signaling; it is not counted
+    ("listen-webrtc-udp-blocked", Outcome.LISTENED, {"webrtc-upgrade-abandoned"}, {"reservation-lost"},
+     {"inbound_connections": 1, "webrtc_connections": []}, [{"made": 1, "held": True}]),
     # the relay restarted 3 s in; js-libp2p 3.x never reserved on it again (js-libp2p #3601)
     ("listen-relay-restarted", Outcome.UNREACHABLE, {"reservation-lost"}, {"reservation-expired"},
      {"inbound_connections": 0, "webrtc_connections": []}, [{"made": 1, "removed": 1, "held": False}]),
@@ -209,7 +218,7 @@ def test_recorded_listener_log_gives_its_verdict(name, outcome, present, absent,
     assert verdict.outcome is outcome, (verdict.outcome, verdict.headline)
     assert present <= codes and not (absent & codes), codes
     got = verdict.facts
-    assert {k: got[k] for k in facts} == facts
+    assert {k: got[k] for k in facts} == facts, {k: got[k] for k in facts}
     assert got["log"]["namespaces"] == "3.x"
     assert len(got["reservations"]) == len(reservations)
     for life, want in zip(got["reservations"], reservations, strict=True):

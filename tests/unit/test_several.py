@@ -115,3 +115,18 @@ def test_bad_inputs_among_several_are_one_line():
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "README.md" in result.stderr
     result = analyze(*[str(LISTENER)] * 17)
     assert result.returncode == 2 and "at most 16" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_two_ends_of_an_upgrade_on_a_network_that_drops_udp():
+    """The dialer gave up at its timeout (ICE found no path); the listener logged the connection upgraded
+    anyway, after the dialer's reset: together, one verdict with both sides' findings."""
+    verdict = several.combine([source(LOGS / "listen-webrtc-udp-blocked.log"),
+                               source(LOGS / "dial-webrtc-udp-blocked.log")])
+    assert verdict.outcome is Outcome.RELAYED_ONLY
+    codes = {f.code for f in verdict.findings}
+    assert {"webrtc-ice-failed", "webrtc-upgrade-abandoned"} <= codes
+    assert "agree within" in verdict.facts["timeline"][1]["aligned_by"]
+    # on the timeline the listener's abandoned answer comes after the dialer's give-up, not before it
+    gave_up = next(s for s in verdict.steps if s.key == "input2.upgrade")
+    answered = next(s for s in verdict.steps if s.key.startswith("input1.") and s.key.endswith(".upgraded"))
+    assert 0 <= answered.t_s - gave_up.t_s < 1

@@ -160,6 +160,23 @@ def ice_failed(failed: WebRTCUpgradeFailed, finals: list[CandidatePairFinal], st
     )
 
 
+def ice_not_connected(evidence: tuple[str, ...], confidence: Confidence, settle: str) -> Finding:
+    """A log's view of ice_failed: offer, answer and candidates went across, and no path came up."""
+    return Finding(
+        code=Code.WEBRTC_ICE_FAILED,
+        severity=Severity.ERROR,
+        title="Offer, answer and candidates went across, but ICE found no path before the upgrade gave up",
+        evidence=evidence,
+        advice="Signaling over the relay worked; the direct path did not. Most often UDP between the two is "
+        "blocked (a firewall that drops UDP, common in corporate and guest networks), or the candidates are "
+        "addresses the other side cannot reach (private addresses across networks, symmetric NATs). Give "
+        "both sides a STUN server (`rtcConfiguration.iceServers`) for public candidates, and a TURN server "
+        "reachable over TCP or TLS (turn:HOST:443?transport=tcp) where UDP is blocked.",
+        confidence=confidence,
+        settle=settle,
+    )
+
+
 def dtls_failed(reason: str, error: str | None) -> Finding:
     return Finding(
         code=Code.WEBRTC_DTLS_FAILED,
