@@ -37,9 +37,9 @@ const HERE = dirname(fileURLToPath(import.meta.url))
 const PAGE_DIR = join(HERE, 'browser')
 
 const USAGE = `usage: node browser-peer.mjs --relay MULTIADDR(/ws/p2p/RELAY_ID) [--no-webrtc]
-  [--ice-servers '[{"urls":"stun:HOST:PORT"}]' (default [])] [--timeout-ms 20000] [--key FILE] [--inbound-connection-threshold 100]
+  [--ice-servers '[{"urls":"stun:HOST:PORT"}]' (default [])] [--ice-transport-policy all|relay] [--timeout-ms 20000] [--key FILE] [--inbound-connection-threshold 100]
   [--chromium /usr/bin/chromium] [--libp2p-debug NAMESPACES]
-  [--chromium-log FILE [--chromium-vmodule PATTERNS]]
+  [--chromium-log FILE [--chromium-vmodule PATTERNS]] [--webrtc-internals FILE]
   [--dial MULTIADDR [--dial-timeout-ms 15000]] [--console-capture FILE]
   [--ignore-stdin]`
 
@@ -67,6 +67,7 @@ const flags = parseFlags({
   relay: { type: 'string' },
   'no-webrtc': { type: 'boolean', default: false },
   'ice-servers': { type: 'string', default: '[]' },
+  'ice-transport-policy': { type: 'string' },
   'timeout-ms': { type: 'string', default: '20000' },
   key: { type: 'string' },
   'inbound-connection-threshold': { type: 'string', default: '100' },
@@ -74,6 +75,7 @@ const flags = parseFlags({
   'libp2p-debug': { type: 'string' },
   'chromium-log': { type: 'string' },
   'chromium-vmodule': { type: 'string' },
+  'webrtc-internals': { type: 'string' },
   'ignore-stdin': { type: 'boolean', default: false },
   dial: { type: 'string' },
   'dial-timeout-ms': { type: 'string', default: '15000' },
@@ -99,16 +101,41 @@ const timeoutMs = intFlag(flags, 'timeout-ms', { min: 1 })
 const inboundThreshold = intFlag(flags, 'inbound-connection-threshold', { min: 1 })
 const iceServers = iceServersFlag(flags)
 const dialTimeoutMs = intFlag(flags, 'dial-timeout-ms', { min: 1 })
+const iceTransportPolicy = flags['ice-transport-policy']
+if (iceTransportPolicy != null && !['all', 'relay'].includes(iceTransportPolicy)) {
+  process.stderr.write(`--ice-transport-policy must be all or relay\n${USAGE}\n`)
+  process.exit(2)
+}
 
 let server
 let browser
 let page
+let internals // chrome://webrtc-internals, open before the node starts (--webrtc-internals FILE)
 let stopping = false
+
+/**
+ * The dump a user downloads from chrome://webrtc-internals ("Create a WebRTC-Internals dump", then
+ * 'Download the "webrtc-internals dump"', gzipped as the page's checkbox is by default): the
+ * page's own button is clicked and its download kept, so the file is what Chromium writes.
+ */
+async function saveInternals () {
+  const file = resolvePath(flags['webrtc-internals'])
+  await internals.click('summary:has-text("Create a WebRTC-Internals dump")')
+  const [download] = await Promise.all([
+    internals.waitForEvent('download', { timeout: 1500 }),
+    internals.click('button:has-text("webrtc-internals dump")', { timeout: 1500 })
+  ])
+  await download.saveAs(file)
+  log('webrtc_internals_saved', { file, name: download.suggestedFilename() })
+}
 
 // what exitOnShutdown stops: the page's node, then the browser, then the server
 const stopper = {
   async stop () {
     stopping = true
+    if (internals != null && !internals.isClosed()) {
+      await saveInternals().catch(err => log('webrtc_internals_error', { error: errorString(err) }))
+    }
     if (page != null && !page.isClosed()) {
       await Promise.race([
         page.evaluate(() => window.p2pdiag?.stop()).catch(() => {}),
@@ -242,6 +269,11 @@ try {
   log('browser_launched', { browser: browserName, executable: flags.chromium, ms: browserStartMs })
   browser.on('disconnected', () => { void fatal('browser disconnected') })
 
+  if (flags['webrtc-internals'] != null) {
+    // opened first: the page lists only the peer connections made while it is open
+    internals = await browser.newPage()
+    await internals.goto('chrome://webrtc-internals', { timeout: 15000 })
+  }
   page = await browser.newPage()
   page.on('console', (msg) => {
     const text = msg.text()
@@ -274,6 +306,7 @@ try {
       relayPeerId,
       webrtc: !flags['no-webrtc'],
       iceServers,
+      iceTransportPolicy,
       key,
       timeoutMs,
       inboundConnectionThreshold: inboundThreshold

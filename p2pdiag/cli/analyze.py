@@ -1,5 +1,6 @@
 """`p2pdiag analyze`: a saved trace diagnosed offline, shown as the live run showed it; or a
-js-libp2p debug log read into the same steps and finding codes; or several of them on one timeline."""
+js-libp2p debug log or a chrome://webrtc-internals dump read into the same steps and finding codes; or
+several of them on one timeline."""
 
 from __future__ import annotations
 
@@ -15,19 +16,21 @@ if TYPE_CHECKING:
     from p2pdiag.trace.redact import Redactor
 
 FormatOpt = typer.Option("auto", "--format", metavar="FORMAT",
-                         help="What each FILE is: auto (told from its content), trace or js-log.")
+                         help="What each FILE is: auto (told from its content), trace, js-log or "
+                         "webrtc-internals.")
 
 
 def analyze(
     files: list[Path] = typer.Argument(..., metavar="FILE...", show_default=False,
-                                       help="A trace written by --trace, or a js-libp2p debug log; several "
-                                       "(the dialer's and the listener's) go on one timeline."),
+                                       help="A trace written by --trace, a js-libp2p debug log or a "
+                                       "chrome://webrtc-internals dump; several (the dialer's and the "
+                                       "listener's) go on one timeline."),
     as_json: bool = common.JsonOpt,
     redact: bool = common.RedactOpt,
     fmt: str = FormatOpt,
 ) -> int:
-    """Diagnose a saved trace offline (the same verdict the live run gave), or a js-libp2p debug log;
-    several inputs give one verdict on one timeline."""
+    """Diagnose a saved trace offline (the same verdict the live run gave), a js-libp2p debug log or a
+    chrome://webrtc-internals dump; several inputs give one verdict on one timeline."""
     from p2pdiag import interrupts
 
     interrupts.release()  # nothing to record: Ctrl-C just stops
@@ -35,7 +38,7 @@ def analyze(
     from p2pdiag.evidence.detect import Format
 
     if fmt not in ("auto", *Format):
-        raise UsageError(f"--format {fmt!r}: use auto, trace or js-log")
+        raise UsageError(f"--format {fmt!r}: use auto, trace, js-log or webrtc-internals")
     if len(files) > MAX_INPUTS:
         raise UsageError(f"{len(files)} files: at most {MAX_INPUTS} go on one timeline")
     redactor = common.redactor(redact)  # one for every input: a peer gets the same placeholder in each
@@ -54,6 +57,7 @@ def read_input(path: Path, fmt: str, redactor: Redactor | None) -> Source:
     """One input read and judged on its own (its format told from its content unless FMT names it),
     redacted as it is read when REDACTOR is given."""
     from p2pdiag.diagnosis import several
+    from p2pdiag.errors import UsageError
     from p2pdiag.evidence.detect import Format, detect
 
     kind = detect(path) if fmt == "auto" else Format(fmt)
@@ -70,6 +74,15 @@ def read_input(path: Path, fmt: str, redactor: Redactor | None) -> Source:
 
             verdict = dataclasses.replace(verdict, notes=TraceNotes(redacted=True))
         return several.from_log(str(path), log, verdict)
+    if kind is Format.WEBRTC_INTERNALS:
+        if redactor is not None:
+            raise UsageError("--redact works on p2pdiag traces and js-libp2p logs; a webrtc-internals dump "
+                             "cannot be redacted yet")
+        from p2pdiag.diagnosis.webrtc_internals import diagnose_dump
+        from p2pdiag.evidence.webrtc_internals import load as load_dump
+
+        dump = load_dump(path)
+        return several.from_dump(str(path), dump, diagnose_dump(dump))
     from p2pdiag.diagnosis import diagnose
     from p2pdiag.trace.file import load
 

@@ -321,4 +321,42 @@ class SeveralFacts:
                 "primary": self.primary}
 
 
-Details = DialFacts | ListenFacts | RelayCheckFacts | LogFacts | ListenerLogFacts | SeveralFacts
+# --- analyze of a chrome://webrtc-internals dump --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DumpRead:
+    """What `analyze` read of a webrtc-internals dump, and what the dump lacks to say more."""
+
+    source: str  # "chrome://webrtc-internals dump"
+    compressed: bool
+    file_bytes: int
+    json_bytes: int
+    browser: str | None
+    peer_connections: int
+    candidates: int
+    pairs: int
+    first_time: str | None
+    span_s: float | None
+    lacks: tuple[str, ...]
+
+    def as_facts(self) -> dict[str, object]:
+        return {"source": self.source, "compressed": self.compressed, "file_bytes": self.file_bytes,
+                "json_bytes": self.json_bytes, "browser": self.browser, "peer_connections": self.peer_connections,
+                "candidates": self.candidates, "pairs": self.pairs, "first_time": self.first_time,
+                "span_s": None if self.span_s is None else round(self.span_s, 3), "lacks": list(self.lacks)}
+
+
+@dataclass(frozen=True, slots=True)
+class DumpFacts:
+    """Each peer connection of the dump as judged, and the one that mattered."""
+
+    read: DumpRead
+    mattered: str | None  # the key of the peer connection the verdict is about
+    connections: tuple[dict[str, object], ...]  # per peer connection: key, result, states, candidates, pairs …
+
+    def as_facts(self) -> dict[str, object]:
+        return {"dump": self.read.as_facts(), "mattered": self.mattered, "peer_connections": list(self.connections)}
+
+
+Details = DialFacts | ListenFacts | RelayCheckFacts | LogFacts | ListenerLogFacts | SeveralFacts | DumpFacts

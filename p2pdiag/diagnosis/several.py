@@ -22,11 +22,12 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
-from p2pdiag.diagnosis.facts import LogFacts, Placement, SeveralFacts, TraceNotes
+from p2pdiag.diagnosis.facts import DumpFacts, LogFacts, Placement, SeveralFacts, TraceNotes
 from p2pdiag.diagnosis.model import Outcome, StepStatus, Verdict
 from p2pdiag.diagnosis.steps import Builder, by_severity, in_time_order, short_peer_id
 from p2pdiag.evidence.events import AddressDialed, RelayedConnectionOpened, ReservationCreated, SelfAddressObserved
 from p2pdiag.evidence.jslog import JsLog
+from p2pdiag.evidence.webrtc_internals import Dump
 from p2pdiag.trace.events import HopStatusReceived, StopConnectReceived, TargetResolved
 from p2pdiag.trace.file import Trace
 
@@ -46,7 +47,7 @@ class RelayedSide:
 @dataclass(frozen=True, slots=True)
 class Source:
     name: str
-    kind: str  # "p2pdiag trace" or "js-libp2p debug log"
+    kind: str  # "p2pdiag trace", "js-libp2p debug log" or "chrome://webrtc-internals dump"
     verdict: Verdict
     started: datetime | None  # the wall-clock time of the input's t=0
     self_peer_id: str | None  # this input's own peer id, when it says it
@@ -192,3 +193,13 @@ def from_log(name: str, log: JsLog, verdict: Verdict) -> Source:
                     for f in log.facts if isinstance(f, RelayedConnectionOpened))
     dialer = isinstance(verdict.details, LogFacts)
     return Source(name, "js-libp2p debug log", verdict, started, self_id, relayed, dialer)
+
+
+def from_dump(name: str, dump: Dump, verdict: Verdict) -> Source:
+    """A chrome://webrtc-internals dump: its wall clock is its first timestamp; it names no peer and no
+    relayed connection (the browser sees only the WebRTC side), so it is placed by its clock alone. It is
+    the dialing side when the peer connection that mattered made the offer."""
+    started = datetime.fromisoformat(dump.first_time) if dump.first_time else None
+    mattered = verdict.details.mattered if isinstance(verdict.details, DumpFacts) else None
+    dialer = any(pc.key == mattered and pc.offer_sent for pc in dump.peer_connections)
+    return Source(name, "chrome://webrtc-internals dump", verdict, started, None, (), dialer)

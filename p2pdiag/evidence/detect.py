@@ -12,6 +12,7 @@ import enum
 from pathlib import Path
 
 from p2pdiag.errors import TraceFileError, UsageError
+from p2pdiag.evidence import webrtc_internals
 from p2pdiag.evidence.jslog import ANSI, COLOUR_RECORD, ISO_RECORD, MAX_BYTES, MAX_LINE_BYTES, browser_record
 from p2pdiag.inputs import iter_lines
 
@@ -21,11 +22,13 @@ SNIFF_LINES = 50  # a js log shows a record within its first lines; a trace on i
 class Format(enum.StrEnum):
     TRACE = "trace"
     JS_LOG = "js-log"
+    WEBRTC_INTERNALS = "webrtc-internals"
 
 
 EXPECTED = ("neither a p2pdiag trace (a JSON header line first) nor a js-libp2p debug log "
             "(lines `<ISO time> libp2p:<namespace> <message>`, as DEBUG=libp2p:* prints them, or "
-            "`libp2p:<namespace> <message> +Nms` copied from a browser console)")
+            "`libp2p:<namespace> <message> +Nms` copied from a browser console) "
+            "nor a chrome://webrtc-internals dump (JSON with PeerConnections, gzipped or not)")
 
 
 def _js_record(line: bytes) -> bool:
@@ -41,6 +44,8 @@ def _js_record(line: bytes) -> bool:
 def detect(path: Path) -> Format:
     """The format of the file at PATH; an empty file or one whose first line is JSON is a trace (its
     reader says what is wrong with it). Anything else that is not a js log is refused here."""
+    if webrtc_internals.sniff(path):  # a JSON object with PeerConnections, perhaps gzipped
+        return Format.WEBRTC_INTERNALS
     first: bytes | None = None
     try:
         for number, line in iter_lines(path, "FILE", MAX_BYTES, MAX_LINE_BYTES):

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.verdicts import assert_codes
 from support.work import cost
 
 from p2pdiag.diagnosis.jslog import diagnose_jslog
@@ -90,15 +91,9 @@ def test_recorded_log_gives_its_verdict(name, outcome, present, absent, facts, r
     path = LOGS / f"{name}.log"
     assert detect(path) is Format.JS_LOG
     verdict = diagnose_jslog(jslog.load(path))
-    codes = {f.code for f in verdict.findings}
-    assert verdict.outcome is outcome
-    assert present <= codes, codes
-    assert not (absent & codes), codes
+    assert_codes(verdict, outcome, present, absent)
     assert facts.items() <= verdict.facts.items()
     assert verdict.facts["peer_id"] and verdict.facts["peer_id"].startswith("12D3KooW")
-    # every finding has evidence and advice; one that is not certain says what would settle it
-    assert all(f.evidence and f.advice for f in verdict.findings)
-    assert all(f.settle for f in verdict.findings if f.confidence is not Confidence.CERTAIN)
     log = verdict.facts["log"]
     assert read.items() <= log.items()
     assert log["namespaces"] == "3.x"

@@ -130,3 +130,15 @@ def test_the_two_ends_of_an_upgrade_on_a_network_that_drops_udp():
     gave_up = next(s for s in verdict.steps if s.key == "input2.upgrade")
     answered = next(s for s in verdict.steps if s.key.startswith("input1.") and s.key.endswith(".upgraded"))
     assert 0 <= answered.t_s - gave_up.t_s < 1
+
+
+def test_a_webrtc_internals_dump_beside_a_log_is_placed_by_its_clock():
+    dump = ROOT / "tests" / "traces" / "webrtc-internals" / "udp-blocked.json.gz"
+    result = analyze("--json", str(dump), str(LISTENER))
+    doc = json.loads(result.stdout)
+    assert result.returncode == doc["exit_code"], result.stderr
+    assert [i["kind"] for i in doc["facts"]["inputs"]] == ["chrome://webrtc-internals dump", "js-libp2p debug log"]
+    assert [p["aligned_by"] for p in doc["facts"]["timeline"]] == ["wall clock", "wall clock"]
+    assert "udp-blocked-local" in {f["code"] for f in doc["findings"]}
+    refused = analyze("--redact", str(dump), str(LISTENER))
+    assert refused.returncode == 2 and "cannot be redacted" in refused.stderr

@@ -53,7 +53,10 @@ async function main () {
     // list of public STUN servers); a fresh object per peer connection, the
     // library mutates it. No bind address: Chromium gathers on every
     // interface of the namespace it runs in.
-    transports.push(webRTC({ rtcConfiguration: rtcConfiguration(null, config.iceServers ?? []) }))
+    // --ice-transport-policy relay: only TURN candidates (to see a TURN server's refusal fail ICE)
+    const base = rtcConfiguration(null, config.iceServers ?? [])
+    const policy = config.iceTransportPolicy
+    transports.push(webRTC({ rtcConfiguration: policy == null ? base : () => ({ ...base(), iceTransportPolicy: policy }) }))
   }
 
   const node = await createLibp2p({

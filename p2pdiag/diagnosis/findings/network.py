@@ -139,6 +139,37 @@ _TURN_ERRORS = {
 }
 
 
+def turn_error_seen(url: str, code: int | None, text: str, evidence: list[str]) -> Finding:
+    """turn-allocation-failed from an `icecandidateerror` (a browser's webrtc-internals dump): the
+    server's STUN error code, or 701 when it never answered."""
+    data: dict[str, object] = {"server": url, "error_code": code, "error_reason": text}
+    if code is not None and 300 <= code < 700:
+        # _TURN_ERRORS speaks of p2pdiag's own options and aioice; a browser has an iceServers entry
+        meaning = {401: "wrong credentials: the iceServers entry's username and credential do not match the "
+                        "server's (or its realm)",
+                   438: "the nonce went stale and the server kept refusing it"}.get(
+            code, _TURN_ERRORS.get(code, "see the server's log for this code"))
+        evidence.append(f"{url} refused the allocation: error {code} {text}".rstrip() + f" ({meaning})")
+        advice = (f"The TURN server answered with STUN error {code}: {meaning}. Fix the iceServers entry "
+                  "(URL, username, credential) or the server, then try again.")
+        confidence, settle = Confidence.CERTAIN, None
+    else:
+        evidence.append(f"{url}: error {code} {text}".rstrip() + " (701: the browser got no answer)")
+        advice = ("The TURN server never answered: it is down or unreachable, or UDP to it is dropped on the way. "
+                  "Check the address and port, and try TURN over TCP or TLS (turn:HOST:443?transport=tcp).")
+        confidence, settle = Confidence.LIKELY, "the TURN server's log (did the request arrive?), or ?transport=tcp"
+    return Finding(
+        code=Code.TURN_ALLOCATION_FAILED,
+        severity=Severity.ERROR,
+        title="The TURN allocation failed: no relay candidate" + (f" (error {code})" if code is not None else ""),
+        evidence=tuple(evidence),
+        advice=advice,
+        confidence=confidence,
+        settle=settle,
+        data=data,
+    )
+
+
 def turn_refused(q: IceServerQueried, evidence: list[str], stun_silent: bool) -> Finding:
     """turn-allocation-failed, from the allocation's own outcome: the error code when the server sent one.
     `stun_silent`: this side's STUN got no answer either."""

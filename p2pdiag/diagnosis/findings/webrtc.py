@@ -228,3 +228,38 @@ def upgrade_not_attempted(reason: str, advice: str = "The relay findings above s
         evidence=(reason,),
         advice=advice,
     )
+
+
+def ice_failed_seen(evidence: tuple[str, ...], every_failed: bool, confidence: Confidence, settle: str,
+                    ended: bool = True) -> Finding:
+    """webrtc-ice-failed as another program's record shows it (a webrtc-internals dump): its states and
+    pairs, not p2pdiag's own upgrade events. ENDED: ICE reached failed (else the record stops while it
+    was still checking)."""
+    title = ("Every ICE candidate pair failed" if every_failed else "ICE failed: no candidate pair worked") \
+        if ended else "No ICE candidate pair had worked when the record ends"
+    return Finding(
+        code=Code.WEBRTC_ICE_FAILED,
+        severity=Severity.ERROR,
+        title=title,
+        evidence=evidence,
+        advice="The checks went out and no pair worked: UDP between the two is blocked (a firewall that drops "
+        "UDP, or two NATs that map each destination to a new port, 'symmetric'), or the candidates are "
+        "addresses the other side cannot reach (private addresses across networks). Give both sides a STUN "
+        "server for public candidates; with symmetric NATs only TURN helps.",
+        confidence=confidence,
+        settle=settle,
+    )
+
+
+def no_local_candidates_seen(evidence: tuple[str, ...], relay_only: bool) -> Finding:
+    """webrtc-no-local-candidates from another program's record (a webrtc-internals dump)."""
+    return Finding(
+        code=Code.WEBRTC_NO_LOCAL_CANDIDATES,
+        severity=Severity.ERROR,
+        title="This side had no ICE candidate to offer",
+        evidence=evidence,
+        advice=("With iceTransportPolicy 'relay' only TURN candidates count: give a working TURN server. "
+                if relay_only else "")
+        + "Otherwise the browser found no network interface WebRTC may use (a browser gathers no loopback "
+        "candidate), or its gathering was cut short; check the machine's network and the ICE servers.",
+    )
