@@ -253,11 +253,16 @@ class LogFacts:
     relayed_connection: str | None  # js-libp2p's id of it
     webrtc_connection: str | None  # js-libp2p's id of the upgraded connection
     relay_cut: dict[str, object] | None  # cause, age_s, bytes_written, limits; when the relay cut it
+    # rounds, period_s, intervals_s: when this node kept dialing again after closing the relayed connection
+    reconnect_loop: dict[str, object] | None = None
 
     def as_facts(self) -> dict[str, object]:
-        return {"log": self.read.as_facts(), "peer_id": self.peer_id, "relay": self.relay,
-                "relayed_connection": self.relayed_connection, "webrtc_connection": self.webrtc_connection,
-                "relay_cut": self.relay_cut}
+        facts = {"log": self.read.as_facts(), "peer_id": self.peer_id, "relay": self.relay,
+                 "relayed_connection": self.relayed_connection, "webrtc_connection": self.webrtc_connection,
+                 "relay_cut": self.relay_cut}
+        if self.reconnect_loop is not None:
+            facts["reconnect_loop"] = self.reconnect_loop
+        return facts
 
 
 @dataclass(frozen=True, slots=True)

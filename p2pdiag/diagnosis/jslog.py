@@ -11,15 +11,20 @@ says so and says what would settle it.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import statistics
 from typing import TypeVar
 
 from p2pdiag.diagnosis.codes import FALLBACK_ENDS, WEBRTC, Code
 from p2pdiag.diagnosis.facts import LogFacts, LogRead
 from p2pdiag.diagnosis.findings import circuit as C
+from p2pdiag.diagnosis.findings import reconnect as R
 from p2pdiag.diagnosis.findings import relay as RL
 from p2pdiag.diagnosis.findings import webrtc as W
 from p2pdiag.diagnosis.limits import DurationReading, attribute_cut, fmt_bytes, fmt_seconds, read_duration
 from p2pdiag.diagnosis.model import Confidence, Finding, Outcome, Severity, StepStatus, Verdict
+from p2pdiag.diagnosis.reconnect import LOOP_MIN_ROUNDS
+from p2pdiag.diagnosis.relayed import CLOSED_AFTER_UPGRADE_S
 from p2pdiag.diagnosis.steps import Builder, by_severity, in_time_order, limit_text, short_peer_id
 from p2pdiag.evidence.events import (
     AddressDialed,
@@ -27,6 +32,7 @@ from p2pdiag.evidence.events import (
     DialRequested,
     LimitedStreamRefused,
     LogFact,
+    NodeStopping,
     PeerIdentified,
     ProtocolRefused,
     RelayedConnectionAborted,
@@ -94,6 +100,8 @@ def log_read(log: JsLog) -> LogRead:
                      "a day is counted where the clock goes back past midnight)")
     lacks.append("the relay's agent version (js-libp2p does not log identify's agent)")
     lacks.append("the library versions (a debug log does not print them)")
+    if log.libp2p_2x:
+        lacks.append("the relayed connection's Limit (js-libp2p 2.x does not log it)")
     if log.facts_dropped:
         lacks.append(f"{log.facts_dropped} facts past the first {len(log.facts)} (not kept)")
     return LogRead("js-libp2p debug log", log.layout, log.lines, log.records, log.recognised, log.unrecognised,
@@ -164,8 +172,10 @@ def diagnose_jslog(log: JsLog) -> Verdict:
         reading = read_duration(opened.duration_limit, None)
         data_limit = opened.data_limit_bytes or None
         cut, reading = _cut(b, log, opened, relay or "the relay", reading, data_limit)  # may re-read the unit
+        unlogged = log.libp2p_2x and opened.duration_limit is None and opened.data_limit_bytes is None
         b.step("hop.connect", "Ask the relay to connect us (HOP CONNECT)", StepStatus.OK,
-               f"STATUS OK; limit: {limit_text(reading, data_limit)}", opened)
+               "STATUS OK; limit: " + ("not in a js-libp2p 2.x log" if unlogged else limit_text(reading, data_limit)),
+               opened)
         b.step("circuit.secure", "Secure session with the peer over the circuit", StepStatus.OK,
                f"relayed connection {opened.connection} to {opened.peer_id} ({_at(log, opened)})", opened)
         if reading.suspect_unit:
@@ -177,6 +187,7 @@ def diagnose_jslog(log: JsLog) -> Verdict:
 
     _limited_streams(b, log)
     upgraded = _upgrade(b, log, peer)
+    loop = _closed_after_attempts(b, log, peer, upgraded)
     if opened is not None and not _upgrade_tried(log):
         reason = "the log shows no dial of a /webrtc address: the node dialed the relayed address only"
         b.step("upgrade", "WebRTC upgrade", StepStatus.SKIPPED, reason)
@@ -196,7 +207,7 @@ def diagnose_jslog(log: JsLog) -> Verdict:
         outcome = Outcome.UNREACHABLE
     headline = _headline(outcome, b.findings, peer or "the peer", cut)
     details = LogFacts(read, peer, relay, opened.connection if opened else None,
-                       upgraded.connection if upgraded else None, cut)
+                       upgraded.connection if upgraded else None, cut, loop)
     return Verdict(COMMAND, outcome, headline, tuple(in_time_order(b.steps)), tuple(by_severity(b.findings)), details)
 
 
@@ -287,7 +298,7 @@ def _upgrade(b: Builder, log: JsLog, peer: str | None) -> WebRTCUpgraded | None:
     if ident is not None and SIGNALING_PROTOCOL not in ident.protocols:
         f = C.peer_no_signaling(ident.peer_id, None, ident.protocols)
         b.find(_cited(f, (f"{_at(log, ident)}: {ident.peer_id} offers {', '.join(ident.protocols)}",)))
-    upgraded = _first(facts, WebRTCUpgraded)
+    upgraded = _working_upgrade(log, peer)
     refused = _first(facts, ProtocolRefused, protocol=SIGNALING_PROTOCOL)
     failed = _first(facts, WebRTCFailed)
     if upgraded is not None:
@@ -326,6 +337,66 @@ def _upgrade(b: Builder, log: JsLog, peer: str | None) -> WebRTCUpgraded | None:
     at = failed or failed_dial
     b.step("upgrade", "WebRTC upgrade", StepStatus.FAILED, what + (f" ({_at(log, at)})" if at else ""), at)
     return None
+
+
+def _working_upgrade(log: JsLog, peer: str | None) -> WebRTCUpgraded | None:
+    """The upgraded WebRTC connection. A 2.x one counts when identify with the peer completed after it and
+    before any WebRTC failure: @libp2p/webrtc 5.2.20 also "upgrades" when the signaling stream merely
+    ended, and that connection opens no stream and is closed on an error."""
+    ups = _all(log.facts, WebRTCUpgraded)
+    if not log.libp2p_2x:
+        return ups[0] if ups else None
+    for up in ups:
+        failed = next((f for f in _all(log.facts, WebRTCFailed) if f.line > up.line), None)
+        if any(i.line > up.line and (failed is None or i.line < failed.line) and i.peer_id == peer
+               for i in _all(log.facts, PeerIdentified)):
+            return up
+    return None
+
+
+def _closed_after_attempts(b: Builder, log: JsLog, peer: str | None,
+                           upgraded: WebRTCUpgraded | None) -> dict[str, object] | None:
+    """Relayed connections to the peer that this node closed itself right after a WebRTC attempt ended
+    (before the node began to stop): js-libp2p #3015, @libp2p/webrtc up to 5.2.20. Three or more with
+    no working upgrade are a reconnect loop: something (the app, or js-libp2p's reconnect queue for a
+    keep-alive peer) dials again each time. Returns the loop's facts."""
+    facts = log.facts
+    stop = _first(facts, NodeStopping)
+    opened = [o for o in _all(facts, RelayedConnectionOpened) if o.outbound and peer in (None, o.peer_id)]
+    ends = [f for f in facts if isinstance(f, WebRTCFailed) or (isinstance(f, WebRTCStep) and f.step == "connected")]
+    rounds = []
+    for k, o in enumerate(opened):
+        before = opened[k + 1].line if k + 1 < len(opened) else None
+        closing = next((c for c in _all(facts, ConnectionClosing) if c.connection == o.connection
+                        and o.line < c.line and (before is None or c.line < before)), None)
+        if closing is None or (stop is not None and closing.line > stop.line):
+            continue
+        end = next((e for e in reversed(ends) if o.line < e.line <= closing.line), None)
+        if end is None or end.t_s is None or closing.t_s is None or closing.t_s - end.t_s > CLOSED_AFTER_UPGRADE_S:
+            continue
+        rounds.append((o, closing, end))
+    if not rounds:
+        return None
+    o, closing, end = rounds[0]
+    after = closing.t_s - end.t_s
+    worked = upgraded is not None and o.line < upgraded.line
+    detail = (f"{_at(log, closing)}: this node closed its relayed connection to {o.peer_id} {after:.3f} s after "
+              f"the WebRTC attempt ended ({_at(log, end)}: {getattr(end, 'what', 'connected')}); "
+              f"{len(rounds)} relayed connection(s) closed so in this log")
+    b.find(_cited(C.remote_closed_after_upgrade(detail, after, worked, "dialer"), (detail,)))
+    if len(rounds) < LOOP_MIN_ROUNDS or upgraded is not None:
+        return None
+    starts = [r[0].t_s for r in rounds]
+    intervals = [round(later - earlier, 3) for earlier, later in itertools.pairwise(starts)]
+    period = round(statistics.median(intervals), 3)
+    evidence = [f"{len(rounds)} rounds to {o.peer_id}, one every {period:.1f} s (median interval between round "
+                f"starts; intervals {', '.join(f'{i:.1f}' for i in intervals)} s); each: relayed connection opened, "
+                "WebRTC attempt failed, relayed connection closed by this node, dialed again"]
+    evidence += [f"{_at(log, r[0])} opened; {_at(log, r[1])} closed" for r in rounds]
+    b.find(R.reconnect_loop(len(rounds), period, tuple(evidence), False, Confidence.CERTAIN))
+    b.step("reconnect", "Dialed the peer again after each failed round", StepStatus.FAILED,
+           f"{len(rounds)} rounds, one every {period:.1f} s", rounds[-1][0])
+    return {"rounds": len(rounds), "period_s": period, "intervals_s": intervals}
 
 
 def _headline(outcome: Outcome, findings: list[Finding], peer: str, cut: dict[str, object] | None) -> str:

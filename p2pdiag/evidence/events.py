@@ -159,3 +159,9 @@ class SelfAddressObserved(LogFact):
     /p2p/ component is this node's own peer id."""
 
     address: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStopping(LogFact):
+    """The node began to stop (its transports close their listeners): connections closed after this
+    were closed by the stop, not by a decision about them."""

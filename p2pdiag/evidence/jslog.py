@@ -67,6 +67,7 @@ class Rule:
     fact: Callable[[int, float | None, re.Match[str], re.Match[str]], E.LogFact | None]
     # the message may go on over the next lines: Node's util.inspect wraps a long array ("protocols [")
     continues: bool = False
+    major: str = "3.x"  # the js-libp2p major version whose namespaces and wording the rule reads
 
 
 def _limit(text: str, key: str) -> int | None:
@@ -192,6 +193,52 @@ RULES: tuple[Rule, ...] = (
                     re.IGNORECASE),
          lambda n, t, ns, m: E.WebRTCFailed(n, t, m.group(1))),
 )
+# js-libp2p 2.x (libp2p 2.8.12, @libp2p/webrtc 5.2.20), read from the logs tests/record/jslog2.py
+# recorded: an error follows its message after a space, not " - "; identify says "identify completed";
+# a relayed connection is announced by the transport, with its address and no id or Limit, and every
+# connection logs under `libp2p:connection:<direction>:<id>`, so a 2.x relayed connection is known by
+# its address. Tried after RULES, so a line both read gives the 3.x fact.
+_CONN_2X = r"^libp2p:connection:(?:inbound|outbound):(?P<conn>[A-Za-z0-9]+)$"
+
+
+def _peer_of(address: str) -> str:
+    return address.rsplit("/p2p/", 1)[-1]
+
+
+RULES_2X: tuple[Rule, ...] = (
+    Rule("identified", re.compile(r"^libp2p:identify$"),
+         re.compile(r"identify completed for peer (\S+) and protocols (.*)"),
+         lambda n, t, ns, m: E.PeerIdentified(n, t, m.group(1), _protocols(m.group(2))), continues=True,
+         major="2.x"),
+    Rule("dial-failed", re.compile(r"^libp2p:connection-manager:dial-queue:error$"),
+         re.compile(r"dial failed to (\S+) (.*)"),
+         lambda n, t, ns, m: E.AddressDialed(n, t, m.group(1), False, m.group(2)), major="2.x"),
+    Rule("relayed-opened", re.compile(r"^libp2p:circuit-relay:transport$"),
+         re.compile(r"new outbound relayed connection (\S+/p2p-circuit/p2p/\S+)"),
+         lambda n, t, ns, m: E.RelayedConnectionOpened(n, t, m.group(1), _peer_of(m.group(1)), True, None, None),
+         major="2.x"),
+    Rule("relay-refused", re.compile(r"^libp2p:circuit-relay:transport:error$"),
+         re.compile(r"circuit relay dial to destination (\S+) via relay (\S+) failed .*\bstatus ([A-Z_]+)"),
+         lambda n, t, ns, m: E.RelayRefused(n, t, m.group(2), m.group(1), m.group(3)), major="2.x"),
+    Rule("relayed-closing", re.compile(_CONN_2X),
+         re.compile(r"closing connection to (\S+/p2p-circuit/p2p/\S+)"),
+         lambda n, t, ns, m: E.ConnectionClosing(n, t, m.group(1), m.group(1)), major="2.x"),
+    Rule("webrtc-signaling-error", re.compile(r"^libp2p:webrtc:error$"), re.compile(r"outgoing signaling error (.*)"),
+         lambda n, t, ns, m: E.WebRTCFailed(n, t, f"signaling: {m.group(1)}"), major="2.x"),
+    # no id: the line stands for the connection
+    Rule("webrtc-upgraded", re.compile(r"^libp2p:webrtc:maconn$"),
+         re.compile(r"successfully upgraded outbound connection"),
+         lambda n, t, ns, m: E.WebRTCUpgraded(n, t, f"webrtc@{n}"), major="2.x"),
+    # 5.2.20 takes a signaling stream that merely ended for a connected peer connection: its
+    # "upgraded" connection then opens no stream and is closed with this error
+    Rule("webrtc-closed-on-error", re.compile(r"^libp2p:webrtc:maconn:error$"),
+         re.compile(r"closing connection due to error (.*)"),
+         lambda n, t, ns, m: E.WebRTCFailed(n, t, f"connection closed: {m.group(1)}"), major="2.x"),
+)
+# both majors: the node's stop begins with its transports closing their listeners
+STOPPING = Rule("node-stopping", re.compile(r"^libp2p:transports$"), re.compile(r"closing listeners for "),
+                lambda n, t, ns, m: E.NodeStopping(n, t))
+
 # namespaces js-libp2p 2.x and earlier used, renamed in 3.x
 V2_NAMESPACES = ("libp2p:webrtc:initiate-connection", "libp2p:webrtc:signaling-stream-handler")
 # trace level: bytes the relayed connection writes into its circuit (aggregated, not kept as facts)
@@ -205,7 +252,8 @@ def _rules_for(namespace: str) -> tuple[str | None, tuple[tuple[Rule, re.Match[s
     """(the relayed connection whose circuit writes this namespace logs, or None; the rules whose
     namespace pattern matches it, with the match)."""
     w = CIRCUIT_WRITE[0].search(namespace)
-    rules = tuple((rule, m) for rule in RULES if (m := rule.namespace.search(namespace)) is not None)
+    rules = tuple((rule, m) for rule in (*RULES, *RULES_2X, STOPPING)
+                  if (m := rule.namespace.search(namespace)) is not None)
     return (w.group("conn") if w else None), rules
 
 
@@ -320,6 +368,7 @@ def read(lines: Iterable[tuple[int, bytes]], name: str) -> JsLog:
             fact = dataclasses.replace(fact, protocol=negotiated.get(stream.group(1)))
         if fact is not None:
             log.recognised += 1
+            log.libp2p_2x = log.libp2p_2x or rule.major == "2.x"
             if len(log.facts) < MAX_FACTS:
                 log.facts.append(fact)
             else:

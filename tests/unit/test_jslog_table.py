@@ -83,6 +83,17 @@ TABLE = [
     *((f"browser-no-webrtc-signaling{suffix}", Outcome.RELAYED_ONLY, {"webrtc-signaling-unsupported", "relay-limited"},
        {"peer-no-webrtc-signaling", "relay-cut-unexplained", "upgrade-not-attempted"},
        {"webrtc_connection": None, "relay_cut": None}, read) for suffix, read in BROWSER_READS[:2]),
+    # js-libp2p 2.x (interop/js2, @libp2p/webrtc 5.2.20; tests/record/jslog2.py): the same events give the
+    # same codes; a 2.x log has no Limit of the relayed connection, so no relay-limited. 5.2.20 closes the
+    # relayed connection after each upgrade attempt (js-libp2p #3015), after a success too
+    ("v2-dial-webrtc-upgraded", Outcome.UPGRADED, {"remote-closed-after-upgrade"},
+     {"reconnect-loop", "relay-cut-duration", "relay-cut-unexplained", "upgrade-not-attempted",
+      "webrtc-signaling-unsupported"}, {"relay_cut": None}, TRACE),
+    ("v2-dial-no-reservation", Outcome.UNREACHABLE, {"hop-no-reservation"}, {"relay-limited", "reconnect-loop"},
+     {"relayed_connection": None, "webrtc_connection": None}, TRACE),
+    # UDP blocked, the peer tagged keep-alive: 3 rounds of relayed connection, failed upgrade, closed, redial
+    ("v2-dial-keepalive-loop-udp-blocked", Outcome.RELAYED_ONLY, {"remote-closed-after-upgrade", "reconnect-loop"},
+     {"upgrade-not-attempted", "relay-cut-unexplained"}, {"webrtc_connection": None, "relay_cut": None}, TRACE),
 ]
 
 
@@ -96,7 +107,7 @@ def test_recorded_log_gives_its_verdict(name, outcome, present, absent, facts, r
     assert verdict.facts["peer_id"] and verdict.facts["peer_id"].startswith("12D3KooW")
     log = verdict.facts["log"]
     assert read.items() <= log.items()
-    assert log["namespaces"] == "3.x"
+    assert log["namespaces"] == ("2.x" if name.startswith("v2-") else "3.x")
     assert log["lines"] == log["records"] + log["continuation_lines"] + log["foreign_lines"]
     assert 0 < log["recognised"] < log["records"]
     assert log["trace_level"] or any("trace" in lack for lack in log["lacks"])
@@ -326,3 +337,43 @@ def test_a_browser_console_has_no_wall_clock_and_goes_on_a_timeline_redacted(fil
     doc = json.loads(result.stdout)
     assert result.returncode == doc["exit_code"] in (0, 3, 4), result.stderr
     assert "internal error" not in result.stderr
+
+
+def _finding(verdict, code: str):
+    [found] = [f for f in verdict.findings if f.code == code]
+    return found
+
+
+def test_the_2x_reconnect_loop_has_its_rounds_and_period():
+    verdict = diagnose_jslog(jslog.load(LOGS / "v2-dial-keepalive-loop-udp-blocked.log"))
+    loop = verdict.facts["reconnect_loop"]
+    assert loop["rounds"] == 3 and len(loop["intervals_s"]) == 2
+    assert min(loop["intervals_s"]) <= loop["period_s"] <= max(loop["intervals_s"])
+    # js-libp2p's reconnect queue backs off: each return comes later than the one before
+    assert 0 < loop["intervals_s"][0] < loop["intervals_s"][1]
+    closed = _finding(verdict, "remote-closed-after-upgrade")
+    assert closed.data["closed_by"] == "dialer" and closed.data["upgraded"] is False
+    assert 0 <= closed.data["after_upgrade_s"] <= 1.0
+    assert _finding(verdict, "reconnect-loop").confidence is Confidence.CERTAIN
+
+
+def test_the_2x_dialer_closes_the_relayed_connection_after_a_success_too():
+    verdict = diagnose_jslog(jslog.load(LOGS / "v2-dial-webrtc-upgraded.log"))
+    closed = _finding(verdict, "remote-closed-after-upgrade")
+    assert closed.data["closed_by"] == "dialer" and closed.data["upgraded"] is True
+    assert "reconnect_loop" not in verdict.facts
+
+
+def test_3x_logs_show_no_close_after_the_upgrade():
+    """@libp2p/webrtc 6 keeps the relayed connection; what a 3.x dialer closes, it closes when it stops."""
+    for name in [row[0] for row in TABLE if not row[0].startswith("v2-")]:
+        codes = {f.code for f in diagnose_jslog(jslog.load(LOGS / f"{name}.log")).findings}
+        assert not codes & {"remote-closed-after-upgrade", "reconnect-loop"}, (name, codes)
+
+
+def test_a_2x_upgrade_that_opened_no_stream_is_not_an_upgrade():
+    """5.2.20 "connects" when the signaling stream merely ends: in the loop log such a connection is
+    upgraded, then closed on an error without identify; it is not counted."""
+    log = jslog.load(LOGS / "v2-dial-keepalive-loop-udp-blocked.log")
+    assert any(type(f).__name__ == "WebRTCUpgraded" for f in log.facts)
+    assert diagnose_jslog(log).facts["webrtc_connection"] is None
