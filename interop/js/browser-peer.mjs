@@ -21,6 +21,7 @@
 // browser. Exits 1 with a "fatal" log if the reservation is not in place
 // within --timeout-ms or the browser/page dies.
 
+import { createWriteStream } from 'node:fs'
 import { createServer } from 'node:http'
 import { access, constants, readFile } from 'node:fs/promises'
 import { dirname, join, resolve as resolvePath } from 'node:path'
@@ -39,6 +40,7 @@ const USAGE = `usage: node browser-peer.mjs --relay MULTIADDR(/ws/p2p/RELAY_ID) 
   [--ice-servers '[{"urls":"stun:HOST:PORT"}]' (default [])] [--ice-transport-policy all|relay] [--timeout-ms 20000] [--key FILE] [--inbound-connection-threshold 100]
   [--chromium /usr/bin/chromium] [--libp2p-debug NAMESPACES]
   [--chromium-log FILE [--chromium-vmodule PATTERNS]] [--webrtc-internals FILE]
+  [--dial MULTIADDR [--dial-timeout-ms 15000]] [--console-capture FILE]
   [--ignore-stdin]`
 
 // Without the background-networking/component-update/sync switches Chromium
@@ -74,7 +76,10 @@ const flags = parseFlags({
   'chromium-log': { type: 'string' },
   'chromium-vmodule': { type: 'string' },
   'webrtc-internals': { type: 'string' },
-  'ignore-stdin': { type: 'boolean', default: false }
+  'ignore-stdin': { type: 'boolean', default: false },
+  dial: { type: 'string' },
+  'dial-timeout-ms': { type: 'string', default: '15000' },
+  'console-capture': { type: 'string' }
 }, USAGE)
 
 if (flags.relay == null) {
@@ -95,6 +100,7 @@ if (relayPeerId == null) {
 const timeoutMs = intFlag(flags, 'timeout-ms', { min: 1 })
 const inboundThreshold = intFlag(flags, 'inbound-connection-threshold', { min: 1 })
 const iceServers = iceServersFlag(flags)
+const dialTimeoutMs = intFlag(flags, 'dial-timeout-ms', { min: 1 })
 const iceTransportPolicy = flags['ice-transport-policy']
 if (iceTransportPolicy != null && !['all', 'relay'].includes(iceTransportPolicy)) {
   process.stderr.write(`--ice-transport-policy must be all or relay\n${USAGE}\n`)
@@ -137,6 +143,7 @@ const stopper = {
       ])
     }
     await browser?.close().catch(() => {})
+    await stopper.captured?.()
     server?.close()
   }
 }
@@ -175,6 +182,36 @@ async function bundle () {
     plugins: [stubNodeImportsOfCommon]
   })
   return result.outputFiles[0].contents
+}
+
+/**
+ * --console-capture FILE: every console message of the page as DevTools' console receives it, one
+ * JSON line each: Runtime.consoleAPICalled over a CDP session of the page (the event DevTools'
+ * console renders, with its wall-clock timestamp and the arguments as remote objects with their
+ * previews), before any formatting. tests/record/jslog_browser.py renders them as the console
+ * shows them.
+ */
+async function captureConsole (target, file) {
+  const out = createWriteStream(resolvePath(file))
+  const cdp = await target.context().newCDPSession(target)
+  const slim = (a) => {
+    const o = { type: a.type }
+    for (const k of ['subtype', 'className', 'value', 'unserializableValue', 'description', 'preview']) {
+      if (a[k] !== undefined) o[k] = a[k]
+    }
+    return o
+  }
+  cdp.on('Runtime.consoleAPICalled', (ev) => {
+    const frame = ev.stackTrace?.callFrames?.[0]
+    out.write(JSON.stringify({
+      timestamp: ev.timestamp,
+      type: ev.type,
+      args: ev.args.map(slim),
+      frame: frame == null ? null : { url: frame.url, line: frame.lineNumber, column: frame.columnNumber }
+    }) + '\n')
+  })
+  await cdp.send('Runtime.enable')
+  stopper.captured = () => new Promise(resolve => out.end(resolve))
 }
 
 function serve (files) {
@@ -251,6 +288,7 @@ try {
       log('page_console', { level: msg.type(), text })
     }
   })
+  if (flags['console-capture'] != null) await captureConsole(page, flags['console-capture'])
   page.on('pageerror', (err) => log('page_error', { error: errorString(err) }))
   page.on('crash', () => { void fatal('page crashed') })
 
@@ -301,6 +339,12 @@ try {
         total_ms: since(t0)
       }
     })
+    if (flags.dial != null) {
+      // the page dials (the browser as the dialing node) and pings; the result is a log line
+      const dialed = await page.evaluate(({ target, ms }) => window.p2pdiag.dial(target, ms),
+        { target: flags.dial, ms: dialTimeoutMs })
+      log('dial_result', dialed)
+    }
   }
 } catch (err) {
   await fatal(errorString(err))

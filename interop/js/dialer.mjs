@@ -40,7 +40,8 @@ const PING_LENGTH = 32
 
 const USAGE = `usage: node dialer.mjs --target MULTIADDR [--repeat 1] [--pings 1] [--ping-interval-ms 0]
   [--timeout-ms 30000] [--interval-ms 0] [--webrtc-bind-address 127.0.0.1] [--key FILE] [--quiet]
-  [--loop N (one node; on a failed upgrade hang up and dial again, N rounds)]`
+  [--loop N (one node; on a failed upgrade hang up and dial again, N rounds)]
+  [--handle PROTOCOL (an echo handler for it with js-libp2p's default options: not on limited connections)]`
 
 const flags = parseFlags({
   target: { type: 'string' },
@@ -52,7 +53,8 @@ const flags = parseFlags({
   'webrtc-bind-address': { type: 'string', default: '127.0.0.1' },
   key: { type: 'string' },
   loop: { type: 'string' },
-  quiet: { type: 'boolean', default: false }
+  quiet: { type: 'boolean', default: false },
+  handle: { type: 'string' }
 }, USAGE)
 
 if (flags.target == null) {
@@ -157,6 +159,18 @@ async function createNode (privateKey) {
   })
 }
 
+/**
+ * --handle PROTOCOL: an app protocol registered as an app usually does, without
+ * runOnLimitedConnection, so js-libp2p refuses its streams on a relayed (limited) connection.
+ */
+async function handleApp (node) {
+  if (flags.handle == null) return
+  await node.handle(flags.handle, (stream) => {
+    stream.addEventListener('message', (evt) => stream.send(evt.data))
+    stream.addEventListener('remoteCloseWrite', () => { stream.close().catch(() => {}) })
+  })
+}
+
 /** Stop a node; a stop that hangs is cut short after 3 s. */
 async function stopNode (node) {
   await Promise.race([
@@ -176,6 +190,7 @@ async function attempt (n) {
     node = await createNode(await loadOrCreateKey(flags.key))
     current = node
     if (!flags.quiet) logConnections(node)
+    await handleApp(node)
     const nodeStartMs = performance.now() - t0
 
     stage = 'dial'

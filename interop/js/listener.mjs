@@ -27,7 +27,8 @@ import { emit, errorString, exitOnShutdown, iceServersFlag, intFlag, loadOrCreat
 
 const USAGE = `usage: node listener.mjs --relay MULTIADDR(/p2p/RELAY_ID) [--no-webrtc]
   [--tcp-port N] [--host 127.0.0.1] [--webrtc-bind-address 127.0.0.1] [--ice-servers JSON] [--key FILE]
-  [--inbound-connection-threshold 100] [--timeout-ms 20000] [--ignore-stdin]`
+  [--inbound-connection-threshold 100] [--timeout-ms 20000] [--ignore-stdin]
+  [--open PROTOCOL (open a stream of it to every peer that connects, limited connections too)]`
 
 const flags = parseFlags({
   relay: { type: 'string' },
@@ -40,7 +41,8 @@ const flags = parseFlags({
   key: { type: 'string' },
   'inbound-connection-threshold': { type: 'string', default: '100' },
   'timeout-ms': { type: 'string', default: '20000' },
-  'ignore-stdin': { type: 'boolean', default: false }
+  'ignore-stdin': { type: 'boolean', default: false },
+  open: { type: 'string' }
 }, USAGE)
 
 if (flags.relay == null) {
@@ -110,6 +112,21 @@ try {
 }
 
 logConnections(node)
+if (flags.open != null) {
+  // an app that talks to whoever connects, over whatever connection came (a relayed one too): the
+  // peer's handler decides whether it runs on a limited connection
+  node.addEventListener('connection:open', (evt) => {
+    const conn = evt.detail
+    if (conn.direction !== 'inbound') return
+    conn.newStream(flags.open, { runOnLimitedConnection: true, signal: AbortSignal.timeout(5000) })
+      .then(async (stream) => {
+        stream.send(new TextEncoder().encode('hello\n'))
+        await stream.close().catch(() => {})
+        log('stream_opened', { protocol: flags.open, remote_peer: conn.remotePeer.toString(), limited: conn.limits != null })
+      })
+      .catch((err) => log('stream_failed', { protocol: flags.open, error: errorString(err) }))
+  })
+}
 node.addEventListener('self:peer:update', () => {
   log('self_peer_update', { addrs: node.getMultiaddrs().map(String) })
 })

@@ -21,6 +21,7 @@ class Code(enum.StrEnum):
     HOP_UNANSWERED = "hop-unanswered"
     HOP_UNKNOWN_STATUS = "hop-unknown-status"
     IDENTIFY_FAILED = "identify-failed"
+    LIMITED_STREAM_REFUSED = "limited-stream-refused"
     NAT_MAPPING_SYMMETRIC = "nat-mapping-symmetric"
     NAT_MAPPING_UNKNOWN = "nat-mapping-unknown"
     NAT_PROBED = "nat-probed"

@@ -30,6 +30,7 @@ from p2pdiag.evidence.events import (
     AddressDialed,
     ConnectionClosing,
     DialRequested,
+    LimitedStreamRefused,
     LogFact,
     NodeStopping,
     PeerIdentified,
@@ -42,7 +43,7 @@ from p2pdiag.evidence.events import (
     WebRTCStep,
     WebRTCUpgraded,
 )
-from p2pdiag.evidence.jslog import JsLog
+from p2pdiag.evidence.jslog import LAYOUTS, JsLog
 from p2pdiag.webrtc.signaling import PROTOCOL as SIGNALING_PROTOCOL
 from p2pdiag.wire.circuit import HOP_PROTOCOL
 
@@ -88,8 +89,15 @@ def log_read(log: JsLog) -> LogRead:
     lacks = []
     if not log.has_trace_level:
         lacks.append("trace level (`*:trace`): no circuit byte counts, no WebRTC steps")
-    if not log.has_times:
+    if log.layout == "browser-raw":
+        lacks.append("timestamps (a console forwarded unformatted carries none): no timing")
+    elif log.layout.startswith("browser") and not log.has_times:
+        lacks.append("timestamps (Chrome's console copied without \"Show timestamps\"): no timing")
+    elif not log.has_times:
         lacks.append("absolute timestamps: no timing")
+    if log.times_of_day_only:
+        lacks.append("a date and a time zone: Chrome's timestamps are times of day (timing is relative; "
+                     "a day is counted where the clock goes back past midnight)")
     lacks.append("the relay's agent version (js-libp2p does not log identify's agent)")
     lacks.append("the library versions (a debug log does not print them)")
     if log.libp2p_2x:
@@ -105,7 +113,8 @@ def read_step(b: Builder, log: JsLog) -> LogRead:
     """The verdict's first step: what was read of the log, and what it lacks."""
     read = log_read(log)
     span = f", {read.span_s:.3f} s from {read.first_time} to {read.last_time}" if read.span_s is not None else ""
-    b.step("log.read", f"Read a js-libp2p {read.namespaces} debug log", StepStatus.INFO,
+    layout = LAYOUTS.get(read.layout, read.layout)
+    b.step("log.read", f"Read a js-libp2p {read.namespaces} debug log: {layout}", StepStatus.INFO,
            f"{read.lines} lines, {read.records} records: {read.recognised} recognised, {read.unrecognised} not"
            f"{span}; lacks: " + "; ".join(read.lacks))
     b.steps[-1] = dataclasses.replace(b.steps[-1], t_s=0.0 if log.has_times else None)
@@ -124,12 +133,15 @@ def diagnose_jslog(log: JsLog) -> Verdict:
     facts = log.facts
     b = Builder()
     read = read_step(b, log)
-    requested = _first(facts, DialRequested)
-    peer = requested.peer_id if requested else None
+    circuit_dials = [d for d in _all(facts, AddressDialed) if "/p2p-circuit" in d.address]
+    # the target is the peer the first relayed address names; a node that also listens (a browser
+    # app) dialed its relay first, so the first dial alone is not the target
+    target = circuit_dials[0].address.rsplit("/p2p/", 1)[-1] if circuit_dials else None
+    requested = (_first(facts, DialRequested, peer_id=target) if target else None) or _first(facts, DialRequested)
+    peer = requested.peer_id if requested else target
     if requested is not None:
         b.step("target", f"Target peer {peer}", StepStatus.INFO, f"dialed at {_at(log, requested)}", requested)
 
-    circuit_dials = [d for d in _all(facts, AddressDialed) if "/p2p-circuit" in d.address]
     relay = _relay_of(circuit_dials[0].address) if circuit_dials else None
     relay_id = relay.rsplit("/p2p/", 1)[-1] if relay and "/p2p/" in relay else None
     if relay is not None:
@@ -173,6 +185,7 @@ def diagnose_jslog(log: JsLog) -> Verdict:
             b.find(_cited(C.relay_limited(relay or "the relay", reading, data_limit, opened.t_s),
                           (f"{_at(log, opened)}: limits {{ duration: {reading.announced}, data: {data_limit} }}",)))
 
+    _limited_streams(b, log)
     upgraded = _upgrade(b, log, peer)
     loop = _closed_after_attempts(b, log, peer, upgraded)
     if opened is not None and not _upgrade_tried(log):
@@ -253,6 +266,20 @@ def _cut(b: Builder, log: JsLog, opened: RelayedConnectionOpened, relay: str, re
     b.find(_cited(f, (detail, f"{_at(log, reset)}: {reset.error}"), confidence, settle))
     return {"cause": cause, "connection": opened.connection, "age_s": None if age is None else round(age, 3),
             "bytes_written": written, "data_limit": data_limit, "duration_limit_s": reading.effective_s}, reading
+
+
+def _limited_streams(b: Builder, log: JsLog) -> None:
+    """Streams js-libp2p refused on a limited (relayed) connection: one finding per protocol, read from its line."""
+    seen: set[str | None] = set()
+    for refused in _all(log.facts, LimitedStreamRefused):
+        if refused.protocol in seen:
+            continue
+        seen.add(refused.protocol)
+        on = f" (relayed connection {refused.connection})" if refused.connection else ""
+        evidence = (f"{_at(log, refused)}: {refused.error}{on}",)
+        if refused.protocol:
+            evidence += (f"the stream had negotiated {refused.protocol} just before",)
+        b.find(C.limited_stream_refused(refused.protocol, refused.opened_by_remote, evidence))
 
 
 def _upgrade_tried(log: JsLog) -> bool:

@@ -178,10 +178,12 @@ def from_trace(name: str, trace: Trace, verdict: Verdict) -> Source:
 
 
 def from_log(name: str, log: JsLog, verdict: Verdict) -> Source:
-    """A js-libp2p log: its wall clock is its first ISO time; its own peer id is the last /p2p/ of an
-    address identify says others see it at (trace level); its relayed connections are js-libp2p's
-    `relayed connection established` lines, through the relay it dialed (or reserved on)."""
-    started = datetime.fromisoformat(log.first_time) if log.first_time else None
+    """A js-libp2p log: its wall clock is its first ISO time (a browser console's time of day is none);
+    its own peer id is the last /p2p/ of an address identify says others see it at (trace level); its
+    relayed connections are js-libp2p's `relayed connection established` lines, through the relay it
+    dialed (or reserved on)."""
+    # a browser console's times of day have no date and no zone: no wall clock, placed by its connections only
+    started = datetime.fromisoformat(log.first_time) if log.first_time and not log.times_of_day_only else None
     observed = [f for f in log.facts if isinstance(f, SelfAddressObserved)]
     self_id = _peer_of(observed[-1].address) if observed else None
     dialed = [f for f in log.facts if isinstance(f, AddressDialed) and f.ok and "/p2p-circuit" in f.address]

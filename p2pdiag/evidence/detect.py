@@ -1,7 +1,8 @@
 """Which reader a file needs, told from its first lines (never from its name).
 
 A p2pdiag trace starts with its JSON header line; a js-libp2p debug log starts with records
-(`<ISO time> libp2p:<namespace> <message>`, or the coloured `  <namespace> <message> +Nms`),
+(`<ISO time> libp2p:<namespace> <message>`, the coloured `  <namespace> <message> +Nms`, or a browser
+console's `[HH:MM:SS.mmm ][peer.js:123 ]libp2p:<namespace> <message> +Nms`, perhaps with `%c` left in),
 perhaps after a few lines of something else (a shell prompt, the app's own output).
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from p2pdiag.errors import TraceFileError, UsageError
 from p2pdiag.evidence import webrtc_internals
-from p2pdiag.evidence.jslog import ANSI, COLOUR_RECORD, ISO_RECORD, MAX_BYTES, MAX_LINE_BYTES
+from p2pdiag.evidence.jslog import ANSI, COLOUR_RECORD, ISO_RECORD, MAX_BYTES, MAX_LINE_BYTES, browser_record
 from p2pdiag.inputs import iter_lines
 
 SNIFF_LINES = 50  # a js log shows a record within its first lines; a trace on its first
@@ -25,7 +26,8 @@ class Format(enum.StrEnum):
 
 
 EXPECTED = ("neither a p2pdiag trace (a JSON header line first) nor a js-libp2p debug log "
-            "(lines `<ISO time> libp2p:<namespace> <message>`, as DEBUG=libp2p:* prints them) "
+            "(lines `<ISO time> libp2p:<namespace> <message>`, as DEBUG=libp2p:* prints them, or "
+            "`libp2p:<namespace> <message> +Nms` copied from a browser console) "
             "nor a chrome://webrtc-internals dump (JSON with PeerConnections, gzipped or not)")
 
 
@@ -34,7 +36,9 @@ def _js_record(line: bytes) -> bool:
     m = ISO_RECORD.match(text)
     if m is None and text.startswith(" ") and "\x1b[" in text:
         m = COLOUR_RECORD.match(ANSI.sub("", text))
-    return m is not None and m.group(1 if m.re is COLOUR_RECORD else 2).startswith("libp2p")
+    if m is not None:
+        return m.group(1 if m.re is COLOUR_RECORD else 2).startswith("libp2p")
+    return browser_record(text) is not None
 
 
 def detect(path: Path) -> Format:

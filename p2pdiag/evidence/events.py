@@ -126,6 +126,9 @@ class LimitedStreamRefused(LogFact):
     """js-libp2p would not open a protocol stream on a limited (relayed) connection."""
 
     error: str
+    protocol: str | None = None  # the stream's protocol, when the log negotiated it on that stream first
+    connection: str | None = None  # the relayed connection's id, from the namespace
+    opened_by_remote: bool | None = None  # an inbound stream (this node's handler refused it), or outbound
 
 
 @dataclass(frozen=True, slots=True)

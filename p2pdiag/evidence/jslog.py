@@ -1,11 +1,16 @@
 """A js-libp2p debug log (the `weald`/`debug` logger) read into the facts of evidence/events.py.
 
-Two layouts of Node's stderr are read (docs/js-logs.md):
+Two layouts of Node's stderr and three of a browser's console are read (docs/js-logs.md, LAYOUTS):
 
 - no TTY: `<ISO-8601 time> <namespace> <message>`, one record a line; a record whose message spans
   lines (an object, a stack) continues on lines that do not start with a time;
 - colours (`DEBUG_COLORS=1` or a TTY): `  <namespace> <message> +<diff>` in ANSI colours; the diff
-  is per namespace, so such a log has no time line.
+  is per namespace, so such a log has no time line;
+- Chrome's console copied: `[HH:MM:SS.mmm ][<file>:<line> ]<namespace> <message> +<diff>`, the time
+  of day only when "Show timestamps" was on (no date: a day is added where the clock goes back more
+  than half a day); or forwarded unformatted, with the `debug` formatter's `%c` and its
+  `color: #xxxxxx` / `color: inherit` CSS arguments left in. Only `libp2p…` namespaces count there,
+  so a paste of something else is not read as records.
 
 Each record is matched against RULES, a table of (namespace pattern, message pattern, fact). The
 table matches what js-libp2p 3.x keeps stable: the namespace's last parts (`circuit-relay:connection:
@@ -16,10 +21,11 @@ line, the facts (at most MAX_FACTS) and a byte count per relayed connection.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from p2pdiag.errors import TraceFileError, UsageError
@@ -34,6 +40,22 @@ ISO_RECORD = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) ([A-Za-z0-
                         r"(?: (.*))?$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 COLOUR_RECORD = re.compile(r" +([A-Za-z0-9@_./*-]+(?::[A-Za-z0-9@_./*-]+)+)(?: (.*?))?(?: \+\d+(?:ms|s|m|h|d))?$")
+# Chrome's console copied or forwarded: an optional time of day, an optional source link (`peer.js:15293`,
+# `VM12:1`), then a record whose namespace starts with libp2p, perhaps behind the formatter's %c
+BROWSER_RECORD = re.compile(r"(?:(\d\d:\d\d:\d\d\.\d{3}) )?(?:[^\s:%]+:\d+ )?(%c)?"
+                            r"(libp2p(?::[A-Za-z0-9@_./*-]+)+)(?: %c| |$)(.*)$")
+DIFF = re.compile(r" \+\d+(?:ms|s|m|h|d)(?= |$)")
+# the unformatted tail: `%c +<diff> color: #xxxxxx color: inherit <arguments…> color: #xxxxxx`
+RAW_TAIL = re.compile(r"%c \+\d+(?:ms|s|m|h|d)(?: color: (#[0-9A-Fa-f]{3,8}) color: inherit)?(.*)$")
+FORMAT_SPEC = re.compile(r"%[sdifoO]")
+LAYOUTS = {
+    "iso": "Node stderr without a TTY (ISO-8601 times)",
+    "colour": "Node stderr in colours (+Nms diffs, no times)",
+    "browser-time": "a browser console copied with Chrome's timestamps (times of day)",
+    "browser": "a browser console copied without timestamps",
+    "browser-raw": "a browser console forwarded unformatted (%c and CSS left in, no times)",
+}
+DAY_S = 86_400
 _CONN = r"circuit-relay:connection:(?P<dir>inbound|outbound):(?P<conn>[A-Za-z0-9]+)"
 
 
@@ -66,7 +88,39 @@ def _js_date(text: str | None) -> str | None:
 
 
 def _protocols(text: str) -> tuple[str, ...]:
-    return tuple(re.findall(r"'([^']*)'", text))
+    quoted = re.findall(r"'([^']*)'", text)
+    if quoted:
+        return tuple(quoted)
+    # a console forwarded unformatted writes an array's preview without quotes: [/ipfs/id/1.0.0, …]
+    listed = re.search(r"\[([^\]]*)\]", text)
+    return tuple(p.strip() for p in listed.group(1).split(",") if p.strip()) if listed else ()
+
+
+def _unformat(message: str) -> str:
+    """A record forwarded unformatted (`<format>%c +<diff> color: … color: inherit <arguments> color: …`)
+    as the message it formats to: the arguments go into the format's one placeholder, or after it when
+    it has several (a rule then still finds them in the text)."""
+    m = RAW_TAIL.search(message)
+    if m is None:  # a message over several lines: its first one is the head
+        return message.replace("%c", "")
+    fmt, args = message[:m.start()].replace("%c", ""), m.group(2)
+    if m.group(1) and args.endswith(f" color: {m.group(1)}"):
+        args = args[:-len(f" color: {m.group(1)}")]
+    args = args.strip()
+    if len(FORMAT_SPEC.findall(fmt)) == 1:
+        return FORMAT_SPEC.sub(lambda _: args, fmt, count=1)
+    return f"{fmt} {args}" if args else fmt
+
+
+def browser_record(text: str) -> tuple[str, str | None, str, str] | None:
+    """(layout, time of day or None, namespace, message) of a line copied from a browser console, or None."""
+    m = BROWSER_RECORD.match(text)
+    if m is None:
+        return None
+    clock, raw, namespace, message = m.groups()
+    if raw:
+        return "browser-raw", clock, namespace, _unformat(message)
+    return ("browser-time" if clock else "browser"), clock, namespace, DIFF.sub("", message, count=1)
 
 
 RULES: tuple[Rule, ...] = (
@@ -109,7 +163,8 @@ RULES: tuple[Rule, ...] = (
          re.compile(r"abort with error - (UnsupportedProtocolError: .*could not negotiate (\S+))"),
          lambda n, t, ns, m: E.ProtocolRefused(n, t, m.group(2), _conn_of(ns.string), m.group(1))),
     Rule("limited-refused", re.compile(r"."), re.compile(r".*(Cannot open protocol stream on limited connection.*)"),
-         lambda n, t, ns, m: E.LimitedStreamRefused(n, t, m.group(1))),
+         lambda n, t, ns, m: E.LimitedStreamRefused(n, t, m.group(1), None, _conn_of(ns.string),
+                                                    _stream_inbound(ns.string))),
     Rule("webrtc-dial", re.compile(r"^libp2p:webrtc(?::initiate-connection)?(?::trace)?$"),
          re.compile(r"dialing address: (\S+)"), lambda n, t, ns, m: E.WebRTCStep(n, t, "dial", m.group(1))),
     Rule("webrtc-offer", re.compile(r"^libp2p:webrtc(?::initiate-connection)?(?::trace)?$"),
@@ -202,6 +257,16 @@ def _rules_for(namespace: str) -> tuple[str | None, tuple[tuple[Rule, re.Match[s
     return (w.group("conn") if w else None), rules
 
 
+# a stream's namespace: `…:<muxer>:<inbound|outbound>:<n>`; the protocol it negotiated is logged on it
+STREAM = re.compile(r"(.*:(?:yamux|mplex|muxer):(inbound|outbound):\d+)(?::error|:trace)?$")
+NEGOTIATED = re.compile(r"(?:pre-)?negotiated protocol (\S+)")
+
+
+def _stream_inbound(namespace: str) -> bool | None:
+    m = STREAM.match(namespace)
+    return None if m is None else m.group(2) == "inbound"
+
+
 def _conn_of(namespace: str) -> str | None:
     m = re.search(_CONN, namespace)
     return m.group("conn") if m else None
@@ -212,7 +277,7 @@ class JsLog:
     """What a js-libp2p log said, and how much of it was read."""
 
     name: str
-    layout: str = "iso"  # "iso" (no TTY) or "colour" (+Nms diffs, no absolute time)
+    layout: str = "iso"  # a key of LAYOUTS: the form of the log's last record
     lines: int = 0
     records: int = 0  # lines that start a log record (a time or a namespace first)
     continuation: int = 0  # lines that continue a record (an object or a stack over several lines)
@@ -239,6 +304,28 @@ class JsLog:
     @property
     def has_times(self) -> bool:
         return self.first_time is not None
+
+    @property
+    def times_of_day_only(self) -> bool:
+        """Chrome's console timestamps: a time of day, no date, in the browser's unknown zone."""
+        return self.layout == "browser-time" and self.has_times
+
+
+CLOCK_EPOCH = datetime(2000, 1, 1)  # times of day are placed on a day of their own, only differences count
+
+
+def _clock(text: str, last: datetime | None) -> datetime | None:
+    """A time of day `HH:MM:SS.mmm` on the day of LAST, or the next day when it lies more than half a day
+    before LAST (the log went past midnight); None when it only looks like one (25:61:00.000)."""
+    hours, minutes, rest = text.split(":")
+    seconds = int(hours) * 3600 + int(minutes) * 60 + float(rest)
+    if int(hours) > 23 or int(minutes) > 59 or float(rest) >= 60:
+        return None
+    day = CLOCK_EPOCH if last is None else datetime(last.year, last.month, last.day)
+    when = day + timedelta(seconds=seconds)
+    if last is not None and (last - when).total_seconds() > DAY_S / 2:
+        when += timedelta(days=1)
+    return when
 
 
 def _time(iso: str) -> datetime | None:
@@ -272,8 +359,13 @@ def read(lines: Iterable[tuple[int, bytes]], name: str) -> JsLog:
     # worked out once, and the memo is bounded for a log of very many connections
     by_namespace: dict[str, tuple[str | None, tuple[tuple[Rule, re.Match[str]], ...]]] = {}
 
+    # the protocol each stream negotiated, for a refusal logged on that stream (bounded like the memo)
+    negotiated: dict[str, str] = {}
+
     def add(rule: Rule, number: int, t_s: float | None, ns: re.Match[str], mm: re.Match[str]) -> None:
         fact = rule.fact(number, t_s, ns, mm)
+        if isinstance(fact, E.LimitedStreamRefused) and (stream := STREAM.match(ns.string)) is not None:
+            fact = dataclasses.replace(fact, protocol=negotiated.get(stream.group(1)))
         if fact is not None:
             log.recognised += 1
             log.libp2p_2x = log.libp2p_2x or rule.major == "2.x"
@@ -298,6 +390,11 @@ def read(lines: Iterable[tuple[int, bytes]], name: str) -> JsLog:
         elif text.startswith(" ") and "\x1b[" in text and (c := COLOUR_RECORD.match(ANSI.sub("", text))):
             log.layout = "colour"
             namespace, message = c.group(1), c.group(2) or ""
+        elif (br := browser_record(text)) is not None:
+            log.layout, clock, namespace, message = br
+            if clock is not None:
+                when = last if clock == log.last_time else _clock(clock, last)
+                stamp = clock if when is not None else None
         else:
             if log.records:
                 log.continuation += 1
@@ -324,6 +421,11 @@ def read(lines: Iterable[tuple[int, bytes]], name: str) -> JsLog:
                 by_namespace.clear()
             known = by_namespace[namespace] = _rules_for(namespace)
         write_conn, rules = known
+        if message.startswith(("negotiated protocol", "pre-negotiated protocol")) and (
+                (stream := STREAM.match(namespace)) is not None and (proto := NEGOTIATED.match(message))):
+            if len(negotiated) > NAMESPACE_MEMO:
+                negotiated.clear()
+            negotiated[stream.group(1)] = proto.group(1)
         if write_conn is not None and (b := CIRCUIT_WRITE[1].match(message)):
             log.circuit_bytes_written[write_conn] = log.circuit_bytes_written.get(write_conn, 0) + int(b.group(1))
             log.recognised += 1
@@ -357,5 +459,6 @@ def load(path: str | Path, rewrite: Callable[[str], str] | None = None) -> JsLog
     except UsageError as exc:
         raise TraceFileError(str(exc)) from None
     if log.records == 0:
-        raise TraceFileError(f"{p}: no js-libp2p debug log records (lines `<ISO time> libp2p:<namespace> <message>`)")
+        raise TraceFileError(f"{p}: no js-libp2p debug log records (lines `<ISO time> libp2p:<namespace> <message>`, "
+                             "or `libp2p:<namespace> <message> +Nms` from a browser console)")
     return log

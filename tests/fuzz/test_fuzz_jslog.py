@@ -23,7 +23,8 @@ BASE_LINES = 200_000
 LINES_PER_BYTE = 20
 BASE_BYTES = 1 << 20
 
-ODD_NUMBERS = [b"99999999999999999999999", b"0", b"-1", b"13:61:61.999Z"]
+# the last ones are times of day of a browser console's log: one that is none, and a midnight
+ODD_NUMBERS = [b"99999999999999999999999", b"0", b"-1", b"13:61:61.999Z", b" 99:99:99.999 ", b" 00:00:00.000 "]
 
 
 @st.composite
@@ -45,6 +46,8 @@ def mutated_log(draw) -> list[bytes]:
             case "numbers":
                 odd = draw(st.sampled_from(ODD_NUMBERS))
                 lines[at] = line.replace(b"120000", odd).replace(b"2048", odd).replace(b":35.", odd, 1)
+                if line[:1].isdigit() and line[2:3] == b":":  # a browser console's time of day
+                    lines[at] = odd.strip() + line[12:]
             case _:
                 lines[at] = draw(st.binary(max_size=80))
     return lines

@@ -1,6 +1,7 @@
 """Re-record the js-libp2p debug logs `p2pdiag analyze` reads (js-libp2p 3.x in Node, no TTY).
 
     python tests/record/jslog.py        # rewrites tests/traces/jslog/*.log
+    python tests/record/jslog.py dial-limited-stream-refused.log   # only the logs named
 
 Each log is the real stderr of interop/js/dialer.mjs (run with `--quiet`, so only js-libp2p's own
 lines are in it) under DEBUG="libp2p:*,*:trace" (the `-no-trace` ones under DEBUG="libp2p:*"; the
@@ -26,11 +27,16 @@ from support import JS_DIR, Proc, _ready_json
 LOGS = ROOT / "tests" / "traces" / "jslog"
 DEBUG = "libp2p:*,*:trace"
 NOBODY = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"  # a peer id with no reservation anywhere
+APP_PROTOCOL = "/p2pdiag/app/1.0.0"
+ONLY: set[str] = set()  # the logs named on the command line, or every one
 
 
 def dial(node: str, name: str, target: str, *args: str, debug: str = DEBUG, colours: bool = False) -> bool:
     """Run the js dialer once against TARGET and keep its stderr (the debug log) as NAME; COLOURS gives
-    the form a terminal gets (ANSI colours and +Nms diffs, no time)."""
+    the form a terminal gets (ANSI colours and +Nms diffs, no time). Logs not in ONLY (when given) are
+    not recorded again."""
+    if ONLY and name not in ONLY:
+        return True
     env = {**os.environ, "DEBUG": debug}
     env.pop("DEBUG_COLORS", None)
     if colours:
@@ -53,15 +59,25 @@ def relay_and_listener(node: str, procs: list[Proc], *relay_args: str) -> str:
     return next(a for a in _ready_json(lst)["addrs"] if "/ws/" not in a)
 
 
-def main() -> None:
+def node22() -> str:
+    """Node 22 (scripts/setup-js.sh installs it if missing)."""
     LOGS.mkdir(parents=True, exist_ok=True)
-    node = subprocess.run(["bash", str(ROOT / "scripts" / "setup-js.sh")], capture_output=True, text=True,
+    return subprocess.run(["bash", str(ROOT / "scripts" / "setup-js.sh")], capture_output=True, text=True,
                           check=True).stdout.strip()
+
+
+def start_relay(node: str, procs: list[Proc]) -> list[str]:
+    """A js relay with its defaults (kept in PROCS to stop): its addresses."""
+    relay = Proc([node, str(JS_DIR / "relay.mjs")], "js relay")
+    procs.append(relay)
+    return _ready_json(relay)["addrs"]
+
+
+def main() -> None:
+    node = node22()
     procs: list[Proc] = []
     try:
-        relay = Proc([node, str(JS_DIR / "relay.mjs")], "js relay")
-        procs.append(relay)
-        relay_addr = _ready_json(relay)["addrs"][0]
+        relay_addr = start_relay(node, procs)[0]
         lst = Proc([node, str(JS_DIR / "listener.mjs"), "--relay", relay_addr], "js listener")
         procs.append(lst)
         addrs = _ready_json(lst)["addrs"]
@@ -89,7 +105,18 @@ def main() -> None:
         target = relay_and_listener(node, procs, "--data-bytes", "2048")
         dial(node, "dial-relay-data-cut.log", target, "--pings", "3", "--timeout-ms", "10000")
 
+        # an app protocol the dialer handles with js-libp2p's defaults (not on limited connections), opened by
+        # the listener over the relayed connection as soon as it comes: js-libp2p refuses the stream
+        app = Proc([node, str(JS_DIR / "listener.mjs"), "--relay", relay_addr, "--no-webrtc", "--open", APP_PROTOCOL],
+                   "js listener")
+        procs.append(app)
+        target = next(a for a in _ready_json(app)["addrs"] if "/ws/" not in a)
+        dial(node, "dial-limited-stream-refused.log", target, "--handle", APP_PROTOCOL, "--pings", "3",
+             "--ping-interval-ms", "500")
+
         # a listening node's log (reservation made, then stopped): analyze says it reads a dialer's log
+        if ONLY and "listen-reservation.log" not in ONLY:
+            return
         lst = Proc([node, str(JS_DIR / "listener.mjs"), "--relay", relay_addr, "--no-webrtc"], "js listener",
                    env={"DEBUG": "libp2p:*"})
         _ready_json(lst)
@@ -105,4 +132,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    ONLY.update(sys.argv[1:])
     main()

@@ -1,5 +1,6 @@
-"""`p2pdiag analyze` of recorded js-libp2p 3.x debug logs (tests/record/jslog.py re-records them):
-codes and facts per log, never text."""
+"""`p2pdiag analyze` of recorded js-libp2p 3.x debug logs (tests/record/jslog.py re-records the Node
+ones, tests/record/jslog_browser.py the browser console ones from real Chromium): codes and facts per
+log, never text."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from support.work import cost
 from p2pdiag.diagnosis.jslog import diagnose_jslog
 from p2pdiag.diagnosis.model import Confidence, Outcome
 from p2pdiag.errors import TraceFileError
-from p2pdiag.evidence import jslog
+from p2pdiag.evidence import events, jslog
 from p2pdiag.evidence.detect import Format, detect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +28,9 @@ LOGS = ROOT / "tests" / "traces" / "jslog"
 # log, outcome, codes that must be there, codes that must not, facts (a subset of the verdict's facts),
 # and what the log itself was (a subset of facts["log"])
 TRACE = {"trace_level": True, "layout": "iso"}
+BROWSER_READS = (("", {"trace_level": True, "layout": "browser-time"}),
+                 ("-no-timestamps", {"trace_level": True, "layout": "browser", "first_time": None, "span_s": None}),
+                 ("-raw", {"trace_level": True, "layout": "browser-raw", "first_time": None}))
 TABLE = [
     ("dial-webrtc-upgraded", Outcome.UPGRADED, {"relay-limited", "relay-limit-unit"},
      {"relay-cut-duration", "relay-cut-data", "relay-cut-unexplained", "peer-no-webrtc-signaling",
@@ -64,6 +68,21 @@ TABLE = [
      {"webrtc_connection": None}, {"trace_level": False, "layout": "iso"}),
     ("dial-relay-data-cut", Outcome.RELAYED_ONLY, {"relay-cut-data", "relay-limited", "upgrade-not-attempted"},
      {"relay-cut-duration", "relay-cut-unexplained"}, {"webrtc_connection": None}, TRACE),
+    # the listener opened an app protocol the dialer handles with js-libp2p's defaults: refused on the relay
+    ("dial-limited-stream-refused", Outcome.RELAYED_ONLY,
+     {"limited-stream-refused", "relay-limited", "upgrade-not-attempted"},
+     {"relay-cut-duration", "relay-cut-data", "relay-cut-unexplained"}, {"webrtc_connection": None}, TRACE),
+    # js-libp2p in headless Chromium dialing a js listener through the js relay, its console as copied
+    # from DevTools with timestamps, without, and as forwarded unformatted (%c and CSS left in)
+    *((f"browser-webrtc-upgraded{suffix}", Outcome.UPGRADED, {"relay-limited", "relay-limit-unit"},
+       {"relay-cut-duration", "relay-cut-data", "relay-cut-unexplained", "peer-no-webrtc-signaling",
+        "webrtc-signaling-unsupported", "upgrade-not-attempted"}, {"relay_cut": None}, read)
+      for suffix, read in BROWSER_READS),
+    *((f"browser-no-reservation{suffix}", Outcome.UNREACHABLE, {"hop-no-reservation"}, {"relay-limited"},
+       {"relayed_connection": None, "webrtc_connection": None}, read) for suffix, read in BROWSER_READS[:2]),
+    *((f"browser-no-webrtc-signaling{suffix}", Outcome.RELAYED_ONLY, {"webrtc-signaling-unsupported", "relay-limited"},
+       {"peer-no-webrtc-signaling", "relay-cut-unexplained", "upgrade-not-attempted"},
+       {"webrtc_connection": None, "relay_cut": None}, read) for suffix, read in BROWSER_READS[:2]),
     # js-libp2p 2.x (interop/js2, @libp2p/webrtc 5.2.20; tests/record/jslog2.py): the same events give the
     # same codes; a 2.x log has no Limit of the relayed connection, so no relay-limited. 5.2.20 closes the
     # relayed connection after each upgrade attempt (js-libp2p #3015), after a success too
@@ -235,6 +254,89 @@ def test_a_reservation_past_its_expiry_without_a_refresh_is_a_warning():
     verdict = diagnose_jslog(jslog.read(enumerate(moved, start=1), "moved.log"))
     assert "reservation-expired" in {f.code for f in verdict.findings}
     assert verdict.outcome is Outcome.LISTENED
+
+
+def _lines(*texts: str):
+    return ((n, t.encode()) for n, t in enumerate(texts, start=1))
+
+
+PEER = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
+
+
+def test_browser_times_of_day_give_relative_timing_across_midnight():
+    log = jslog.read(_lines(f"23:59:59.500 peer.js:10 libp2p:connection-manager dial {PEER} +0ms",
+                            "23:59:59.400 peer.js:10 libp2p:transports a line a little out of order +1ms",
+                            "00:00:00.250 peer.js:10 libp2p:connection-manager:dial-queue dial to /ip4/1.2.3.4/tcp/1 "
+                            "succeeded +750ms"), "midnight.log")
+    assert log.layout == "browser-time" and log.times_of_day_only
+    assert log.records == 3 and log.recognised == 2
+    assert log.span_s == pytest.approx(0.75)
+    assert [f.t_s for f in log.facts] == [pytest.approx(0.0), pytest.approx(0.75)]
+    lacks = diagnose_jslog(log).facts["log"]["lacks"]
+    assert any("date" in lack for lack in lacks)
+
+
+def test_a_time_that_is_not_one_leaves_the_record_untimed():
+    log = jslog.read(_lines(f"25:61:00.000 peer.js:10 libp2p:connection-manager dial {PEER} +0ms"), "bad.log")
+    assert log.records == 1 and not log.has_times and log.facts[0].t_s is None
+
+
+def test_unformatted_console_reads_as_the_formatted_one():
+    """The same run forwarded unformatted (%c, CSS arguments, unquoted arrays) gives the same verdict as
+    copied from DevTools; only what the forward renders as a bare class name (an RTCIceCandidate) is lost."""
+    raw = diagnose_jslog(jslog.load(LOGS / "browser-webrtc-upgraded-raw.log"))
+    copied = diagnose_jslog(jslog.load(LOGS / "browser-webrtc-upgraded-no-timestamps.log"))
+    assert raw.outcome is copied.outcome
+    assert [f.code for f in raw.findings] == [f.code for f in copied.findings]
+    assert {k: v for k, v in raw.facts.items() if k != "log"} == {k: v for k, v in copied.facts.items() if k != "log"}
+    assert 0 < copied.facts["log"]["recognised"] - raw.facts["log"]["recognised"] <= 2
+
+
+@pytest.mark.parametrize("first", [
+    "12:00:01.002 peer.js:15293 libp2p:transports adding transport @libp2p/websockets +0ms",
+    "VM12:1 libp2p:transports adding transport @libp2p/websockets +0ms",
+    "libp2p:transports adding transport @libp2p/websockets +0ms",
+    "%clibp2p:transports %cadding transport %s%c +0ms color: #0099FF color: inherit @libp2p/websockets color: #0099FF",
+])
+def test_a_browser_console_line_is_told_from_content(tmp_path, first):
+    path = tmp_path / "console.txt"
+    path.write_text(first + "\n")
+    assert detect(path) is Format.JS_LOG
+    [record] = [jslog.browser_record(first)]
+    assert record is not None and record[2] == "libp2p:transports"
+    assert record[3] == "adding transport @libp2p/websockets"
+
+
+@pytest.mark.parametrize("text", ["a=candidate:1 1 UDP 2114977791 127.0.0.1 51222 typ host",
+                                  "    at YamuxStream.send (http://127.0.0.1:1/peer.js:13286:13)",
+                                  "helia:blockstore put +0ms", "libp2p is a library"])
+def test_other_console_lines_are_not_records(text):
+    assert jslog.browser_record(text) is None
+
+
+def test_a_refused_limited_stream_names_its_protocol_and_side():
+    verdict = diagnose_jslog(jslog.load(LOGS / "dial-limited-stream-refused.log"))
+    [refused] = [f for f in verdict.findings if f.code == "limited-stream-refused"]
+    assert refused.confidence is Confidence.CERTAIN
+    facts = [f for f in jslog.load(LOGS / "dial-limited-stream-refused.log").facts
+             if isinstance(f, events.LimitedStreamRefused)]
+    assert facts and facts[0].protocol == "/p2pdiag/app/1.0.0" and facts[0].opened_by_remote is True
+    assert facts[0].connection == verdict.facts["relayed_connection"]
+    # no other recorded log has the refusal
+    others = [p for p in LOGS.glob("*.log") if p.name not in ("dial-limited-stream-refused.log",
+                                                               "listen-reservation.log")]
+    assert all(not any(isinstance(f, events.LimitedStreamRefused) for f in jslog.load(p).facts) for p in others)
+
+
+@pytest.mark.parametrize("files", [("browser-no-reservation.log",),
+                                   ("browser-webrtc-upgraded.log", "listen-upgraded.log")])
+def test_a_browser_console_has_no_wall_clock_and_goes_on_a_timeline_redacted(files):
+    """Its times of day are not a wall clock: alone, beside a Node log, and redacted, it gives a verdict."""
+    result = subprocess.run([sys.executable, "-m", "p2pdiag", "analyze", "--json", "--redact",
+                             *(str(LOGS / f) for f in files)], capture_output=True, text=True, cwd=ROOT, check=False)
+    doc = json.loads(result.stdout)
+    assert result.returncode == doc["exit_code"] in (0, 3, 4), result.stderr
+    assert "internal error" not in result.stderr
 
 
 def _finding(verdict, code: str):

@@ -10,7 +10,9 @@
 //   - console.log gets JSON log lines {"ts":...,"event":...} (connection_open,
 //     connection_close, self_peer_update, ...), which the runner relays to its
 //     stderr.
-// window.p2pdiag.stop() stops the node (called by the runner on shutdown).
+// window.p2pdiag.stop() stops the node (called by the runner on shutdown);
+// window.p2pdiag.dial(target, timeoutMs) dials a multiaddr from the page and
+// pings the peer (the runner's --dial), resolving to a result object.
 
 // first: wraps RTCPeerConnection before @libp2p/webrtc captures it
 import './rtc-log.js'
@@ -22,6 +24,7 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { webRTC } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
+import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 // only the browser-safe helpers of common.mjs; its node:* imports are stubbed
 // out by the bundler
@@ -126,6 +129,20 @@ window.p2pdiag = {
   node: undefined,
   async stop () {
     await window.p2pdiag.node?.stop()
+  },
+  // never rejects: a failed dial is a result, as dialer.mjs prints it
+  async dial (target, timeoutMs) {
+    const node = window.p2pdiag.node
+    const signal = AbortSignal.timeout(timeoutMs)
+    let stage = 'dial'
+    try {
+      const conn = await node.dial(multiaddr(target), { signal })
+      stage = 'ping'
+      const rtt = await node.services.ping.ping(conn.remotePeer, { signal })
+      return JSON.parse(toJson({ ok: true, target, rtt_ms: rtt, ...describeConnection(conn) }))
+    } catch (err) {
+      return { ok: false, target, stage, error: errorString(err) }
+    }
   }
 }
 window.addEventListener('unhandledrejection', (evt) => {

@@ -147,3 +147,22 @@ def remote_closed_after_upgrade(detail: str, after_s: float, upgraded: bool, sub
         settle="the peer's @libp2p/webrtc version (its identify agent and package lock)",
         data={"closed_by": subject, "after_upgrade_s": round(after_s, 3), "upgraded": upgraded},
     )
+
+
+def limited_stream_refused(protocol: str | None, opened_by_remote: bool | None, evidence: tuple[str, ...]) -> Finding:
+    what = f"a {protocol} stream" if protocol else "a protocol stream"
+    here = ("this node's handler refused it (the peer opened it)" if opened_by_remote
+            else "this node would not open it" if opened_by_remote is False else "")
+    name = f"'{protocol}'" if protocol else "PROTOCOL"
+    return Finding(
+        code=Code.LIMITED_STREAM_REFUSED,
+        severity=Severity.WARNING,
+        title=f"js-libp2p refused {what} on the relayed (limited) connection",
+        evidence=evidence + ((here,) if here else ()),
+        advice="A relayed connection is limited (the relay cuts it at its time or data limit), and js-libp2p "
+        "runs a protocol on it only when the protocol says it may. If the protocol's traffic fits the relay's "
+        f"limits, register its handler with node.handle({name}, handler, {{ runOnLimitedConnection: true }}) "
+        "on the node that receives the stream, and open it with { runOnLimitedConnection: true } in "
+        "dialProtocol / newStream on the node that opens it. Otherwise wait for the direct (WebRTC) "
+        "connection and open the stream on that one (a connection whose `limits` is undefined).",
+    )
