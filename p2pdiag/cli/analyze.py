@@ -12,6 +12,7 @@ import typer
 from p2pdiag.cli import common
 
 if TYPE_CHECKING:
+    from p2pdiag.diagnosis.model import Verdict
     from p2pdiag.diagnosis.several import Source
     from p2pdiag.trace.redact import Redactor
 
@@ -57,7 +58,6 @@ def read_input(path: Path, fmt: str, redactor: Redactor | None) -> Source:
     """One input read and judged on its own (its format told from its content unless FMT names it),
     redacted as it is read when REDACTOR is given."""
     from p2pdiag.diagnosis import several
-    from p2pdiag.errors import UsageError
     from p2pdiag.evidence.detect import Format, detect
 
     kind = detect(path) if fmt == "auto" else Format(fmt)
@@ -68,21 +68,17 @@ def read_input(path: Path, fmt: str, redactor: Redactor | None) -> Source:
         log = load_log(path, None if redactor is None else redactor.text)  # each line redacted before it is read
         verdict = diagnose_jslog(log)
         if redactor is not None:
-            import dataclasses
-
-            from p2pdiag.diagnosis.facts import TraceNotes
-
-            verdict = dataclasses.replace(verdict, notes=TraceNotes(redacted=True))
+            verdict = _noted_redacted(verdict)
         return several.from_log(str(path), log, verdict)
     if kind is Format.WEBRTC_INTERNALS:
-        if redactor is not None:
-            raise UsageError("--redact works on p2pdiag traces and js-libp2p logs; a webrtc-internals dump "
-                             "cannot be redacted yet")
         from p2pdiag.diagnosis.webrtc_internals import diagnose_dump
         from p2pdiag.evidence.webrtc_internals import load as load_dump
 
-        dump = load_dump(path)
-        return several.from_dump(str(path), dump, diagnose_dump(dump))
+        dump = load_dump(path, None if redactor is None else redactor.text)  # every string redacted first
+        verdict = diagnose_dump(dump)
+        if redactor is not None:
+            verdict = _noted_redacted(verdict)
+        return several.from_dump(str(path), dump, verdict)
     from p2pdiag.diagnosis import diagnose
     from p2pdiag.trace.file import load
 
@@ -90,3 +86,12 @@ def read_input(path: Path, fmt: str, redactor: Redactor | None) -> Source:
     if redactor is not None:
         trace = redactor.trace(trace)
     return several.from_trace(str(path), trace, diagnose(trace))
+
+
+def _noted_redacted(verdict: Verdict) -> Verdict:
+    """A verdict read from redacted evidence says so, as a redacted trace's does."""
+    import dataclasses
+
+    from p2pdiag.diagnosis.facts import TraceNotes
+
+    return dataclasses.replace(verdict, notes=TraceNotes(redacted=True))

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -538,7 +539,28 @@ def read(doc: object, name: str, compressed: bool = False, file_bytes: int = 0, 
                 last)
 
 
-def load(path: str | Path) -> Dump:
+def load(path: str | Path, rewrite: Callable[[str], str] | None = None) -> Dump:
+    """The dump at PATH, read. REWRITE (--redact's Redactor.text) is applied to every string in it
+    (SDP, candidates, addresses in the stats' value series) before it is read."""
     p = Path(path)
     doc, compressed, file_bytes, json_bytes = _load_json(p)
+    if rewrite is not None:
+        try:
+            if isinstance(doc, dict):  # the browser's version (Chrome/156.0.0.0) is no address: kept
+                doc = {k: v if k in KEPT_UNREWRITTEN else _rewritten(v, rewrite) for k, v in doc.items()}
+        except RecursionError:
+            raise _refuse(p, "JSON nested too deep; not a webrtc-internals dump") from None
     return read(doc, str(p), compressed, file_bytes, json_bytes)
+
+
+KEPT_UNREWRITTEN = frozenset({"UserAgent", "UserAgentData"})
+
+
+def _rewritten(value: object, rewrite: Callable[[str], str]) -> object:
+    if isinstance(value, str):
+        return rewrite(value)
+    if isinstance(value, list):
+        return [_rewritten(v, rewrite) for v in value]
+    if isinstance(value, dict):
+        return {k: _rewritten(v, rewrite) for k, v in value.items()}
+    return value

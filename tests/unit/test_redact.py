@@ -225,6 +225,17 @@ def test_a_hostile_line_of_a_mebibyte_takes_seconds_not_minutes(line):
     assert time.monotonic() - started < 20
 
 
+def same_verdict(redactor: Redactor, before, after) -> str:
+    """AFTER (of the redacted input) is BEFORE (of the original) with the placeholders in; its JSON text."""
+    assert [f.code for f in after.findings] == [f.code for f in before.findings]
+    assert (after.outcome, after.exit_code) == (before.outcome, before.exit_code)
+    assert [(s.key, s.status) for s in after.steps] == [(s.key, s.status) for s in before.steps]
+    assert [(f.severity, f.confidence) for f in after.findings] == [(f.severity, f.confidence) for f in before.findings]
+    shown = json.dumps(verdict_document(after), sort_keys=True, ensure_ascii=False)
+    assert shown == as_original(redactor, verdict_document(before))
+    return shown
+
+
 JS_LOGS = sorted((ROOT / "tests" / "traces" / "jslog").glob("dial-*.log"))
 
 
@@ -240,12 +251,7 @@ def test_the_verdict_of_a_redacted_js_log_is_the_original_verdict(path):
     text = path.read_text(encoding="utf-8", errors="replace")
     peers = set(PEER.findall(text))
     assert peers and set(redactor._peers) == peers, "every peer id in the log was met and replaced"
-    assert [f.code for f in after.findings] == [f.code for f in before.findings]
-    assert (after.outcome, after.exit_code) == (before.outcome, before.exit_code)
-    assert [(s.key, s.status) for s in after.steps] == [(s.key, s.status) for s in before.steps]
-    assert [(f.severity, f.confidence) for f in after.findings] == [(f.severity, f.confidence) for f in before.findings]
-    shown = json.dumps(verdict_document(after), sort_keys=True, ensure_ascii=False)
-    assert shown == as_original(redactor, verdict_document(before))
+    shown = same_verdict(redactor, before, after)
     assert not {p for p in peers if p in shown or short_peer_id(p) in shown}
 
 
@@ -259,3 +265,21 @@ def test_analyze_redact_of_a_js_log_says_it_is_redacted():
     doc = json.loads(result.stdout)
     assert doc["facts"]["trace_redacted"] is True
     assert not set(PEER.findall(Path(log).read_text())) & set(PEER.findall(result.stdout))
+
+
+DUMPS = sorted(p for p in (ROOT / "tests" / "traces" / "webrtc-internals").glob("*.json.gz") if "dropped" not in p.name)
+
+
+@pytest.mark.parametrize("path", DUMPS, ids=[p.name for p in DUMPS])
+def test_the_verdict_of_a_redacted_webrtc_internals_dump_is_the_original_verdict(path):
+    """Every string of the dump (SDP, candidates, the stats' address series) is redacted before it is
+    read: an address keeps its class and its port, so ICE's story and the verdict stay the same."""
+    from p2pdiag.diagnosis.webrtc_internals import diagnose_dump
+    from p2pdiag.evidence import webrtc_internals
+
+    redactor = Redactor(b"test")
+    before = diagnose_dump(webrtc_internals.load(path))
+    after = diagnose_dump(webrtc_internals.load(path, redactor.text))
+    shown = same_verdict(redactor, before, after)
+    assert not (addresses(json.dumps(verdict_document(before))) - ADVICE_ADDRESSES) & addresses(shown) - {
+        str(ip) for ip in redactor._ips.values()}
