@@ -69,12 +69,12 @@ def _all(facts: list[LogFact], kind: type[F]) -> list[F]:
     return [f for f in facts if isinstance(f, kind)]
 
 
-def _at(log: JsLog, fact: LogFact) -> str:
+def at_line(log: JsLog, fact: LogFact) -> str:
     when = f" (t={fact.t_s:.3f} s)" if fact.t_s is not None else ""
     return f"{log.name}:{fact.line}{when}"
 
 
-def _cited(f: Finding, evidence: tuple[str, ...], confidence: Confidence | None = None,
+def cited(f: Finding, evidence: tuple[str, ...], confidence: Confidence | None = None,
            settle: str | None = None) -> Finding:
     """A finding's wording with the log's evidence; a confidence other than certain always has a settle."""
     confidence = confidence or f.confidence
@@ -140,29 +140,29 @@ def diagnose_jslog(log: JsLog) -> Verdict:
     requested = (_first(facts, DialRequested, peer_id=target) if target else None) or _first(facts, DialRequested)
     peer = requested.peer_id if requested else target
     if requested is not None:
-        b.step("target", f"Target peer {peer}", StepStatus.INFO, f"dialed at {_at(log, requested)}", requested)
+        b.step("target", f"Target peer {peer}", StepStatus.INFO, f"dialed at {at_line(log, requested)}", requested)
 
     relay = _relay_of(circuit_dials[0].address) if circuit_dials else None
     relay_id = relay.rsplit("/p2p/", 1)[-1] if relay and "/p2p/" in relay else None
     if relay is not None:
         connected = _first(facts, AddressDialed, address=relay, ok=True)
         if connected is not None:
-            b.step("relay.connect", f"Connect to relay {relay}", StepStatus.OK, f"at {_at(log, connected)}",
+            b.step("relay.connect", f"Connect to relay {relay}", StepStatus.OK, f"at {at_line(log, connected)}",
                    connected)
         ident = _first(facts, PeerIdentified, peer_id=relay_id)
         if ident is not None:
             hop = HOP_PROTOCOL in ident.protocols
             b.step("relay.identify", "Identify the relay", StepStatus.OK if hop else StepStatus.FAILED,
-                   f"HOP {'offered' if hop else 'NOT offered'} ({_at(log, ident)})", ident)
+                   f"HOP {'offered' if hop else 'NOT offered'} ({at_line(log, ident)})", ident)
             if not hop:
                 f = RL.relay_no_hop(relay, None, f"identify lists {len(ident.protocols)} protocols, not {HOP_PROTOCOL}")
-                b.find(_cited(f, (f"{_at(log, ident)}: {relay_id} offers {', '.join(ident.protocols)}",)))
+                b.find(cited(f, (f"{at_line(log, ident)}: {relay_id} offers {', '.join(ident.protocols)}",)))
 
     refused = _first(facts, RelayRefused)
     if refused is not None:
         b.step("hop.connect", "Ask the relay to connect us (HOP CONNECT)", StepStatus.FAILED,
-               f"STATUS {refused.status_name} ({_at(log, refused)})", refused)
-        b.find(RL.hop_refused_named(refused.status_name, f"{_at(log, refused)}: HOP STATUS {refused.status_name} "
+               f"STATUS {refused.status_name} ({at_line(log, refused)})", refused)
+        b.find(RL.hop_refused_named(refused.status_name, f"{at_line(log, refused)}: HOP STATUS {refused.status_name} "
                                     f"from relay {refused.relay_peer_id} for {refused.peer_id}"))
 
     opened = _first(facts, RelayedConnectionOpened, outbound=True)
@@ -177,13 +177,13 @@ def diagnose_jslog(log: JsLog) -> Verdict:
                "STATUS OK; limit: " + ("not in a js-libp2p 2.x log" if unlogged else limit_text(reading, data_limit)),
                opened)
         b.step("circuit.secure", "Secure session with the peer over the circuit", StepStatus.OK,
-               f"relayed connection {opened.connection} to {opened.peer_id} ({_at(log, opened)})", opened)
+               f"relayed connection {opened.connection} to {opened.peer_id} ({at_line(log, opened)})", opened)
         if reading.suspect_unit:
-            b.find(_cited(C.limit_unit_suspect(relay or "the relay", reading),
-                          (f"{_at(log, opened)}: Limit.duration = {reading.announced}", reading.reason)))
+            b.find(cited(C.limit_unit_suspect(relay or "the relay", reading),
+                          (f"{at_line(log, opened)}: Limit.duration = {reading.announced}", reading.reason)))
         if reading.effective_s or data_limit:
-            b.find(_cited(C.relay_limited(relay or "the relay", reading, data_limit, opened.t_s),
-                          (f"{_at(log, opened)}: limits {{ duration: {reading.announced}, data: {data_limit} }}",)))
+            b.find(cited(C.relay_limited(relay or "the relay", reading, data_limit, opened.t_s),
+                          (f"{at_line(log, opened)}: limits {{ duration: {reading.announced}, data: {data_limit} }}",)))
 
     _limited_streams(b, log)
     upgraded = _upgrade(b, log, peer)
@@ -192,7 +192,7 @@ def diagnose_jslog(log: JsLog) -> Verdict:
         reason = "the log shows no dial of a /webrtc address: the node dialed the relayed address only"
         b.step("upgrade", "WebRTC upgrade", StepStatus.SKIPPED, reason)
         thin = None if log.has_trace_level else Confidence.POSSIBLE
-        b.find(_cited(W.upgrade_not_attempted(reason, "The relay findings above still hold; to get a direct "
+        b.find(cited(W.upgrade_not_attempted(reason, "The relay findings above still hold; to get a direct "
                                               "connection the node must dial the peer's /p2p-circuit/webrtc "
                                               "address (or have WebRTC in its transports)."),
                       (reason,), thin, TRACE_SETTLE if thin else None))
@@ -231,7 +231,7 @@ def _cut(b: Builder, log: JsLog, opened: RelayedConnectionOpened, relay: str, re
     if reset is None:
         if closing is not None:
             b.step("circuit.end", "The relayed connection", StepStatus.OK,
-                   f"closed by this node ({_at(log, closing)})", closing)
+                   f"closed by this node ({at_line(log, closing)})", closing)
         return None, reading
     written = log.circuit_bytes_written.get(opened.connection) if log.has_trace_level else None
     age = reset.t_s - opened.t_s if reset.t_s is not None and opened.t_s is not None else None
@@ -254,7 +254,7 @@ def _cut(b: Builder, log: JsLog, opened: RelayedConnectionOpened, relay: str, re
             detail = (f"cut after {written} bytes written into the circuit (what came back is not in the log) "
                       f"against an announced data limit of {fmt_bytes(data_limit)} ({data_limit} bytes) per direction")
     b.step("circuit.end", "The relayed connection", StepStatus.FAILED,
-           f"reset by the relay {'' if age is None else f'{age:.3f} s after it opened '}({_at(log, reset)})", reset)
+           f"reset by the relay {'' if age is None else f'{age:.3f} s after it opened '}({at_line(log, reset)})", reset)
     if cause == "unexplained":
         confidence = Confidence.POSSIBLE
         settle = TRACE_SETTLE if not log.has_trace_level or age is None else "the relay's own log for this circuit"
@@ -263,7 +263,7 @@ def _cut(b: Builder, log: JsLog, opened: RelayedConnectionOpened, relay: str, re
     else:
         confidence, settle = Confidence.POSSIBLE, TRACE_SETTLE
     f = C.relay_cut(cause, detail, relay, reset.error)
-    b.find(_cited(f, (detail, f"{_at(log, reset)}: {reset.error}"), confidence, settle))
+    b.find(cited(f, (detail, f"{at_line(log, reset)}: {reset.error}"), confidence, settle))
     return {"cause": cause, "connection": opened.connection, "age_s": None if age is None else round(age, 3),
             "bytes_written": written, "data_limit": data_limit, "duration_limit_s": reading.effective_s}, reading
 
@@ -276,7 +276,7 @@ def _limited_streams(b: Builder, log: JsLog) -> None:
             continue
         seen.add(refused.protocol)
         on = f" (relayed connection {refused.connection})" if refused.connection else ""
-        evidence = (f"{_at(log, refused)}: {refused.error}{on}",)
+        evidence = (f"{at_line(log, refused)}: {refused.error}{on}",)
         if refused.protocol:
             evidence += (f"the stream had negotiated {refused.protocol} just before",)
         b.find(C.limited_stream_refused(refused.protocol, refused.opened_by_remote, evidence))
@@ -297,28 +297,28 @@ def _upgrade(b: Builder, log: JsLog, peer: str | None) -> WebRTCUpgraded | None:
     ident = _first(facts, PeerIdentified, peer_id=peer) if peer else None
     if ident is not None and SIGNALING_PROTOCOL not in ident.protocols:
         f = C.peer_no_signaling(ident.peer_id, None, ident.protocols)
-        b.find(_cited(f, (f"{_at(log, ident)}: {ident.peer_id} offers {', '.join(ident.protocols)}",)))
+        b.find(cited(f, (f"{at_line(log, ident)}: {ident.peer_id} offers {', '.join(ident.protocols)}",)))
     upgraded = _working_upgrade(log, peer)
     refused = _first(facts, ProtocolRefused, protocol=SIGNALING_PROTOCOL)
     failed = _first(facts, WebRTCFailed)
     if upgraded is not None:
         done = [s.step for s in steps]
         b.step("upgrade", "WebRTC upgrade", StepStatus.OK,
-               f"connection {upgraded.connection} ({_at(log, upgraded)})"
+               f"connection {upgraded.connection} ({at_line(log, upgraded)})"
                + (f"; steps seen: {', '.join(done)}" if done else "; no trace-level steps in the log"), upgraded)
         return upgraded
     if refused is not None:
-        b.step("upgrade", "WebRTC upgrade", StepStatus.FAILED, f"{refused.error} ({_at(log, refused)})", refused)
-        b.find(_cited(W.signaling_unsupported(peer or "the peer", refused.error),
-                      (f"{_at(log, refused)}: {refused.error}",)))
+        b.step("upgrade", "WebRTC upgrade", StepStatus.FAILED, f"{refused.error} ({at_line(log, refused)})", refused)
+        b.find(cited(W.signaling_unsupported(peer or "the peer", refused.error),
+                      (f"{at_line(log, refused)}: {refused.error}",)))
         return None
     refused_candidates = [s for s in steps if s.step == "candidate-refused"]
     received = [s for s in steps if s.step == "remote-candidate"]
     if refused_candidates and len(refused_candidates) >= len(received):
         # every candidate the peer trickled was refused by this side's ICE agent: nothing to check
         f = W.no_remote_candidates([], [], [])
-        b.find(_cited(f, (f"{len(received)} candidate(s) received, every one refused here",
-                          *(f"{_at(log, r)}: {r.detail}" for r in refused_candidates[:2])),
+        b.find(cited(f, (f"{len(received)} candidate(s) received, every one refused here",
+                          *(f"{at_line(log, r)}: {r.detail}" for r in refused_candidates[:2])),
                       Confidence.LIKELY, CANDIDATE_SETTLE))
     elif received and not any(s.step == "connected" for s in steps) and (failed is not None or any(
             not d.ok for d in webrtc_dials)):
@@ -326,16 +326,16 @@ def _upgrade(b: Builder, log: JsLog, peer: str | None) -> WebRTCUpgraded | None:
         said = [s.step for s in steps]
         evidence = [f"{len(received)} remote candidate(s) received, {len(refused_candidates)} refused; steps seen: "
                     + ", ".join(dict.fromkeys(said)),
-                    *(f"{_at(log, r)}: {r.detail}" for r in received[:2])]
+                    *(f"{at_line(log, r)}: {r.detail}" for r in received[:2])]
         if failed is not None:
-            evidence.append(f"{_at(log, failed)}: {failed.what}")
+            evidence.append(f"{at_line(log, failed)}: {failed.what}")
         states_failed = failed is not None and "state" in failed.what
-        b.find(_cited(W.ice_not_connected(tuple(evidence), Confidence.LIKELY if states_failed else Confidence.POSSIBLE,
+        b.find(cited(W.ice_not_connected(tuple(evidence), Confidence.LIKELY if states_failed else Confidence.POSSIBLE,
                                           ICE_SETTLE), tuple(evidence)))
     failed_dial = next((d for d in webrtc_dials if not d.ok), None)
     what = failed.what if failed else (failed_dial.error if failed_dial else "no upgraded connection in the log")
     at = failed or failed_dial
-    b.step("upgrade", "WebRTC upgrade", StepStatus.FAILED, what + (f" ({_at(log, at)})" if at else ""), at)
+    b.step("upgrade", "WebRTC upgrade", StepStatus.FAILED, what + (f" ({at_line(log, at)})" if at else ""), at)
     return None
 
 
@@ -380,10 +380,10 @@ def _closed_after_attempts(b: Builder, log: JsLog, peer: str | None,
     o, closing, end = rounds[0]
     after = closing.t_s - end.t_s
     worked = upgraded is not None and o.line < upgraded.line
-    detail = (f"{_at(log, closing)}: this node closed its relayed connection to {o.peer_id} {after:.3f} s after "
-              f"the WebRTC attempt ended ({_at(log, end)}: {getattr(end, 'what', 'connected')}); "
+    detail = (f"{at_line(log, closing)}: this node closed its relayed connection to {o.peer_id} {after:.3f} s after "
+              f"the WebRTC attempt ended ({at_line(log, end)}: {getattr(end, 'what', 'connected')}); "
               f"{len(rounds)} relayed connection(s) closed so in this log")
-    b.find(_cited(C.remote_closed_after_upgrade(detail, after, worked, "dialer"), (detail,)))
+    b.find(cited(C.remote_closed_after_upgrade(detail, after, worked, "dialer"), (detail,)))
     if len(rounds) < LOOP_MIN_ROUNDS or upgraded is not None:
         return None
     starts = [r[0].t_s for r in rounds]
@@ -392,7 +392,7 @@ def _closed_after_attempts(b: Builder, log: JsLog, peer: str | None,
     evidence = [f"{len(rounds)} rounds to {o.peer_id}, one every {period:.1f} s (median interval between round "
                 f"starts; intervals {', '.join(f'{i:.1f}' for i in intervals)} s); each: relayed connection opened, "
                 "WebRTC attempt failed, relayed connection closed by this node, dialed again"]
-    evidence += [f"{_at(log, r[0])} opened; {_at(log, r[1])} closed" for r in rounds]
+    evidence += [f"{at_line(log, r[0])} opened; {at_line(log, r[1])} closed" for r in rounds]
     b.find(R.reconnect_loop(len(rounds), period, tuple(evidence), False, Confidence.CERTAIN))
     b.step("reconnect", "Dialed the peer again after each failed round", StepStatus.FAILED,
            f"{len(rounds)} rounds, one every {period:.1f} s", rounds[-1][0])

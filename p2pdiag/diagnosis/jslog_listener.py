@@ -10,18 +10,16 @@ reserved again after it restarts). An expiry that passed with no refresh is `res
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 
 from p2pdiag.diagnosis.facts import ListenerLogFacts, ReservationLife
 from p2pdiag.diagnosis.findings import relay as RL
 from p2pdiag.diagnosis.findings import webrtc as W
-from p2pdiag.diagnosis.jslog import read_step
-from p2pdiag.diagnosis.model import Confidence, Finding, Outcome, StepStatus, Verdict
+from p2pdiag.diagnosis.jslog import at_line, cited, read_step
+from p2pdiag.diagnosis.model import Confidence, Outcome, StepStatus, Verdict
 from p2pdiag.diagnosis.steps import Builder, by_severity, in_time_order, short_peer_id
 from p2pdiag.evidence.events import (
     AddressDialed,
-    LogFact,
     RelayedConnectionOpened,
     ReservationCreated,
     ReservationRefreshFailed,
@@ -36,11 +34,6 @@ COMMAND = "analyze"
 ABANDONED_SETTLE = "the dialer's log for the same moments (`p2pdiag analyze` both logs together): why it gave up"
 LOST_SETTLE = ("the node's log over a longer time after the relay came back, or now: `p2pdiag dial "
                "<relay>/p2p-circuit/p2p/<this peer>`; HOP STATUS NO_RESERVATION confirms the node is not there")
-
-
-def _at(log: JsLog, fact: LogFact) -> str:
-    when = f" (t={fact.t_s:.3f} s)" if fact.t_s is not None else ""
-    return f"{log.name}:{fact.line}{when}"
 
 
 def _seconds_after_start(log: JsLog, iso: str | None) -> float | None:
@@ -65,13 +58,13 @@ def _life(b: Builder, log: JsLog, relay: str) -> ReservationLife:
             again = " again" if f is not made[0] else ""
             expiry = f"; expires {f.expiry}" if f.expiry else ""
             b.step("reservation", f"Reservation on relay {short}{again}", StepStatus.OK,
-                   f"made at {_at(log, f)}{expiry}", f)
+                   f"made at {at_line(log, f)}{expiry}", f)
         elif isinstance(f, ReservationRefreshFailed):
             b.step("reservation", f"Refresh the reservation on relay {short}", StepStatus.FAILED,
-                   f"{f.error} ({_at(log, f)})", f)
+                   f"{f.error} ({at_line(log, f)})", f)
         elif isinstance(f, ReservationRemoved):
             b.step("reservation", f"Reservation on relay {short} removed", StepStatus.FAILED,
-                   f"js-libp2p removed it from its store at {_at(log, f)}: its connection to the relay closed, "
+                   f"js-libp2p removed it from its store at {at_line(log, f)}: its connection to the relay closed, "
                    "or a refresh failed", f)
     held = bool(made) and (not removed or made[-1].line > removed[-1].line)
     lost_at = removed[-1] if removed and not held else None
@@ -79,7 +72,7 @@ def _life(b: Builder, log: JsLog, relay: str) -> ReservationLife:
         left = (log.span_s - lost_at.t_s) if log.span_s is not None and lost_at.t_s is not None else None
         redialed = [d for d in log.facts
                     if isinstance(d, AddressDialed) and d.line > lost_at.line and relay in d.address]
-        evidence = [f"{_at(log, lost_at)}: removing relay reservation with {relay} from local store"]
+        evidence = [f"{at_line(log, lost_at)}: removing relay reservation with {relay} from local store"]
         evidence.append("no reservation made again before the log ends" + (f", {left:.1f} s later" if left else ""))
         evidence.append(f"the node dialed the relay again {len(redialed)} time(s) after that" if redialed
                         else "the node did not dial the relay again")
@@ -90,7 +83,7 @@ def _life(b: Builder, log: JsLog, relay: str) -> ReservationLife:
         refreshed = [f for f in refreshes if f.line > made[-1].line]
         if not refreshed:
             b.find(RL.reservation_expired(relay, (
-                f"{_at(log, made[-1])}: created, expiry {made[-1].expiry} (t={expiry_s:.3f} s)",
+                f"{at_line(log, made[-1])}: created, expiry {made[-1].expiry} (t={expiry_s:.3f} s)",
                 f"the log goes on to t={log.span_s:.3f} s with no refresh")))
     return ReservationLife(relay, len(made), len(refreshes), len(removed), held,
                            lost_at.t_s if lost_at is not None else None, made[-1].expiry if made else None)
@@ -103,10 +96,6 @@ def _dialer_gave_up(log: JsLog, upgraded: WebRTCUpgraded) -> WebRTCStep | None:
     since = opened[-1].line if opened else 0
     return next((f for f in log.facts if isinstance(f, WebRTCStep) and f.step == "recipient-error"
                  and since < f.line < upgraded.line and "reset" in f.detail.lower()), None)
-
-
-def _cited_abandoned(what: str) -> Finding:
-    return dataclasses.replace(W.upgrade_abandoned(what), evidence=(what,), settle=ABANDONED_SETTLE)
 
 
 def diagnose_listener_log(log: JsLog) -> Verdict:
@@ -122,20 +111,20 @@ def diagnose_listener_log(log: JsLog) -> Verdict:
     inbound = [f for f in log.facts if isinstance(f, RelayedConnectionOpened) and not f.outbound]
     for f in inbound:
         b.step(f"{f.connection}.inbound", f"Inbound relayed connection from {short_peer_id(f.peer_id)}", StepStatus.OK,
-               f"at {_at(log, f)}; limits {{ duration: {f.duration_limit}, data: {f.data_limit_bytes} }}", f)
+               f"at {at_line(log, f)}; limits {{ duration: {f.duration_limit}, data: {f.data_limit_bytes} }}", f)
     upgraded = []
     for f in (f for f in log.facts if isinstance(f, WebRTCUpgraded)):
         reset = _dialer_gave_up(log, f)
         if reset is None:
             upgraded.append(f)
             b.step(f"{f.connection}.upgraded", "WebRTC upgrade answered", StepStatus.OK,
-                   f"direct connection {f.connection} at {_at(log, f)}", f)
+                   f"direct connection {f.connection} at {at_line(log, f)}", f)
             continue
-        what = f"{_at(log, reset)}: {reset.detail}, then {_at(log, f)}: 'successfully upgraded connection'"
+        what = f"{at_line(log, reset)}: {reset.detail}, then {at_line(log, f)}: 'successfully upgraded connection'"
         b.step(f"{f.connection}.upgraded", "WebRTC upgrade answered", StepStatus.FAILED,
-               f"the dialer reset signaling before ICE connected ({_at(log, reset)}); the connection js-libp2p "
+               f"the dialer reset signaling before ICE connected ({at_line(log, reset)}); the connection js-libp2p "
                f"then reported upgraded ({f.connection}) is not counted", f)
-        b.find(_cited_abandoned(what))
+        b.find(cited(W.upgrade_abandoned(what), (what,), settle=ABANDONED_SETTLE))
     if lives and not inbound:
         b.step("inbound", "Inbound relayed connections", StepStatus.INFO, "none in the log")
 
