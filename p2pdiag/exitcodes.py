@@ -13,6 +13,7 @@ class ExitCode(enum.IntEnum):
     UNREACHABLE = 4  # the peer was not reached at all (relay down, refused, no reservation...)
     RELAY_PROBLEM = 5  # relay-check: at least one relay failed a check (or could not be checked)
     SCENARIO_FAILED = 6  # lab run: the verdict is not the one the scenario expects
+    FLEET_PROBLEM = 7  # watch: a fault (a peer down, a reservation lost …) was still open when it ended
     INTERRUPTED = 130  # Ctrl-C, SIGTERM, or the overall --timeout ran out; partial trace kept
 
 

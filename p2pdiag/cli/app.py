@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from p2pdiag import __version__
-from p2pdiag.cli import analyze, common, demo, dial, explain, lab, listen, nat, relaycheck, report
+from p2pdiag.cli import analyze, common, demo, dial, explain, lab, listen, nat, relaycheck, report, watch
 from p2pdiag.exitcodes import describe
 
 app = typer.Typer(
@@ -44,4 +44,5 @@ app.command(name="demo", cls=common.Command)(demo.demo)
 app.command(name="relay-check", cls=common.Command)(relaycheck.relay_check)
 app.command(name="nat", cls=common.Command)(nat.nat)
 app.command(name="explain", cls=common.Command)(explain.explain)
+app.command(name="watch", cls=common.Command)(watch.watch)
 app.add_typer(lab.lab_app, name="lab")

@@ -30,10 +30,14 @@ def _diagnose(trace: Trace) -> Verdict:
         from p2pdiag.diagnosis.relaycheck import diagnose_relay_check
 
         return diagnose_relay_check(trace)
+    if command == "watch":
+        from p2pdiag.diagnosis.watch import diagnose_watch
+
+        return diagnose_watch(trace)
     from p2pdiag.errors import TraceFileError
 
     raise TraceFileError(
-        f"trace of command {command!r}: this p2pdiag can diagnose dial, demo, listen and relay-check traces"
+        f"trace of command {command!r}: this p2pdiag can diagnose dial, demo, listen, relay-check and watch traces"
     )
 
 

@@ -364,4 +364,67 @@ class DumpFacts:
         return {"dump": self.read.as_facts(), "mattered": self.mattered, "peer_connections": list(self.connections)}
 
 
-Details = DialFacts | ListenFacts | RelayCheckFacts | LogFacts | ListenerLogFacts | SeveralFacts | DumpFacts
+# --- watch ---------------------------------------------------------------------------------------
+
+
+def iso_seconds(unix_s: float) -> str:
+    """A wall-clock time as ISO 8601 UTC to the second."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(unix_s, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    change: str
+    module: str
+    target: str
+    subject: str | None
+    began_t_s: float
+    ended_t_s: float | None  # None: still open when the watch ended
+    detail: str
+
+    def as_fact(self, base: float) -> dict[str, object]:
+        return {"change": self.change, "module": self.module, "target": self.target, "subject": self.subject,
+                "began_at": iso_seconds(base + self.began_t_s),
+                "ended_at": None if self.ended_t_s is None else iso_seconds(base + self.ended_t_s),
+                "duration_s": None if self.ended_t_s is None else round(self.ended_t_s - self.began_t_s, 3),
+                "open": self.ended_t_s is None, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class TargetHistory:
+    module: str
+    target: str
+    what: str
+    probes: int
+    ok: int
+    last_ok: bool | None
+
+    def as_fact(self) -> dict[str, object]:
+        return {"module": self.module, "target": self.target, "what": self.what, "probes": self.probes,
+                "ok": self.ok, "availability": round(self.ok / self.probes, 4) if self.probes else None,
+                "last_ok": self.last_ok}
+
+
+@dataclass(frozen=True, slots=True)
+class WatchFacts:
+    started_unix_s: float
+    ended_t_s: float
+    shard: str | None
+    targets: tuple[TargetHistory, ...]
+    faults: tuple[Fault, ...]
+    news: tuple[Fault, ...]  # changes that are not faults (agent, limits, upgrade outcome), with ended_t_s = began
+    dropped: int = 0  # ended faults and news left out, the oldest first, to keep a long watch's memory bounded
+
+    def as_facts(self) -> dict[str, object]:
+        base = self.started_unix_s
+        return {"started_at": iso_seconds(base), "watched_s": round(self.ended_t_s, 3), "shard": self.shard,
+                "targets": [t.as_fact() for t in self.targets],
+                "faults": [f.as_fact(base) for f in self.faults],
+                "open_faults": sum(1 for f in self.faults if f.ended_t_s is None),
+                "news": [f.as_fact(base) for f in self.news], "dropped": self.dropped}
+
+
+Details = (DialFacts | ListenFacts | RelayCheckFacts | LogFacts | ListenerLogFacts | SeveralFacts | DumpFacts
+           | WatchFacts)

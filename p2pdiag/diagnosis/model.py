@@ -41,6 +41,8 @@ class Outcome(enum.Enum):
     INTERRUPTED = "interrupted"
     RELAYS_OK = "relays_ok"  # relay-check: every relay passed (warnings allowed)
     RELAY_PROBLEM = "relay_problem"  # relay-check: a relay failed, or a listed relay could not be checked
+    FLEET_OK = "fleet_ok"  # watch: no fault open at the end (faults that came and went are findings)
+    FLEET_PROBLEM = "fleet_problem"  # watch: a fault was still open when the watch ended
 
 
 OUTCOME_EXIT = {
@@ -51,6 +53,8 @@ OUTCOME_EXIT = {
     Outcome.INTERRUPTED: ExitCode.INTERRUPTED,
     Outcome.RELAYS_OK: ExitCode.OK,
     Outcome.RELAY_PROBLEM: ExitCode.RELAY_PROBLEM,
+    Outcome.FLEET_OK: ExitCode.OK,
+    Outcome.FLEET_PROBLEM: ExitCode.FLEET_PROBLEM,
 }
 
 

@@ -16,8 +16,11 @@ Clock = Callable[[], float]
 class Recorder:
     """Collects events in order. `clock` is injected so tests can run on virtual time."""
 
-    def __init__(self, clock: Clock = time.monotonic) -> None:
+    def __init__(self, clock: Clock = time.monotonic, keep: bool = True) -> None:
+        """KEEP False: events go to the sinks only (a long `watch` would otherwise grow without end);
+        the run's end is kept, so `probes.run.ended` still answers."""
         self._clock = clock
+        self._keep = keep
         self._start = clock()
         self._events: list[Event] = []
         self._sinks: list[Callable[[Event], None]] = []
@@ -30,7 +33,8 @@ class Recorder:
 
     def record(self, cls: type[E], **fields: Any) -> E:
         event = cls(t_s=round(self.now(), 6), **fields)
-        self._events.append(event)
+        if self._keep or event.kind in ("run.finished", "run.interrupted"):
+            self._events.append(event)
         for sink in self._sinks:
             sink(event)
         return event

@@ -11,6 +11,7 @@ Importing this package registers every event type, whichever module of it is imp
 - `nat`: the NAT probe;
 - `relaycheck`: relay-check's own events (import it as a module: `from p2pdiag.trace.events import
   relaycheck as rc`);
+- `watch`: watch's own events (targets, probes in brief, reservations held, changes);
 - `codec`: events to and from their trace-file form, every field checked.
 
 Every name below is re-exported so `from p2pdiag.trace.events import X` works for all of them.
@@ -18,7 +19,10 @@ Every name below is re-exported so `from p2pdiag.trace.events import X` works fo
 
 from __future__ import annotations
 
-from p2pdiag.trace.events import relaycheck  # noqa: F401  (its event types are registered with the rest)
+from p2pdiag.trace.events import (
+    relaycheck,  # noqa: F401  (its event types are registered with the rest)
+    watch,  # noqa: F401  (watch's event types, likewise)
+)
 from p2pdiag.trace.events.base import (
     EVENT_TYPES,
     Closer,

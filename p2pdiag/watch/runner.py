@@ -1,0 +1,105 @@
+"""Running the probes: every target on its own interval, every probe under its own deadline.
+
+One trio task a target. A probe that hangs is cut at its timeout (plus a small grace for the probe
+to say where it was) and becomes a failed, timed-out observation; it never delays another
+target's probe, and the next probe of the same target starts on its schedule (a probe that ran
+long skips the slots it missed instead of running back to back). Start times are spread over the
+first interval by a stable hash of the target, so 200 targets do not all start at once.
+
+What probes and holders are is injected (`Probe`, `Holder`): the real ones are p2pdiag/watch/probes.py,
+hold.py and gossip.py; a test can drive the schedule in trio's virtual time. Every observation and
+reservation state goes through the `Tracker` first, and then, with the changes it named, to every
+`Sink` (the trace, the metrics, the live view), in order, from one task at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+import trio
+
+from p2pdiag.watch.model import AnyTarget, Observation, ReservationState
+from p2pdiag.watch.tracker import Change, Tracker
+
+OVERRUN_GRACE_S = 1.0  # a probe's own timeout should end it; this is the scheduler's backstop
+MAX_START_SPREAD_S = 60.0  # first probes are spread over min(interval, this)
+
+Probe = Callable[[AnyTarget], Awaitable[Observation]]
+ReservationCallback = Callable[[ReservationState], None]
+Holder = Callable[[ReservationCallback], Awaitable[None]]  # runs until cancelled
+
+
+class Sink(Protocol):
+    def observed(self, obs: Observation, changes: Sequence[Change]) -> None: ...
+
+    def reserved(self, state: ReservationState, changes: Sequence[Change]) -> None: ...
+
+
+def start_offset(target: AnyTarget) -> float:
+    """Where in its first interval a target's first probe falls: stable, and spread over the fleet."""
+    return target.shard(10_000) / 10_000 * min(target.interval_s, MAX_START_SPREAD_S)
+
+
+def overran(target: AnyTarget, started_unix_s: float, duration_s: float) -> Observation:
+    return Observation(module=target.module, target=target.name, ok=False, started_unix_s=started_unix_s,
+                       duration_s=duration_s, failed_phase=None, error_kind="timeout", timed_out=True,
+                       error=f"the probe did not end within its timeout ({target.timeout_s:g} s)")
+
+
+class Watch:
+    def __init__(self, targets: Sequence[AnyTarget], probe: Probe, holders: Sequence[Holder] = (),
+                 sinks: Sequence[Sink] = (), wall_clock: Callable[[], float] = time.time,
+                 spread: bool = True) -> None:
+        self.targets = tuple(targets)
+        self.probe = probe
+        self.holders = tuple(holders)
+        self.sinks = list(sinks)
+        self.tracker = Tracker()
+        self.wall_clock = wall_clock
+        self.spread = spread
+        self.probes_done = 0
+
+    def deliver(self, obs: Observation) -> list[Change]:
+        changes = self.tracker.observe(obs)
+        self.probes_done += 1
+        for sink in self.sinks:
+            sink.observed(obs, changes)
+        return changes
+
+    def deliver_reservation(self, state: ReservationState) -> list[Change]:
+        changes = self.tracker.reservation(state)
+        for sink in self.sinks:
+            sink.reserved(state, changes)
+        return changes
+
+    async def run(self) -> None:
+        """Until cancelled (a signal, --duration) or a bug in a probe (which propagates: exit 1)."""
+        async with trio.open_nursery() as nursery:
+            for holder in self.holders:
+                nursery.start_soon(holder, self.deliver_reservation)
+            for target in self.targets:
+                nursery.start_soon(self._loop, target)
+
+    async def probe_once(self, target: AnyTarget) -> Observation:
+        began, wall = trio.current_time(), self.wall_clock()
+        obs: Observation | None = None
+        with trio.move_on_after(target.timeout_s + OVERRUN_GRACE_S):
+            obs = await self.probe(target)
+        if obs is None:
+            obs = overran(target, wall, trio.current_time() - began)
+        return obs
+
+    async def _loop(self, target: AnyTarget) -> None:
+        if self.spread:
+            await trio.sleep(start_offset(target))
+        next_at = trio.current_time()
+        while True:
+            self.deliver(await self.probe_once(target))
+            next_at += target.interval_s
+            now = trio.current_time()
+            if next_at < now:  # the probe ran past its slot: skip what was missed, keep the phase
+                missed = (now - next_at) // target.interval_s + 1
+                next_at += missed * target.interval_s
+            await trio.sleep_until(next_at)
