@@ -41,9 +41,11 @@ WORDS: dict[Code, tuple[str, str]] = {
     Code.PROBE_FAILED: ("{n} probe failure(s): a relay, the upgrade or the canaries stopped working",
                         "The evidence names the phase that failed. `p2pdiag dial`/`relay-check` on the target "
                         "tells more now; the trace keeps every probe."),
-    Code.RELAY_HOP_WITHDRAWN: ("A relay stopped offering Circuit Relay v2 HOP",
-                               "The node answers, but its relay service is off: check its configuration "
-                               "(go-libp2p EnableRelayService, js circuitRelayServer) and its resource limits."),
+    Code.RELAY_HOP_WITHDRAWN: ("A relay answers but does not offer Circuit Relay v2 HOP",
+                               "The node answers, but its relay service is off. go-libp2p runs it only while "
+                               "AutoNAT finds the node publicly reachable (ForceReachabilityPublic on a relay known "
+                               "to be public); otherwise check its configuration (go-libp2p EnableRelayService, "
+                               "js circuitRelayServer)."),
     Code.RESERVATION_LOST: ("{n} reservation(s) on a relay lost",
                             "A relay restart drops every reservation; clients must reserve again. Fleet nodes "
                             "that do not (js-libp2p #3601) stay unreachable through it: look for "
@@ -52,10 +54,10 @@ WORDS: dict[Code, tuple[str, str]] = {
                      "No address, direct or relayed, completed identify: the process is down or hung, or "
                      "its network is. Check the process and its host first."),
     Code.PEER_NOT_LISTENING: ("{n} peer(s) stopped listening while their process lived",
-                              "Direct dials are refused while the node still answers through a relay: its "
-                              "listener closed (a crashed transport, an exhausted file-descriptor limit, a "
-                              "listener the app stopped). Restart the node and look in its logs for the "
-                              "listener's error."),
+                              "Direct dials are refused or unanswered while the node still answers through a "
+                              "relay: its listener closed (a transport error the app did not handle, a listener "
+                              "the app stopped), or, when unanswered, a firewall or a lost port forward now drops "
+                              "the traffic. Restart the node and look in its logs for the listener's error."),
     Code.HANDSHAKE_FAILING: ("{n} address(es) accept connections but no handshake completes",
                              "Something accepts the transport connection but Noise/yamux never completes: an "
                              "overloaded or hung node, or another program (a proxy) on the port."),
@@ -67,9 +69,9 @@ WORDS: dict[Code, tuple[str, str]] = {
                             "gone, an announce filter. Peers that learned the old addresses will fail to dial."),
     Code.CIRCUIT_ADDRESS_MISSING: ("{n} peer(s) no longer announce a /p2p-circuit address",
                                    "The node holds no relay reservation, so browsers and NATed peers cannot reach "
-                                   "it. After a relay restart js-libp2p may never reserve again (#3601); a "
-                                   "refresh can also drop the address (#3571). Restart the node, or dial the "
-                                   "relay from it."),
+                                   "it. After a relay restart js-libp2p may never reserve again (#3601), even "
+                                   "once reconnected to the relay; a refresh can also drop the address (#3571). "
+                                   "Restart the node; in js-libp2p also listen on a plain /p2p-circuit address."),
     Code.CANARY_LOSS: ("GossipSub canaries did not all cross the mesh",
                        "A node between the two light peers does not forward: a validator rejecting or ignoring "
                        "messages, a mesh that lost its peers, scoring that pruned a node. Check the nodes' "
