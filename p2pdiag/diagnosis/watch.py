@@ -15,9 +15,9 @@ from p2pdiag.diagnosis.model import Finding, Outcome, Severity, Step, StepStatus
 from p2pdiag.trace.events import Event, RunInterrupted
 from p2pdiag.trace.events.watch import Changed, Probed, TargetListed, WatchStarted
 from p2pdiag.trace.file import Trace
-from p2pdiag.watch.tracker import RECOVERS, ChangeKind
+from p2pdiag.watch.tracker import SLOT, ChangeKind
 
-ENDED_BY = {v.value: k.value for k, v in RECOVERS.items()}  # a recovery's kind -> the fault it ends
+SLOT_OF = {kind.value: slot for kind, slot in SLOT.items()}  # a fault ends at the next change of its slot
 
 CODE = {
     ChangeKind.PROBE_FAILED: Code.PROBE_FAILED,
@@ -28,6 +28,9 @@ CODE = {
     ChangeKind.HANDSHAKE_FAILING: Code.HANDSHAKE_FAILING,
     ChangeKind.ADDRESS_DOWN: Code.ADDRESS_DOWN,
     ChangeKind.ADDRESS_VANISHED: Code.ADDRESS_VANISHED,
+    ChangeKind.RELAY_CUT_DURATION: Code.RELAY_CUT_DURATION,
+    ChangeKind.RELAY_CUT_DATA: Code.RELAY_CUT_DATA,
+    ChangeKind.RELAY_CUT_UNEXPLAINED: Code.RELAY_CUT_UNEXPLAINED,
     ChangeKind.CIRCUIT_ADDRESS_MISSING: Code.CIRCUIT_ADDRESS_MISSING,
     ChangeKind.CANARY_LOSS: Code.CANARY_LOSS,
     ChangeKind.SUBSCRIPTION_LOST: Code.SUBSCRIPTION_LOST,
@@ -72,6 +75,16 @@ WORDS: dict[Code, tuple[str, str]] = {
                                    "it. After a relay restart js-libp2p may never reserve again (#3601), even "
                                    "once reconnected to the relay; a refresh can also drop the address (#3571). "
                                    "Restart the node; in js-libp2p also listen on a plain /p2p-circuit address."),
+    Code.RELAY_CUT_DURATION: ("A relay cut circuits at its duration limit",
+                              "Every relayed connection through it ends that long after it opened: apps that "
+                              "stay on the relay (no direct upgrade) reconnect in a loop. Raise the relay's "
+                              "duration limit, or upgrade to a direct connection before it bites."),
+    Code.RELAY_CUT_DATA: ("A relay cut circuits at its data limit",
+                          "Every relayed connection through it ends after that many bytes: identify, ping and "
+                          "signaling count. Raise the relay's data limit, or upgrade before it bites."),
+    Code.RELAY_CUT_UNEXPLAINED: ("A relay cut circuits, and neither announced limit explains it",
+                                 "The relay ended a held circuit before its announced limits: an overloaded "
+                                 "relay, a restart, or limits it enforces but does not announce."),
     Code.CANARY_LOSS: ("GossipSub canaries did not all cross the mesh",
                        "A node between the two light peers does not forward: a validator rejecting or ignoring "
                        "messages, a mesh that lost its peers, scoring that pruned a node. Check the nodes' "
@@ -128,15 +141,15 @@ class History:
             c[1] += e.ok
             self.last_ok[(e.module, e.target)] = e.ok
         elif isinstance(e, Changed):
-            if e.bad:
-                key = (e.change, e.module, e.target, e.subject)
-                if key not in self.open:
-                    self.open[key] = Fault(e.change, e.module, e.target, e.subject, e.t_s, None, e.detail)
-            elif e.change in ENDED_BY:
-                began = self.open.pop((ENDED_BY[e.change], e.module, e.target, e.subject), None)
-                if began is not None:
+            slot = SLOT_OF.get(e.change)
+            if slot is not None:
+                key = (slot, e.module, e.target, e.subject)
+                began = self.open.pop(key, None)
+                if began is not None:  # whatever the slot became, its fault ended here
                     self._keep(self.ended, Fault(began.change, began.module, began.target, began.subject,
                                                  began.began_t_s, e.t_s, began.detail))
+                if e.bad:
+                    self.open[key] = Fault(e.change, e.module, e.target, e.subject, e.t_s, None, e.detail)
             else:
                 self._keep(self.news, Fault(e.change, e.module, e.target, e.subject, e.t_s, e.t_s, e.detail))
         elif isinstance(e, TargetListed):

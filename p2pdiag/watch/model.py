@@ -132,6 +132,9 @@ class AddrDial:
     error: str | None = None  # one line
     duration_s: float | None = None
     tried: bool = True  # False: a transport p2pdiag cannot dial (listed so it still counts per transport)
+    held_s: float | None = None  # through a relay: how long the circuit was held after identify (pings over it)
+    cut: str | None = None  # ...and, when the relay ended it while held: "duration", "data" or "unexplained"
+    cut_after_s: float | None = None  # the circuit's age when it was cut
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +148,7 @@ class PeerFacts:
 
 @dataclass(frozen=True, slots=True)
 class UpgradeFacts:
-    outcome: str  # the dial verdict's outcome ("upgraded", "relayed-only", "failed" …)
+    outcome: str  # the dial verdict's outcome ("upgraded", "relayed_only", "unreachable" …)
     causes: tuple[str, ...]  # finding codes, the headline first
     certainty: str | None = None
     exit_code: int = 0

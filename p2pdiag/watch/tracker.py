@@ -1,73 +1,88 @@
-"""What changed between two probes of a target: the one place watch's events are decided.
+"""What changed in a target: the one place watch's events are decided.
 
-Pure: no I/O, no clock of its own. `Tracker.observe(obs)` compares a probe's `Observation` with the
-last one of the same target and returns the `Change`s it shows, in a fixed order; `reservation(state)`
-does the same for the reservation watch holds on a relay. It keeps the last observation of each
-target and nothing else, so memory does not grow with time.
+Pure: no I/O, no clock of its own. `Tracker.observe(obs)` compares a probe's `Observation` with what
+the tracker remembers of the target and returns the `Change`s it shows, in a fixed order;
+`reservation(state)` does the same for the reservation watch holds on a relay.
 
-A change is named the first time the evidence shows it, so a fault is named at the first probe
-that sees it (within one interval of it happening). The first probe of a target reports what is
-wrong (a peer down, an address that does not answer) but not what is fine.
+What it remembers is a state per *slot*: the peer as a whole (up, not listening, down), each path
+to it (ok, down, handshake failing, cut by its relay), the addresses it announced, the circuit
+address, the probe's success, the relay's HOP and reservation, the canaries, each watched
+subscription. A slot holds one state at a time, so a fault ends when its slot leaves it, whatever it
+goes to (a handshake failure that becomes a refused address ends and the address-down begins),
+and `analyze` pairs them by slot (`SLOT`). Facts compared across probes (announced addresses,
+agent, limits) are compared with the last probe that had them, so a restart that took longer than
+one interval is still seen. Memory: a few values per target and per path, never per probe.
+
+A change is named at the first probe that shows it (within one interval of it happening). The
+first probe of a target reports what is wrong (a peer down, an address that does not answer), not
+what is fine. A probe without the module's facts (cut by the scheduler) changes no slot but the
+probe's own.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from p2pdiag.diagnosis.codes import Code
 from p2pdiag.watch.model import AddrDial, Module, Observation, ReservationState
 
 
 class ChangeKind(enum.Enum):
-    """Each is a state change of one target; the pairs are down/up of the same thing. A fault's kind is
-    the finding code `analyze` of a watch trace gives it (docs/verdicts/<code>.md)."""
+    """A state change of one slot of one target. A fault's kind is the finding code `analyze` of a
+    watch trace gives it (docs/verdicts/<code>.md); the others end a fault, or are news."""
 
     PROBE_FAILED = Code.PROBE_FAILED.value  # a relay, upgrade or gossipsub probe failed
     PROBE_RECOVERED = "probe-recovered"
-    RELAY_HOP_WITHDRAWN = Code.RELAY_HOP_WITHDRAWN.value  # identify no longer lists the HOP protocol
+    RELAY_HOP_WITHDRAWN = Code.RELAY_HOP_WITHDRAWN.value  # identify does not list the HOP protocol
     RELAY_HOP_OFFERED = "relay-hop-offered"
-    RELAY_LIMITS_CHANGED = Code.RELAY_LIMITS_CHANGED.value  # the Limit a RESERVE announced is not the last one
     RESERVATION_LOST = Code.RESERVATION_LOST.value  # the reservation watch holds went down
     RESERVATION_RESTORED = "reservation-restored"
     PEER_DOWN = Code.PEER_DOWN.value  # no path to the peer completed identify
-    PEER_UP = "peer-up"
     PEER_NOT_LISTENING = Code.PEER_NOT_LISTENING.value  # direct dials refused, the peer alive via a relay
-    PEER_LISTENING = "peer-listening"
+    PEER_UP = "peer-up"  # ends either
+    ADDRESS_DOWN = Code.ADDRESS_DOWN.value  # one path (an address, or the peer through one relay) failed
     HANDSHAKE_FAILING = Code.HANDSHAKE_FAILING.value  # connects, but no security handshake
-    HANDSHAKE_OK = "handshake-ok"
-    ADDRESS_DOWN = Code.ADDRESS_DOWN.value  # one address (direct, or through one relay) stopped answering
-    ADDRESS_UP = "address-up"
-    ADDRESS_VANISHED = Code.ADDRESS_VANISHED.value  # the peer's identify stopped announcing an address
+    RELAY_CUT_DURATION = Code.RELAY_CUT_DURATION.value  # a held circuit cut at the relay's duration limit
+    RELAY_CUT_DATA = Code.RELAY_CUT_DATA.value  # ...at its data limit
+    RELAY_CUT_UNEXPLAINED = Code.RELAY_CUT_UNEXPLAINED.value  # ...by the relay, neither limit explaining it
+    PATH_OK = "path-ok"  # ends any of the path's faults
+    PATH_DROPPED = "path-dropped"  # the path is no longer dialed (no longer announced): its fault ends unjudged
+    ADDRESS_VANISHED = Code.ADDRESS_VANISHED.value  # identify stopped announcing an address
     ADDRESS_APPEARED = "address-appeared"
     CIRCUIT_ADDRESS_MISSING = Code.CIRCUIT_ADDRESS_MISSING.value  # no /p2p-circuit address announced any more
     CIRCUIT_ADDRESS_BACK = "circuit-address-back"
-    AGENT_CHANGED = Code.AGENT_CHANGED.value  # a restart with another version, or another program on the address
-    UPGRADE_CHANGED = Code.UPGRADE_CHANGED.value  # the upgrade's outcome or headline cause is not the last one
     CANARY_LOSS = Code.CANARY_LOSS.value  # canaries sent across the mesh did not all arrive
     CANARY_RECOVERED = "canary-recovered"
-    SUBSCRIPTION_LOST = Code.SUBSCRIPTION_LOST.value  # a watched node no longer seen subscribed to the topic
+    SUBSCRIPTION_LOST = Code.SUBSCRIPTION_LOST.value  # a watched node not seen subscribed to the topic
     SUBSCRIPTION_SEEN = "subscription-seen"
+    AGENT_CHANGED = Code.AGENT_CHANGED.value  # news: a restart with another version, or another program
+    RELAY_LIMITS_CHANGED = Code.RELAY_LIMITS_CHANGED.value  # news: the announced Limit differs
+    UPGRADE_CHANGED = Code.UPGRADE_CHANGED.value  # news: the upgrade's outcome or headline cause differs
 
 
-
-# each fault and the change that ends it (the same target, module and subject)
-RECOVERS = {
-    ChangeKind.PROBE_FAILED: ChangeKind.PROBE_RECOVERED,
-    ChangeKind.RELAY_HOP_WITHDRAWN: ChangeKind.RELAY_HOP_OFFERED,
-    ChangeKind.RESERVATION_LOST: ChangeKind.RESERVATION_RESTORED,
-    ChangeKind.PEER_DOWN: ChangeKind.PEER_UP,
-    ChangeKind.PEER_NOT_LISTENING: ChangeKind.PEER_LISTENING,
-    ChangeKind.HANDSHAKE_FAILING: ChangeKind.HANDSHAKE_OK,
-    ChangeKind.ADDRESS_DOWN: ChangeKind.ADDRESS_UP,
-    ChangeKind.ADDRESS_VANISHED: ChangeKind.ADDRESS_APPEARED,
-    ChangeKind.CIRCUIT_ADDRESS_MISSING: ChangeKind.CIRCUIT_ADDRESS_BACK,
-    ChangeKind.CANARY_LOSS: ChangeKind.CANARY_RECOVERED,
-    ChangeKind.SUBSCRIPTION_LOST: ChangeKind.SUBSCRIPTION_SEEN,
+K = ChangeKind
+# the slot each kind belongs to: a fault in a slot ends when another change of the same slot (same
+# target and subject) comes. News kinds have no slot.
+SLOT: dict[ChangeKind, str] = {
+    K.PROBE_FAILED: "probe", K.PROBE_RECOVERED: "probe",
+    K.RELAY_HOP_WITHDRAWN: "hop", K.RELAY_HOP_OFFERED: "hop",
+    K.RESERVATION_LOST: "reservation", K.RESERVATION_RESTORED: "reservation",
+    K.PEER_DOWN: "peer", K.PEER_NOT_LISTENING: "peer", K.PEER_UP: "peer",
+    K.ADDRESS_DOWN: "path", K.HANDSHAKE_FAILING: "path", K.RELAY_CUT_DURATION: "path", K.RELAY_CUT_DATA: "path",
+    K.RELAY_CUT_UNEXPLAINED: "path", K.PATH_OK: "path", K.PATH_DROPPED: "path",
+    K.ADDRESS_VANISHED: "announced", K.ADDRESS_APPEARED: "announced",
+    K.CIRCUIT_ADDRESS_MISSING: "circuit", K.CIRCUIT_ADDRESS_BACK: "circuit",
+    K.CANARY_LOSS: "canary", K.CANARY_RECOVERED: "canary",
+    K.SUBSCRIPTION_LOST: "subscription", K.SUBSCRIPTION_SEEN: "subscription",
 }
-
-
-BAD = frozenset(RECOVERS)  # a fault appeared; the other kinds are a fault ending, or news (agent, limits, upgrade)
+BAD = frozenset({
+    K.PROBE_FAILED, K.RELAY_HOP_WITHDRAWN, K.RESERVATION_LOST, K.PEER_DOWN, K.PEER_NOT_LISTENING, K.ADDRESS_DOWN,
+    K.HANDSHAKE_FAILING, K.RELAY_CUT_DURATION, K.RELAY_CUT_DATA, K.RELAY_CUT_UNEXPLAINED, K.ADDRESS_VANISHED,
+    K.CIRCUIT_ADDRESS_MISSING, K.CANARY_LOSS, K.SUBSCRIPTION_LOST,
+})
+NEWS = frozenset(set(ChangeKind) - set(SLOT))
+CUTS = {"duration": K.RELAY_CUT_DURATION, "data": K.RELAY_CUT_DATA, "unexplained": K.RELAY_CUT_UNEXPLAINED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +92,7 @@ class Change:
     target: str
     at_unix_s: float
     detail: str  # one line for a person: what changed and the evidence
-    subject: str | None = None  # the address, relay or peer id the change is about, when not the target itself
+    subject: str | None = None  # the address, path or peer id it is about, when not the target itself
 
     @property
     def bad(self) -> bool:
@@ -92,10 +107,6 @@ def why(obs: Observation) -> str:
     return ": ".join(parts) if parts else "failed"
 
 
-def _direct(d: AddrDial) -> bool:
-    return d.relay is None and d.tried
-
-
 def _failure(d: AddrDial) -> str:
     what = d.failed_phase or "dial"
     if d.error:
@@ -103,15 +114,21 @@ def _failure(d: AddrDial) -> str:
     return f"{what} failed ({d.error_kind})" if d.error_kind else f"{what} failed"
 
 
-def _dial_key(d: AddrDial) -> str:
+def path_key(d: AddrDial) -> str:
     return d.addr if d.relay is None else f"{d.addr} via {d.relay}"
 
 
-def _limits(obs: Observation) -> tuple[float | None, int | None] | None:
-    r = obs.relay
-    if r is None or r.reservation_status != "OK":
-        return None
-    return r.limit_duration_s, r.limit_data_bytes
+def _path_state(d: AddrDial) -> tuple[ChangeKind, str]:
+    """A path's state as the kind that names it, and the evidence."""
+    if d.ok and d.cut is not None:
+        age = f" after {d.cut_after_s:.1f} s" if d.cut_after_s is not None else ""
+        return CUTS.get(d.cut, K.RELAY_CUT_UNEXPLAINED), f"{path_key(d)}: the relay cut the circuit{age} ({d.cut})"
+    if d.ok:
+        return K.PATH_OK, f"{path_key(d)} answers"
+    if d.reached and not d.secured:
+        return K.HANDSHAKE_FAILING, (f"{d.addr}: the transport connects but the handshake does not complete "
+                                     f"({_failure(d)})")
+    return K.ADDRESS_DOWN, f"{path_key(d)}: {_failure(d)}"
 
 
 def _show_limits(limits: tuple[float | None, int | None]) -> str:
@@ -121,164 +138,160 @@ def _show_limits(limits: tuple[float | None, int | None]) -> str:
     return f"{d}, {b}"
 
 
-def _refused_everywhere(direct: list[AddrDial]) -> bool:
-    """Every direct dial failed before a handshake could start: nothing listens there any more."""
-    return bool(direct) and all(not d.ok and not d.reached for d in direct)
-
-
 def _is_circuit(addr: str) -> bool:
     return "/p2p-circuit" in addr
 
 
+@dataclass(slots=True)
+class _State:
+    """What the tracker remembers of one target."""
+
+    slots: dict[tuple[str, str | None], ChangeKind] = field(default_factory=dict)  # (slot, subject) -> state
+    listen_addrs: tuple[str, ...] | None = None  # the last identify that answered
+    agent: str | None = None
+    limits: tuple[float | None, int | None] | None = None
+    upgrade: tuple[str, tuple[str, ...]] | None = None
+    down_since: float | None = None  # the reservation's
+
+
 class Tracker:
     def __init__(self) -> None:
-        self._last: dict[tuple[Module, str], Observation] = {}
-        self._reservations: dict[str, ReservationState] = {}
-        self._down_since: dict[str, float] = {}
+        self._state: dict[tuple[Module, str], _State] = {}
 
     def forget(self, module: Module, target: str) -> None:
-        self._last.pop((module, target), None)
-        if module is Module.RELAY:
-            self._reservations.pop(target, None)
-            self._down_since.pop(target, None)
+        self._state.pop((module, target), None)
 
     def observe(self, obs: Observation) -> list[Change]:
-        key = (obs.module, obs.target)
-        before = self._last.get(key)
-        self._last[key] = obs
+        state = self._state.setdefault((obs.module, obs.target), _State())
         out: list[Change] = []
+        at = obs.started_unix_s + obs.duration_s
 
-        def change(kind: ChangeKind, detail: str, subject: str | None = None) -> None:
-            out.append(Change(kind, obs.module, obs.target, obs.started_unix_s + obs.duration_s, detail, subject))
+        def enter(slot: str, kind: ChangeKind, detail: str, subject: str | None = None, end: ChangeKind | None = None,
+                  end_detail: str = "") -> None:
+            """SLOT (of SUBJECT) is now KIND. A bad kind is named when the slot was not in it already; a
+            good one (END, with END_DETAIL) only when it ends a fault."""
+            before = state.slots.get((slot, subject))
+            state.slots[(slot, subject)] = kind
+            if kind in BAD:
+                if before != kind:
+                    out.append(Change(kind, obs.module, obs.target, at, detail, subject))
+            elif before in BAD:
+                out.append(Change(end or kind, obs.module, obs.target, at, end_detail or detail, subject))
 
-        if obs.module is Module.PEER:
-            self._peer(before, obs, change)
-        else:
-            self._probe(before, obs, change)
-        if obs.module is Module.RELAY:
-            self._relay(before, obs, change)
-        elif obs.module is Module.UPGRADE:
-            self._upgrade(before, obs, change)
-        elif obs.module is Module.GOSSIPSUB:
-            self._gossip(before, obs, change)
+        def news(kind: ChangeKind, detail: str) -> None:
+            out.append(Change(kind, obs.module, obs.target, at, detail))
+
+        if obs.module is not Module.PEER:
+            enter("probe", K.PROBE_RECOVERED if obs.ok else K.PROBE_FAILED,
+                  f"the {obs.module.value} probe succeeds again" if obs.ok else why(obs))
+        if obs.relay is not None:
+            r = obs.relay
+            if r.hop_offered is not None:
+                enter("hop", K.RELAY_HOP_OFFERED if r.hop_offered else K.RELAY_HOP_WITHDRAWN,
+                      "identify lists the HOP protocol again" if r.hop_offered else
+                      "identify does not list /libp2p/circuit/relay/0.2.0/hop: the node answers but is not a relay")
+            if r.agent:
+                if state.agent and r.agent != state.agent:
+                    news(K.AGENT_CHANGED, f"agent {state.agent!r} → {r.agent!r}")
+                state.agent = r.agent
+            if r.reservation_status == "OK":
+                limits = (r.limit_duration_s, r.limit_data_bytes)
+                if state.limits is not None and limits != state.limits:
+                    news(K.RELAY_LIMITS_CHANGED,
+                         f"announced limits {_show_limits(state.limits)} → {_show_limits(limits)}")
+                state.limits = limits
+        if obs.peer is not None:
+            self._peer(state, obs, enter, news)
+        if obs.upgrade is not None:
+            u = obs.upgrade
+            now = (u.outcome, u.causes[:1])
+            if state.upgrade is not None and now != state.upgrade:
+                was = state.upgrade
+                news(K.UPGRADE_CHANGED, f"{was[0]} ({', '.join(was[1]) or 'no finding'}) → "
+                                        f"{now[0]} ({', '.join(now[1]) or 'no finding'})")
+            state.upgrade = now
+        if obs.gossip is not None:
+            g = obs.gossip
+            lost = g.sent - g.delivered
+            if g.sent:
+                enter("canary", K.CANARY_LOSS if lost else K.CANARY_RECOVERED,
+                      f"{lost} of {g.sent} canaries did not cross the mesh within the probe's timeout" if lost
+                      else f"all {g.sent} canaries crossed the mesh again")
+            for peer_id, seen in g.subscribed.items():
+                enter("subscription", K.SUBSCRIPTION_SEEN if seen else K.SUBSCRIPTION_LOST,
+                      f"{peer_id} is subscribed to the topic again" if seen
+                      else f"{peer_id} is not seen subscribed to the topic", peer_id)
         return out
 
-    def _probe(self, before: Observation | None, obs: Observation, change) -> None:
-        if not obs.ok and (before is None or before.ok):
-            change(ChangeKind.PROBE_FAILED, why(obs))
-        elif obs.ok and before is not None and not before.ok:
-            change(ChangeKind.PROBE_RECOVERED, f"the {obs.module.value} probe succeeds again")
+    def _peer(self, state: _State, obs: Observation, enter, news) -> None:
+        p = obs.peer
+        assert p is not None
+        dials = [d for d in p.dials if d.tried]
+        direct = [d for d in dials if d.relay is None]
+        relayed_ok = [d for d in dials if d.relay is not None and d.ok]
+        if not p.identified:
+            enter("peer", K.PEER_DOWN, "no address, direct or relayed, completed identify: " + why(obs))
+        elif direct and all(not d.ok and not d.reached for d in direct) and relayed_ok:
+            enter("peer", K.PEER_NOT_LISTENING,
+                  f"{len(direct)} direct address(es) refused or unanswered ({_failure(direct[0])}), yet the peer "
+                  f"answers through {relayed_ok[0].relay}: its process lives but it no longer listens")
+        else:
+            enter("peer", K.PEER_UP, "the peer answers, and listens, again")
 
-    def _relay(self, before: Observation | None, obs: Observation, change) -> None:
-        now, was = obs.relay, before.relay if before else None
-        if now is None:
-            return
-        if now.hop_offered is False and (was is None or was.hop_offered is not False):
-            change(ChangeKind.RELAY_HOP_WITHDRAWN, "identify does not list /libp2p/circuit/relay/0.2.0/hop: "
-                                                   "the node answers but is not a relay (any more)")
-        elif now.hop_offered and was is not None and was.hop_offered is False:
-            change(ChangeKind.RELAY_HOP_OFFERED, "identify lists the HOP protocol again")
-        if was is not None and now.agent and was.agent and now.agent != was.agent:
-            change(ChangeKind.AGENT_CHANGED, f"agent {was.agent!r} → {now.agent!r}")
-        limits, old = _limits(obs), _limits(before) if before else None
-        if limits is not None and old is not None and limits != old:
-            change(ChangeKind.RELAY_LIMITS_CHANGED, f"announced limits {_show_limits(old)} → {_show_limits(limits)}")
+        dialed = set()
+        for d in dials:
+            key = path_key(d)
+            dialed.add(key)
+            kind, detail = _path_state(d)
+            enter("path", kind, detail, key)
+        for slot, subject in [k for k in state.slots if k[0] == "path" and k[1] not in dialed]:
+            enter("path", K.PATH_DROPPED, f"{subject} is no longer dialed: the peer no longer announces it",
+                  subject)
+            del state.slots[(slot, subject)]
 
-    def _peer(self, before: Observation | None, obs: Observation, change) -> None:
-        now, was = obs.peer, before.peer if before else None
-        if now is None:
-            return
-        old_dials = {_dial_key(d): d for d in was.dials} if was else {}
-        alive = now.identified
-        if not alive and (before is None or (was is not None and was.identified)):
-            change(ChangeKind.PEER_DOWN, "no address, direct or relayed, completed identify: " + why(obs))
-        elif alive and was is not None and not was.identified:
-            change(ChangeKind.PEER_UP, "identify completes again")
+        if p.identified:
+            was = state.listen_addrs
+            if was is not None:
+                for a in was:
+                    if a not in p.listen_addrs and not _is_circuit(a):
+                        enter("announced", K.ADDRESS_VANISHED, f"identify no longer announces {a}", a)
+                for a in p.listen_addrs:
+                    if not _is_circuit(a):
+                        enter("announced", K.ADDRESS_APPEARED, f"identify announces {a} again", a)
+                had = any(_is_circuit(a) for a in was)
+                has = any(_is_circuit(a) for a in p.listen_addrs)
+                if had and not has:
+                    enter("circuit", K.CIRCUIT_ADDRESS_MISSING,
+                          "identify announces no /p2p-circuit address any more: the peer holds no reservation, "
+                          "so no one can reach it through a relay")
+                elif has:
+                    enter("circuit", K.CIRCUIT_ADDRESS_BACK, "identify announces a /p2p-circuit address again")
+            for key in [k for k, v in state.slots.items() if k[0] == "announced" and v not in BAD
+                        and k[1] not in p.listen_addrs]:
+                del state.slots[key]  # announced once, gone without a fault: nothing left to judge
+            # the addresses it announced before stay the reference while a vanished one is missing
+            state.listen_addrs = tuple(dict.fromkeys((*p.listen_addrs, *(
+                a for a in (was or ()) if state.slots.get(("announced", a)) is K.ADDRESS_VANISHED
+                or (_is_circuit(a) and state.slots.get(("circuit", None)) is K.CIRCUIT_ADDRESS_MISSING)))))
+            if p.agent:
+                if state.agent and p.agent != state.agent:
+                    news(K.AGENT_CHANGED, f"agent {state.agent!r} → {p.agent!r}")
+                state.agent = p.agent
 
-        direct = [d for d in now.dials if _direct(d)]
-        relayed_ok = [d for d in now.dials if d.relay is not None and d.ok]
-        not_listening = _refused_everywhere(direct) and bool(relayed_ok)
-        was_not_listening = was is not None and _refused_everywhere([d for d in was.dials if _direct(d)]) and any(
-            d.relay is not None and d.ok for d in was.dials)
-        if not_listening and not was_not_listening:
-            change(ChangeKind.PEER_NOT_LISTENING,
-                   f"{len(direct)} direct address(es) refused or unanswered ({_failure(direct[0])}), yet the peer "
-                   f"answers through {relayed_ok[0].relay}: its process lives but it no longer listens")
-        elif was_not_listening and direct and any(d.ok for d in direct):
-            change(ChangeKind.PEER_LISTENING, "a direct address answers again")
-
-        for d in now.dials:
-            if not d.tried:
-                continue
-            old = old_dials.get(_dial_key(d))
-            handshake_failing = d.reached and not d.secured
-            if handshake_failing and (old is None or not (old.reached and not old.secured)):
-                change(ChangeKind.HANDSHAKE_FAILING, f"{d.addr}: the transport connects but the handshake "
-                                                     f"does not complete ({_failure(d)})", _dial_key(d))
-            elif old is not None and old.reached and not old.secured and d.secured:
-                change(ChangeKind.HANDSHAKE_OK, f"{d.addr}: the handshake completes again", _dial_key(d))
-            if not d.ok and (old is None or old.ok) and not handshake_failing:
-                change(ChangeKind.ADDRESS_DOWN, f"{_dial_key(d)}: {_failure(d)}", _dial_key(d))
-            elif d.ok and old is not None and not old.ok and not (old.reached and not old.secured):
-                change(ChangeKind.ADDRESS_UP, f"{_dial_key(d)} answers again", _dial_key(d))
-
-        if was is not None and was.identified and now.identified:
-            gone = [a for a in was.listen_addrs if a not in now.listen_addrs]
-            new = [a for a in now.listen_addrs if a not in was.listen_addrs]
-            had_circuit = any(_is_circuit(a) for a in was.listen_addrs)
-            has_circuit = any(_is_circuit(a) for a in now.listen_addrs)
-            for a in gone:
-                if not _is_circuit(a):
-                    change(ChangeKind.ADDRESS_VANISHED, f"identify no longer announces {a}", a)
-            for a in new:
-                if not _is_circuit(a):
-                    change(ChangeKind.ADDRESS_APPEARED, f"identify announces {a}", a)
-            if had_circuit and not has_circuit:
-                change(ChangeKind.CIRCUIT_ADDRESS_MISSING,
-                       f"identify announces no /p2p-circuit address any more (had {sum(map(_is_circuit, gone))}): "
-                       "the peer holds no reservation, so no one can reach it through a relay")
-            elif has_circuit and not had_circuit:
-                change(ChangeKind.CIRCUIT_ADDRESS_BACK, "identify announces a /p2p-circuit address again")
-            if now.agent and was.agent and now.agent != was.agent:
-                change(ChangeKind.AGENT_CHANGED, f"agent {was.agent!r} → {now.agent!r}")
-
-    def _upgrade(self, before: Observation | None, obs: Observation, change) -> None:
-        now, was = obs.upgrade, before.upgrade if before else None
-        if now is None or was is None:
-            return
-        head, old_head = now.causes[:1], was.causes[:1]
-        if (now.outcome, head) != (was.outcome, old_head):
-            change(ChangeKind.UPGRADE_CHANGED, f"{was.outcome} ({', '.join(old_head) or 'no finding'}) → "
-                                               f"{now.outcome} ({', '.join(head) or 'no finding'})")
-
-    def _gossip(self, before: Observation | None, obs: Observation, change) -> None:
-        now, was = obs.gossip, before.gossip if before else None
-        if now is None:
-            return
-        lost = now.sent - now.delivered
-        was_lost = was is not None and was.sent - was.delivered > 0
-        if lost and not was_lost:
-            change(ChangeKind.CANARY_LOSS, f"{lost} of {now.sent} canaries did not cross the mesh within the "
-                                           "probe's timeout")
-        elif not lost and now.sent and was_lost:
-            change(ChangeKind.CANARY_RECOVERED, f"all {now.sent} canaries crossed the mesh again")
-        for peer_id, seen in now.subscribed.items():
-            before_seen = was.subscribed.get(peer_id) if was is not None else None
-            if not seen and before_seen is not False:
-                change(ChangeKind.SUBSCRIPTION_LOST, f"{peer_id} is not seen subscribed to the topic", peer_id)
-            elif seen and before_seen is False:
-                change(ChangeKind.SUBSCRIPTION_SEEN, f"{peer_id} is subscribed to the topic again", peer_id)
-
-    def reservation(self, state: ReservationState) -> list[Change]:
-        before = self._reservations.get(state.target)
-        self._reservations[state.target] = state
-        if not state.up and (before is None or before.up):
-            self._down_since[state.target] = state.at_unix_s
-            why = ": ".join(p for p in (state.error_kind, state.error) if p) or "lost"
-            return [Change(ChangeKind.RESERVATION_LOST, Module.RELAY, state.target, state.at_unix_s,
-                           f"the reservation watch holds on this relay is down ({why})")]
-        if state.up and before is not None and not before.up:
-            since = self._down_since.pop(state.target, before.at_unix_s)
-            return [Change(ChangeKind.RESERVATION_RESTORED, Module.RELAY, state.target, state.at_unix_s,
-                           f"reserved again after {state.at_unix_s - since:.0f} s without a reservation")]
+    def reservation(self, res: ReservationState) -> list[Change]:
+        state = self._state.setdefault((Module.RELAY, res.target), _State())
+        before = state.slots.get(("reservation", None))
+        if not res.up:
+            state.slots[("reservation", None)] = K.RESERVATION_LOST
+            if before is not K.RESERVATION_LOST:
+                state.down_since = res.at_unix_s
+                why_down = ": ".join(p for p in (res.error_kind, res.error) if p) or "lost"
+                return [Change(K.RESERVATION_LOST, Module.RELAY, res.target, res.at_unix_s,
+                               f"the reservation watch holds on this relay is down ({why_down})")]
+            return []
+        state.slots[("reservation", None)] = K.RESERVATION_RESTORED
+        if before is K.RESERVATION_LOST:
+            since = state.down_since if state.down_since is not None else res.at_unix_s
+            return [Change(K.RESERVATION_RESTORED, Module.RELAY, res.target, res.at_unix_s,
+                           f"reserved again after {res.at_unix_s - since:.0f} s without a reservation")]
         return []

@@ -13,7 +13,7 @@ from p2pdiag.watch.model import (
     ReservationState,
     UpgradeFacts,
 )
-from p2pdiag.watch.tracker import BAD, RECOVERS, ChangeKind, Tracker
+from p2pdiag.watch.tracker import BAD, NEWS, SLOT, ChangeKind, Tracker
 
 TCP = "/ip4/127.0.0.1/tcp/4002/p2p/A"
 WS = "/ip4/127.0.0.1/tcp/4003/ws/p2p/A"
@@ -55,7 +55,7 @@ def test_a_node_that_stops_listening_while_alive_through_the_relay():
     assert "through r" in changes[0].detail and changes[0].at_unix_s == 30.1
     assert t.observe(peer(60, *refused, dial(TCP, relay="r"))) == []  # named once, not every probe
     back = t.observe(peer(90, dial(TCP), dial(WS), dial(TCP, relay="r")))
-    assert kinds(back) == [ChangeKind.PEER_LISTENING, ChangeKind.ADDRESS_UP, ChangeKind.ADDRESS_UP]
+    assert kinds(back) == [ChangeKind.PEER_UP, ChangeKind.PATH_OK, ChangeKind.PATH_OK]
 
 
 def test_a_killed_node_is_down_not_merely_not_listening():
@@ -74,7 +74,7 @@ def test_accepts_tcp_but_no_handshake():
     hung = dial(TCP, ok=False, reached=True, secured=False, phase="secure", kind="timeout")
     changes = t.observe(peer(30, hung, dial(TCP, relay="r")))
     assert kinds(changes) == [ChangeKind.HANDSHAKE_FAILING]
-    assert kinds(t.observe(peer(60, dial(TCP)))) == [ChangeKind.HANDSHAKE_OK]
+    assert kinds(t.observe(peer(60, dial(TCP)))) == [ChangeKind.PATH_OK]
 
 
 def test_addresses_that_vanish_from_identify_and_the_circuit_address():
@@ -83,8 +83,54 @@ def test_addresses_that_vanish_from_identify_and_the_circuit_address():
     changes = t.observe(peer(30, dial(TCP), addrs=(TCP,)))
     assert kinds(changes) == [ChangeKind.ADDRESS_VANISHED, ChangeKind.CIRCUIT_ADDRESS_MISSING]
     assert changes[0].subject == WS
+    assert t.observe(peer(45, dial(TCP), addrs=(TCP,))) == []  # still gone: named once
     back = t.observe(peer(60, dial(TCP), addrs=(TCP, WS, CIRCUIT), agent="js-libp2p/3.4.0"))
     assert kinds(back) == [ChangeKind.ADDRESS_APPEARED, ChangeKind.CIRCUIT_ADDRESS_BACK, ChangeKind.AGENT_CHANGED]
+
+
+def test_what_changed_while_the_peer_was_down_is_still_seen():
+    t = Tracker()
+    t.observe(peer(0, dial(TCP), dial(TCP, relay="r")))
+    t.observe(peer(30, dial(TCP, ok=False, kind="refused"), dial(TCP, ok=False, relay="r", kind="NO_RESERVATION"),
+                   addrs=(), identified=False))
+    back = t.observe(peer(60, dial(TCP), dial(TCP, ok=False, relay="r", phase="hop", kind="NO_RESERVATION"),
+                          addrs=(TCP, WS), agent="js-libp2p/3.4.0"))
+    assert kinds(back) == [ChangeKind.PEER_UP, ChangeKind.PATH_OK, ChangeKind.CIRCUIT_ADDRESS_MISSING,
+                           ChangeKind.AGENT_CHANGED]  # restarted without its reservation (#3601)
+
+
+def test_a_path_fault_ends_whatever_the_path_becomes():
+    t = Tracker()
+    hung = dial(TCP, ok=False, reached=True, secured=False, phase="secure", kind="timeout")
+    refused = dial(TCP, ok=False, phase="dial", kind="refused")
+    assert kinds(t.observe(peer(0, hung, dial(WS)))) == [ChangeKind.HANDSHAKE_FAILING]
+    assert kinds(t.observe(peer(30, refused, dial(WS)))) == [ChangeKind.ADDRESS_DOWN]  # same slot: it ends the first
+    assert kinds(t.observe(peer(60, hung, dial(WS)))) == [ChangeKind.HANDSHAKE_FAILING]
+    assert kinds(t.observe(peer(90, dial(TCP), dial(WS)))) == [ChangeKind.PATH_OK]
+
+
+def test_a_path_no_longer_dialed_ends_its_fault():
+    t = Tracker()
+    t.observe(peer(0, dial(TCP), dial(WS, ok=False, kind="refused")))
+    dropped = t.observe(peer(30, dial(TCP)))
+    assert kinds(dropped) == [ChangeKind.PATH_DROPPED] and dropped[0].subject == WS
+
+
+def test_a_probe_cut_by_the_scheduler_changes_no_peer_slot():
+    t = Tracker()
+    t.observe(peer(0, dial(TCP, ok=False, kind="refused"), dial(TCP, relay="r")))
+    cut = Observation(module=Module.PEER, target="a", ok=False, started_unix_s=30, duration_s=11, timed_out=True)
+    assert t.observe(cut) == []
+    assert kinds(t.observe(peer(60, dial(TCP), dial(TCP, relay="r")))) == [ChangeKind.PEER_UP, ChangeKind.PATH_OK]
+
+
+def test_a_relay_that_cuts_held_circuits():
+    t = Tracker()
+    cut = AddrDial(addr=TCP, transport="p2p-circuit", relay="r", ok=True, reached=True, secured=True, held_s=3.1,
+                   cut="duration", cut_after_s=3.0)
+    changes = t.observe(peer(0, dial(TCP), cut))
+    assert kinds(changes) == [ChangeKind.RELAY_CUT_DURATION] and "after 3.0 s" in changes[0].detail
+    assert kinds(t.observe(peer(30, dial(TCP), dial(TCP, relay="r")))) == [ChangeKind.PATH_OK]
 
 
 def test_addresses_are_not_judged_from_a_probe_that_did_not_identify():
@@ -109,7 +155,13 @@ def test_relay_changes():
     down = t.observe(relay(60, ok=False))
     assert kinds(down) == [ChangeKind.PROBE_FAILED] and "relay-dial failed: refused" in down[0].detail
     assert kinds(t.observe(relay(90, hop=False, ok=False))) == [ChangeKind.RELAY_HOP_WITHDRAWN]
-    assert kinds(t.observe(relay(120))) == [ChangeKind.PROBE_RECOVERED, ChangeKind.RELAY_HOP_OFFERED]
+    # back with its first limits: compared with the last probe that had limits (30 s), not the failed ones
+    assert kinds(t.observe(relay(120))) == [ChangeKind.PROBE_RECOVERED, ChangeKind.RELAY_HOP_OFFERED,
+                                            ChangeKind.RELAY_LIMITS_CHANGED]
+    # limits compared with the last probe that had them, across the outage
+    t.observe(relay(150, ok=False))
+    assert kinds(t.observe(relay(180, limits=(3600.0, 131072)))) == [ChangeKind.PROBE_RECOVERED,
+                                                                      ChangeKind.RELAY_LIMITS_CHANGED]
 
 
 def test_reservation_life():
@@ -152,10 +204,12 @@ def test_upgrade_outcome_changes():
     assert t.observe(up(1200, "relayed_only", ("udp-blocked-remote", "x"))) == []
 
 
-def test_every_fault_has_its_end_and_memory_is_one_observation_a_target():
-    assert set(RECOVERS) == BAD
-    assert not set(RECOVERS.values()) & BAD
+def test_every_fault_has_a_slot_that_can_end_it_and_memory_does_not_grow():
+    for kind in BAD:
+        assert any(SLOT[k] == SLOT[kind] and k not in BAD for k in SLOT), kind
+    assert not NEWS & BAD
     t = Tracker()
     for n in range(1000):
-        t.observe(peer(n, dial(TCP)))
-    assert len(t._last) == 1
+        t.observe(peer(n, dial(TCP), dial(WS, ok=n % 2 == 0, kind="refused")))
+    # the peer, two paths, two announced addresses, the circuit address
+    assert len(t._state) == 1 and len(t._state[(Module.PEER, "a")].slots) == 6
