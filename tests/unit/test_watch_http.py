@@ -252,7 +252,8 @@ def test_a_huge_head_is_431_and_costs_no_more_than_the_cap():
 
 def test_garbage_and_broken_requests_get_a_clear_status():
     async def test(port):
-        assert status(await exchange(port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(200) + b"\r\n\r\n")) == 400
+        tls_hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(200) + b"\r\n\r\n"
+        assert status(await exchange(port, tls_hello)) == 400
         assert status(await exchange(port, b"GET /metrics HTTP/1.1\r\nHost x\r\n\r\n")) == 400
         assert status(await exchange(port, "GET /m\u00e9trics HTTP/1.1\r\nHost: x\r\n\r\n".encode())) == 400
         assert await exchange(port, b"") == b""  # connected and left: nothing to answer
