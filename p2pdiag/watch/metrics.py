@@ -28,9 +28,9 @@ MAX_LABEL_CHARS = 128  # an agent string or a multiaddr a peer sends may be long
 MAX_ADDRS_PER_TARGET = 64  # per-address series kept per target (a hostile identify may list thousands)
 MAX_WATCHED_PER_TARGET = 64  # watched subscriptions and light peers per gossipsub target
 
-# Listen addresses are counted per transport over this fixed set (an address fitting none is
-# "other"), every one of them always present for an identified peer: a transport whose addresses
-# all vanished reads 0, which an alert compares with an hour ago.
+# Listen addresses are counted per transport, one of these (an address fitting none is "other").
+# On /metrics a transport once seen for a target stays, at 0 when its addresses all vanished, for
+# as long as the peer answers identify: an alert compares that 0 with an hour ago.
 TRANSPORTS = ("tcp", "ws", "wss", "quic", "quic-v1", "webtransport", "webrtc-direct", "webrtc", "p2p-circuit", "other")
 
 PHASE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -138,9 +138,10 @@ def _peer_facts(obs: Observation) -> Iterator[Sample]:
     if p.agent is not None:
         yield _FACT["peer_info"], (label(p.agent),), 1.0
     if p.identified:
-        per_transport = dict.fromkeys(TRANSPORTS, 0)
+        per_transport: dict[str, int] = {}
         for addr in p.listen_addrs:
-            per_transport[transport_of(addr)] += 1
+            transport = transport_of(addr)
+            per_transport[transport] = per_transport.get(transport, 0) + 1
         for transport, n in per_transport.items():
             yield _FACT["peer_listen_addresses"], (transport,), float(n)
         yield _FACT["peer_circuit_addresses"], (), float(sum("/p2p-circuit" in a for a in p.listen_addrs))
@@ -288,6 +289,8 @@ class WatchMetrics:
         self._last: dict[str, set[tuple[Gauge, tuple[str, ...]]]] = {}
         self._refreshes: dict[str, int] = {}
         self._up: dict[str, bool] = {}
+        self._transports: dict[str, set[str]] = {}  # target -> transports its listen addresses ever had
+        self.changes = 0  # counts every update, so a cached exposition knows it is out of date
 
     # --- bookkeeping
 
@@ -301,17 +304,20 @@ class WatchMetrics:
 
     def forget(self, target: str) -> None:
         """Remove every series about TARGET (no longer watched)."""
+        self.changes += 1
         for metric, labels in self._series.pop(target, set()):
             metric.remove(*labels)
         self._last.pop(target, None)
         self._refreshes.pop(target, None)
         self._up.pop(target, None)
+        self._transports.pop(target, None)
 
     # --- what watch reports
 
     def watching(self, targets: Iterable[AnyTarget], shard: tuple[int, int] = (0, 1)) -> None:
         """The targets this instance watches (after sharding) and its shard (index, count): sets
         the per-module counts and forgets every target no longer among them."""
+        self.changes += 1
         targets = list(targets)
         names = {label(t.name) for t in targets}
         for name in [n for n in self._series if n not in names]:
@@ -323,6 +329,7 @@ class WatchMetrics:
 
     def observe(self, obs: Observation) -> None:
         """One probe ended: its success, duration, phases, failure and facts."""
+        self.changes += 1
         target, module = label(obs.target), obs.module.value
         key = (module, target)
         self._track(target, self.probe_success, key).set(float(obs.ok))
@@ -344,6 +351,13 @@ class WatchMetrics:
             gauge = self.fact_gauges[fact.name]
             self._track(target, gauge, (target, *labels)).set(value)
             now.add((gauge, (target, *labels)))
+        if obs.peer is not None and obs.peer.identified:
+            seen = self._transports.setdefault(target, set())
+            counts = self.fact_gauges["peer_listen_addresses"]
+            for transport in seen - {labels[1] for metric, labels in now if metric is counts}:
+                self._track(target, counts, (target, transport)).set(0)
+                now.add((counts, (target, transport)))
+            seen.update(labels[1] for metric, labels in now if metric is counts)
         for metric, labels in self._last.get(target, set()) - now:
             self._remove(target, metric, labels)
         self._last[target] = now
@@ -361,6 +375,7 @@ class WatchMetrics:
 
     def reservation(self, state: ReservationState) -> None:
         """The reservation held on a relay changed: made, refreshed or lost."""
+        self.changes += 1
         target = label(state.target)
         self._track(target, self.reservation_up, (target,)).set(float(state.up))
         if state.up and state.expiry_unix_s is not None:
@@ -387,5 +402,6 @@ class WatchMetrics:
 
     def event(self, kind: str, target: str) -> None:
         """The tracker named a change of KIND on TARGET."""
+        self.changes += 1
         t = label(target)
         self._track(t, self.events, (label(kind, 64), t)).inc()

@@ -146,6 +146,28 @@ def test_metrics_index_and_unknown_paths():
     run_server(test, metrics=metrics)
 
 
+@pytest.mark.parametrize("refresh_s", [0.0, 0.05])
+def test_metrics_show_what_was_observed_since(refresh_s):
+    """Rendered for each request (0) or ahead of requests: a change shows, at most one refresh later."""
+    metrics = WatchMetrics()
+    line = f'p2pdiag_probe_success{{module="relay",target="{RELAY}"}} 0.0'
+
+    async def test(port):
+        assert line not in body(await exchange(port, get("/metrics")))
+        metrics.observe(relay_obs(False))
+        if refresh_s == 0:
+            assert line in body(await exchange(port, get("/metrics")))
+            return
+        for _ in range(400):  # run_server's guard bounds the wait
+            if line in body(await exchange(port, get("/metrics"))):
+                break
+            await trio.sleep(refresh_s / 2)
+        else:
+            raise AssertionError("the change never showed on /metrics")
+
+    run_server(test, metrics=metrics, limits=Limits(metrics_refresh_s=refresh_s))
+
+
 def test_probe_success_and_failure_answer_200_with_probe_success():
     async def test_ok(port):
         resp = await exchange(port, get(f"/probe?module=relay&target={quote(RELAY, safe='')}"))

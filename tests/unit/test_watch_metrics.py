@@ -121,8 +121,17 @@ def test_a_vanished_address_takes_its_series_with_it():
     assert value(m, "p2pdiag_peer_address_up", target="p1", addr=TCP, transport="tcp", via="direct") == 1.0
     # per transport the count stays, at 0, so an alert compares it with an hour ago
     assert value(m, "p2pdiag_peer_listen_addresses", target="p1", transport="ws") == 0.0
+    assert value(m, "p2pdiag_peer_listen_addresses", target="p1", transport="p2p-circuit") == 0.0
     assert value(m, "p2pdiag_peer_circuit_addresses", target="p1") == 0.0
-    assert {ls["transport"] for ls in names_with(m, "p2pdiag_peer_listen_addresses", target="p1")} == set(TRANSPORTS)
+    # only the transports this peer ever had
+    assert {ls["transport"] for ls in names_with(m, "p2pdiag_peer_listen_addresses", target="p1")} == {
+        "tcp", "ws", "p2p-circuit"}
+    assert set(TRANSPORTS) >= {"tcp", "ws", "p2p-circuit"}
+    # a peer that does not answer identify has no listen addresses to count: the counts go
+    m.observe(Observation(module=Module.PEER, target="p1", ok=False, started_unix_s=1.0, duration_s=1.0,
+                          peer=PeerFacts(identified=False)))
+    assert names_with(m, "p2pdiag_peer_listen_addresses", target="p1") == []
+    assert value(m, "p2pdiag_peer_identified", target="p1") == 0.0
 
 
 def test_relayed_dials_are_labelled_by_the_relay_and_untried_ones_are_not_series():
