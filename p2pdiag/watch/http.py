@@ -119,9 +119,12 @@ def _direct_peer_id(text: str) -> str:
 
 
 async def serve(listen: tuple[str, int], metrics: WatchMetrics, parse_target: ParseTarget, run_probe: RunProbe,
-                task_status=trio.TASK_STATUS_IGNORED, *, limits: Limits = Limits()) -> None:
+                task_status=trio.TASK_STATUS_IGNORED, *, max_timeout_s: float | None = None,
+                limits: Limits = Limits()) -> None:
     """Serve until cancelled on LISTEN (host, port; port 0 picks one). `task_status.started`
-    gets the bound port."""
+    gets the bound port. MAX_TIMEOUT_S caps a /probe's budget (`limits.probe_timeout_max_s`)."""
+    if max_timeout_s is not None:
+        limits = dataclasses.replace(limits, probe_timeout_max_s=max_timeout_s)
     host, port = listen
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]

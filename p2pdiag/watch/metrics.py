@@ -235,7 +235,7 @@ class WatchMetrics:
     """The registry `/metrics` serves, fed by watch as probes end and states change.
 
     Series about one target are tracked per target, so the ones the last observation no longer
-    supports are removed and `watching` drops every series of a target no longer watched."""
+    supports are removed and `targets` drops every series of a target no longer watched."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -275,13 +275,14 @@ class WatchMetrics:
                                         "Delivered canaries' latency, publish to receipt.", ("target",),
                                         buckets=CANARY_BUCKETS, registry=r)
         self.fact_gauges = {f.name: gauge(f.name, f.doc, ("target", *f.labels)) for f in FACTS if not f.probe_only}
-        self.targets = gauge("watch_targets", "Targets this instance watches, per module.", ("module",))
+        self.target_count = gauge("watch_targets", "Targets this instance watches, per module.", ("module",))
         self.events = counter("watch_events", "State changes the tracker named, by kind.", ("kind", "target"))
-        self.shard = gauge("watch_shard_info", "This instance's shard (index of count, value 1).", ("index", "count"))
+        self.shard = gauge("watch_shard_info", "This instance's shard: --shard INDEX/COUNT (value 1).",
+                           ("index", "count"))
         gauge("build_info", "p2pdiag's version (value 1).", ("version",)).labels(__version__).set(1)
         for m in Module:
-            self.targets.labels(m.value).set(0)
-        self.shard.labels("0", "1").set(1)
+            self.target_count.labels(m.value).set(0)
+        self.shard.labels("1", "1").set(1)
 
         # target -> every (metric, label values) set about it, to remove them when they stop being true
         self._series: dict[str, set[tuple[Gauge | Counter | Histogram, tuple[str, ...]]]] = {}
@@ -314,18 +315,20 @@ class WatchMetrics:
 
     # --- what watch reports
 
-    def watching(self, targets: Iterable[AnyTarget], shard: tuple[int, int] = (0, 1)) -> None:
-        """The targets this instance watches (after sharding) and its shard (index, count): sets
-        the per-module counts and forgets every target no longer among them."""
+    def targets(self, targets: Iterable[AnyTarget], shard: str | None = None) -> None:
+        """The targets this instance watches (after sharding) and its shard as `--shard` writes it
+        ("K/N", K from 1; None: the whole config): sets the per-module counts and the shard info,
+        and forgets every target no longer among them."""
         self.changes += 1
         targets = list(targets)
         names = {label(t.name) for t in targets}
         for name in [n for n in self._series if n not in names]:
             self.forget(name)
         for m in Module:
-            self.targets.labels(m.value).set(sum(1 for t in targets if t.module is m))
+            self.target_count.labels(m.value).set(sum(1 for t in targets if t.module is m))
+        index, _, count = (shard or "1/1").partition("/")
         self.shard.clear()
-        self.shard.labels(str(shard[0]), str(shard[1])).set(1)
+        self.shard.labels(label(index, 8), label(count or "1", 8)).set(1)
 
     def observe(self, obs: Observation) -> None:
         """One probe ended: its success, duration, phases, failure and facts."""

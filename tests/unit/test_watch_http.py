@@ -205,6 +205,19 @@ def test_probe_budget_comes_from_the_scrape_timeout_header():
     run_server(test, run_probe=probe, limits=Limits(probe_timeout_max_s=30.0))
     budgets = [t.timeout_s for t in probe.seen]
     assert budgets == [3.5, 10.0, 30.0]  # header minus the 0.5 s offset; the default; the configured cap
+
+    async def capped(port):
+        await exchange(port, get(f"/probe?module=relay&target={RELAY}", "X-Prometheus-Scrape-Timeout-Seconds: 900\r\n"))
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(partial(serve, max_timeout_s=7.0), ("127.0.0.1", 0), WatchMetrics(),
+                                       parse_target, probe)
+            await capped(port)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert probe.seen[-1].timeout_s == 7.0  # serve(max_timeout_s=...) caps it too
     assert all(t.interval_s > t.timeout_s for t in probe.seen)  # a target's timeout stays below its interval
     assert all(isinstance(t, RelayTarget) and t.relay.peer_id == RELAY_ID for t in probe.seen)
 

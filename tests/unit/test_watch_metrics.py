@@ -285,14 +285,16 @@ def test_events_targets_shard_and_forgetting_a_target():
     assert value(m, "p2pdiag_watch_events_total", kind="address-gone", target="p1") == 2.0
     targets = [PeerTarget(name="p2", interval_s=30, timeout_s=10, peer_id=PEER),
                GossipTarget(name="g1", interval_s=30, timeout_s=10, topic="t", attach=("/a", "/b"))]
-    m.watching(targets, shard=(1, 3))
+    m.targets(targets, "2/3")
     assert value(m, "p2pdiag_watch_targets", module="peer") == 1.0
     assert value(m, "p2pdiag_watch_targets", module="gossipsub") == 1.0
     assert value(m, "p2pdiag_watch_targets", module="relay") == 0.0
-    assert names_with(m, "p2pdiag_watch_shard_info") == [{"index": "1", "count": "3"}]
+    assert names_with(m, "p2pdiag_watch_shard_info") == [{"index": "2", "count": "3"}]
     left = samples(m)
     assert not [k for k in left if ("target", "p1") in k[1] or ("target", "r1") in k[1]]
     assert value(m, "p2pdiag_probe_success", module="peer", target="p2") == 1.0
+    m.targets(targets)  # the whole config again
+    assert names_with(m, "p2pdiag_watch_shard_info") == [{"index": "1", "count": "1"}]
 
 
 @pytest.mark.parametrize("ok", [True, False])
