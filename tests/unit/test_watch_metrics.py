@@ -3,12 +3,15 @@ stops being true, and that the series stay bounded over many probes and hostile 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from support.work import cost
 
 from p2pdiag.watch.metrics import (
+    FACTS,
     MAX_ADDRS_PER_TARGET,
     MAX_LABEL_CHARS,
     TRANSPORTS,
@@ -319,3 +322,12 @@ def test_probe_registry_of_a_gossipsub_probe():
     assert got[("probe_gossipsub_canaries_delivered", frozenset())] == 3.0
     assert got[("probe_gossipsub_delivery_ratio", frozenset())] == 0.75
     assert got[("probe_gossipsub_canary_latency_max_seconds", frozenset())] == pytest.approx(0.12)
+
+
+def test_every_series_is_documented():
+    page = (Path(__file__).resolve().parents[2] / "docs" / "watch-metrics.md").read_text()
+    m = WatchMetrics()
+    names = [fam.name + ("_total" if fam.type == "counter" else "") for fam in m.registry.collect()]
+    names += [f"probe_{f.name}" for f in FACTS]
+    missing = [n for n in names if f"`{n}" not in page]
+    assert not missing, f"docs/watch-metrics.md does not name: {missing}"
