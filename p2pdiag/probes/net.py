@@ -306,7 +306,9 @@ def gossipsub_router(heartbeat_s: float = 1.0) -> Any:
 
     It emits no peer exchange, and it *follows* none: py-libp2p dials the peers a PRUNE's PX lists
     whatever `do_px` says, so `_do_px` is replaced by a no-op (pinned by tests/unit/test_libp2p_pins.py).
-    Mesh degrees are the spec's defaults; a light peer is attached to one node anyway.
+    Mesh degrees are the spec's defaults; a light peer is attached to one node anyway. py-libp2p's
+    spam protection is off: it drops what one peer forwards past 10 messages a second on a topic, so
+    on a busy chat topic the canaries its attach node forwards would be dropped and counted lost.
     """
     from libp2p.custom_types import TProtocol
     from libp2p.pubsub.gossipsub import GossipSub
@@ -317,7 +319,7 @@ def gossipsub_router(heartbeat_s: float = 1.0) -> Any:
 
     return _LightGossipSub(
         protocols=[TProtocol(p) for p in MESHSUB_PROTOCOLS], degree=6, degree_low=4, degree_high=12,
-        heartbeat_interval=heartbeat_s, do_px=False, direct_peers=None,
+        heartbeat_interval=heartbeat_s, do_px=False, direct_peers=None, spam_protection_enabled=False,
     )
 
 

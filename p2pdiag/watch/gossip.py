@@ -227,6 +227,14 @@ class GossipWatcher:
                 return observation(False, facts, failed_phase="canary", error_kind=kind.value,
                                    error=f"light peer {name} could not publish: {message}")
             if facts.delivered < facts.sent:
+                # a node killed just before the probe: its connection may end only now (py-libp2p saw no
+                # EOF yet when it published), and that, not the mesh, is why the canaries were lost
+                gone = [light for light in self._lights.values()
+                        if not light.running or light.attach.peer_id not in net.connected_peers(light.host)]
+                if gone:
+                    return observation(False, facts, failed_phase="attach", error_kind=ErrorKind.CLOSED.value,
+                                       error="; ".join(f"light peer {light.name}: the connection to its attach node "
+                                                       f"{light.attach.addr} ended during the probe" for light in gone))
                 return observation(False, facts, failed_phase="canary", error=self._lost(facts, missing))
             return observation(True, facts)
         # the budget ran out before the canaries were sent
