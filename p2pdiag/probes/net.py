@@ -4,7 +4,8 @@ Everything p2pdiag's probes and WebRTC upgrade need from py-libp2p goes through 
 in the library is mended in one file (the test peers in p2pdiag/peers/ use its public API
 themselves). What this door takes from the library's private side is pinned by
 tests/unit/test_libp2p_pins.py: `_mk_identify_protobuf`, and the swarm's
-`event_background_nursery_created` and `transport_manager.set_background_nursery`.
+`event_background_nursery_created` and `transport_manager.set_background_nursery`, and GossipSub's
+`_do_px` (overridden by watch's light peers, which must never follow peer exchange).
 py-libp2p is imported only when a function here runs, so importing this module stays cheap.
 """
 
