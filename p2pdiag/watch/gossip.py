@@ -12,8 +12,9 @@ Each probe publishes `target.canaries` canaries from a and from b and waits, wit
 `target.timeout_s`, for each on the other side. A canary is a short, recognisable payload:
 `CANARY_MARKER` and a JSON object with the watcher's random run id, the probe's number, the sender,
 the sequence number and the send time. Latency is measured on one monotonic clock (both light peers
-live in this process). Other messages of the topic are let through untouched and unread; canaries
-are read only up to `MAX_CANARY_BYTES` each and `canary_cap` per probe.
+live in this process). Other messages of the topic are let through untouched and unread (a prefix
+and an origin compared: messages are signed, so the origin is the publisher's); the other light
+peer's canaries are read only up to `MAX_CANARY_BYTES` each and `canary_cap` per light peer and probe.
 
 A light peer whose attach node went away (killed, closed its listener, refused us) makes the probe
 an Observation with ok False and the reason; the next probe dials it again.
@@ -60,7 +61,7 @@ class _Probe:
         self.number = number
         self.sent: dict[tuple[str, int], float] = {}  # (sender, seq) -> monotonic send time
         self.got: dict[tuple[str, int], tuple[float, str]] = {}  # (sender, seq) -> (receive time, forwarder)
-        self.left = cap  # canaries this probe still reads
+        self.left = dict.fromkeys(NAMES, cap)  # canaries each light peer still reads in this probe
         self.all_in = trio.Event()
 
     def expect(self, count: int) -> None:
@@ -159,13 +160,13 @@ class GossipWatcher:
         """Every message of the topic, once per message id, in py-libp2p's task: cheap for others'."""
         if not data.startswith(CANARY_MARKER) or forwarder == light.peer_id:
             return  # not a canary, or our own publish
-        probe = self._probe
-        if probe.left <= 0 or len(data) > MAX_CANARY_BYTES:
-            return
-        probe.left -= 1
         other = self._lights["b" if light.name == "a" else "a"]
         if origin != other.peer_id_bytes:
-            return  # someone else's canary (another watcher on the same topic), or not from our other light peer
+            return  # another watcher's canary, or anyone's junk: not even read (messages are signed: origin is true)
+        probe = self._probe
+        if probe.left[light.name] <= 0 or len(data) > MAX_CANARY_BYTES:
+            return
+        probe.left[light.name] -= 1
         try:
             doc = json.loads(data[len(CANARY_MARKER):])
             key = (doc["from"], doc["seq"])

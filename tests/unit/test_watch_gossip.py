@@ -17,8 +17,9 @@ from p2pdiag.watch.model import GossipTarget
 TOPIC = "chat"
 
 
-def _target(x: str, y: str, canaries: int = 2) -> GossipTarget:
-    return GossipTarget(name="py-fleet", interval_s=10, timeout_s=5, topic=TOPIC, attach=(x, y), canaries=canaries)
+def _target(x: str, y: str, canaries: int = 2, timeout_s: float = 5) -> GossipTarget:
+    return GossipTarget(name="py-fleet", interval_s=10, timeout_s=timeout_s, topic=TOPIC, attach=(x, y),
+                        canaries=canaries)
 
 
 def test_canaries_cross_a_py_fleet_and_the_rest_of_the_topic_is_ignored():
@@ -57,6 +58,13 @@ def test_canaries_cross_a_py_fleet_and_the_rest_of_the_topic_is_ignored():
                 assert second.gossip.sent == second.gossip.delivered == 4
                 assert {c.via for c in second.gossip.canaries} == {x_id, y_id}
                 assert second.gossip.mesh_peers == {"a": 1, "b": 1}
+
+            # the cap: a light peer reads at most canary_cap canaries a probe (here 1 of the 2 sent to it)
+            capped = GossipWatcher(_target(x_addr, y_addr, timeout_s=2.5), heartbeat_s=0.5, canary_cap=1)
+            async with capped:
+                obs = await capped.probe()
+            assert not obs.ok and obs.failed_phase == "canary" and obs.gossip.delivered == 2, obs
+            assert {c.sender for c in obs.gossip.canaries if c.delivered} == {"a", "b"}
 
     trio.run(main)
 
