@@ -41,7 +41,7 @@ const USAGE = `usage: node browser-peer.mjs --relay MULTIADDR(/ws/p2p/RELAY_ID) 
   [--chromium /usr/bin/chromium] [--libp2p-debug NAMESPACES]
   [--chromium-log FILE [--chromium-vmodule PATTERNS]] [--webrtc-internals FILE]
   [--dial MULTIADDR [--dial-timeout-ms 15000]] [--console-capture FILE]
-  [--ignore-stdin]`
+  [--topic TOPIC ... [--mesh MULTIADDR(/ws/p2p/ID) ...]] [--ignore-stdin]`
 
 // Without the background-networking/component-update/sync switches Chromium
 // keeps trying to reach its services, and this machine's closed network
@@ -79,7 +79,10 @@ const flags = parseFlags({
   'ignore-stdin': { type: 'boolean', default: false },
   dial: { type: 'string' },
   'dial-timeout-ms': { type: 'string', default: '15000' },
-  'console-capture': { type: 'string' }
+  'console-capture': { type: 'string' },
+  // GossipSub: subscribe to each --topic, connected (WebSocket) to each --mesh node of a fleet
+  topic: { type: 'string', multiple: true, default: [] },
+  mesh: { type: 'string', multiple: true, default: [] }
 }, USAGE)
 
 if (flags.relay == null) {
@@ -309,7 +312,9 @@ try {
       iceTransportPolicy,
       key,
       timeoutMs,
-      inboundConnectionThreshold: inboundThreshold
+      inboundConnectionThreshold: inboundThreshold,
+      topics: flags.topic,
+      mesh: flags.mesh
     },
     debug: flags['libp2p-debug'] ?? null
   })

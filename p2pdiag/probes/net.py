@@ -4,7 +4,8 @@ Everything p2pdiag's probes and WebRTC upgrade need from py-libp2p goes through 
 in the library is mended in one file (the test peers in p2pdiag/peers/ use its public API
 themselves). What this door takes from the library's private side is pinned by
 tests/unit/test_libp2p_pins.py: `_mk_identify_protobuf`, and the swarm's
-`event_background_nursery_created` and `transport_manager.set_background_nursery`.
+`event_background_nursery_created` and `transport_manager.set_background_nursery`, and GossipSub's
+`_do_px` (overridden by watch's light peers, which must never follow peer exchange).
 py-libp2p is imported only when a function here runs, so importing this module stays cheap.
 """
 
@@ -292,6 +293,90 @@ async def read_delimited(stream: Any, max_bytes: int = MAX_DELIMITED_BYTES) -> b
 
 async def write_delimited(stream: Any, payload: bytes) -> None:
     await stream.write(pb.length_prefixed(payload))
+
+
+# --- GossipSub: watch's light peers ------------------------------------------------------------
+
+# What a light peer offers, newest first: py-libp2p 0.8.1 speaks meshsub 1.0 to 2.0, js-libp2p's
+# @libp2p/gossipsub 17 meshsub 1.0 to 1.2; multistream-select settles on the first both know.
+MESHSUB_PROTOCOLS = ("/meshsub/1.2.0", "/meshsub/1.1.0", "/meshsub/1.0.0")
+
+
+def gossipsub_router(heartbeat_s: float = 1.0) -> Any:
+    """py-libp2p's GossipSub for a light peer that must stay a leaf of the mesh it watches.
+
+    It emits no peer exchange, and it *follows* none: py-libp2p dials the peers a PRUNE's PX lists
+    whatever `do_px` says, so `_do_px` is replaced by a no-op (pinned by tests/unit/test_libp2p_pins.py).
+    Mesh degrees are the spec's defaults; a light peer is attached to one node anyway. py-libp2p's
+    spam protection is off: it drops what one peer forwards past 10 messages a second on a topic, so
+    on a busy chat topic the canaries its attach node forwards would be dropped and counted lost.
+    """
+    from libp2p.custom_types import TProtocol
+    from libp2p.pubsub.gossipsub import GossipSub
+
+    class _LightGossipSub(GossipSub):
+        async def _do_px(self, px_peers: Any) -> None:
+            self.px_ignored = getattr(self, "px_ignored", 0) + len(px_peers)
+
+    return _LightGossipSub(
+        protocols=[TProtocol(p) for p in MESHSUB_PROTOCOLS], degree=6, degree_low=4, degree_high=12,
+        heartbeat_interval=heartbeat_s, do_px=False, direct_peers=None, spam_protection_enabled=False,
+    )
+
+
+@asynccontextmanager
+async def pubsub_running(host: Any, router: Any, topic: str,
+                         validate: Callable[[str, bytes, bytes], bool]) -> AsyncIterator[Any]:
+    """Pubsub with `router` on a running host, subscribed to `topic` (and to no other peer's topic but it).
+
+    `validate(forwarder_peer_id, data, origin_peer_id_bytes)` sees every message of the topic first,
+    once per message id. The subscription queue is drained and dropped: the caller learns of a
+    message through `validate` only. Messages are signed (js-libp2p's default is StrictSign) and
+    their ids are origin + seqno, as js-libp2p's default for signed messages.
+    """
+    from libp2p.pubsub.pubsub import Pubsub
+    from libp2p.tools.anyio_service.context import background_trio_service
+
+    pubsub = Pubsub(host, router, strict_signing=True, allowed_topics={topic})
+    pubsub.set_topic_validator(
+        topic, lambda forwarder, msg: validate(forwarder.to_base58(), msg.data, msg.from_id), False)
+    async with background_trio_service(pubsub), background_trio_service(router):
+        await pubsub.wait_until_ready()
+        subscription = await pubsub.subscribe(topic)
+        async with trio.open_nursery() as nursery:
+
+            async def drain() -> None:
+                with contextlib.suppress(trio.EndOfChannel, trio.ClosedResourceError):
+                    while True:
+                        await subscription.get()
+
+            nursery.start_soon(drain)
+            try:
+                yield pubsub
+            finally:
+                nursery.cancel_scope.cancel()
+
+
+def pubsub_view(pubsub: Any, topic: str) -> tuple[list[str], list[str], dict[str, str]]:
+    """(mesh peers, peers known subscribed, meshsub protocol per peer) of a light peer on `topic`."""
+    router = pubsub.router
+    mesh = sorted(p.to_base58() for p in router.mesh.get(topic, ()))
+    subscribed = sorted(p.to_base58() for p in pubsub.peer_topics.get(topic, ()))
+    protocols = {p.to_base58(): str(proto) for p, proto in router.peer_protocol.items()}
+    return mesh, subscribed, protocols
+
+
+async def publish(pubsub: Any, topic: str, data: bytes) -> None:
+    await pubsub.publish(topic, data)
+
+
+def connected_peers(host: Any) -> list[str]:
+    return [p.to_base58() for p in host.get_network().connections]
+
+
+async def hang_up(host: Any, peer_id: str) -> None:
+    with contextlib.suppress(Exception):  # best-effort: a connection already gone may raise anything
+        await host.get_network().close_peer(peer_id_from_string(peer_id))
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -112,3 +112,39 @@ def test_the_bad_relay_peer_keeps_the_librarys_connect_handler():
 
     assert callable(getattr(CircuitV2Protocol, "_handle_connect", None)), \
         "py-libp2p's CircuitV2Protocol lost _handle_connect: mend p2pdiag/peers/badrelay.py"
+
+
+def test_the_light_gossipsub_peer_finds_what_it_reaches():
+    # watch's light peers (p2pdiag/watch/gossip.py, through net.gossipsub_router and net.pubsub_view):
+    # `_do_px` is overridden so a PRUNE's peer exchange is never followed (py-libp2p follows it whatever
+    # do_px says), and the mesh, the peers' topics and their meshsub protocol are read as attributes
+    from libp2p.pubsub.gossipsub import GossipSub
+
+    assert callable(getattr(GossipSub, "_do_px", None)), f"py-libp2p's GossipSub lost _do_px: {WHERE}"
+    router = net.gossipsub_router()
+    assert type(router)._do_px is not GossipSub._do_px, WHERE
+    for name in ("mesh", "peer_protocol"):
+        assert isinstance(getattr(router, name, None), dict), f"py-libp2p's GossipSub lost {name}: {WHERE}"
+
+    async def main() -> None:
+        a, b = net.make_host(), net.make_host()
+        seen: list[tuple[str, bytes]] = []
+        async with net.running(a, ["/ip4/127.0.0.1/tcp/0"]), net.running(b), \
+                net.pubsub_running(a, net.gossipsub_router(), "t", lambda f, d, o: True) as pa, \
+                net.pubsub_running(b, net.gossipsub_router(), "t", lambda f, d, o: seen.append((f, d)) or True) as pb_:
+            assert isinstance(pa.peer_topics, dict), f"py-libp2p's Pubsub lost peer_topics: {WHERE}"
+            await net.dial(b, str(a.get_addrs()[0]), a.get_id().to_base58())
+            with trio.fail_after(10):
+                while a.get_id().to_base58() not in net.pubsub_view(pb_, "t")[0]:  # noqa: ASYNC110  (no event)
+                    await trio.sleep(0.05)
+            await net.publish(pa, "t", b"x")
+            with trio.fail_after(10):
+                while not seen:  # noqa: ASYNC110  (the validator fills it)
+                    await trio.sleep(0.05)
+            assert seen == [(a.get_id().to_base58(), b"x")]
+            assert net.pubsub_view(pb_, "t")[2][a.get_id().to_base58()] == net.MESHSUB_PROTOCOLS[0]
+            # a PRUNE with peer exchange is not followed
+            await router._do_px([object()])
+            assert router.px_ignored == 1
+
+    trio.run(main)

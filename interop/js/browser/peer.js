@@ -19,6 +19,7 @@ import './rtc-log.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { gossipsub } from '@libp2p/gossipsub'
 import { generateKeyPair, privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
@@ -41,6 +42,7 @@ function report (obj) {
 
 async function main () {
   const t0 = performance.now()
+  const topics = config.topics ?? []
   const privateKey = config.key != null
     ? privateKeyFromProtobuf(Uint8Array.from(config.key))
     : await generateKeyPair('Ed25519')
@@ -74,7 +76,9 @@ async function main () {
     },
     services: {
       identify: identify({ runOnLimitedConnection: true }),
-      ping: ping({ runOnLimitedConnection: true })
+      ping: ping({ runOnLimitedConnection: true }),
+      // a chat peer of a fleet: the library's defaults, as fleet-node.mjs
+      ...(topics.length > 0 ? { pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false }) } : {})
     },
     start: false
   })
@@ -95,6 +99,34 @@ async function main () {
   // (listening on an explicit <relay>/p2p-circuit address waits for it)
   await node.start()
   const started = performance.now()
+
+  // GossipSub: subscribe, connect to the fleet's nodes (WebSocket) and wait until each of them is seen
+  // subscribed to every topic; every message received is a log line
+  const mesh = (config.mesh ?? []).map(a => multiaddr(a))
+  if (topics.length > 0) {
+    const pubsub = node.services.pubsub
+    for (const topic of topics) pubsub.subscribe(topic)
+    pubsub.addEventListener('message', (evt) => {
+      const m = evt.detail
+      log('gossip_message', { topic: m.topic, from: m.from?.toString(), bytes: m.data.byteLength,
+        head: new TextDecoder().decode(m.data.subarray(0, 32)) })
+    })
+    const signal = AbortSignal.timeout(config.timeoutMs)
+    const peers = await Promise.all(mesh.map(ma => node.dial(ma, { signal }).then(c => c.remotePeer.toString())))
+    await new Promise((resolve, reject) => {
+      const poll = setInterval(() => {
+        if (signal.aborted) {
+          clearInterval(poll)
+          reject(new Error(`the mesh nodes were not seen subscribed within ${config.timeoutMs} ms`))
+          return
+        }
+        if (topics.every(t => peers.every(p => pubsub.getSubscribers(t).some(s => s.toString() === p)))) {
+          clearInterval(poll)
+          resolve()
+        }
+      }, 50)
+    })
+  }
 
   // ready once the circuit address (and, with WebRTC, the circuit /webrtc
   // address) of the reservation shows up among our addresses
@@ -120,6 +152,7 @@ async function main () {
     relay_peer_id: config.relayPeerId,
     webrtc: config.webrtc,
     addrs,
+    topics,
     node_start_ms: Math.round(started - t0),
     addrs_ms: Math.round(performance.now() - started)
   })
