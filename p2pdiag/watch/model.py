@@ -132,6 +132,7 @@ class AddrDial:
     error: str | None = None  # one line
     duration_s: float | None = None
     tried: bool = True  # False: a transport p2pdiag cannot dial (listed so it still counts per transport)
+    phases: tuple[Phase, ...] = ()  # its own: dial, secure, identify (direct); relay-dial, hop, secure, identify
 
 
 @dataclass(frozen=True, slots=True)
