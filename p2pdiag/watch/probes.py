@@ -515,7 +515,7 @@ def upgrade_observation(p: _Probe, exit_code: int, out: bytes) -> Observation:
                              error=f"p2pdiag dial exited {exit_code} (a p2pdiag problem, not the peer's): {headline}")
     if outcome == "upgraded":
         return p.observation(True, upgrade=facts)
-    failed = next((s for s in steps if isinstance(s, dict) and s.get("status") == "fail"), None)
+    failed = next((s for s in steps if isinstance(s, dict) and s.get("status") == "failed"), None)
     phase = "upgrade"
     if failed is not None:
         key = str(failed.get("key", ""))

@@ -14,35 +14,14 @@ import time
 import pytest
 import trio
 from support import Peer, Proc
+from support.watch import FAST, hold_through_restart, phase_map, relay_target, run
 
 from p2pdiag.probes import net
 from p2pdiag.probes.relaycheck import CIRCUIT_SETTLE_S
 from p2pdiag.probes.timeouts import StepTimeouts
 from p2pdiag.targets import parse_relay
-from p2pdiag.watch.hold import ReservationHolder
-from p2pdiag.watch.model import Module, PeerTarget, RelayTarget, UpgradeTarget
+from p2pdiag.watch.model import Module, PeerTarget, UpgradeTarget
 from p2pdiag.watch.probes import P2PDIAG_ERROR, probe_context, probe_peer, probe_relay, probe_upgrade, transport_of
-
-FAST = StepTimeouts(relay_connect=3, identify=3, hop=3, reserve=3, secure=3)
-
-
-def run(fn, *args):
-    """Run fn(ctx, *args) in one watch context (one host) under trio."""
-
-    async def main():
-        async with probe_context(FAST) as ctx:
-            return await fn(ctx, *args)
-
-    return trio.run(main)
-
-
-def relay_target(addr: str, **kw) -> RelayTarget:
-    return RelayTarget(name="r1", interval_s=kw.pop("interval_s", 30), timeout_s=kw.pop("timeout_s", 8),
-                       relay=parse_relay(addr), **kw)
-
-
-def phase_map(obs) -> dict[str, float]:
-    return {p.name: p.seconds for p in obs.phases}
 
 
 def fake_peer_id() -> str:
@@ -344,24 +323,6 @@ def test_upgrade_probe_kills_a_child_that_overruns():
 RELAY_SEED = "11" * 32
 
 
-class States(list):
-    """The states a holder reported, with a wait for the one a test expects."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._changed = trio.Event()
-
-    def report(self, state) -> None:
-        self.append(state)
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def until(self, predicate, timeout_s: float) -> None:
-        with trio.fail_after(timeout_s):
-            while not (self and predicate(self)):
-                await self._changed.wait()
-
-
 def test_holder_refreshes_and_comes_back_after_a_relay_restart(spawn):
     """A py relay with a 12 s TTL: refreshed before its expiry; restarted on the same port and key, the
     loss is seen at once and the reservation made again on the next try."""
@@ -374,33 +335,17 @@ def test_holder_refreshes_and_comes_back_after_a_relay_restart(spawn):
 
     relay = start()
     port = int(relay.addr("tcp").split("/tcp/")[1].split("/")[0])
-    target = relay_target(relay.addr("tcp"), interval_s=1.0, timeout_s=3)
-    states = States()
-
-    async def main():
-        async with probe_context(FAST) as ctx:
-            holder = ReservationHolder(ctx, target, states.report)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(holder.run)
-                await states.until(lambda s: any(x.refreshes for x in s), 20)
-                await trio.to_thread.run_sync(relay.proc.stop)
-                lost_at = time.time()
-                await states.until(lambda s: not s[-1].up, 5)
-                seen = time.time() - lost_at
-                await trio.to_thread.run_sync(start, port)
-                await states.until(lambda s: s[-1].up, 10)
-                nursery.cancel_scope.cancel()
-            conns = [c for c in ctx.host.get_network().get_connections() if not c.is_closed]
-            return seen, conns
-
-    seen, conns = trio.run(main)
+    held = hold_through_restart(relay_target(relay.addr("tcp"), interval_s=1.0, timeout_s=3),
+                               lambda s: any(x.refreshes for x in s), relay.proc.stop, lambda: start(port))
+    states = held.states
     made, refreshed = states[0], next(s for s in states if s.refreshes)
     assert made.up and made.refreshes == 0 and made.limit_duration_s == 3600 and made.expiry_unix_s > made.at_unix_s
     # 3/4 of the 12 s TTL is 9 s, its expiry less 60 s is already past: refreshed at the 5 s floor
     assert 4.9 <= refreshed.at_unix_s - made.at_unix_s <= 7.0, states
     assert refreshed.expiry_unix_s > made.expiry_unix_s
     down = next(s for s in states if not s.up)
-    assert down.error_kind == "closed" and "closed" in down.error and seen < 2.0, states
+    assert down.error_kind == "closed" and "closed" in down.error and held.loss_seen_s < 2.0, states
     back = states[-1]
+    assert held.again.peer_id == relay.peer_id
     assert back.up and back.refreshes == 0 and back.at_unix_s > down.at_unix_s
-    assert conns == []  # cancelled: its connection is closed
+    assert held.connections_left == []  # cancelled: its connection is closed
