@@ -72,12 +72,20 @@ async def running(host: Any, listen_addrs: list[str] | None = None) -> AsyncIter
                 nursery.cancel_scope.cancel()
 
 
-async def stop_background_dials(host: Any) -> None:
-    """Stop py-libp2p's auto-connector on a running host: it dials the peers in the peerstore
-    whenever the host has fewer connections than its watermark (every 30 s, more often below its
-    minimum), so a watch host, which knows every target, would hold connections its probes never
-    opened. Call it inside `running` (the swarm starts the auto-connector as it starts)."""
-    await host.get_network().auto_connector.stop()
+UNLIMITED_CONNECTIONS = 1_000_000
+
+
+async def own_connections_only(host: Any) -> None:
+    """Make a running host's connections its probes' alone: py-libp2p's auto-connector dials the
+    peers in the peerstore whenever the host has fewer connections than its watermark (every 30 s,
+    more often below its minimum), and its swarm refuses dials past 300 connections, prunes past
+    300 and trims a peer's connections past 3 (the oldest idle first: a held relay reservation's).
+    Watch opens and closes every connection itself and bounds how many, so the auto-connector is
+    stopped and the limits lifted. Call it inside `running` (the swarm starts the auto-connector)."""
+    network = host.get_network()
+    await network.auto_connector.stop()
+    config = network.connection_config
+    config.max_connections = config.high_watermark = config.max_connections_per_peer = UNLIMITED_CONNECTIONS
 
 
 class _WebSocketDial:

@@ -18,6 +18,7 @@ and the Observation is read from those events.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import subprocess
@@ -65,6 +66,7 @@ from p2pdiag.watch.model import (
     UpgradeTarget,
 )
 from p2pdiag.wire.circuit import HOP_PROTOCOL
+from p2pdiag.wire.identify import IDENTIFY_PROTOCOL
 
 DIALABLE = frozenset({"tcp", "ws"})  # the transports net.make_host's host dials
 MAX_LEARNED_ADDRS = 16  # a peer's identify may announce any number of addresses: at most this many are dialed
@@ -90,8 +92,21 @@ async def probe_context(timeouts: StepTimeouts | None = None, wall_clock: Callab
     """Make the watch run's one host and run it (listening nowhere) for the block."""
     host = net.make_host(key_pair)
     async with net.running(host):
-        await net.stop_background_dials(host)  # the connections are the probes' own, and only theirs
+        await net.own_connections_only(host)  # no dials, prunes or trims of py-libp2p's own
+        host.set_stream_handler(IDENTIFY_PROTOCOL, functools.partial(_answer_identify, host))
         yield ProbeContext(host, timeouts or StepTimeouts(), wall_clock)
+
+
+async def _answer_identify(host: Any, stream: Any) -> None:
+    """Identify answered at once. py-libp2p's handler first waits up to 0.5 s, waking every 10 ms, for
+    the host to have a listen address, and a watch host listens nowhere: every relay and peer that
+    identifies the watch on each new connection cost it 50 wake-ups (a third of a relay probe's CPU)."""
+    try:
+        await net.write_delimited(stream, net.identify_message(host))
+    except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
+        net.classify(exc)  # the peer closed or reset the stream: nothing to answer
+    finally:
+        await net.close_quietly(stream)
 
 
 def close_margin(timeout_s: float) -> float:

@@ -197,6 +197,9 @@ def test_an_older_connection_does_not_make_a_probe_pass(peers):
             stream = await net.open_stream(old, "/ipfs/id/1.0.0", 3)  # the old connection still works
             await net.close_quietly(stream)
             held = [c for c in ctx.host.get_network().get_connections() if not c.is_closed]
+            # py-libp2p would trim a peer's connections past 3, oldest idle first (a held reservation's)
+            config = ctx.host.get_network().connection_config
+            assert config.max_connections_per_peer == config.max_connections == net.UNLIMITED_CONNECTIONS
             nursery.cancel_scope.cancel()
             return first, second, old, held
 
