@@ -530,6 +530,9 @@ def upgrade_observation(p: _Probe, exit_code: int, out: bytes) -> Observation:
                              error=f"p2pdiag dial exited {exit_code} (a p2pdiag problem, not the peer's): {headline}")
     if outcome == "upgraded":
         return p.observation(True, upgrade=facts)
+    if outcome == "interrupted":  # the child's --timeout (the probe's budget) ran out, or it was signalled
+        return p.observation(False, failed_phase="upgrade", error_kind=TIMEOUT, timed_out=True, upgrade=facts,
+                             error=headline)
     failed = next((s for s in steps if isinstance(s, dict) and s.get("status") == "failed"), None)
     phase = "upgrade"
     if failed is not None:

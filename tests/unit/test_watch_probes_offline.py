@@ -90,6 +90,14 @@ def test_a_failed_upgrade_names_its_cause_and_phase():
     assert "ice" not in {p.name for p in obs.phases} and "signaling" in {p.name for p in obs.phases}
 
 
+def test_an_interrupted_dial_ran_out_of_the_probes_time():
+    doc = verdict_document(diagnose(load(TRACES.parent / "relay" / "dial-interrupted.jsonl")))
+    obs = observe(doc["exit_code"], doc)
+    assert not obs.ok and obs.timed_out and obs.error_kind == "timeout" and obs.upgrade.exit_code == 130
+    assert obs.upgrade.outcome == "interrupted" and "run-interrupted" in obs.upgrade.causes
+    assert obs.failed_phase == "upgrade" and {p.name for p in obs.phases} >= {"relay-dial", "hop", "identify"}
+
+
 @pytest.mark.parametrize("code, out", [
     (2, json.dumps(error_document("dial", 2, "p2pdiag: error: bad peer id")).encode()),
     (1, json.dumps(error_document("dial", 1, "internal error")).encode()),
