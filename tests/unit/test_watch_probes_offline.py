@@ -108,3 +108,19 @@ def test_an_interrupted_dial_ran_out_of_the_probes_time():
 def test_p2pdiag_errors_are_not_the_peers(code, out):
     obs = observe(code, out)
     assert not obs.ok and obs.error_kind == P2PDIAG_ERROR and "not the peer's" in obs.error
+
+
+def test_a_bug_in_p2pdiag_raises_instead_of_becoming_an_observation():
+    # no host at all (host=None): the dial fails with AttributeError, a programming error, which
+    # net.classify raises again instead of reporting it as the relay's or the peer's fault
+    from p2pdiag.watch.model import PeerTarget, RelayTarget
+    from p2pdiag.watch.probes import probe_peer, probe_relay
+
+    ctx = ProbeContext(host=None)
+    relay = RelayTarget(name="r", interval_s=30, timeout_s=5, relay=parse_relay(f"/ip4/127.0.0.1/tcp/1/p2p/{RELAY}"))
+    peer = PeerTarget(name="p", interval_s=30, timeout_s=5, peer_id=PEER, addrs=("/ip4/127.0.0.1/tcp/1",))
+    with pytest.raises(AttributeError):
+        trio.run(probe_relay, ctx, relay)
+    with pytest.raises(BaseExceptionGroup) as group:  # the peer's dials run in a nursery
+        trio.run(probe_peer, ctx, peer)
+    assert group.group_contains(AttributeError)
