@@ -26,7 +26,7 @@ import { createLibp2p } from 'libp2p'
 import { emit, errorString, exitOnShutdown, iceServersFlag, intFlag, loadOrCreateKey, log, logConnections, parseFlags, rtcConfiguration } from './common.mjs'
 
 const USAGE = `usage: node listener.mjs --relay MULTIADDR(/p2p/RELAY_ID) [--no-webrtc]
-  [--tcp-port N] [--host 127.0.0.1] [--webrtc-bind-address 127.0.0.1] [--ice-servers JSON] [--key FILE]
+  [--tcp-port N] [--ws-port N] [--host 127.0.0.1] [--webrtc-bind-address 127.0.0.1] [--ice-servers JSON] [--key FILE]
   [--inbound-connection-threshold 100] [--timeout-ms 20000] [--ignore-stdin]
   [--open PROTOCOL (open a stream of it to every peer that connects, limited connections too)]`
 
@@ -35,6 +35,7 @@ const flags = parseFlags({
   'no-webrtc': { type: 'boolean', default: false },
   host: { type: 'string', default: '127.0.0.1' },
   'tcp-port': { type: 'string' },
+  'ws-port': { type: 'string' },
   'webrtc-bind-address': { type: 'string', default: '127.0.0.1' },
   // RTCIceServer list, e.g. '[{"urls":"stun:203.0.113.3:3478"}]'; none by default
   'ice-servers': { type: 'string', default: '[]' },
@@ -64,6 +65,7 @@ if (relayPeerId == null) {
 }
 const withWebRTC = !flags['no-webrtc']
 const tcpPort = intFlag(flags, 'tcp-port')
+const wsPort = intFlag(flags, 'ws-port')
 const timeoutMs = intFlag(flags, 'timeout-ms', { min: 1 })
 const inboundThreshold = intFlag(flags, 'inbound-connection-threshold', { min: 1 })
 const iceServers = iceServersFlag(flags)
@@ -71,6 +73,7 @@ const iceServers = iceServersFlag(flags)
 const listen = [`${relayAddr.toString()}/p2p-circuit`]
 if (withWebRTC) listen.push('/webrtc')
 if (tcpPort != null) listen.push(`/ip4/${flags.host}/tcp/${tcpPort}`)
+if (wsPort != null) listen.push(`/ip4/${flags.host}/tcp/${wsPort}/ws`)
 
 const transports = [tcp(), webSockets(), circuitRelayTransport()]
 if (withWebRTC) {

@@ -86,6 +86,7 @@ class RelaySettings:
     max_reservations: int = 4
     reservation_ttl_s: int = 3600
     hop: bool = True  # False: a plain libp2p node (identify, ping) that is not a relay
+    key_seed: bytes | None = None  # 32 bytes: the same identity on every start (a relay restarted); None: a new one
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ async def running_relay(settings: RelaySettings) -> AsyncIterator[RunningRelay]:
     # sockets, so transports are chosen via flags (listen_addrs=None) and the
     # addresses are only handed to host.run().
     host = new_host(
-        key_pair=create_new_key_pair(),  # fresh ed25519 identity
+        key_pair=create_new_key_pair(settings.key_seed),  # fresh ed25519 identity unless seeded
         listen_addrs=None,
         enable_tcp=True,
         enable_websocket=settings.ws_port is not None,
@@ -195,6 +196,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--max-reservations", type=int, default=d.max_reservations)
     p.add_argument("--reservation-ttl-s", type=int, default=d.reservation_ttl_s)
     p.add_argument("--no-hop", action="store_true", help="a plain libp2p node, not a relay (for tests)")
+    p.add_argument("--key-seed", type=bytes.fromhex, default=None,
+                   help="64 hex digits: the Ed25519 key's seed, so a restart keeps the peer id")
     p.add_argument(
         "--ignore-stdin",
         action="store_true",
@@ -278,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_reservations=args.max_reservations,
         reservation_ttl_s=args.reservation_ttl_s,
         hop=not args.no_hop,
+        key_seed=args.key_seed,
     )
     trio.run(_serve, settings, not args.ignore_stdin)
 

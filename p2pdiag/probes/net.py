@@ -73,6 +73,22 @@ async def running(host: Any, listen_addrs: list[str] | None = None) -> AsyncIter
                 nursery.cancel_scope.cancel()
 
 
+UNLIMITED_CONNECTIONS = 1_000_000
+
+
+async def own_connections_only(host: Any) -> None:
+    """Make a running host's connections its probes' alone: py-libp2p's auto-connector dials the
+    peers in the peerstore whenever the host has fewer connections than its watermark (every 30 s,
+    more often below its minimum), and its swarm refuses dials past 300 connections, prunes past
+    300 and trims a peer's connections past 3 (the oldest idle first: a held relay reservation's).
+    Watch opens and closes every connection itself and bounds how many, so the auto-connector is
+    stopped and the limits lifted. Call it inside `running` (the swarm starts the auto-connector)."""
+    network = host.get_network()
+    await network.auto_connector.stop()
+    config = network.connection_config
+    config.max_connections = config.high_watermark = config.max_connections_per_peer = UNLIMITED_CONNECTIONS
+
+
 class _WebSocketDial:
     def __init__(self) -> None:
         self.scope = trio.CancelScope()
@@ -205,15 +221,44 @@ def multiaddr_to_string(raw: bytes | None) -> str | None:
 
 
 async def dial(host: Any, addr: str, peer_id: str) -> Any:
-    """One dial of one address; returns the swarm connection (SwarmConn)."""
+    """One dial of one address; returns the swarm connection (SwarmConn).
+
+    Always a new connection: the swarm's `dial_addr` opens one even when it holds others to the
+    peer, and this returns that new one (the watch probes rely on it)."""
     from multiaddr import Multiaddr
 
+    return await _watching_websocket(host.get_network().dial_addr, Multiaddr(addr), peer_id_from_string(peer_id))
+
+
+async def dial_in_steps(host: Any, addr: str, peer_id: str, reached: Callable[[], None]) -> Any:
+    """As `dial`, in the swarm's two steps, calling `reached()` between them: once the transport
+    connected (TCP accepted, the WebSocket upgraded), before Noise and the muxer. A peer that
+    accepts TCP and never completes a handshake is then told from one that refuses it."""
+    from multiaddr import Multiaddr
+
+    network = host.get_network()
+    maddr = Multiaddr(addr)
+    transport = network.transport_manager.transport_for_dialing(maddr)
+    if transport is None:  # the caller dials only transports make_host has: asking for another is a bug
+        raise NotImplementedError(f"no transport of this host dials {addr}")
+    raw = await _watching_websocket(transport.dial, maddr)
+    reached()
+    try:
+        return await network.upgrade_outbound_raw_conn(raw, peer_id_from_string(peer_id))
+    except BaseException:
+        with trio.CancelScope(shield=True):  # a timeout too: the swarm does not own the raw connection yet
+            await close_quietly(raw)
+        raise
+
+
+async def _watching_websocket(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a dial with its WebSocket reader's end delivered to it (`_WebSocketReaders`)."""
     dial = _WebSocketDial()
     task = trio.lowlevel.current_task()
     _websocket_dials[task] = dial
     try:
         with dial.scope:
-            return await host.get_network().dial_addr(Multiaddr(addr), peer_id_from_string(peer_id))
+            return await fn(*args)
         if dial.error is not None:
             raise _websocket_failure(dial.error) from dial.error
         raise trio.TooSlowError  # the scope was cancelled with no error: cannot happen; a timeout at worst

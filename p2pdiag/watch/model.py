@@ -132,6 +132,7 @@ class AddrDial:
     error: str | None = None  # one line
     duration_s: float | None = None
     tried: bool = True  # False: a transport p2pdiag cannot dial (listed so it still counts per transport)
+    phases: tuple[Phase, ...] = ()  # its own: dial, secure, identify (direct); relay-dial, hop, secure, identify
     held_s: float | None = None  # through a relay: how long the circuit was held after identify (pings over it)
     cut: str | None = None  # ...and, when the relay ended it while held: "duration", "data" or "unexplained"
     cut_after_s: float | None = None  # the circuit's age when it was cut
