@@ -31,6 +31,8 @@ def watch(
                                      "on TOPIC between light peers attached to the first two --peer addresses."),
     upgrade: bool = typer.Option(False, "--upgrade", help="Short form: also run the whole WebRTC upgrade (`dial`) "
                                  "to each peer reachable through a relay, every 600 s."),
+    hold: float | None = common.seconds_option(None, "--hold", help="Short form: hold each relayed circuit this "
+                                               "many seconds after identify, pinging, to see the relay cut it."),
     interval: float | None = common.seconds_option(None, "--interval", help="Short form: seconds between two "
                                                    f"probes of a target (default {DEFAULT_INTERVAL_S:g})."),
     timeout: float | None = common.seconds_option(None, "--timeout", help="Short form: seconds one probe may "
@@ -50,21 +52,22 @@ def watch(
     """Probe relays, peers and a GossipSub mesh on intervals until stopped: when did it stop, and what stopped?"""
     from p2pdiag.watch import config as cfg
 
-    short = bool(relay or peer or topic or upgrade or interval is not None or timeout is not None)
+    short = bool(relay or peer or topic or upgrade or interval is not None or timeout is not None or hold is not None)
     if config is not None and short:
         raise UsageError("give either a CONFIG file or the short form's options (--relay, --peer, --topic, "
-                         "--upgrade, --interval, --timeout), not both")
+                         "--upgrade, --hold, --interval, --timeout), not both")
     if config is not None:
         conf = cfg.load(config)
     else:
         conf = cfg.from_options(relay, peer, topic, interval if interval is not None else DEFAULT_INTERVAL_S,
-                                timeout, upgrade)
+                                timeout, upgrade, hold or 0.0)
     if metrics is not None:
         conf = cfg.replace(conf, metrics=cfg.parse_listen(metrics))
     chosen = cfg.parse_shard(shard) if shard is not None else conf.shard
     conf = conf.sharded(chosen)
     options: dict[str, Any] = {"config": str(config) if config else None, "relay": relay, "peer": peer,
-                               "topic": topic, "upgrade": upgrade, "interval_s": interval, "timeout_s": timeout,
+                               "topic": topic, "upgrade": upgrade, "hold_s": hold, "interval_s": interval,
+                               "timeout_s": timeout,
                                "metrics": str(conf.metrics) if conf.metrics else None,
                                "shard": str(chosen) if chosen else None, "duration_s": duration, "linger_s": linger}
     return run(conf, options, trace, as_json, duration, linger)

@@ -87,6 +87,11 @@ async def own_connections_only(host: Any) -> None:
     await network.auto_connector.stop()
     config = network.connection_config
     config.max_connections = config.high_watermark = config.max_connections_per_peer = UNLIMITED_CONNECTIONS
+    # ...and py-libp2p's resource manager goes: it refuses a ninth connection to one peer (a relay
+    # every peer target dials through), and its circuit breaker refuses dials to a peer that failed
+    # recently, which would report a node that came back as still down. Its refusals read as the
+    # peer's failure (a SwarmException), so watch must never meet one.
+    network.set_resource_manager(None, enable_stream_semaphore=False)
 
 
 class _WebSocketDial:
@@ -479,6 +484,23 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return out
 
 
+def _refused_by_own_host(exc: BaseException) -> bool:
+    """py-libp2p's resource manager (the local host's limits) refused the connection: its
+    ResourceLimitExceeded, raised on as a SwarmException("Connection denied by …")."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(seen) < 40:
+        cur = todo.pop()
+        if cur is None or any(cur is s for s in seen):
+            continue
+        seen.append(cur)
+        if _is(cur, "libp2p", "ResourceLimitExceeded") or (
+                _from_library(cur) and str(cur).startswith("Connection denied by")):
+            return True
+        todo += [cur.__cause__, cur.__context__]
+    return False
+
+
 def is_network_failure(exc: BaseException) -> bool:
     """True for a failure of the network or a peer, False for a bug in p2pdiag.
 
@@ -492,6 +514,8 @@ def is_network_failure(exc: BaseException) -> bool:
         return bool(members) and all(is_network_failure(e) for e in members)
     if not (isinstance(exc, _NETWORK_TYPES) or _from_library(exc)):
         return False
+    if _refused_by_own_host(exc):
+        return False  # p2pdiag's own host refused it (its resource manager): never the peer's fault
     return not any(isinstance(c, BUG_TYPES) and not _from_library(c) for c in _causes(exc))
 
 

@@ -20,7 +20,7 @@ from p2pdiag.trace.events.watch import TargetListed, WatchStarted
 from p2pdiag.trace.recorder import Recorder
 from p2pdiag.watch.config import WatchConfig
 from p2pdiag.watch.model import AnyTarget, GossipTarget, Module, Observation, PeerTarget, RelayTarget, UpgradeTarget
-from p2pdiag.watch.runner import Holder, Probe, Sink, Watch
+from p2pdiag.watch.runner import Holder, Probe, ReservationCallback, Sink, Watch
 from p2pdiag.watch.sinks import MetricsSink
 
 PROBE_ENDPOINT_MAX_TIMEOUT_S = 60.0  # /probe never runs longer, whatever the scrape asks
@@ -43,7 +43,7 @@ async def fleet_probes(conf: WatchConfig) -> AsyncIterator[tuple[Probe, list[Hol
     from p2pdiag.watch import gossip, hold, probes
 
     async with contextlib.AsyncExitStack() as stack:
-        ctx = await stack.enter_async_context(probes.ProbeContext.open())
+        ctx = await stack.enter_async_context(probes.probe_context())
         watchers: dict[str, Any] = {}
         for t in conf.of(Module.GOSSIPSUB):
             assert isinstance(t, GossipTarget)
@@ -63,8 +63,13 @@ async def fleet_probes(conf: WatchConfig) -> AsyncIterator[tuple[Probe, list[Hol
                     return await once.probe()
             raise TypeError(target)
 
-        holders: list[Holder] = [hold.ReservationHolder(ctx, t).run for t in conf.of(Module.RELAY)
-                                 if isinstance(t, RelayTarget) and t.reserve]
+        def holder(target: RelayTarget) -> Holder:
+            async def run(report: ReservationCallback) -> None:
+                await hold.ReservationHolder(ctx, target, report).run()
+
+            return run
+
+        holders = [holder(t) for t in conf.of(Module.RELAY) if isinstance(t, RelayTarget) and t.reserve]
         yield probe, holders
 
 

@@ -52,8 +52,8 @@ MAX_CANARIES = 100
 
 _TOP_KEYS = {"interval", "timeout", "metrics", "shard", "relay", "peer", "gossipsub"}
 _RELAY_KEYS = {"name", "addr", "reserve", "interval", "timeout"}
-_PEER_KEYS = {"name", "id", "addrs", "relays", "learn_addrs", "upgrade", "upgrade_interval", "upgrade_timeout",
-              "interval", "timeout"}
+_PEER_KEYS = {"name", "id", "addrs", "relays", "learn_addrs", "hold", "upgrade", "upgrade_interval",
+              "upgrade_timeout", "interval", "timeout"}
 _GOSSIP_KEYS = {"name", "topic", "attach", "watch", "canaries", "interval", "timeout"}
 
 
@@ -271,9 +271,14 @@ def loads(text: str, source: str = "config") -> WatchConfig:
         if name in peers:
             raise t.error("name", f"{shown(name)} names two peers")
         interval, timeout = t.timing(defaults)
+        hold = t.get("hold", (int, float), 0)
+        if not math.isfinite(hold) or not 0 <= hold <= timeout - 1:
+            raise t.error("hold", f"{hold!r} seconds: from 0 to the probe's timeout less a second ({timeout - 1:g})")
+        if hold and not via:
+            raise t.error("hold", "holds a circuit through a relay: give relays")
         peers[name] = PeerTarget(name=name, interval_s=interval, timeout_s=timeout, peer_id=peer_id,
                                  addrs=tuple(a for a, _ in addrs), relays=via,
-                                 learn_addrs=t.get("learn_addrs", bool, True))
+                                 learn_addrs=t.get("learn_addrs", bool, True), hold_s=float(hold))
         if t.get("upgrade", bool, False):
             if not via:
                 raise t.error("upgrade", "the WebRTC upgrade is signalled through a relay: give relays")
@@ -342,10 +347,11 @@ def _peer_ref(t: _Table, ref: str, peers: dict[str, PeerTarget]) -> str:
 
 
 def from_options(relays: Iterable[str], peers: Iterable[str], topic: str | None, interval_s: float,
-                 timeout_s: float | None, upgrade: bool) -> WatchConfig:
+                 timeout_s: float | None, upgrade: bool, hold_s: float = 0.0) -> WatchConfig:
     """The short form: `--relay R… --peer P… [--topic T] --interval S`. A --peer is a direct address
-    (…/p2p/ID), a relayed one (…/p2p-circuit/p2p/ID) or a bare peer id dialed through every --relay.
-    --topic attaches the canaries' light peers to the first two peers given by direct address."""
+    (…/p2p/ID), a relayed one (…/p2p-circuit/p2p/ID) or a bare peer id; every peer is also dialed
+    through every --relay. --topic attaches the canaries' light peers to the first two peers given
+    by direct address."""
     lines = [f"interval = {interval_s!r}"]
     if timeout_s is not None:
         lines.append(f"timeout = {timeout_s!r}")
@@ -374,12 +380,15 @@ def from_options(relays: Iterable[str], peers: Iterable[str], topic: str | None,
             relay = parse_relay(text)  # a direct address has the relay's shape: transport + /p2p/ID
             entry = by_id.setdefault(relay.peer_id, {"addrs": [], "relays": []})
             entry["addrs"].append(relay.addr)
+            entry["relays"] += list(names.values())
     attach: list[str] = []
     for n, (pid, entry) in enumerate(by_id.items(), start=1):
         lines += ["[[peer]]", f"name = {_toml(f'peer-{n}')}", f"id = {_toml(pid)}",
                   f"addrs = [{', '.join(_toml(a) for a in dict.fromkeys(entry['addrs']))}]",
                   f"relays = [{', '.join(_toml(r) for r in dict.fromkeys(entry['relays']))}]",
                   f"upgrade = {'true' if upgrade and entry['relays'] else 'false'}"]
+        if hold_s and entry["relays"]:
+            lines.append(f"hold = {hold_s!r}")
         if entry["addrs"]:
             attach.append(f"peer-{n}")
     if topic is not None:

@@ -62,6 +62,7 @@ class PeerTarget(Target):
     addrs: tuple[str, ...] = ()  # direct addresses (with /p2p/<peer_id>) from the config, dialed every probe
     relays: tuple[RelayAddr, ...] = ()  # the peer is also dialed through each of these
     learn_addrs: bool = True  # also dial the direct addresses the peer's identify announced
+    hold_s: float = 0.0  # hold each relayed circuit this long after identify, pinging: a relay cutting it is seen
 
     @property
     def module(self) -> Module:

@@ -47,6 +47,8 @@ from p2pdiag.trace.events import (
     HopStatusReceived,
     IdentifyCompleted,
     IdentifyFailed,
+    Path,
+    PingFailed,
     RelayConnected,
     RelayDialFailed,
     ReservationFailed,
@@ -73,6 +75,8 @@ MAX_LEARNED_ADDRS = 16  # a peer's identify may announce any number of addresses
 MAX_CHILD_OUTPUT_BYTES = 4 * 1024 * 1024  # `p2pdiag dial --json` prints tens of KiB
 P2PDIAG_ERROR = "p2pdiag-error"  # the upgrade probe's child failed as p2pdiag (exit 1 or 2, no verdict)
 TIMEOUT = ErrorKind.TIMEOUT.value
+HOLD_PING_INTERVAL_S = 0.5  # a held circuit is pinged this often (py-libp2p relays check limits as data passes)
+HOLD_SETTLE_S = 1.0  # after a failed ping, how long the circuit stream may take to report its end
 
 
 @dataclass
@@ -309,6 +313,9 @@ class _Path:
     error_kind: str | None = None
     error: str | None = None
     phases: list[Phase] = field(default_factory=list)
+    held_s: float | None = None
+    cut: str | None = None
+    cut_after_s: float | None = None
 
     def fail(self, phase: str, kind: str, error: str) -> None:
         self.failed_phase, self.error_kind, self.error = phase, kind, error
@@ -323,7 +330,8 @@ class _Path:
         end = self.ended if self.ended is not None else trio.current_time()
         return AddrDial(addr=self.addr, transport=self.transport, relay=self.relay, ok=self.ok, reached=self.reached,
                         secured=self.secured, failed_phase=failed, error_kind=kind, error=error,
-                        duration_s=end - self.began, phases=tuple(self.phases))
+                        duration_s=end - self.began, phases=tuple(self.phases), held_s=self.held_s, cut=self.cut,
+                        cut_after_s=self.cut_after_s)
 
 
 class _PeerProbe:
@@ -463,10 +471,46 @@ class _PeerProbe:
             path.phase = "identify"
             self._identified(path, await identify(conn, Subject.PEER, peer_id, path.connection_id, p.rec,
                                                   ctx.timeouts))
+            if path.ok and self.target.hold_s > 0:
+                path.phase = "hold"
+                await self._hold(path, conn, stream, got[1], relay)
         finally:
             if stream is not None:
                 stream.mark_closing_by_us()
             await p.close(conn, stream, relay_conn)
+
+
+    async def _hold(self, path: _Path, conn: Any, stream: circ.CircuitStream, status: HopStatusReceived,
+                    relay: RelayAddr) -> None:
+        """Hold the secured circuit `hold_s`, pinging over it, to see whether the relay cuts it: a relay
+        that cuts circuits at its limits ends every user's relayed connection there (js-libp2p #2413)."""
+        pinger = circ.Pinger(conn, path.connection_id, Path.RELAYED, self.p.rec, self.ctx.timeouts, relay=relay.addr)
+        began = trio.current_time()
+        with trio.move_on_after(self.target.hold_s):
+            while not stream.ended.is_set():
+                if isinstance(await pinger.ping(), PingFailed):
+                    with trio.move_on_after(HOLD_SETTLE_S):  # a reset reaches the stream a moment after
+                        await stream.ended.wait()
+                    break
+                with trio.move_on_after(HOLD_PING_INTERVAL_S):
+                    await stream.ended.wait()
+        path.held_s = trio.current_time() - began
+        if stream.ended.is_set() and stream.ended_from_below:
+            path.cut_after_s = stream.age_s()
+            path.cut = cut_cause(path.cut_after_s, stream.bytes_sent, stream.bytes_received,
+                                 status.announced_duration_s, status.announced_data_bytes)
+
+
+def cut_cause(age_s: float, sent: int, received: int, duration: int | None, data: int | None) -> str:
+    """Which announced limit a cut circuit reached: "duration" (the age is the limit, read in seconds or
+    in js-libp2p's milliseconds), "data" (either direction, or both together, reached it), else
+    "unexplained"."""
+    for limit_s in (duration, duration / 1000 if duration else None):
+        if limit_s and limit_s * 0.9 - 0.5 <= age_s <= limit_s * 1.2 + 1.0:
+            return "duration"
+    if data and max(sent, received, sent + received) >= data * 0.9:
+        return "data"
+    return "unexplained"
 
 
 async def probe_peer(ctx: ProbeContext, target: PeerTarget) -> Observation:

@@ -131,6 +131,16 @@ def _path_state(d: AddrDial) -> tuple[ChangeKind, str]:
     return K.ADDRESS_DOWN, f"{path_key(d)}: {_failure(d)}"
 
 
+def _path_cause(d: AddrDial) -> str | None:
+    """What a failing path's fault is named again for: the phase it fails in, and the relay's answer to
+    HOP CONNECT (a relay that was down, then answers NO_RESERVATION: the node never reserved again).
+    Not the error's kind, which may alternate (closed, reset) from one probe to the next."""
+    if d.ok:
+        return None
+    status = d.error_kind if d.failed_phase == "hop" and d.error_kind and d.error_kind.isupper() else None
+    return f"{d.failed_phase or 'dial'}:{status or ''}"
+
+
 def _show_limits(limits: tuple[float | None, int | None]) -> str:
     duration, data = limits
     d = "no duration limit" if duration is None else f"{duration:g} s"
@@ -147,6 +157,7 @@ class _State:
     """What the tracker remembers of one target."""
 
     slots: dict[tuple[str, str | None], ChangeKind] = field(default_factory=dict)  # (slot, subject) -> state
+    causes: dict[tuple[str, str | None], str] = field(default_factory=dict)  # a bad state's cause, where it has one
     listen_addrs: tuple[str, ...] | None = None  # the last identify that answered
     agent: str | None = None
     limits: tuple[float | None, int | None] | None = None
@@ -167,13 +178,16 @@ class Tracker:
         at = obs.started_unix_s + obs.duration_s
 
         def enter(slot: str, kind: ChangeKind, detail: str, subject: str | None = None, end: ChangeKind | None = None,
-                  end_detail: str = "") -> None:
-            """SLOT (of SUBJECT) is now KIND. A bad kind is named when the slot was not in it already; a
-            good one (END, with END_DETAIL) only when it ends a fault."""
+                  end_detail: str = "", cause: str | None = None) -> None:
+            """SLOT (of SUBJECT) is now KIND. A bad kind is named when the slot was not in it already, or
+            was for another CAUSE; a good one (END, with END_DETAIL) only when it ends a fault."""
             before = state.slots.get((slot, subject))
+            before_cause = state.causes.pop((slot, subject), None)
             state.slots[(slot, subject)] = kind
             if kind in BAD:
-                if before != kind:
+                if cause is not None:
+                    state.causes[(slot, subject)] = cause
+                if before != kind or cause != before_cause:
                     out.append(Change(kind, obs.module, obs.target, at, detail, subject))
             elif before in BAD:
                 out.append(Change(end or kind, obs.module, obs.target, at, end_detail or detail, subject))
@@ -243,11 +257,12 @@ class Tracker:
             key = path_key(d)
             dialed.add(key)
             kind, detail = _path_state(d)
-            enter("path", kind, detail, key)
+            enter("path", kind, detail, key, cause=_path_cause(d))
         for slot, subject in [k for k in state.slots if k[0] == "path" and k[1] not in dialed]:
             enter("path", K.PATH_DROPPED, f"{subject} is no longer dialed: the peer no longer announces it",
                   subject)
             del state.slots[(slot, subject)]
+            state.causes.pop((slot, subject), None)
 
         if p.identified:
             was = state.listen_addrs

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 from support import JS_DIR, ROOT, Peer, _ready_json
+from support.watch import FLEET_TOPIC
 from support.webrtc import netns, scenario  # noqa: F401  (fixtures: registered by importing them here)
 
 
@@ -34,6 +35,20 @@ def browser_peer(spawn, node22, chromium):
     def start(relay_ws: str, *flags: str) -> Peer:
         proc = spawn([node22, str(JS_DIR / "browser-peer.mjs"), "--relay", relay_ws, "--chromium", chromium,
                       *flags], "browser peer")
+        ready = _ready_json(proc)
+        return Peer(ready["peer_id"], ready["addrs"], proc, ready)
+
+    return start
+
+
+@pytest.fixture
+def fleet_node(spawn, node22):
+    """A js-libp2p fleet node (interop/js/fleet-node.mjs) on FLEET_TOPIC; support.watch.control(peer, cmd)
+    sends it one command (faults a, b and d; status)."""
+
+    def start(*flags: str) -> Peer:
+        proc = spawn([node22, str(JS_DIR / "fleet-node.mjs"), "--topic", FLEET_TOPIC, "--heartbeat-ms", "500",
+                      *flags], "fleet node")
         ready = _ready_json(proc)
         return Peer(ready["peer_id"], ready["addrs"], proc, ready)
 

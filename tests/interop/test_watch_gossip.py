@@ -15,7 +15,9 @@ import time
 
 import pytest
 import trio
-from support import JS_DIR, Peer, _ready_json
+from support import Peer
+from support.watch import FLEET_TOPIC as TOPIC
+from support.watch import control
 
 from p2pdiag.probes import net
 from p2pdiag.watch.gossip import CANARY_MARKER, GossipWatcher
@@ -24,31 +26,7 @@ from p2pdiag.wire.identify import IDENTIFY_PROTOCOL, MAX_IDENTIFY_BYTES, Identif
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow, pytest.mark.timeout(90)]
 
-TOPIC = "chat/p2pdiag-test"
 TIMEOUT_S = 4.0
-
-
-@pytest.fixture
-def fleet_node(spawn, node22):
-    """A js-libp2p fleet node (fleet-node.mjs) on TOPIC; `control(peer, cmd)` sends it one command."""
-
-    def start(*flags: str) -> Peer:
-        proc = spawn([node22, str(JS_DIR / "fleet-node.mjs"), "--topic", TOPIC, "--heartbeat-ms", "500", *flags],
-                     "fleet node")
-        ready = _ready_json(proc)
-        return Peer(ready["peer_id"], ready["addrs"], proc, ready)
-
-    return start
-
-
-def control(node: Peer, cmd: dict) -> dict:
-    assert node.proc is not None
-    node.proc.popen.stdin.write(json.dumps(cmd) + "\n")
-    node.proc.popen.stdin.flush()
-    line = node.proc.wait_line(lambda s: s.startswith('{"ok"'), timeout=10)
-    answer = json.loads(line)
-    assert answer["ok"] and answer["cmd"] == cmd["cmd"], answer
-    return answer
 
 
 def chain(fleet_node, *flags: str) -> tuple[Peer, Peer, Peer]:

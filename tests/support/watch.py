@@ -1,7 +1,8 @@
-"""What the tests of watch's probes share (tests/live/test_watch_probes.py, tests/interop/test_watch_probes_js.py)."""
+"""What the tests of watch share (its probes', its GossipSub probe's and the fleet's)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from p2pdiag.targets import parse_relay
 from p2pdiag.watch.hold import ReservationHolder
 from p2pdiag.watch.model import RelayTarget
 from p2pdiag.watch.probes import probe_context
+from support import Peer
 
 FAST = StepTimeouts(relay_connect=3, identify=3, hop=3, reserve=3, secure=3)
 
@@ -86,3 +88,17 @@ def hold_through_restart(target: RelayTarget, held: Callable[[States], bool], st
             return Restart(states, seen, again, left)
 
     return trio.run(main)
+
+
+FLEET_TOPIC = "chat/p2pdiag-test"
+
+
+def control(node: Peer, cmd: dict) -> dict:
+    """Send a fleet node (interop/js/fleet-node.mjs) one command on its stdin; its one-line answer."""
+    assert node.proc is not None
+    node.proc.popen.stdin.write(json.dumps(cmd) + "\n")
+    node.proc.popen.stdin.flush()
+    line = node.proc.wait_line(lambda s: s.startswith('{"ok"'), timeout=10)
+    answer = json.loads(line)
+    assert answer["ok"] and answer["cmd"] == cmd["cmd"], answer
+    return answer

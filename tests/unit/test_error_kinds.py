@@ -100,3 +100,22 @@ def test_a_short_transfer_stays_a_warning_and_only_a_full_changed_one_is_an_erro
     # a trace from before the count and digest were recorded keeps its verdict
     assert transfer_failed("R", _transfer()).severity is Severity.ERROR
     assert transfer_failed("R", _transfer(error_kind=ErrorKind.TIMEOUT)).severity is Severity.WARNING
+
+
+def test_a_refusal_by_p2pdiags_own_host_is_never_the_peers_fault():
+    """py-libp2p's resource manager refusing a connection (the local host's limits: seen as the ninth
+    connection to one relay in watch) is raised on as p2pdiag's problem, not classified as the peer's."""
+    from libp2p.network.exceptions import SwarmException
+    from libp2p.rcmgr.exceptions import ResourceLimitExceeded
+
+    try:
+        try:
+            raise ResourceLimitExceeded(message="Established per peer limit exceeded: 8 >= 8")
+        except ResourceLimitExceeded as inner:
+            raise SwarmException(f"Connection denied by connection limits: {inner}") from None
+    except SwarmException as exc:
+        refused = exc
+    assert not net.is_network_failure(refused)
+    with pytest.raises(SwarmException):
+        net.classify(refused)
+    assert net.is_network_failure(SwarmException("unable to connect to the peer"))  # the library's own failures stay

@@ -76,6 +76,8 @@ def test_a_full_config_becomes_its_targets():
     (f"[[relay]]\naddr = \"{R}\"\ninterval = 0.5", "too short"),
     (f"[[relay]]\naddr = \"{R}\"\ninterval = inf", "out of range"),
     (f"[[relay]]\naddr = \"{R}\"\nreserve = 1", "reserve: expected true or false"),
+    (f"[[peer]]\naddrs = [\"{A}\"]\nrelays = [\"{R}\"]\nhold = 10", "hold: 10 seconds: from 0 to the probe's timeout"),
+    (f"[[peer]]\naddrs = [\"{A}\"]\nhold = 2", "hold: holds a circuit through a relay"),
     (f"[[relay]]\nname = \"x\"\naddr = \"{R}\"\n[[relay]]\nname = \"x\"\naddr = \"{R}\"", "names two relays"),
     ("x =", "not TOML"),
     ("", "nothing to watch"),
@@ -92,11 +94,12 @@ def test_every_mistake_is_one_line_naming_the_file_and_the_key(text, message):
 
 def test_the_short_form_is_the_config_it_stands_for():
     conf = cfg.from_options([R], [A, B, A_ID], "chat", 3, None, upgrade=True)
-    relay, p1, p2, up, chat = conf.targets
+    relay, p1, p2, up, up2, chat = conf.targets
+    assert up2.peer_id == B_ID
     assert relay.name == "relay-1" and relay.interval_s == 3.0 and relay.timeout_s == pytest.approx(2.7)
     # the bare id is the same peer as the first address: one target, dialed both ways
     assert p1.peer_id == A_ID and p1.addrs == (A,) and p1.relays == (relay.relay,)
-    assert p2.peer_id == B_ID and p2.relays == ()
+    assert p2.peer_id == B_ID and p2.relays == (relay.relay,)  # every peer is dialed through every --relay
     assert isinstance(up, UpgradeTarget) and up.peer_id == A_ID
     assert chat.attach == (A, B) and chat.watched == (A_ID, B_ID)
 

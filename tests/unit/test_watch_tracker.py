@@ -91,8 +91,8 @@ def test_addresses_that_vanish_from_identify_and_the_circuit_address():
 def test_what_changed_while_the_peer_was_down_is_still_seen():
     t = Tracker()
     t.observe(peer(0, dial(TCP), dial(TCP, relay="r")))
-    t.observe(peer(30, dial(TCP, ok=False, kind="refused"), dial(TCP, ok=False, relay="r", kind="NO_RESERVATION"),
-                   addrs=(), identified=False))
+    t.observe(peer(30, dial(TCP, ok=False, kind="refused"),
+                   dial(TCP, ok=False, relay="r", phase="hop", kind="NO_RESERVATION"), addrs=(), identified=False))
     back = t.observe(peer(60, dial(TCP), dial(TCP, ok=False, relay="r", phase="hop", kind="NO_RESERVATION"),
                           addrs=(TCP, WS), agent="js-libp2p/3.4.0"))
     assert kinds(back) == [ChangeKind.PEER_UP, ChangeKind.PATH_OK, ChangeKind.CIRCUIT_ADDRESS_MISSING,
@@ -213,3 +213,18 @@ def test_every_fault_has_a_slot_that_can_end_it_and_memory_does_not_grow():
         t.observe(peer(n, dial(TCP), dial(WS, ok=n % 2 == 0, kind="refused")))
     # the peer, two paths, two announced addresses, the circuit address
     assert len(t._state) == 1 and len(t._state[(Module.PEER, "a")].slots) == 6
+
+
+def test_a_path_that_fails_for_a_new_reason_is_named_again():
+    t = Tracker()
+    t.observe(peer(0, dial(TCP), dial(TCP, relay="r")))
+    relay_down = dial(TCP, ok=False, relay="r", phase="relay-dial", kind="refused")
+    assert kinds(t.observe(peer(30, dial(TCP), relay_down))) == [ChangeKind.ADDRESS_DOWN]
+    # the relay is back, but the node never reserved again (#3601): the relay answers NO_RESERVATION
+    no_reservation = dial(TCP, ok=False, relay="r", phase="hop", kind="NO_RESERVATION")
+    again = t.observe(peer(60, dial(TCP), no_reservation))
+    assert kinds(again) == [ChangeKind.ADDRESS_DOWN] and "NO_RESERVATION" in again[0].detail
+    assert t.observe(peer(90, dial(TCP), no_reservation)) == []
+    # an error kind that alternates in the same phase is not a new fault
+    assert kinds(t.observe(peer(120, dial(TCP, ok=False, kind="reset"), no_reservation))) == [ChangeKind.ADDRESS_DOWN]
+    assert t.observe(peer(150, dial(TCP, ok=False, kind="closed"), no_reservation)) == []
