@@ -187,7 +187,7 @@ def test_a_trace_write_that_fails_later_stops_the_trace_not_the_run(tmp_path):
     assert p2pdiag("analyze", str(trace)).returncode == 4  # what was written is a trace
 
 
-COMMANDS = [[], ["dial"], ["listen"], ["analyze"], ["report"], ["demo"], ["relay-check"], ["nat"], ["explain"], ["lab"],
+COMMANDS = [[], ["dial"], ["listen"], ["analyze"], ["report"], ["demo"], ["relay-check"], ["nat"], ["explain"], ["watch"], ["lab"],
             ["lab", "up"], ["lab", "down"], ["lab", "status"], ["lab", "run"]]
 
 
