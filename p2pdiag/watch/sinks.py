@@ -151,15 +151,18 @@ class LiveTable:
 
     def _table(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(expand=False)
         for col in ("module", "target", "state", "last probe", "took", "why / last change"):
             table.add_column(col, overflow="fold")
         for (module, name), row in self.rows.items():
-            state = "…" if row["ok"] is None else "[green]ok[/]" if row["ok"] else "[red]FAIL[/]"
+            state = Text("…") if row["ok"] is None else Text("ok", "green") if row["ok"] else Text("FAIL", "red")
             took = "" if row["took"] is None else f"{row['took']:.2f} s"
             at = "" if row["at"] is None else iso(row["at"])[11:19]
-            table.add_row(module, name, state, at, took, (row["why"] or row["last"])[: self.MAX_DETAIL])
+            # names and a peer's error text are shown as written: Text, never parsed as rich markup
+            table.add_row(Text(module), Text(name), state, at, took,
+                          Text((row["why"] or row["last"])[: self.MAX_DETAIL]))
         return table
 
     def _print_changes(self, changes: Sequence[Change]) -> None:
@@ -167,7 +170,7 @@ class LiveTable:
             self.console.print(change_line(c), style="red" if c.bad else "green", markup=False, highlight=False)
             key = (c.module.value, c.target)
             if key in self.rows:
-                self.rows[key]["last"] = f"{c.kind.value}: {c.detail}"
+                self.rows[key]["last"] = one_line(f"{c.kind.value}: {c.detail}", self.MAX_DETAIL) or ""
 
     def observed(self, obs: Observation, changes: Sequence[Change]) -> None:
         row = self.rows.setdefault((obs.module.value, obs.target), {"ok": None, "at": None, "took": None,

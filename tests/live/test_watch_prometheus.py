@@ -2,15 +2,18 @@
 `/metrics` from a real `WatchMetrics`, and `/probe` through the blackbox relabelling operators use,
 with the shipped alerting rules loaded. Every value is read back through Prometheus' HTTP API.
 
-What feeds the metrics here are constructed `Observation`s and `ReservationState`s, and `/probe`
-runs `canned_probe`, a double that answers a constructed Observation: the real probes land from
-another engineer's branch (watch/probes) and the lead wires them into `serve`. What this test
-proves is the exposition and the HTTP contract as Prometheus itself sees them (scrape, timeout
-header, relabelling, series that vanish, rules that load and fire), not the probes.
+Two tests. `test_prometheus_scrapes_a_real_watch_of_a_real_relay` is the whole thing: a real
+`p2pdiag watch` process watching a real py-libp2p relay and a peer, its /probe running the real relay
+probe, the relay then killed. `test_prometheus_scrapes_metrics_and_probe` checks pure HTTP and
+exposition semantics that a real fleet cannot make on demand (an address vanishing from a peer's
+series, a canary histogram, a relay announcing an implausible limit so a shipped rule fires, the
+scrape-timeout header reaching the probe as its budget): it feeds `WatchMetrics` constructed
+`Observation`s and its /probe runs `canned_probe`, a stand-in answering a constructed Observation.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from functools import partial
 from pathlib import Path
@@ -44,8 +47,9 @@ RULES = Path(__file__).resolve().parents[2] / "p2pdiag" / "watch" / "alerts" / "
 
 
 def canned_probe():
-    """A run_probe double (the real probes are not on this branch): GOOD_RELAY succeeds, any other
-    target fails at RESERVE; it records the budget each request gave the target."""
+    """A run_probe stand-in, for the HTTP semantics only (the real probe is exercised by
+    test_prometheus_scrapes_a_real_watch_of_a_real_relay): GOOD_RELAY succeeds, any other target fails
+    at RESERVE; it records the budget each request gave the target, which no real probe exposes."""
     budgets: list[float] = []
 
     async def run_probe(target):
@@ -105,6 +109,9 @@ class Server:
 
 
 def test_prometheus_scrapes_metrics_and_probe(tmp_path):
+    """Pure HTTP and exposition semantics, with a stand-in probe (`canned_probe`) and constructed
+    observations, not real peers: series that go stale, the timeout header as the probe's budget, the
+    relabelling, a 400 for an unknown module, the shipped rules loading and firing on chosen values."""
     metrics = WatchMetrics()
     probe = canned_probe()
     with Server(metrics, probe) as server:
@@ -158,3 +165,59 @@ def test_prometheus_scrapes_metrics_and_probe(tmp_path):
                 a for a in p.api("alerts")["alerts"]
                 if a["labels"]["alertname"] == "P2pdiagRelayImplausibleDurationLimit" and a["state"] == "firing"])
             assert [a["labels"]["target"] for a in firing] == ["js-relay"]
+
+
+def test_prometheus_scrapes_a_real_watch_of_a_real_relay(spawn, py_relay, tmp_path):
+    """Debian's prometheus scrapes a real `p2pdiag watch` process watching a real py-libp2p relay (held
+    reservation) and a second relay probed as a peer: /metrics, and /probe?module=relay through the
+    blackbox relabelling. Then the relay is killed (SIGKILL): /probe says probe_success 0 and /metrics
+    the reservation down, within a few scrapes; /probe?module=bogus is a 400, the target down."""
+    relay = py_relay(ws=False)
+    other = py_relay(ws=False)
+    relay_addr = relay.addr("tcp")
+    config = tmp_path / "fleet.toml"
+    config.write_text(f'''
+interval = 2
+timeout = 1.5
+
+[[relay]]
+name = "relay"
+addr = "{relay_addr}"
+
+[[peer]]
+name = "other"
+addrs = ["{other.addr("tcp")}"]
+''')
+    watch = spawn([sys.executable, "-m", "p2pdiag", "watch", str(config), "--metrics", "127.0.0.1:0"], "p2pdiag watch")
+    exporter = prom.watch_url(watch).removeprefix("http://").rstrip("/")
+    relay_job = prom.probe_job("p2pdiag-relay", exporter, "relay", [relay_addr], scrape_timeout="2s")
+    relay_job["scrape_interval"] = "2s"
+    jobs = [prom.metrics_job("watch", exporter), relay_job,
+            prom.probe_job("p2pdiag-bogus", exporter, "bogus", [relay_addr])]
+    with prom.Prometheus(tmp_path, jobs) as p:
+        probe_success = f'probe_success{{job="p2pdiag-relay",instance="{relay_addr}"}}'
+        p.wait_for("the real relay's probe_success 1 via /probe", lambda: p.value(probe_success) == 1.0)
+        p.wait_for("the watched relay's probe_success", lambda: p.value(
+            'p2pdiag_probe_success{module="relay",target="relay"}') == 1.0)
+        p.wait_for("the peer's probe_success", lambda: p.value(
+            'p2pdiag_probe_success{module="peer",target="other"}') == 1.0)
+        p.wait_for("the held reservation", lambda: p.value('p2pdiag_relay_reservation_up{target="relay"}') == 1.0)
+        assert p.value(f'up{{job="p2pdiag-relay",instance="{relay_addr}"}}') == 1.0
+
+        bogus = p.wait_for("the bogus module's scrape", lambda: [
+            t for t in p.targets() if t["labels"]["job"] == "p2pdiag-bogus" and t["lastError"]])
+        assert "400" in bogus[0]["lastError"] and bogus[0]["health"] == "down"
+        assert p.value('up{job="p2pdiag-bogus"}') == 0.0
+
+        assert relay.proc is not None
+        relay.proc.popen.kill()
+        relay.proc.popen.wait(10)
+        # a scrape every 2 s (/probe) and 1 s (/metrics); the holder sees the connection close at once
+        p.wait_for("probe_success 0 for the killed relay", lambda: p.value(probe_success) == 0.0, timeout=12)
+        assert p.value(f'up{{job="p2pdiag-relay",instance="{relay_addr}"}}') == 1.0  # a failed probe, a good scrape
+        p.wait_for("the reservation down", lambda: p.value('p2pdiag_relay_reservation_up{target="relay"}') == 0.0,
+                   timeout=12)
+        p.wait_for("the watched relay's probe failing", lambda: p.value(
+            'p2pdiag_probe_success{module="relay",target="relay"}') == 0.0, timeout=12)
+        assert p.value('p2pdiag_probe_success{module="peer",target="other"}') == 1.0
+    assert watch.popen.poll() is None, "".join(watch.stderr)[-3000:]

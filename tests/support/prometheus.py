@@ -30,6 +30,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def watch_url(proc: Proc, timeout: float = 30.0) -> str:
+    """Where a `p2pdiag watch --metrics HOST:0` child serves /metrics and /probe ("http://HOST:PORT/"):
+    the line it prints on stderr once its server is bound."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(proc.stderr):
+            if "/metrics and /probe on " in line:
+                return line.split(" on ", 1)[1].strip()
+        if proc.popen.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise AssertionError(f"{proc.name} never served /metrics: {''.join(proc.stderr)[-3000:]}")
+
+
 def metrics_job(name: str, address: str) -> dict:
     """A job scraping ADDRESS's /metrics."""
     return {"job_name": name, "metrics_path": "/metrics", "static_configs": [{"targets": [address]}]}
