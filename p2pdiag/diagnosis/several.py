@@ -126,6 +126,10 @@ def combine(sources: list[Source]) -> Verdict:
     placements = place(sources)
     by_name = {p.name: p for p in placements}
     primary = next((s for s in sources if s.dialer), sources[0])
+    watches = [s for s in sources if s.verdict.command == "watch"]
+    if not any(s.dialer for s in sources) and watches:
+        # watch histories (shards of one fleet, or one fleet's days): the one with a fault still open
+        primary = next((s for s in watches if s.verdict.outcome is Outcome.FLEET_PROBLEM), watches[0])
     b = Builder()
     for n, s in enumerate(sources, start=1):
         p = by_name[s.name]

@@ -187,8 +187,8 @@ def test_a_trace_write_that_fails_later_stops_the_trace_not_the_run(tmp_path):
     assert p2pdiag("analyze", str(trace)).returncode == 4  # what was written is a trace
 
 
-COMMANDS = [[], ["dial"], ["listen"], ["analyze"], ["report"], ["demo"], ["relay-check"], ["nat"], ["explain"], ["watch"], ["lab"],
-            ["lab", "up"], ["lab", "down"], ["lab", "status"], ["lab", "run"]]
+COMMANDS = [[], ["dial"], ["listen"], ["analyze"], ["report"], ["demo"], ["relay-check"], ["nat"], ["explain"],
+            ["watch"], ["lab"], ["lab", "up"], ["lab", "down"], ["lab", "status"], ["lab", "run"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "p2pdiag")

@@ -113,7 +113,8 @@ def test_every_event_type_round_trips():
             args = [a for a in typing.get_args(hint) if a is not type(None)]
             base = args[0] if args and typing.get_origin(hint) is not tuple else hint
             if typing.get_origin(hint) is tuple or typing.get_origin(base) is tuple:
-                kwargs[f.name] = ("a", "b")
+                item = typing.get_args(hint if typing.get_origin(hint) is tuple else base)[0]
+                kwargs[f.name] = (samples[item], samples[item]) if item in samples else ("a", "b")
             elif isinstance(base, type) and issubclass(base, enum.Enum):
                 kwargs[f.name] = next(iter(base))
             else:

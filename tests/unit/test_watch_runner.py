@@ -156,3 +156,35 @@ def test_changes_reach_every_sink_in_order_and_the_trace_gives_the_same_verdict(
 def test_a_watch_that_saw_nothing_is_not_a_healthy_fleet():
     h = History()
     assert verdict_of(h).outcome is Outcome.FLEET_PROBLEM
+
+
+def _watch_trace(tmp_path, name: str, ok: bool):
+    from p2pdiag.trace.events.watch import Changed, Probed
+
+    buf = io.StringIO()
+    writer = TraceWriter(buf)
+    writer.write_header(Header(command="watch", options={}, started_at="2026-12-07T00:00:00.000+00:00",
+                               p2pdiag_version="t"))
+    rec = Recorder(clock=lambda: 1.0, keep=False)
+    rec.add_sink(writer.write_event)
+    rec.record(WatchStarted, started_unix_s=1_800_000_000.0, targets=1, shard="1/2" if ok else "2/2")
+    rec.record(TargetListed, module="relay", target=name, interval_s=30, timeout_s=10, what="R")
+    rec.record(Probed, module="relay", target=name, ok=ok, duration_s=0.1)
+    if not ok:
+        rec.record(Changed, change="probe-failed", module="relay", target=name, detail="refused", bad=True)
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text(buf.getvalue())
+    return path
+
+
+def test_analyze_of_several_watch_traces_says_a_fault_is_open_whatever_their_order(tmp_path):
+    """Shards of one fleet, analyzed together: the verdict is the one with a fault still open."""
+    import subprocess
+    import sys
+
+    healthy, faulty = _watch_trace(tmp_path, "r1", True), _watch_trace(tmp_path, "r2", False)
+    for order in ((healthy, faulty), (faulty, healthy)):
+        out = subprocess.run([sys.executable, "-m", "p2pdiag", "analyze", "--json", *map(str, order)],
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode == 7, out.stderr
+        assert '"outcome": "fleet_problem"' in out.stdout
