@@ -14,6 +14,7 @@ reservation state goes through the `Tracker` first, and then, with the changes i
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
@@ -96,7 +97,10 @@ class Watch:
             await trio.sleep(start_offset(target))
         next_at = trio.current_time()
         while True:
-            self.deliver(await self.probe_once(target))
+            obs = await self.probe_once(target)
+            if trio.current_effective_deadline() == -math.inf:
+                return  # stopped (a signal, --duration) while it ran: the trace has ended, nothing follows
+            self.deliver(obs)
             next_at += target.interval_s
             now = trio.current_time()
             if next_at < now:  # the probe ran past its slot: skip what was missed, keep the phase
