@@ -194,7 +194,7 @@ class _Identity:
     peer_id: str
 
 
-def _known(host: Any, *peer_ids: str) -> bool:
+def skip_auto_identify(host: Any, *peer_ids: str) -> bool:
     """Spare py-libp2p's automatic identify of these peers on every new connection: relay-check
     identifies the relay itself, and its identities have nothing to learn about each other.
 
@@ -267,8 +267,8 @@ class _RelayCheck:
         measures = [CheckPhase.MEASURE_DATA, CheckPhase.MEASURE_DURATION] if self.opts.measure_limits else []
         slots = [CheckPhase.SLOT] if self.opts.reservations else []
         async with _identity(self._answering) as a, _identity() as b:
-            _known(a.host, self.relay.peer_id, b.peer_id)
-            _known(b.host, self.relay.peer_id, a.peer_id)
+            skip_auto_identify(a.host, self.relay.peer_id, b.peer_id)
+            skip_auto_identify(b.host, self.relay.peer_id, a.peer_id)
             self.phase(CheckPhase.CONNECT, a)
             a_conn = await connect_relay(a.host, self.relay, self.rec, self.t)
             if a_conn is None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from p2pdiag import __version__
-from p2pdiag.watch.model import AnyTarget, Module, Observation, ReservationState
+from p2pdiag.watch.model import AnyTarget, Module, Observation, ReservationState, protocol_names
 
 PREFIX = "p2pdiag_"
 MAX_LABEL_CHARS = 128  # an agent string or a multiaddr a peer sends may be long; a label stays short
@@ -37,10 +37,6 @@ PHASE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 CANARY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 # multiaddr protocols that take no value (the rest are /name/value)
-_NO_VALUE = frozenset({"ws", "wss", "tls", "noise", "quic", "quic-v1", "webtransport", "webrtc", "webrtc-direct",
-                       "p2p-circuit", "http", "https", "utp", "udt", "p2p-webrtc-star", "p2p-webrtc-direct",
-                       "p2p-websocket-star", "unix"})
-
 
 def label(text: str, cap: int = MAX_LABEL_CHARS) -> str:
     """TEXT as a label value: at most CAP characters (cut ones end with '…')."""
@@ -50,12 +46,7 @@ def label(text: str, cap: int = MAX_LABEL_CHARS) -> str:
 def transport_of(addr: str) -> str:
     """The transport a multiaddr's text names, one of TRANSPORTS: the outermost that matters, so
     `…/p2p-circuit/webrtc/p2p/X` is "webrtc" and `…/tcp/443/tls/ws` is "wss"."""
-    parts = addr.split("/")[1:]
-    names: set[str] = set()
-    i = 0
-    while i < len(parts) and len(names) < 32:
-        names.add(parts[i])
-        i += 1 if parts[i] in _NO_VALUE else 2
+    names = set(protocol_names(addr))
     for name in ("webtransport", "webrtc-direct", "webrtc", "p2p-circuit", "quic-v1", "quic"):
         if name in names:
             return name

@@ -14,6 +14,23 @@ from dataclasses import dataclass, field
 
 from p2pdiag.targets import RelayAddr
 
+# multiaddr protocols that take no value: the others are followed by one ("/tcp/4001")
+_NO_VALUE = frozenset({"ws", "wss", "tls", "noise", "quic", "quic-v1", "webtransport", "webrtc", "webrtc-direct",
+                       "p2p-circuit", "http", "https", "utp", "udt", "p2p-webrtc-star", "p2p-webrtc-direct",
+                       "p2p-websocket-star", "unix"})
+MAX_PROTOCOL_NAMES = 32  # an address is a few protocols; a peer may announce anything
+
+
+def protocol_names(addr: str) -> list[str]:
+    """The protocol names of a multiaddr's text, in order, values skipped (at most MAX_PROTOCOL_NAMES)."""
+    parts = addr.split("/")[1:]
+    names: list[str] = []
+    i = 0
+    while i < len(parts) and len(names) < MAX_PROTOCOL_NAMES:
+        names.append(parts[i])
+        i += 1 if parts[i] in _NO_VALUE else 2
+    return names
+
 
 class Module(enum.Enum):
     """The probes, named as `/probe?module=` names them."""

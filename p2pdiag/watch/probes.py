@@ -35,7 +35,7 @@ from p2pdiag.diagnosis.limits import read_duration
 from p2pdiag.probes import circuit as circ
 from p2pdiag.probes import net
 from p2pdiag.probes.relay import connect_relay, hop_connect, identify, reserve
-from p2pdiag.probes.relaycheck import _known as skip_auto_identify
+from p2pdiag.probes.relaycheck import skip_auto_identify
 from p2pdiag.probes.timeouts import StepTimeouts
 from p2pdiag.targets import RelayAddr
 from p2pdiag.trace.events import (
@@ -66,6 +66,7 @@ from p2pdiag.watch.model import (
     Target,
     UpgradeFacts,
     UpgradeTarget,
+    protocol_names,
 )
 from p2pdiag.wire.circuit import HOP_PROTOCOL
 from p2pdiag.wire.identify import IDENTIFY_PROTOCOL
@@ -120,7 +121,7 @@ def close_margin(timeout_s: float) -> float:
 
 def transport_of(addr: str) -> str:
     """The transport of a multiaddr, as AddrDial names it: tcp, ws, wss, p2p-circuit, quic-v1, webrtc …"""
-    names = set(_protocol_names(addr))
+    names = set(protocol_names(addr))
     for name in ("p2p-circuit", "webtransport", "webrtc-direct", "webrtc", "quic-v1", "quic", "wss"):
         if name in names:
             return name
@@ -130,19 +131,6 @@ def transport_of(addr: str) -> str:
         if name in names:
             return name
     return "other"
-
-
-_NO_VALUE = frozenset({"ws", "wss", "tls", "p2p-circuit", "quic", "quic-v1", "webtransport", "webrtc",
-                       "webrtc-direct", "http", "https", "noise", "utp", "udt"})
-
-
-def _protocol_names(addr: str) -> list[str]:
-    parts = [p for p in addr.split("/") if p]
-    names, i = [], 0
-    while i < len(parts):
-        names.append(parts[i])
-        i += 1 if parts[i] in _NO_VALUE else 2
-    return names
 
 
 def with_peer_id(addr: str, peer_id: str) -> str | None:

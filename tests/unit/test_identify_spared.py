@@ -4,7 +4,7 @@ peerstore entry (py-libp2p 0.8.1 has no public switch); when that is not possibl
 from __future__ import annotations
 
 from p2pdiag.probes import net
-from p2pdiag.probes.relaycheck import _known
+from p2pdiag.probes.relaycheck import skip_auto_identify
 from p2pdiag.wire.identify import PING_PROTOCOL
 
 RELAY = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
@@ -12,7 +12,7 @@ RELAY = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
 
 def test_a_real_host_gets_the_peerstore_entry_that_spares_identify():
     host = net.make_host()
-    assert _known(host, RELAY) is True
+    assert skip_auto_identify(host, RELAY) is True
     store = host.get_peerstore()
     assert store.supports_protocols(net.peer_id_from_string(RELAY), [PING_PROTOCOL]) == [PING_PROTOCOL]
 
@@ -20,7 +20,7 @@ def test_a_real_host_gets_the_peerstore_entry_that_spares_identify():
 class _PeerstoreWithoutProtocols:
     """What a py-libp2p whose peerstore no longer takes protocols would give. The installed 0.8.1
     cannot be made to lack the method without patching it, so this stand-in has nothing at all:
-    the one attribute _known uses is missing."""
+    the one attribute skip_auto_identify uses is missing."""
 
 
 class _HostOfAnotherVersion:
@@ -33,5 +33,5 @@ class _HostWithoutPeerstore:
 
 
 def test_without_that_api_the_check_goes_on_with_identify():
-    assert _known(_HostOfAnotherVersion(), RELAY) is False
-    assert _known(_HostWithoutPeerstore(), RELAY) is False
+    assert skip_auto_identify(_HostOfAnotherVersion(), RELAY) is False
+    assert skip_auto_identify(_HostWithoutPeerstore(), RELAY) is False
