@@ -166,6 +166,9 @@ def main() -> None:
             t0, cpu0 = time.monotonic(), cpu_s(pid)
             samples: list[tuple[float, float, float]] = []  # (seconds since t0, CPU s since t0, RSS MB)
             while (elapsed := time.monotonic() - t0) < args.duration:
+                if watch.popen.poll() is not None:
+                    raise SystemExit(f"watch exited {watch.popen.returncode} after {elapsed:.0f} s:\n"
+                                     + "".join(watch.stderr)[-4000:])
                 samples.append((elapsed, cpu_s(pid) - cpu0, rss_mb(pid)))
                 print(f"  {elapsed:6.0f} s  CPU {samples[-1][1]:7.1f} s  RSS {samples[-1][2]:6.1f} MB", flush=True)
                 time.sleep(min(SAMPLE_S, args.duration - elapsed))

@@ -8,6 +8,7 @@ included, and how the stream ended: reset or EOF from below, or closed from abov
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -129,8 +130,10 @@ async def secure(
     connection_id: str,
     rec: Recorder,
     timeouts: StepTimeouts,
+    upgrade: Callable[[Any, str], Awaitable[Any]] | None = None,
 ) -> Any | None:
-    """Noise + muxer over the circuit; returns the swarm connection that owns it."""
+    """Noise + muxer over the circuit; returns the swarm connection that owns it (or, outbound with
+    `upgrade(raw, peer_id)`, the connection that makes)."""
     began = rec.now()
     network = host.get_network()
     raw = net.relayed_raw_connection(stream, not inbound, relay_peer_id, remote_peer_id)
@@ -140,6 +143,8 @@ async def secure(
                 muxed = await network.upgrade_inbound_raw_conn(raw, raw.get_transport_addresses()[0])
                 conn = next(c for c in network.get_connections() if getattr(c, "muxed_conn", None) is muxed)
                 remote_peer_id = str(muxed.peer_id)
+            elif upgrade is not None:
+                conn = await upgrade(raw, remote_peer_id)
             else:
                 conn = await network.upgrade_outbound_raw_conn(raw, net.peer_id_from_string(remote_peer_id))
     except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -235,10 +235,14 @@ async def dial(host: Any, addr: str, peer_id: str) -> Any:
     return await _watching_websocket(host.get_network().dial_addr, Multiaddr(addr), peer_id_from_string(peer_id))
 
 
-async def dial_in_steps(host: Any, addr: str, peer_id: str, reached: Callable[[], None]) -> Any:
+async def dial_in_steps(host: Any, addr: str, peer_id: str, reached: Callable[[], None],
+                        upgrade: Callable[[Any, str], Awaitable[Any]] | None = None) -> Any:
     """As `dial`, in the swarm's two steps, calling `reached()` between them: once the transport
     connected (TCP accepted, the WebSocket upgraded), before Noise and the muxer. A peer that
-    accepts TCP and never completes a handshake is then told from one that refuses it."""
+    accepts TCP and never completes a handshake is then told from one that refuses it.
+
+    `upgrade(raw, peer_id)` secures and muxes the raw connection instead of the swarm (watch's
+    own yamux, probes/yamux.py)."""
     from multiaddr import Multiaddr
 
     network = host.get_network()
@@ -249,6 +253,8 @@ async def dial_in_steps(host: Any, addr: str, peer_id: str, reached: Callable[[]
     raw = await _watching_websocket(transport.dial, maddr)
     reached()
     try:
+        if upgrade is not None:
+            return await upgrade(raw, peer_id)
         return await network.upgrade_outbound_raw_conn(raw, peer_id_from_string(peer_id))
     except BaseException:
         with trio.CancelScope(shield=True):  # a timeout too: the swarm does not own the raw connection yet
@@ -287,6 +293,9 @@ def negotiated(conn: Any) -> tuple[str | None, str | None]:
 
 async def open_stream(conn: Any, protocol: str, timeout_s: float) -> Any:
     """Open a stream on exactly this connection and negotiate `protocol` with multistream-select."""
+    if (selected := getattr(conn, "open_selected_stream", None)) is not None:  # probes/yamux.py's
+        with trio.fail_after(timeout_s):
+            return await selected(protocol)
     from libp2p.protocol_muxer.multiselect_client import MultiselectClient
     from libp2p.protocol_muxer.multiselect_communicator import MultiselectCommunicator
 

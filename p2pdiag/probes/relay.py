@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -29,12 +31,14 @@ from p2pdiag.wire import circuit, pb
 from p2pdiag.wire.identify import IDENTIFY_PROTOCOL, MAX_IDENTIFY_BYTES, Identify
 
 
-async def connect_relay(host: Any, relay: RelayAddr, rec: Recorder, timeouts: StepTimeouts) -> Any | None:
+async def connect_relay(host: Any, relay: RelayAddr, rec: Recorder, timeouts: StepTimeouts,
+                        dial: Callable[[str, str], Awaitable[Any]] | None = None) -> Any | None:
+    """A new connection to the relay (the swarm's, or `dial(addr, peer_id)`'s), recorded; None when it failed."""
     rec.record(RelayDialStarted, relay=relay.addr, relay_peer_id=relay.peer_id, transport=relay.transport)
     began = rec.now()
     try:
         with trio.fail_after(timeouts.relay_connect):
-            conn = await net.dial(host, relay.addr, relay.peer_id)
+            conn = await (dial or functools.partial(net.dial, host))(relay.addr, relay.peer_id)
     except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
         kind, message = net.classify(exc)
         if kind is ErrorKind.TIMEOUT:

@@ -33,7 +33,7 @@ import trio
 
 from p2pdiag.diagnosis.limits import read_duration
 from p2pdiag.probes import circuit as circ
-from p2pdiag.probes import net
+from p2pdiag.probes import net, yamux
 from p2pdiag.probes.relay import connect_relay, hop_connect, identify, reserve
 from p2pdiag.probes.relaycheck import skip_auto_identify
 from p2pdiag.probes.timeouts import StepTimeouts
@@ -83,23 +83,72 @@ HOLD_SETTLE_S = 1.0  # after a failed ping, how long the circuit stream may take
 @dataclass
 class ProbeContext:
     """What the probes of one watch process share: one host (one identity for the whole run),
-    the step timeouts, a wall clock, and how to run p2pdiag itself (the upgrade probe)."""
+    the step timeouts, a wall clock, and how to run p2pdiag itself (the upgrade probe).
+
+    With `nursery` (probe_context gives one) the probes' connections are p2pdiag's own yamux over
+    py-libp2p's transports and Noise (probes/yamux.py: a fifth of the swarm's CPU), their readers
+    running there; without it, the swarm's connections."""
 
     host: Any
     timeouts: StepTimeouts = field(default_factory=StepTimeouts)
     wall_clock: Callable[[], float] = time.time
     p2pdiag_argv: tuple[str, ...] = (sys.executable, "-m", "p2pdiag")
+    nursery: trio.Nursery | None = None
+    noise: Any = None  # py-libp2p's Noise transport, with the host's key
+
+    async def upgrade(self, raw: Any, peer_id: str) -> Any:
+        """/noise selected (one round trip), py-libp2p's Noise (which checks the peer's key against
+        PEER_ID), then p2pdiag's yamux over it."""
+        from libp2p.transport.exceptions import SecurityUpgradeFailure
+
+        expected = net.peer_id_from_string(peer_id)
+        raw = yamux.ReadAhead(raw)
+        try:
+            await yamux.select(raw.write, functools.partial(net.read_exactly, raw), yamux.NOISE_PROTOCOL)
+        except Exception as exc:
+            if not net.is_network_failure(exc):
+                raise
+            raise SecurityUpgradeFailure("failed to negotiate the secure protocol") from exc
+        secured = await self.noise.secure_outbound(raw, expected)
+        try:
+            if secured.get_remote_peer() != expected:
+                raise SecurityUpgradeFailure(f"Peer ID mismatch: expected {expected}, got {secured.get_remote_peer()}")
+            return await yamux.upgrade(secured, self.nursery, {IDENTIFY_PROTOCOL: self.answer_identify})
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await net.close_quietly(secured)
+            raise
+
+    @property
+    def upgrader(self) -> Callable[[Any, str], Awaitable[Any]] | None:
+        return self.upgrade if self.nursery is not None else None
+
+    async def dial(self, addr: str, peer_id: str, reached: Callable[[], None] = lambda: None) -> Any:
+        """A new connection to ADDR, whose peer must be PEER_ID."""
+        return await net.dial_in_steps(self.host, addr, peer_id, reached, upgrade=self.upgrader)
+
+    async def answer_identify(self, stream: Any) -> None:
+        await _answer_identify(self.host, stream)
 
 
 @asynccontextmanager
 async def probe_context(timeouts: StepTimeouts | None = None, wall_clock: Callable[[], float] = time.time,
                         key_pair: Any = None) -> AsyncIterator[ProbeContext]:
     """Make the watch run's one host and run it (listening nowhere) for the block."""
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.crypto.x25519 import create_new_key_pair as create_new_x25519_key_pair
+    from libp2p.security.noise.transport import Transport as NoiseTransport
+
+    key_pair = key_pair or create_new_key_pair()
     host = net.make_host(key_pair)
-    async with net.running(host):
+    noise = NoiseTransport(key_pair, noise_privkey=create_new_x25519_key_pair().private_key)
+    async with net.running(host), trio.open_nursery() as nursery:
         await net.own_connections_only(host)  # no dials, prunes or trims of py-libp2p's own
         host.set_stream_handler(IDENTIFY_PROTOCOL, functools.partial(_answer_identify, host))
-        yield ProbeContext(host, timeouts or StepTimeouts(), wall_clock)
+        try:
+            yield ProbeContext(host, timeouts or StepTimeouts(), wall_clock, nursery=nursery, noise=noise)
+        finally:
+            nursery.cancel_scope.cancel()  # the readers of connections a probe left open (none should be)
 
 
 async def _answer_identify(host: Any, stream: Any) -> None:
@@ -242,7 +291,7 @@ async def probe_relay(ctx: ProbeContext, target: RelayTarget) -> Observation:
 
     async def body() -> Observation:
         p.at("relay-dial")
-        conn = await connect_relay(ctx.host, relay, p.rec, ctx.timeouts)
+        conn = await connect_relay(ctx.host, relay, p.rec, ctx.timeouts, dial=ctx.dial)
         try:
             if conn is None:
                 failed = p.last(RelayDialFailed, relay=relay.addr)
@@ -331,6 +380,8 @@ class _PeerProbe:
         self.untried: list[AddrDial] = []
         self.dialed: set[str] = set()
         self.last_identify: IdentifyCompleted | None = None
+        self._identifying = False
+        self._identify_ended = trio.Event()
 
     def _path(self, addr: str, transport: str, relay: str | None) -> _Path:
         path = _Path(addr, transport, relay, f"path-{len(self.paths) + 1}", began=trio.current_time())
@@ -377,7 +428,8 @@ class _PeerProbe:
         ident = self.last_identify
         facts = PeerFacts(agent=ident.agent_version if ident else None, protocols=ident.protocols if ident else (),
                           listen_addrs=ident.listen_addrs if ident else (), identified=ident is not None, dials=dials)
-        good = next((d for d in dials if d.ok), None)
+        good = next((d for d in dials if d.ok and any(ph.name == "identify" for ph in d.phases)), None)
+        good = good or next((d for d in dials if d.ok), None)
         if good is not None:
             self.p.phases = list(good.phases)
             return self.p.observation(True, peer=facts, timed_out=timed_out)
@@ -401,6 +453,25 @@ class _PeerProbe:
         path.ended = trio.current_time()
         self.last_identify = ident
 
+    async def _identify_once(self, path: _Path, conn: Any) -> None:
+        """Identify the peer on the first path secured; a path secured while that runs waits for it,
+        and is ok once the peer was identified (on whichever path): identify answers the same on
+        each connection, and is a third of a path's CPU. When it fails there, the next path tries."""
+        while self.last_identify is None:
+            if not self._identifying:
+                self._identifying = True
+                try:
+                    self._identified(path, await identify(conn, Subject.PEER, self.target.peer_id,
+                                                          path.connection_id, self.p.rec, self.ctx.timeouts))
+                finally:
+                    self._identifying = False
+                    self._identify_ended.set()
+                    self._identify_ended = trio.Event()
+                return
+            await self._identify_ended.wait()
+        path.ok = True
+        path.ended = trio.current_time()
+
     async def _direct(self, path: _Path) -> None:
         ctx, conn = self.ctx, None
         mark = trio.current_time()
@@ -415,14 +486,13 @@ class _PeerProbe:
         try:
             try:
                 with trio.fail_after(ctx.timeouts.relay_connect):
-                    conn = await net.dial_in_steps(ctx.host, path.addr, self.target.peer_id, reached)
+                    conn = await ctx.dial(path.addr, self.target.peer_id, reached)
             except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
                 kind, message = net.classify(exc)
                 return path.fail(path.phase, kind.value, message)
             path.secured, path.phase = True, "identify"
             path.phases.append(Phase("secure", trio.current_time() - mark))
-            self._identified(path, await identify(conn, Subject.PEER, self.target.peer_id, path.connection_id,
-                                                  self.p.rec, ctx.timeouts))
+            await self._identify_once(path, conn)
         finally:
             await self.p.close(conn)
 
@@ -431,7 +501,7 @@ class _PeerProbe:
         relay_conn = conn = stream = None
         try:
             path.phase = "relay-dial"
-            relay_conn = await connect_relay(ctx.host, relay, p.rec, ctx.timeouts)
+            relay_conn = await connect_relay(ctx.host, relay, p.rec, ctx.timeouts, dial=ctx.dial)
             if relay_conn is None:
                 failed = p.last(RelayDialFailed, relay=relay.addr)
                 return path.fail("relay-dial", _kind(failed), f"the relay: {failed.error}")
@@ -450,15 +520,14 @@ class _PeerProbe:
             stream = circ.CircuitStream(got[0], p.rec)
             conn = await circ.secure(ctx.host, stream, inbound=False, relay=relay.addr, relay_peer_id=relay.peer_id,
                                      remote_peer_id=peer_id, connection_id=path.connection_id, rec=p.rec,
-                                     timeouts=ctx.timeouts)
+                                     timeouts=ctx.timeouts, upgrade=ctx.upgrader)
             if conn is None:
                 failed = p.last(CircuitUpgradeFailed, connection_id=path.connection_id)
                 return path.fail("secure", _kind(failed), f"over the circuit: {failed.error}")
             path.secured = True
             path.phases.append(Phase("secure", p.last(CircuitSecured, connection_id=path.connection_id).duration_s))
             path.phase = "identify"
-            self._identified(path, await identify(conn, Subject.PEER, peer_id, path.connection_id, p.rec,
-                                                  ctx.timeouts))
+            await self._identify_once(path, conn)
             if path.ok and self.target.hold_s > 0:
                 path.phase = "hold"
                 await self._hold(path, conn, stream, got[1], relay)
@@ -503,11 +572,13 @@ def cut_cause(age_s: float, sent: int, received: int, duration: int | None, data
 
 async def probe_peer(ctx: ProbeContext, target: PeerTarget) -> Observation:
     """Dial each direct address (the config's, then those the peer's identify announced when
-    `learn_addrs`) and through each relay, each on its own connection, all at once; identify on each.
+    `learn_addrs`) and through each relay, each on its own connection, all at once; identify once,
+    on the first path secured (`_PeerProbe._identify_once`).
 
-    ok: at least one path was identified; each address's own result is in `peer.dials` (the
-    tracker judges each). Addresses of transports p2pdiag cannot dial are listed with tried=False.
-    Phases: the first identified path's (dial, secure, identify; or relay-dial, hop, secure, identify)."""
+    ok: the peer was identified, and a path is ok when it was secured (Noise and yamux) and the
+    peer identified; each address's own result is in `peer.dials` (the tracker judges each).
+    Addresses of transports p2pdiag cannot dial are listed with tried=False. Phases: the identified
+    path's (dial, secure, identify; or relay-dial, hop, secure, identify)."""
     probe = _PeerProbe(ctx, target)
     skip_auto_identify(ctx.host, target.peer_id, *(r.peer_id for r in target.relays))
     return await _bounded(probe.p, probe.run, lambda: probe.observation(timed_out=True))

@@ -55,8 +55,10 @@ def test_js_relay_and_listener_probed_directly_through_the_relay_and_upgraded(sp
     for d in dials.values():
         assert d.ok and d.reached and d.secured and d.phases and all(p.seconds > 0 for p in d.phases), d
     assert dials["p2p-circuit"].relay == relay.addr("tcp")
-    assert [p.name for p in dials["p2p-circuit"].phases] == ["relay-dial", "hop", "secure", "identify"]
-    assert [p.name for p in dials["ws"].phases] == ["dial", "secure", "identify"]
+    # identify once a probe, on the first path secured: the others end at "secure"
+    assert [p.name for p in dials["p2p-circuit"].phases][:3] == ["relay-dial", "hop", "secure"]
+    assert [p.name for p in dials["ws"].phases][:2] == ["dial", "secure"]
+    assert [[p.name for p in d.phases][-1] for d in dials.values()].count("identify") == 1, obs.peer.dials
     assert "js-libp2p" in obs.peer.agent and "/webrtc-signaling/0.0.1" in obs.peer.protocols
     per_transport = {transport_of(a) for a in obs.peer.listen_addrs}
     assert {"tcp", "ws", "p2p-circuit"} <= per_transport, obs.peer.listen_addrs
