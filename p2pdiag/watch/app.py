@@ -1,9 +1,12 @@
 """One watch run put together: the probes' shared context, the reservation holders, the GossipSub
 light peers, the metrics and their HTTP server, the schedule, and the order they stop in.
 
-On a stop (Ctrl-C, SIGTERM, --duration) the probes end first and the trace gets its last events;
-the HTTP server, shielded from that cancellation, keeps answering with the last figures for
---linger seconds and is closed last, so a scrape during shutdown still gets a full answer.
+The HTTP server starts first, in a thread and trio loop of its own (`http.serve_in_thread`), so a
+busy probe loop never delays a scrape; its `/probe` runs probes in this loop through a
+`http.ProbeBridge`. On a stop (Ctrl-C, SIGTERM, --duration) the probes end first (a `/probe`
+running is cancelled, later ones are 503) and the trace gets its last events; the server, which
+that cancellation does not reach, keeps answering with the last figures for --linger seconds and
+is closed last, its thread joined, so a scrape during shutdown still gets a full answer.
 """
 
 from __future__ import annotations
@@ -76,10 +79,9 @@ async def fleet_probes(conf: WatchConfig) -> AsyncIterator[tuple[Probe, list[Hol
 async def watch_fleet(conf: WatchConfig, rec: Recorder, sinks: Sequence[Sink], duration_s: float | None,
                       linger_s: float, on_listening: Callable[[str], None],
                       probes: Any = fleet_probes) -> None:
-    watch: Watch | None = None
-    async with probes(conf) as (probe, holders), trio.open_nursery() as nursery:
+    async with contextlib.AsyncExitStack() as served:
         metrics = None
-        server_scope = trio.CancelScope(shield=True)
+        bridge = None
         bound = None
         if conf.metrics is not None:
             from p2pdiag.watch import http
@@ -87,30 +89,29 @@ async def watch_fleet(conf: WatchConfig, rec: Recorder, sinks: Sequence[Sink], d
 
             metrics = WatchMetrics()
             metrics.targets(conf.targets, str(conf.shard) if conf.shard else None)
-
-            async def run_probe(target: AnyTarget) -> Observation:
-                return await probe(target)
-
-            async def serve(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-                with server_scope:
-                    await http.serve((conf.metrics.host, conf.metrics.port), metrics, http.parse_target, run_probe,
-                                     max_timeout_s=PROBE_ENDPOINT_MAX_TIMEOUT_S, task_status=task_status)
-
-            bound = await nursery.start(serve)
-            on_listening(f"{conf.metrics.host}:{bound}")
-        rec.record(WatchStarted, started_unix_s=time.time() - rec.now(), targets=len(conf.targets),
-                   shard=str(conf.shard) if conf.shard else None,
-                   metrics=None if bound is None else f"{conf.metrics.host}:{bound}")
-        for t in conf.targets:
-            rec.record(TargetListed, module=t.module.value, target=t.name, interval_s=t.interval_s,
-                       timeout_s=t.timeout_s, what=what(t))
-        all_sinks = [*sinks, *([MetricsSink(metrics)] if metrics is not None else [])]
-        watch = Watch(conf.targets, probe, holders, all_sinks)
+            bridge = http.ProbeBridge()
+            # listening first: a port taken ends the run before any probe starts
+            bound = await served.enter_async_context(http.serve_in_thread(
+                (conf.metrics.host, conf.metrics.port), metrics, http.parse_target, bridge,
+                max_timeout_s=PROBE_ENDPOINT_MAX_TIMEOUT_S))
+        watching = False
         try:
-            with trio.move_on_after(math.inf if duration_s is None else duration_s):
-                await watch.run()
-        finally:
-            with trio.CancelScope(shield=True):
-                if linger_s > 0 and metrics is not None:
+            async with probes(conf) as (probe, holders), contextlib.AsyncExitStack() as bridged:
+                if bridge is not None:
+                    await bridged.enter_async_context(bridge.open(probe))
+                    on_listening(f"{conf.metrics.host}:{bound}")  # /probe works from now on too
+                rec.record(WatchStarted, started_unix_s=time.time() - rec.now(), targets=len(conf.targets),
+                           shard=str(conf.shard) if conf.shard else None,
+                           metrics=None if bound is None else f"{conf.metrics.host}:{bound}")
+                for t in conf.targets:
+                    rec.record(TargetListed, module=t.module.value, target=t.name, interval_s=t.interval_s,
+                               timeout_s=t.timeout_s, what=what(t))
+                all_sinks = [*sinks, *([MetricsSink(metrics)] if metrics is not None else [])]
+                watch = Watch(conf.targets, probe, holders, all_sinks)
+                watching = True
+                with trio.move_on_after(math.inf if duration_s is None else duration_s):
+                    await watch.run()
+        finally:  # the probes have ended (/probe answers 503 now): the last figures stay served a while
+            if watching and linger_s > 0 and metrics is not None:
+                with trio.CancelScope(shield=True):
                     await trio.sleep(linger_s)
-            server_scope.cancel()

@@ -14,6 +14,15 @@ a registry made for this one request (`metrics.probe_registry`), `probe_success 
 failed or ran out of time, as Prometheus' blackbox_exporter does. An unknown module or a bad target
 is a 400 with one line saying why. A probe that raises is a bug in p2pdiag, never the target's
 failure: 500, and the traceback goes to the log.
+
+`watch` runs the server in an OS thread of its own with a trio loop of its own (`serve_in_thread`),
+so an answer never waits for the probes' loop to get round to it: `/metrics` is the exposition
+rendered ahead (every `metrics_refresh_s`, in a worker thread; prometheus_client is thread-safe).
+`/probe`'s probes still run in the probes' loop, where their py-libp2p host lives: `ProbeBridge`
+hands each one over through that loop's trio token and hands its Observation back, the scrape's
+budget and `max_probes` counted on the server's side; cancelled there (the budget, the server
+stopping), it is cancelled in the probes' loop too; once that loop stops probing (the bridge
+closed), `/probe` is a 503. `serve` itself serves in whatever trio loop awaits it.
 """
 
 from __future__ import annotations
@@ -23,9 +32,11 @@ import dataclasses
 import logging
 import math
 import re
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import parse_qsl, urlsplit
 
 import h11
@@ -312,6 +323,8 @@ class _Server:
         try:
             with trio.move_on_after(budget + self.limits.probe_grace_s):
                 obs = await self.run_probe(target)
+        except _Reply:  # the bridge's 503: the probes' loop is stopping
+            raise
         except Exception as exc:  # a probe returns an Observation for every failure: this is a bug
             log.exception("watch /probe: the %s probe of %s raised", target.module.value, target.name)
             raise _Reply(500, f"p2pdiag bug: the {target.module.value} probe raised "
@@ -347,6 +360,202 @@ async def _close(stream: trio.abc.Stream) -> None:
     with (trio.CancelScope(shield=True), trio.move_on_after(1),
           contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError)):
         await stream.aclose()
+
+
+
+# --- the server in a thread of its own, /probe run in the probes' loop ------------------------------
+
+STARTING = "watch is starting: no probes yet; try again"
+STOPPING = "watch is stopping: no more probes"
+
+
+@contextlib.asynccontextmanager
+async def serve_in_thread(listen: tuple[str, int], metrics: WatchMetrics, parse_target: ParseTarget,
+                          run_probe: RunProbe, *, max_timeout_s: float | None = None, limits: Limits = Limits(),
+                          stop_timeout_s: float = 10.0) -> AsyncIterator[int]:
+    """`serve` in an OS thread of its own, in a trio loop of its own, for the block's length; the
+    block gets the bound port. RUN_PROBE runs in the server's loop: give it a `ProbeBridge` to run
+    probes in the caller's. Not listening (a port taken, an unknown host) is a UsageError, raised
+    before the block. When the block ends the server is cancelled and its thread joined (at most
+    STOP_TIMEOUT_S, shielded: a connection closing takes at most a second). A bug that ends the
+    server cancels the block and is raised after it."""
+    host, port = listen
+    thread = _ServerThread(partial(serve, listen, metrics, parse_target, run_probe, max_timeout_s=max_timeout_s,
+                                   limits=limits))
+    thread.start()
+    try:
+        with trio.CancelScope(shield=True):  # binding and the first rendering: moments
+            await thread.started.wait()
+        if thread.port is None:
+            if isinstance(thread.error, OSError):
+                reason = thread.error.strerror or str(thread.error)
+                raise UsageError(f"cannot serve /metrics on {host}:{port}: {reason}") from None
+            raise RuntimeError("watch's HTTP server did not start") from thread.error
+        with thread.failed:
+            yield thread.port
+    finally:
+        thread.stop()
+        with trio.CancelScope(shield=True), trio.move_on_after(stop_timeout_s):
+            await thread.ended.wait()
+        if thread.ended.is_set():
+            thread.thread.join()
+        else:  # it is a daemon thread: the process still exits
+            log.error("watch http: the server's thread did not end within %g s", stop_timeout_s)
+    if thread.failed.cancelled_caught:
+        raise RuntimeError("watch's HTTP server stopped") from thread.error
+
+
+class _ServerThread:
+    """One trio run of SERVE (called with task_status) in a daemon thread. Its state is written by
+    that thread and read by the caller's loop once `started` (or `ended`) is set there."""
+
+    def __init__(self, serve: Callable[..., Awaitable[None]]) -> None:
+        self.serve = serve
+        self.caller = trio.lowlevel.current_trio_token()
+        self.started, self.ended = trio.Event(), trio.Event()  # the caller's
+        self.failed = trio.CancelScope()  # the caller's block, cancelled if the server ends by a bug
+        self.port: int | None = None
+        self.error: BaseException | None = None
+        self.token: trio.lowlevel.TrioToken | None = None  # the server's loop, once listening
+        self.cancel: Callable[[], None] | None = None
+        self.thread = threading.Thread(target=self._run, name="p2pdiag-watch-http", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """From the caller's loop: end the server (nothing if it never listened or has ended)."""
+        if self.token is not None and self.cancel is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                self.token.run_sync_soon(self.cancel)
+
+    def _tell(self, fn: Callable[[], object]) -> None:
+        with contextlib.suppress(trio.RunFinishedError):
+            self.caller.run_sync_soon(fn)
+
+    def _run(self) -> None:
+        try:
+            trio.run(self._main)
+        except BaseException as exc:  # it ends this thread: the caller raises it
+            self.error = exc
+            if self.port is not None:
+                log.error("watch http: the server stopped", exc_info=exc)
+                self._tell(self.failed.cancel)
+        finally:
+            self._tell(self.started.set)
+            self._tell(self.ended.set)
+
+    async def _main(self) -> None:
+        async with trio.open_nursery() as nursery:
+            try:
+                port = await nursery.start(self.serve)  # raised before it listens: not wrapped
+            except OSError as exc:
+                self.error = exc
+                return
+            self.token, self.cancel = trio.lowlevel.current_trio_token(), nursery.cancel_scope.cancel
+            self.port = port
+            self._tell(self.started.set)
+
+
+class ProbeBridge:
+    """The `run_probe` of a server in a loop of its own (`serve_in_thread`) that runs each probe in
+    the loop that opened the bridge (`open`), where the probes' py-libp2p host lives.
+
+    The server's loop asks through that loop's trio token and waits on an event of its own, which the
+    probes' loop sets through the server loop's token when the probe has ended; no thread waits.
+    Cancelled in the server's loop (the scrape's budget, the server stopping), the probe is cancelled
+    in the probes' loop too, and the server waits up to what the scrape's offset leaves past the
+    grace for it to end, so `max_probes` counts it until it has; the probes' loop also holds it to its
+    budget and the grace on its own. Before the bridge is open a request is a 503 (`STARTING`);
+    once it is closed the running probes are cancelled and every request is a 503 (`STOPPING`)."""
+
+    def __init__(self, limits: Limits = Limits()) -> None:
+        self.grace_s = limits.probe_grace_s
+        self.settle_s = max(0.0, limits.probe_timeout_offset_s - limits.probe_grace_s)
+        self._token: trio.lowlevel.TrioToken | None = None  # the probes' loop, while open
+        self._nursery: trio.Nursery | None = None  # touched in the probes' loop only
+        self._run_probe: RunProbe | None = None
+        self._closed = False
+
+    def _unavailable(self) -> _Reply:
+        return _Reply(503, STOPPING if self._closed else STARTING)
+
+    @contextlib.asynccontextmanager
+    async def open(self, run_probe: RunProbe) -> AsyncIterator[None]:
+        """In the probes' loop: for the block's length `/probe` runs RUN_PROBE here."""
+        async with trio.open_nursery() as nursery:
+            self._run_probe, self._nursery = run_probe, nursery
+            self._token = trio.lowlevel.current_trio_token()
+            try:
+                yield
+            finally:
+                self._closed = True
+                self._token = self._nursery = None
+                nursery.cancel_scope.cancel()
+
+    async def __call__(self, target: AnyTarget) -> Observation | None:
+        """In the server's loop: TARGET probed in the probes' loop; None if cancelled there first."""
+        token = self._token
+        if token is None:
+            raise self._unavailable()
+        call = _Call(target, trio.lowlevel.current_trio_token())
+        try:
+            token.run_sync_soon(self._start, call)
+        except trio.RunFinishedError:
+            raise _Reply(503, STOPPING) from None
+        try:
+            await call.done.wait()
+        finally:
+            if not call.done.is_set():  # cancelled here: there too, and it is waited for a little
+                with contextlib.suppress(trio.RunFinishedError):
+                    token.run_sync_soon(call.cancel)
+                with trio.CancelScope(shield=True), trio.move_on_after(self.settle_s):
+                    await call.done.wait()
+        if call.error is not None:
+            raise call.error
+        return call.obs
+
+    def _start(self, call: _Call) -> None:  # in the probes' loop
+        if self._nursery is None:
+            call.finish(None, self._unavailable())
+            return
+        call.scope = trio.CancelScope(deadline=trio.current_time() + call.target.timeout_s + self.grace_s)
+        self._nursery.start_soon(self._probe, call)
+
+    async def _probe(self, call: _Call) -> None:  # in the probes' loop
+        assert call.scope is not None and self._run_probe is not None
+        obs, error = None, _Reply(503, STOPPING)  # what stays if the bridge's closing cancels it
+        try:
+            with call.scope:
+                try:
+                    obs, error = await self._run_probe(call.target), None
+                except Exception as exc:  # noqa: BLE001  (a bug: the server's side logs it, answers 500)
+                    error = exc
+            if call.scope.cancelled_caught:  # its budget ran out, or the server's side gave up
+                error = None
+        finally:
+            call.finish(obs, error)
+
+
+class _Call:
+    """One /probe handed from the server's loop to the probes' loop."""
+
+    def __init__(self, target: AnyTarget, server: trio.lowlevel.TrioToken) -> None:
+        self.target = target
+        self.server = server
+        self.done = trio.Event()  # the server's
+        self.scope: trio.CancelScope | None = None  # the probes' loop's
+        self.obs: Observation | None = None
+        self.error: BaseException | None = None
+
+    def cancel(self) -> None:  # in the probes' loop
+        if self.scope is not None:
+            self.scope.cancel()
+
+    def finish(self, obs: Observation | None, error: BaseException | None) -> None:  # in the probes' loop
+        self.obs, self.error = obs, error
+        with contextlib.suppress(trio.RunFinishedError):  # the server's loop has ended: no one waits
+            self.server.run_sync_soon(self.done.set)
 
 
 _INDEX = b"""<!doctype html>

@@ -8,6 +8,11 @@ standing in for `run_probe`, because these tests are about the HTTP semantics of
 timeout from the scrape header, probe_success 0 on failure). The real probes land from another
 engineer's branch (watch/probes); the lead wires them into `serve`.
 
+The last tests run the server as watch does, in a thread and trio loop of its own
+(`serve_in_thread`), `/probe` reaching the test's loop through a `ProbeBridge`: /metrics answered
+while that loop is held by synchronous work (with the old wiring, one loop, as the control that it
+was not), probes run in that loop, cancelled at their budget or when it stops, and no thread left.
+
 Waits are behaviour limits, not speed claims: the slow client's read timeout runs in virtual time
 (trio's MockClock over an in-memory stream), and the socket tests only bound a hang.
 """
@@ -15,7 +20,14 @@ Waits are behaviour limits, not speed claims: the slow client's read timeout run
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
+import sys
+import threading
+import time
 import tracemalloc
+import urllib.error
+import urllib.request
 from functools import partial
 from urllib.parse import quote
 
@@ -24,7 +36,7 @@ import trio
 import trio.testing
 
 from p2pdiag.errors import UsageError
-from p2pdiag.watch.http import Limits, _Server, parse_target, serve
+from p2pdiag.watch.http import Limits, ProbeBridge, _Server, parse_target, serve, serve_in_thread
 from p2pdiag.watch.metrics import WatchMetrics
 from p2pdiag.watch.model import (
     Module,
@@ -415,3 +427,266 @@ def test_parse_target_per_module():
     ]:
         with pytest.raises(UsageError, match=re.escape(message)):
             parse_target(module, text)
+
+
+# --- the server in a thread of its own (watch's wiring), /probe through the bridge ------------------
+
+
+def thread_names() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name == "p2pdiag-watch-http"}
+
+
+def get_in_thread(port: int, path: str, out: dict, go: threading.Event | None = None) -> threading.Thread:
+    """GET PATH from a thread of its own (urllib, no trio) once GO is set; OUT gets the status, the
+    body and when (time.monotonic()) the request was sent and answered."""
+
+    def run() -> None:
+        if go is not None:
+            go.wait(10)
+        out["sent"] = time.monotonic()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=20) as r:
+                out["status"], out["body"] = r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            out["status"], out["body"] = exc.code, exc.read().decode()
+        out["answered"] = time.monotonic()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def spin(seconds: float) -> float:
+    """Hold the calling thread (its trio loop) busy SECONDS without a checkpoint; when it ended."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sum(range(1000))
+    return time.monotonic()
+
+
+@pytest.mark.parametrize("wiring", ["thread", "same-loop"])
+def test_metrics_are_answered_while_the_probe_loop_is_blocked(wiring):
+    """watch's wiring (`serve_in_thread`): with the probes' loop held 2 s by synchronous work, a GET
+    /metrics sent meanwhile is answered before the loop is free (in under a second). The same server
+    in the probes' own loop (`serve`, as before) cannot answer until then: the control showing this
+    test can tell the two apart."""
+    metrics = WatchMetrics()
+    metrics.observe(relay_obs(True))
+    out: dict = {}
+
+    async def blocked(port: int) -> float:
+        go = threading.Event()
+        client = get_in_thread(port, "/metrics", out, go)
+        go.set()  # the client sends while this loop is held
+        free_at = spin(2.0)
+        await trio.to_thread.run_sync(client.join, 20)
+        return free_at
+
+    async def main() -> float:
+        with trio.fail_after(30):  # a hang guard
+            if wiring == "thread":
+                async with serve_in_thread(("127.0.0.1", 0), metrics, parse_target, ProbeBridge()) as port:
+                    return await blocked(port)
+            async with trio.open_nursery() as nursery:
+                port = await nursery.start(serve, ("127.0.0.1", 0), metrics, parse_target, returns(relay_obs(True)))
+                free_at = await blocked(port)
+                nursery.cancel_scope.cancel()
+                return free_at
+
+    free_at = trio.run(main)
+    assert out["sent"] < free_at - 1.0  # sent while the loop was held, with a second of it to go
+    assert out["status"] == 200
+    assert f'p2pdiag_probe_success{{module="relay",target="{RELAY}"}} 1.0' in out["body"]
+    if wiring == "thread":
+        assert out["answered"] < free_at, "answered only once the probes' loop was free"
+        assert out["answered"] - out["sent"] < 1.0
+    else:
+        assert out["answered"] >= free_at  # the server in the blocked loop waited for it
+
+
+def bridged(test, run_probe, limits: Limits = Limits()):
+    """Run TEST(port, bridge) in a trio run that opened the bridge to RUN_PROBE, the server in its own
+    thread; afterwards no server thread is left and the port is closed."""
+    seen: dict = {}
+
+    async def main():
+        with trio.fail_after(30):  # a hang guard
+            bridge = ProbeBridge(limits)
+            async with serve_in_thread(("127.0.0.1", 0), WatchMetrics(), parse_target, bridge,
+                                       limits=limits) as port:
+                assert thread_names() == {"p2pdiag-watch-http"}
+                seen["port"] = port
+                async with bridge.open(run_probe):
+                    await test(port, bridge)
+
+    trio.run(main)
+    assert thread_names() == set()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", seen["port"]), timeout=5).close()
+
+
+def test_probe_runs_in_the_probes_loop_through_the_bridge():
+    ran_in: list = []
+    budgets: list = []
+
+    async def probe(target):
+        ran_in.append((threading.current_thread(), trio.lowlevel.current_trio_token()))
+        budgets.append(target.timeout_s)
+        return relay_obs(target.name == RELAY)
+
+    async def test(port, bridge):
+        resp = await exchange(port, get(f"/probe?module=relay&target={quote(RELAY, safe='')}",
+                                        "X-Prometheus-Scrape-Timeout-Seconds: 4\r\n"))
+        assert status(resp) == 200 and "probe_success 1.0" in body(resp)
+        assert 'probe_phase_duration_seconds{phase="reserve"} 0.02' in body(resp)
+        assert ran_in == [(threading.current_thread(), trio.lowlevel.current_trio_token())]
+        resp = await exchange(port, get("/probe?module=dns&target=x"))
+        assert status(resp) == 400 and "unknown module 'dns'" in body(resp)
+
+    bridged(test, probe)
+    assert budgets == [3.5]  # the scrape's header less the offset, as in one loop
+
+
+def test_a_bridged_probe_past_its_budget_is_cancelled_in_the_probes_loop():
+    ended: list = []
+
+    async def hangs(target):
+        try:
+            await trio.sleep_forever()
+        finally:
+            ended.append(trio.current_time())
+
+    async def test(port, bridge):
+        t0 = trio.current_time()
+        resp = await exchange(port, get(f"/probe?module=relay&target={RELAY}",
+                                        "X-Prometheus-Scrape-Timeout-Seconds: 0.8\r\n"))
+        assert status(resp) == 200
+        assert 'probe_failure_info{kind="timeout",phase="unknown"} 1.0' in body(resp)
+        assert "probe_success 0.0" in body(resp)
+        assert len(ended) == 1  # ended by the time it was answered, not left running
+        assert ended[0] - t0 < 0.8 + 0.5  # its budget (0.3 s) and the grace, with room for the round trip
+
+    bridged(test, hangs)
+
+
+def test_a_bridged_probe_that_raises_is_a_500_and_max_probes_holds():
+    release, running = trio.Event(), trio.Event()
+
+    async def probe(target):
+        if "4002" in target.name:
+            raise ZeroDivisionError("bug")
+        running.set()
+        await release.wait()
+        return relay_obs(True)
+
+    async def test(port, bridge):
+        bug = RELAY.replace("4001", "4002")
+        resp = await exchange(port, get(f"/probe?module=relay&target={bug}"))
+        assert status(resp) == 500 and "p2pdiag bug" in body(resp)
+        answers: list = []
+
+        async def one():
+            answers.append(await exchange(port, get(f"/probe?module=relay&target={RELAY}")))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(one)
+            await running.wait()
+            resp = await exchange(port, get(f"/probe?module=relay&target={RELAY}"))
+            assert status(resp) == 503 and "1 probes already running" in body(resp)
+            release.set()
+        assert status(answers[0]) == 200 and "probe_success 1.0" in body(answers[0])
+
+    bridged(test, probe, Limits(max_probes=1))
+
+
+def test_when_the_probes_loop_stops_probe_is_503_at_once_and_metrics_still_answer():
+    """The bridge closed (watch stopping, the server lingering): a probe running is cancelled and
+    answered 503 at once, a later /probe is 503 too, /metrics still 200; before it opens, 503 too."""
+    cancelled: list = []
+    running = trio.Event()
+
+    async def hangs(target):
+        running.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.append(target.name)
+
+    async def main():
+        with trio.fail_after(30):
+            bridge = ProbeBridge()
+            async with serve_in_thread(("127.0.0.1", 0), WatchMetrics(), parse_target, bridge) as port:
+                resp = await exchange(port, get(f"/probe?module=relay&target={RELAY}"))
+                assert status(resp) == 503 and "watch is starting" in body(resp)
+                answers: list = []
+
+
+                async def one():
+                    answers.append(await exchange(port, get(f"/probe?module=relay&target={RELAY}")))
+
+                async with trio.open_nursery() as nursery, bridge.open(hangs):  # the bridge closes first
+                    nursery.start_soon(one)
+                    await running.wait()  # the probe runs (its budget: 10 s)
+                    t0 = trio.current_time()
+                assert cancelled == [RELAY]
+                assert status(answers[0]) == 503 and "watch is stopping" in body(answers[0])
+                assert trio.current_time() - t0 < 2.0  # answered at the stop, not at the end of its budget
+                resp = await exchange(port, get(f"/probe?module=relay&target={RELAY}"))
+                assert status(resp) == 503 and "watch is stopping" in body(resp)
+                assert status(await exchange(port, get("/metrics"))) == 200
+
+    trio.run(main)
+    assert thread_names() == set()
+
+
+def test_stopping_joins_the_thread_even_with_clients_holding_connections():
+    async def main():
+        with trio.fail_after(30):
+            async with serve_in_thread(("127.0.0.1", 0), WatchMetrics(), parse_target, ProbeBridge()) as port:
+                idle = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(3)]
+                half = await trio.open_tcp_stream("127.0.0.1", port)
+                await half.send_all(b"GET /metr")
+                await trio.sleep(0.2)
+                t0 = trio.current_time()
+            assert trio.current_time() - t0 < 3.0  # cancelled, not waiting out the 5 s read timeout
+            assert thread_names() == set()
+            for s in [*idle, half]:
+                await s.aclose()
+
+    trio.run(main)
+
+
+def test_a_port_taken_is_a_usage_error_and_leaves_no_thread():
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+
+    async def main():
+        async with serve_in_thread(("127.0.0.1", port), WatchMetrics(), parse_target, ProbeBridge()):
+            raise AssertionError("it listened on a port taken")
+
+    try:
+        with pytest.raises(UsageError, match=rf"^cannot serve /metrics on 127\.0\.0\.1:{port}: .+"):
+            trio.run(main)
+    finally:
+        taken.close()
+    assert thread_names() == set()
+
+
+def test_watch_on_a_port_taken_exits_2_with_one_line():
+    """`p2pdiag watch --metrics` on a port another process holds: a usage error, before any probe."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        out = subprocess.run([sys.executable, "-m", "p2pdiag", "watch", "--relay", RELAY, "--metrics",
+                              f"127.0.0.1:{port}", "--duration", "20"], capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL, check=False)
+    finally:
+        taken.close()
+    assert out.returncode == 2, out.stderr[-3000:]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("p2pdiag: error: ")]
+    assert errors == [f"p2pdiag: error: cannot serve /metrics on 127.0.0.1:{port}: Address already in use"], out.stderr
+    assert "Traceback" not in out.stderr
