@@ -72,9 +72,12 @@ class Limits:
     probe_grace_s: float = 0.25  # past the probe's own budget before it is cancelled (below the offset)
     # /metrics serves an exposition rendered ahead, in a worker thread, at most this often when the
     # metrics changed (0: rendered for each request). With 200 targets prometheus_client takes over
-    # 100 ms to render on a busy machine; rendered ahead, a scrape takes what sending the bytes takes
-    # and sees data at most this old, for a few percent of a core.
+    # 100 ms to render on a busy machine; rendered ahead, a scrape takes what sending the bytes takes.
+    # It is rendered only for scrapes: `render_lead_s` before the next is due, as the last two were
+    # spaced, so a scrape sees data about that old, and a Prometheus scraping every 15 s costs one
+    # rendering each 15 s, not one each 2 s.
     metrics_refresh_s: float = 2.0
+    render_lead_s: float = 1.0
 
 
 class _Reply(Exception):
@@ -161,19 +164,43 @@ class _Server:
         self.exposition = trio.CapacityLimiter(1)  # one /metrics rendering at a time, off the event loop
         self.rendered: bytes | None = None
         self.rendered_changes = -1  # metrics.changes when `rendered` was made
+        self.rendered_at = -math.inf
+        self.scrapes: list[float] = []  # when the last two /metrics requests came
+        self.scraped = trio.Event()  # a /metrics request came since the last rendering
+        self.arrived = trio.Event()  # one came since render_ahead last looked
 
     async def render(self) -> bytes:
         async with self.exposition:
             changes = self.metrics.changes
             body = await trio.to_thread.run_sync(generate_latest, self.metrics.registry)
-        self.rendered, self.rendered_changes = body, changes
+        self.rendered, self.rendered_changes, self.rendered_at = body, changes, trio.current_time()
+        self.scraped = trio.Event()
         return body
+
+    def next_render_at(self) -> float:
+        """`render_lead_s` before the next scrape is due (spaced as the last two were), and never
+        sooner than `metrics_refresh_s` after the last rendering."""
+        soonest = self.rendered_at + self.limits.metrics_refresh_s
+        if len(self.scrapes) < 2:
+            return soonest
+        return max(soonest, 2 * self.scrapes[-1] - self.scrapes[-2] - self.limits.render_lead_s)
 
     async def render_ahead(self) -> None:
         while True:
-            await trio.sleep(self.limits.metrics_refresh_s)
+            await self.scraped.wait()  # no scrape, no rendering
+            while trio.current_time() < (due := self.next_render_at()):
+                self.arrived = trio.Event()
+                with trio.move_on_at(due):
+                    await self.arrived.wait()  # a scrape sooner than the last spacing: due sooner
             if self.metrics.changes != self.rendered_changes:
                 await self.render()
+            else:
+                self.scraped = trio.Event()
+
+    def scrape(self) -> None:
+        self.scrapes = [*self.scrapes[-1:], trio.current_time()]
+        self.scraped.set()
+        self.arrived.set()
 
     async def accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
         async with listener:
@@ -262,6 +289,7 @@ class _Server:
         except ValueError:
             raise _Reply(400, "too many query parameters") from None
         if parts.path == "/metrics":
+            self.scrape()
             body = self.rendered if self.limits.metrics_refresh_s > 0 and self.rendered else await self.render()
             return 200, CONTENT_TYPE_LATEST, body, ()
         if parts.path == "/probe":

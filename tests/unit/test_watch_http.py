@@ -180,6 +180,43 @@ def test_metrics_show_what_was_observed_since(refresh_s):
     run_server(test, metrics=metrics, limits=Limits(metrics_refresh_s=refresh_s))
 
 
+def test_rendering_ahead_follows_the_scrapes_in_virtual_time():
+    """No scrape, no rendering; scrapes every 15 s get one rendering each, render_lead_s before the
+    next is due; scrapes every 0.5 s get one each metrics_refresh_s at most."""
+    server = _Server(WatchMetrics(), parse_target, None, Limits(metrics_refresh_s=2.0, render_lead_s=1.0))
+    renders: list[float] = []
+
+    async def render() -> bytes:
+        renders.append(trio.current_time())
+        server.rendered_changes, server.rendered_at = server.metrics.changes, trio.current_time()
+        server.scraped = trio.Event()
+        return b""
+
+    server.render = render
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.render_ahead)
+            server.metrics.changes += 1
+            await trio.sleep(60)
+            assert renders == []  # changes, but nobody asked
+            for _ in range(4):  # t = 60, 75, 90, 105
+                server.scrape()
+                server.metrics.changes += 1
+                await trio.sleep(15)
+            assert [round(t) for t in renders] == [60, 89, 104, 119], renders  # the first at once
+            renders.clear()
+            for _ in range(20):  # t = 120 … 129.5: every half second
+                server.scrape()
+                server.metrics.changes += 1
+                await trio.sleep(0.5)
+            gaps = [b - a for a, b in zip(renders, renders[1:], strict=False)]
+            assert 4 <= len(renders) <= 6 and min(gaps) >= 2.0, renders
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
 def test_probe_success_and_failure_answer_200_with_probe_success():
     async def test_ok(port):
         resp = await exchange(port, get(f"/probe?module=relay&target={quote(RELAY, safe='')}"))
