@@ -37,7 +37,8 @@ SYN, ACK, FIN, RST = 1, 2, 4, 8
 INITIAL_WINDOW = 256 * 1024  # yamux's, in each direction of each stream
 MAX_FRAME_DATA = 16 * 1024  # what one data frame of ours carries
 MAX_STREAMS = 16  # open at once, both directions (each may buffer up to its window)
-MAX_NEGOTIATION_BYTES = 1024  # the multistream-select answer to our /yamux/1.0.0
+MAX_NEGOTIATION_BYTES = 1024  # a multistream-select message
+HALF_CLOSED_S = 10.0  # a stream we closed and the peer did not: reset and forgotten after this long
 
 Handler = Callable[[Any], Awaitable[None]]
 
@@ -111,6 +112,7 @@ class YamuxStream:
         self.reset_by: str | None = None  # "remote", "local", "connection", "connection-eof" (it ended under it)
         self.protocol: str | None = None
         self._syn = SYN if conn.owns(stream_id) else 0  # our stream's SYN rides on its first frame
+        self.closed_at = 0.0
 
     def set_protocol(self, protocol: str) -> None:
         self.protocol = protocol
@@ -140,6 +142,8 @@ class YamuxStream:
         self._changed.unpark_all()
 
     async def read(self, n: int | None = None) -> bytes:
+        if self.reset_by is not None and self.reset_by != "connection-eof":  # what was buffered goes with it
+            raise _stream_error("StreamReset", f"stream reset ({self.reset_by})")
         while not self._buffer:
             if self.reset_by is not None and self.reset_by != "connection-eof":
                 raise _stream_error("StreamReset", f"stream reset ({self.reset_by})")
@@ -177,6 +181,7 @@ class YamuxStream:
         if self.local_closed or self.reset_by is not None:
             return
         self.local_closed = True
+        self.closed_at = trio.current_time()
         flags, self._syn = self._syn | FIN, 0
         try:
             await self._conn.send(frame(DATA, flags, self.stream_id, 0))
@@ -222,6 +227,10 @@ class YamuxConnection:
     def is_closed(self) -> bool:
         return self.event_closed.is_set()
 
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
+
     async def negotiate(self) -> None:
         """multistream-select for /yamux/1.0.0."""
         from libp2p.transport.exceptions import MuxerUpgradeFailure
@@ -253,6 +262,7 @@ class YamuxConnection:
         if self.event_closed.is_set() or self._go_away:
             raise _stream_error("StreamClosed", "the connection is closed" if self.event_closed.is_set()
                                 else "the peer sent GoAway: no new streams")
+        await self._forget_half_closed()
         if len(self._streams) >= MAX_STREAMS:
             raise _stream_error("StreamClosed", f"{MAX_STREAMS} streams already open on this connection")
         stream = YamuxStream(self, self._next_id)
@@ -273,6 +283,15 @@ class YamuxConnection:
         stream.set_protocol(protocol)
         return stream
 
+    async def _forget_half_closed(self) -> None:
+        """On a long-lived connection (watch's link to a relay), streams we closed that the peer
+        never closed would pile up: after HALF_CLOSED_S they are reset."""
+        stale = trio.current_time() - HALF_CLOSED_S
+        for stream in [s for s in self._streams.values() if s.local_closed and s.closed_at < stale]:
+            stream._reset("local")
+            self._settle(stream)
+            await self.send(frame(WINDOW_UPDATE, RST, stream.stream_id, 0))
+
     def owns(self, stream_id: int) -> bool:
         """Whether STREAM_ID is of the ids this side opens (odd for the dialer)."""
         return stream_id % 2 == self._next_id % 2
@@ -290,7 +309,8 @@ class YamuxConnection:
                     await self._read_frames(nursery)
             except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
                 kind, message = net.classify(exc)
-                self._end(f"{kind.value}: {message}", "connection" if kind.value == "reset" else "connection-eof")
+                # a clean end leaves what arrived readable (an answer, then the peer closed); any other drops it
+                self._end(f"{kind.value}: {message}", "connection-eof" if kind.value == "closed" else "connection")
                 await net.close_quietly(self.secured)
                 return
         self._end("closed by p2pdiag", "connection")

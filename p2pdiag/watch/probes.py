@@ -95,6 +95,31 @@ class ProbeContext:
     p2pdiag_argv: tuple[str, ...] = (sys.executable, "-m", "p2pdiag")
     nursery: trio.Nursery | None = None
     noise: Any = None  # py-libp2p's Noise transport, with the host's key
+    links: dict[str, Any] = field(default_factory=dict)  # relay address -> the connection paths share
+
+    def shared_link(self, relay: RelayAddr) -> Any | None:
+        """The connection to RELAY that relayed paths open their HOP streams on, when one is alive
+        with room for another stream: a relayed path then costs one handshake (the peer's, over the
+        circuit), not two. The relay itself is dialed afresh by each relay probe."""
+        conn = self.links.get(relay.addr)
+        if conn is None or conn.is_closed or conn.open_streams >= yamux.MAX_STREAMS // 2:
+            return None
+        return conn
+
+    def keep_link(self, relay: RelayAddr, conn: Any) -> bool:
+        """Keep CONN (just dialed) as RELAY's shared link, when there is none alive; True if kept."""
+        if self.nursery is None or not isinstance(conn, yamux.YamuxConnection):
+            return False
+        current = self.links.get(relay.addr)
+        if current is not None and not current.is_closed:
+            return False
+        self.links[relay.addr] = conn
+        return True
+
+    def drop_link(self, relay: RelayAddr, conn: Any) -> None:
+        if self.links.get(relay.addr) is conn:
+            del self.links[relay.addr]
+            self.nursery.start_soon(net.close_quietly, conn)
 
     async def upgrade(self, raw: Any, peer_id: str) -> Any:
         """/noise selected (one round trip), py-libp2p's Noise (which checks the peer's key against
@@ -145,9 +170,13 @@ async def probe_context(timeouts: StepTimeouts | None = None, wall_clock: Callab
     async with net.running(host), trio.open_nursery() as nursery:
         await net.own_connections_only(host)  # no dials, prunes or trims of py-libp2p's own
         host.set_stream_handler(IDENTIFY_PROTOCOL, functools.partial(_answer_identify, host))
+        ctx = ProbeContext(host, timeouts or StepTimeouts(), wall_clock, nursery=nursery, noise=noise)
         try:
-            yield ProbeContext(host, timeouts or StepTimeouts(), wall_clock, nursery=nursery, noise=noise)
+            yield ctx
         finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                for conn in ctx.links.values():
+                    await net.close_quietly(conn)
             nursery.cancel_scope.cancel()  # the readers of connections a probe left open (none should be)
 
 
@@ -499,21 +528,36 @@ class _PeerProbe:
     async def _relayed(self, path: _Path, relay: RelayAddr) -> None:
         ctx, p, peer_id = self.ctx, self.p, self.target.peer_id
         relay_conn = conn = stream = None
+        kept = False  # relay_conn is the context's shared link: not this path's to close
         try:
-            path.phase = "relay-dial"
-            relay_conn = await connect_relay(ctx.host, relay, p.rec, ctx.timeouts, dial=ctx.dial)
-            if relay_conn is None:
-                failed = p.last(RelayDialFailed, relay=relay.addr)
-                return path.fail("relay-dial", _kind(failed), f"the relay: {failed.error}")
-            path.phases.append(Phase("relay-dial", p.last(RelayConnected, relay=relay.addr).duration_s))
-            path.phase = "hop"
-            got = await hop_connect(relay_conn, relay, peer_id, p.rec, ctx.timeouts)
-            if got is None:
+            # A held circuit gets a connection of its own: a relay that ends it by closing the whole
+            # connection must not end the other paths' circuits with it.
+            shared = ctx.shared_link(relay) if self.target.hold_s <= 0 else None
+            while True:
+                if shared is not None:
+                    relay_conn = shared
+                    kept = True
+                else:
+                    path.phase = "relay-dial"
+                    relay_conn = await connect_relay(ctx.host, relay, p.rec, ctx.timeouts, dial=ctx.dial)
+                    if relay_conn is None:
+                        failed = p.last(RelayDialFailed, relay=relay.addr)
+                        return path.fail("relay-dial", _kind(failed), f"the relay: {failed.error}")
+                    path.phases.append(Phase("relay-dial", p.last(RelayConnected, relay=relay.addr).duration_s))
+                    kept = self.target.hold_s <= 0 and ctx.keep_link(relay, relay_conn)
+                path.phase = "hop"
+                got = await hop_connect(relay_conn, relay, peer_id, p.rec, ctx.timeouts)
+                if got is not None:
+                    break
                 answer = p.last(HopStatusReceived, HopFailed, relay=relay.addr)
                 if isinstance(answer, HopStatusReceived):
                     return path.fail("hop", answer.status_name,
                                      f"the relay answered HOP CONNECT with {answer.status_name}")
-                return path.fail("hop", _kind(answer), f"HOP CONNECT: {answer.error}")
+                if shared is None:
+                    return path.fail("hop", _kind(answer), f"HOP CONNECT: {answer.error}")
+                # the shared link broke (the relay restarted, or closed it idle): again, on a new connection
+                ctx.drop_link(relay, shared)
+                shared, kept, relay_conn = None, False, None
             path.reached = True
             path.phases.append(Phase("hop", got[1].duration_s))
             path.phase = "secure"
@@ -534,7 +578,7 @@ class _PeerProbe:
         finally:
             if stream is not None:
                 stream.mark_closing_by_us()
-            await p.close(conn, stream, relay_conn)
+            await p.close(conn, stream, None if kept else relay_conn)
 
 
     async def _hold(self, path: _Path, conn: Any, stream: circ.CircuitStream, status: HopStatusReceived,

@@ -181,6 +181,47 @@ async def _proxy(target_port: int, task_status=trio.TASK_STATUS_IGNORED):
             pass  # stopped listening: the accepted connections go on
 
 
+def test_relayed_paths_share_one_relay_connection_and_dial_anew_when_it_broke(peers):
+    """The first relayed path dials the relay and keeps that connection; the next probe's HOP
+    rides on it (no relay-dial phase). When it broke (here closed under it, as a relay restart or an
+    idle close would), the next probe's HOP fails on it, and the path dials the relay again and is ok."""
+    relay, listener = peers
+    target = PeerTarget(name="l", interval_s=30, timeout_s=8, peer_id=listener.peer_id,
+                        relays=(parse_relay(relay.addr("tcp")),), learn_addrs=False)
+
+    async def main():
+        async with probe_context(FAST) as ctx:
+            first = await probe_peer(ctx, target)
+            link = ctx.links[relay.addr("tcp")]
+            await trio.sleep(CIRCUIT_SETTLE_S)
+            second = await probe_peer(ctx, target)
+            assert ctx.links[relay.addr("tcp")] is link and not link.is_closed
+            await link.secured.close()  # the connection ends under the link; its reader sees the end
+            await trio.sleep(CIRCUIT_SETTLE_S)
+            third = await probe_peer(ctx, target)
+            assert ctx.links[relay.addr("tcp")] is not link and link.is_closed
+            # a link that looks alive but resets every stream (its end not seen yet): HOP fails on it,
+            # it is dropped, and the path dials the relay again
+            link = ctx.links[relay.addr("tcp")]
+
+            async def reset(_protocol):
+                from libp2p.network.stream.exceptions import StreamReset
+
+                raise StreamReset("stream reset (remote)")
+
+            link.open_selected_stream = reset
+            await trio.sleep(CIRCUIT_SETTLE_S)
+            fourth = await probe_peer(ctx, target)
+            assert ctx.links[relay.addr("tcp")] is not link
+            return first, second, third, fourth
+
+    probes = trio.run(main)
+    names = [[p.name for p in obs.peer.dials[0].phases] for obs in probes]
+    assert all(obs.ok for obs in probes), probes
+    assert names == [["relay-dial", "hop", "secure", "identify"], ["hop", "secure", "identify"],
+                     ["relay-dial", "hop", "secure", "identify"], ["relay-dial", "hop", "secure", "identify"]], names
+
+
 def test_an_older_connection_does_not_make_a_probe_pass(peers):
     """The node stops listening while a connection the watch host made earlier lives on: the
     probe's own dial fails (refused), though the swarm still holds a working connection."""
