@@ -303,16 +303,20 @@ class YamuxConnection:
     # --- the reader ---------------------------------------------------------------------------
     async def run(self) -> None:
         """Read frames until the connection ends or `close`; then every stream ends too."""
+        # The reader's own failure is caught inside the nursery, not around it: there it would come
+        # wrapped in an exception group, with a Cancelled beside it when `close` raced the peer's reset.
         with self._scope:
-            try:
-                async with trio.open_nursery() as nursery:
-                    await self._read_frames(nursery)
-            except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
-                kind, message = net.classify(exc)
-                # a clean end leaves what arrived readable (an answer, then the peer closed); any other drops it
-                self._end(f"{kind.value}: {message}", "connection-eof" if kind.value == "closed" else "connection")
-                await net.close_quietly(self.secured)
-                return
+            async with trio.open_nursery() as handlers:  # the peer's streams being answered
+                try:
+                    await self._read_frames(handlers)
+                except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
+                    kind, message = net.classify(exc)
+                    # a clean end leaves what arrived readable (an answer, then the peer closed); any other drops it
+                    self._end(f"{kind.value}: {message}", "connection-eof" if kind.value == "closed" else "connection")
+                    handlers.cancel_scope.cancel()
+                    with trio.CancelScope(shield=True):
+                        await net.close_quietly(self.secured)
+                    return
         self._end("closed by p2pdiag", "connection")
 
     async def _read_frames(self, nursery: trio.Nursery) -> None:

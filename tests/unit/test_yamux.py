@@ -188,3 +188,23 @@ def test_goaway_refuses_new_streams():
             await conn.new_stream()
 
     run(test)
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.001, 0.01])
+def test_close_racing_a_broken_peer_while_its_stream_is_served_ends_quietly(delay_s):
+    """The peer's stream is being answered when the peer breaks the protocol and p2pdiag closes the
+    connection at once: the reader ends with the connection, and nothing escapes to the caller
+    (an exception group of the failure and a Cancelled once did, and ended all of watch)."""
+    async def slow(stream):
+        await trio.sleep(30)
+
+    async def test(conn, peer, secured):
+        await peer.stream.send_all(frame(WINDOW_UPDATE, SYN, 2, 0))
+        await trio.sleep(0.1)  # the peer's stream is being negotiated
+        await peer.stream.send_all(HEADER.pack(7, DATA, 0, 2, 0))  # a frame of an unknown version
+        await trio.sleep(delay_s)
+        await conn.close()
+        await conn.event_closed.wait()
+        await trio.sleep(1)
+
+    run(test, handlers={"/ipfs/id/1.0.0": slow})
