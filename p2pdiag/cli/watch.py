@@ -109,8 +109,18 @@ def run(conf: Any, options: dict[str, Any], trace_path: Path | None, as_json: bo
           + "; Ctrl-C or SIGTERM stops it", file=sys.stderr, flush=True)
 
     async def body(rec: Recorder) -> None:
+        import gc
+
+        import libp2p  # noqa: F401  (what the probes import, imported now: see below)
+
+        from p2pdiag.watch import gossip, hold, probes  # noqa: F401
         from p2pdiag.watch.app import watch_fleet
 
+        # Hours of probes: the modules' objects (py-libp2p's are most of a 100 MB process) never
+        # die, and every full collection walked them all, holding the interpreter for tens of ms
+        # (a /metrics answer waited). Frozen, the collector walks what the probes made.
+        gc.collect()
+        gc.freeze()
         await watch_fleet(conf, rec, [sinks.TraceSink(rec), *shown], duration, linger, on_listening)
 
     try:
