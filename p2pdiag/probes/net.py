@@ -232,6 +232,7 @@ async def dial(host: Any, addr: str, peer_id: str) -> Any:
     peer, and this returns that new one (the watch probes rely on it)."""
     from multiaddr import Multiaddr
 
+    await forget_closed_websockets(host.get_network())
     return await _watching_websocket(host.get_network().dial_addr, Multiaddr(addr), peer_id_from_string(peer_id))
 
 
@@ -250,6 +251,7 @@ async def dial_in_steps(host: Any, addr: str, peer_id: str, reached: Callable[[]
     transport = network.transport_manager.transport_for_dialing(maddr)
     if transport is None:  # the caller dials only transports make_host has: asking for another is a bug
         raise NotImplementedError(f"no transport of this host dials {addr}")
+    await forget_closed_websockets(network)
     raw = await _watching_websocket(transport.dial, maddr)
     reached()
     try:
@@ -260,6 +262,24 @@ async def dial_in_steps(host: Any, addr: str, peer_id: str, reached: Callable[[]
         with trio.CancelScope(shield=True):  # a timeout too: the swarm does not own the raw connection yet
             await close_quietly(raw)
         raise
+
+
+async def forget_closed_websockets(network: Any) -> int:
+    """Untrack the closed connections py-libp2p's WebSocket transport still tracks; how many.
+
+    py-libp2p 0.8.1's WebsocketTransport tracks every connection it dials and never untracks one:
+    each stays in memory, and past its 1,000th dial every WebSocket dial fails with "Maximum
+    connections reached", which would read as the peer's failure (a watch dials WebSocket addresses
+    every probe). Called before each dial; private parts, pinned by tests/unit/test_libp2p_pins.py."""
+    forgotten = 0
+    for transport in network.transport_manager.get_transports():
+        tracked, untrack = getattr(transport, "_connections", None), getattr(transport, "_untrack_connection", None)
+        if not isinstance(tracked, dict) or untrack is None:
+            continue
+        for conn in [c for c in tracked.values() if getattr(c, "_closed", False)]:
+            await untrack(conn)
+            forgotten += 1
+    return forgotten
 
 
 async def _watching_websocket(fn: Callable[..., Any], *args: Any) -> Any:

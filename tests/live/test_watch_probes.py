@@ -222,6 +222,27 @@ def test_relayed_paths_share_one_relay_connection_and_dial_anew_when_it_broke(pe
                      ["relay-dial", "hop", "secure", "identify"], ["relay-dial", "hop", "secure", "identify"]], names
 
 
+def test_websocket_dials_past_the_transports_tracking_limit_still_work(peers):
+    """py-libp2p 0.8.1's WebSocket transport tracks each connection it dials and never forgets one;
+    past its limit (1,000) every WebSocket dial fails "Maximum connections reached", which a watch
+    would report as the node's failure. With the limit at 3, six probes of a WebSocket address."""
+    relay, _ = peers
+    target = PeerTarget(name="ws", interval_s=30, timeout_s=8, peer_id=relay.peer_id, addrs=(relay.addr("ws"),),
+                        learn_addrs=False)
+
+    async def main():
+        async with probe_context(FAST) as ctx:
+            network = ctx.host.get_network()
+            (ws,) = [t for t in network.transport_manager.get_transports() if hasattr(t, "_untrack_connection")]
+            ws._config.max_connections = 3
+            out = [await probe_peer(ctx, target) for _ in range(6)]
+            return out, len(ws._connections)
+
+    probes, tracked = trio.run(main)
+    assert all(obs.ok for obs in probes), [obs.error for obs in probes]
+    assert tracked <= 1  # the last one, closed since; the others forgotten before each dial
+
+
 def test_an_older_connection_does_not_make_a_probe_pass(peers):
     """The node stops listening while a connection the watch host made earlier lives on: the
     probe's own dial fails (refused), though the swarm still holds a working connection."""

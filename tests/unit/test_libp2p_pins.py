@@ -148,3 +148,26 @@ def test_the_light_gossipsub_peer_finds_what_it_reaches():
             assert router.px_ignored == 1
 
     trio.run(main)
+
+
+def test_the_websocket_transport_still_keeps_what_it_dialed():
+    """py-libp2p 0.8.1 tracks each dialed WebSocket connection and never untracks one
+    (net.forget_closed_websockets makes up for it). When this fails, py-libp2p forgets them itself:
+    the workaround can go."""
+    async def main() -> None:
+        server = net.make_host()
+        async with net.running(server, ["/ip4/127.0.0.1/tcp/0/ws"]):
+            addr = f"{server.get_addrs()[0]}".split("/p2p/")[0]
+            client = net.make_host()
+            async with net.running(client):
+                from multiaddr import Multiaddr
+
+                network = client.get_network()
+                transport = network.transport_manager.transport_for_dialing(Multiaddr(addr))
+                for _ in range(3):
+                    raw = await transport.dial(Multiaddr(addr))
+                    await raw.close()
+                assert len(transport._connections) == 3, f"py-libp2p forgets closed WebSocket connections now: {WHERE}"
+                assert await net.forget_closed_websockets(network) == 3 and not transport._connections
+
+    trio.run(main)
