@@ -515,7 +515,8 @@ def _causes(exc: BaseException) -> list[BaseException]:
 
 def _refused_by_own_host(exc: BaseException) -> bool:
     """py-libp2p's resource manager (the local host's limits) refused the connection: its
-    ResourceLimitExceeded, raised on as a SwarmException("Connection denied by …")."""
+    ResourceLimitExceeded, raised on as a SwarmException("Connection denied by …"); or its WebSocket
+    transport's count of the connections it dialed did."""
     seen: list[BaseException] = []
     todo: list[BaseException | None] = [exc]
     while todo and len(seen) < 40:
@@ -526,6 +527,8 @@ def _refused_by_own_host(exc: BaseException) -> bool:
         if _is(cur, "libp2p", "ResourceLimitExceeded") or (
                 _from_library(cur) and str(cur).startswith("Connection denied by")):
             return True
+        if _is(cur, "libp2p", "OpenConnectionError") and "Maximum connections reached" in str(cur):
+            return True  # the WebSocket transport's own count (forget_closed_websockets keeps it down)
         todo += [cur.__cause__, cur.__context__]
     return False
 

@@ -119,3 +119,8 @@ def test_a_refusal_by_p2pdiags_own_host_is_never_the_peers_fault():
     with pytest.raises(SwarmException):
         net.classify(refused)
     assert net.is_network_failure(SwarmException("unable to connect to the peer"))  # the library's own failures stay
+    # the WebSocket transport's own count of its connections refusing a dial is p2pdiag's problem too
+    from libp2p.transport.exceptions import OpenConnectionError
+
+    assert not net.is_network_failure(OpenConnectionError("Maximum connections reached"))
+    assert net.is_network_failure(OpenConnectionError("Failed to dial: Connection refused"))
