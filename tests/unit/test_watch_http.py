@@ -19,6 +19,7 @@ Waits are behaviour limits, not speed claims: the slow client's read timeout run
 
 from __future__ import annotations
 
+import itertools
 import re
 import socket
 import subprocess
@@ -210,7 +211,7 @@ def test_rendering_ahead_follows_the_scrapes_in_virtual_time():
                 server.scrape()
                 server.metrics.changes += 1
                 await trio.sleep(0.5)
-            gaps = [b - a for a, b in zip(renders, renders[1:], strict=False)]
+            gaps = [b - a for a, b in itertools.pairwise(renders)]
             assert 4 <= len(renders) <= 6 and min(gaps) >= 2.0, renders
             nursery.cancel_scope.cancel()
 

@@ -100,7 +100,7 @@ def test_a_stream_carries_its_syn_and_selection_on_its_first_frame_and_reads_the
             assert (kind, flags, sid) == (DATA, SYN, 1) and data == ms("/multistream/1.0.0") + ms("/ipfs/id/1.0.0")
             answer = ms("/multistream/1.0.0") + ms("/ipfs/id/1.0.0") + b"hello"
             await peer.stream.send_all(frame(WINDOW_UPDATE, ACK, 1, 0) + frame(DATA, 0, 1, len(answer), answer))
-            kind, flags, sid, _, _ = await peer.frame()
+            _, flags, sid, _, _ = await peer.frame()
             assert (kind, flags & FIN, sid) == (DATA, FIN, 1)
 
         await _both(dialer(), remote())
@@ -120,7 +120,7 @@ def test_na_is_protocol_not_supported_and_the_stream_is_reset():
             await peer.frame()
             answer = ms("/multistream/1.0.0") + ms("na")
             await peer.stream.send_all(frame(DATA, ACK, 1, len(answer), answer))
-            kind, flags, sid, _, _ = await peer.frame()
+            _, flags, sid, _, _ = await peer.frame()
             assert flags & RST and sid == 1
 
         await _both(dialer(), remote())
@@ -132,7 +132,7 @@ def test_pings_are_answered_and_the_peers_streams_reset_without_handlers():
     async def test(conn, peer, _):
         await peer.stream.send_all(frame(PING, SYN, 0, 77) + frame(WINDOW_UPDATE, SYN, 2, 0))
         assert (await peer.frame())[:4] == (PING, ACK, 0, 77)
-        kind, flags, sid, _, _ = await peer.frame()
+        _, flags, sid, _, _ = await peer.frame()
         assert flags & RST and sid == 2
 
     run(test)
