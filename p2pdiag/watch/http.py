@@ -78,6 +78,7 @@ class Limits:
     # rendering each 15 s, not one each 2 s.
     metrics_refresh_s: float = 2.0
     render_lead_s: float = 1.0
+    metrics_max_age_s: float = 5.0  # an exposition older than this (the first scrape in a while) is rendered anew
 
 
 class _Reply(Exception):
@@ -197,6 +198,12 @@ class _Server:
             else:
                 self.scraped = trio.Event()
 
+    def ready(self) -> bytes | None:
+        """The exposition rendered ahead, when there is one at most `metrics_max_age_s` old."""
+        if self.limits.metrics_refresh_s <= 0 or self.rendered is None:
+            return None
+        return self.rendered if trio.current_time() - self.rendered_at <= self.limits.metrics_max_age_s else None
+
     def scrape(self) -> None:
         self.scrapes = [*self.scrapes[-1:], trio.current_time()]
         self.scraped.set()
@@ -290,7 +297,7 @@ class _Server:
             raise _Reply(400, "too many query parameters") from None
         if parts.path == "/metrics":
             self.scrape()
-            body = self.rendered if self.limits.metrics_refresh_s > 0 and self.rendered else await self.render()
+            body = self.ready() or await self.render()
             return 200, CONTENT_TYPE_LATEST, body, ()
         if parts.path == "/probe":
             return await self._probe(query, request.headers)

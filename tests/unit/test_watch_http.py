@@ -218,6 +218,22 @@ def test_rendering_ahead_follows_the_scrapes_in_virtual_time():
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
+def test_the_first_scrape_in_a_while_gets_an_exposition_rendered_for_it():
+    """Rendered ahead only for scrapes: what was rendered at the start (or before a long pause) is
+    never served once older than metrics_max_age_s."""
+    server = _Server(WatchMetrics(), parse_target, None, Limits(metrics_max_age_s=5.0))
+
+    async def main() -> None:
+        server.rendered, server.rendered_at = b"old", trio.current_time()
+        assert server.ready() == b"old"
+        await trio.sleep(6)
+        assert server.ready() is None  # the request renders anew
+        await server.render()
+        assert server.ready() not in (None, b"old")
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
 def test_probe_success_and_failure_answer_200_with_probe_success():
     async def test_ok(port):
         resp = await exchange(port, get(f"/probe?module=relay&target={quote(RELAY, safe='')}"))
