@@ -111,10 +111,11 @@ def run(conf: Any, options: dict[str, Any], trace_path: Path | None, as_json: bo
     async def body(rec: Recorder) -> None:
         import gc
 
-        import libp2p  # noqa: F401  (what the probes import, imported now: see below)
-
-        from p2pdiag.watch import gossip, hold, probes  # noqa: F401
+        from p2pdiag.probes import net
+        from p2pdiag.watch import gossip, hold, probes  # noqa: F401  (imported now: see below)
         from p2pdiag.watch.app import watch_fleet
+
+        net.load_libp2p()
 
         # Hours of probes: the modules' objects (py-libp2p's are most of a 100 MB process) never
         # die, and every full collection walked them all, holding the interpreter for tens of ms

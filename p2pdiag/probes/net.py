@@ -152,6 +152,36 @@ def _websocket_failure(exc: BaseException) -> WebSocketUpgradeFailed:
                                   f"({type(exc).__name__}: {exc})")
 
 
+def library_error(kind: str, message: str) -> Exception:
+    """One of py-libp2p's exceptions, for p2pdiag's own yamux (probes/yamux.py) and watch's dialer to
+    raise, so `classify` names their failures as it names py-libp2p's: KIND is StreamEOF,
+    StreamReset, StreamClosed, ProtocolNotSupportedError, MultiselectClientError,
+    SecurityUpgradeFailure or MuxerUpgradeFailure."""
+    from libp2p.network.stream import exceptions as stream
+    from libp2p.protocol_muxer import exceptions as multiselect
+    from libp2p.transport import exceptions as transport
+
+    for module in (stream, multiselect, transport):
+        cls = getattr(module, kind, None)
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            return cls(message)
+    raise ValueError(f"no py-libp2p exception {kind}")
+
+
+def noise_transport(key_pair: Any) -> Any:
+    """py-libp2p's Noise transport for KEY_PAIR (the host's identity), with a Noise key of its own, as
+    `new_host` makes it: `secure_outbound(raw, peer_id)` runs the XX handshake and checks the peer id."""
+    from libp2p.crypto.x25519 import create_new_key_pair
+    from libp2p.security.noise.transport import Transport
+
+    return Transport(key_pair, noise_privkey=create_new_key_pair().private_key)
+
+
+def load_libp2p() -> None:
+    """Import py-libp2p now (watch freezes the garbage collector's view of it after)."""
+    import libp2p  # noqa: F401
+
+
 def ed25519_key_pair(seed: bytes | None = None) -> Any:
     """A py-libp2p Ed25519 key pair, from a 32-byte seed or a new random one."""
     from libp2p.crypto.ed25519 import create_new_key_pair

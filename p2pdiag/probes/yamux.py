@@ -48,9 +48,7 @@ class YamuxError(net.NetworkFailure):
 
 
 def _stream_error(name: str, message: str) -> Exception:
-    from libp2p.network.stream import exceptions
-
-    return getattr(exceptions, name)(message)
+    return net.library_error(name, message)
 
 
 def ms(protocol: str) -> bytes:
@@ -79,17 +77,16 @@ async def select(write: Callable[[bytes], Awaitable[None]], read_exactly: Callab
     """multistream-select as the dialer, the header and the protocol in one write (as every libp2p
     dialer may): one packet and one round trip instead of two. Raises py-libp2p's
     ProtocolNotSupportedError for an "na", its MultiselectClientError for any other answer."""
-    from libp2p.protocol_muxer.exceptions import MultiselectClientError, ProtocolNotSupportedError
-
     await write(ms(MULTISTREAM_PROTOCOL) + ms(protocol))
     header = await read_ms(read_exactly)
     if header != MULTISTREAM_PROTOCOL:
-        raise MultiselectClientError(f"the peer speaks {header[:80]!r}, not {MULTISTREAM_PROTOCOL}")
+        raise net.library_error("MultiselectClientError",
+                                f"the peer speaks {header[:80]!r}, not {MULTISTREAM_PROTOCOL}")
     answer = await read_ms(read_exactly)
     if answer == "na":
-        raise ProtocolNotSupportedError(f"the peer does not support {protocol}")
+        raise net.library_error("ProtocolNotSupportedError", f"the peer does not support {protocol}")
     if answer != protocol:
-        raise MultiselectClientError(f"the peer answered {answer[:80]!r} to {protocol}")
+        raise net.library_error("MultiselectClientError", f"the peer answered {answer[:80]!r} to {protocol}")
 
 
 def frame(kind: int, flags: int, stream_id: int, length: int, data: bytes = b"") -> bytes:
@@ -233,14 +230,12 @@ class YamuxConnection:
 
     async def negotiate(self) -> None:
         """multistream-select for /yamux/1.0.0."""
-        from libp2p.transport.exceptions import MuxerUpgradeFailure
-
         try:
             await select(self.secured.write, self._read_exactly, YAMUX_PROTOCOL)
         except Exception as exc:
             if not net.is_network_failure(exc):
                 raise
-            raise MuxerUpgradeFailure(f"negotiating {YAMUX_PROTOCOL}: {exc}") from exc
+            raise net.library_error("MuxerUpgradeFailure", f"negotiating {YAMUX_PROTOCOL}: {exc}") from exc
 
     async def _read_exactly(self, n: int) -> bytes:
         while len(self._rx) < n:
@@ -385,8 +380,11 @@ class YamuxConnection:
     async def close(self) -> None:
         """GoAway, then the secured connection closed; the reader stops."""
         if not self.event_closed.is_set():
-            with trio.move_on_after(1):
-                await self.send(frame(GO_AWAY, 0, 0, 0))
+            try:
+                with trio.move_on_after(1):
+                    await self.send(frame(GO_AWAY, 0, 0, 0))
+            except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
+                net.classify(exc)  # the connection ended meanwhile: nothing to say goodbye on
         self._end("closed by p2pdiag", "connection")
         self._scope.cancel()
         await net.close_quietly(self.secured)

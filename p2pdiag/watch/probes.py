@@ -124,8 +124,6 @@ class ProbeContext:
     async def upgrade(self, raw: Any, peer_id: str) -> Any:
         """/noise selected (one round trip), py-libp2p's Noise (which checks the peer's key against
         PEER_ID), then p2pdiag's yamux over it."""
-        from libp2p.transport.exceptions import SecurityUpgradeFailure
-
         expected = net.peer_id_from_string(peer_id)
         raw = yamux.ReadAhead(raw)
         try:
@@ -133,11 +131,12 @@ class ProbeContext:
         except Exception as exc:
             if not net.is_network_failure(exc):
                 raise
-            raise SecurityUpgradeFailure("failed to negotiate the secure protocol") from exc
+            raise net.library_error("SecurityUpgradeFailure", "failed to negotiate the secure protocol") from exc
         secured = await self.noise.secure_outbound(raw, expected)
         try:
             if secured.get_remote_peer() != expected:
-                raise SecurityUpgradeFailure(f"Peer ID mismatch: expected {expected}, got {secured.get_remote_peer()}")
+                raise net.library_error("SecurityUpgradeFailure",
+                                        f"Peer ID mismatch: expected {expected}, got {secured.get_remote_peer()}")
             return await yamux.upgrade(secured, self.nursery, {IDENTIFY_PROTOCOL: self.answer_identify})
         except BaseException:
             with trio.CancelScope(shield=True):
@@ -160,13 +159,9 @@ class ProbeContext:
 async def probe_context(timeouts: StepTimeouts | None = None, wall_clock: Callable[[], float] = time.time,
                         key_pair: Any = None) -> AsyncIterator[ProbeContext]:
     """Make the watch run's one host and run it (listening nowhere) for the block."""
-    from libp2p.crypto.ed25519 import create_new_key_pair
-    from libp2p.crypto.x25519 import create_new_key_pair as create_new_x25519_key_pair
-    from libp2p.security.noise.transport import Transport as NoiseTransport
-
-    key_pair = key_pair or create_new_key_pair()
+    key_pair = key_pair or net.ed25519_key_pair()
     host = net.make_host(key_pair)
-    noise = NoiseTransport(key_pair, noise_privkey=create_new_x25519_key_pair().private_key)
+    noise = net.noise_transport(key_pair)
     async with net.running(host), trio.open_nursery() as nursery:
         await net.own_connections_only(host)  # no dials, prunes or trims of py-libp2p's own
         host.set_stream_handler(IDENTIFY_PROTOCOL, functools.partial(_answer_identify, host))
