@@ -17,7 +17,8 @@ failure: 500, and the traceback goes to the log.
 
 `watch` runs the server in an OS thread of its own with a trio loop of its own (`serve_in_thread`),
 so an answer never waits for the probes' loop to get round to it: `/metrics` is the exposition
-rendered ahead (every `metrics_refresh_s`, in a worker thread; prometheus_client is thread-safe).
+rendered ahead for the scrapes (`_Server.render_ahead`, in a worker thread; prometheus_client is
+thread-safe).
 `/probe`'s probes still run in the probes' loop, where their py-libp2p host lives: `ProbeBridge`
 hands each one over through that loop's trio token and hands its Observation back, the scrape's
 budget and `max_probes` counted on the server's side; cancelled there (the budget, the server
