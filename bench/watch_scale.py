@@ -23,14 +23,14 @@ start-up, importing py-libp2p, is outside the average and printed apart).
 
 The peers run on the same two cores and are not counted in watch's CPU. The load average is
 printed first: /metrics latency depends on what else the machine runs, watch's own CPU time much
-less. The fleet is small for 200 targets: 40-70 targets a node, all dialed from watch's one peer
-id, and the js nodes refuse or time out many of those connections; the failed probes are counted
-by phase and kind at the end, so read the CPU figure with them.
+less. Several targets share a node (40-70 a node), all dialed from watch's one peer id; the failed
+probes are counted by phase and kind at the end, so read the CPU figure with them.
 
-Figures (2026-12-07, `--duration 1500`, load 2.6-4.9 from other work; docs/performance.md):
-    CPU 48.5 % of one core (goal 25 %: missed), 72.9 ms per probe; RSS peak 188.4 MB (goal 300: met),
-    164.4 MB at 1/4 -> 188.4 MB at the end (+76 MB/hour: not flat); /metrics p50 269 ms, p99 2.5 s,
-    max 6.3 s (goal 100 ms: missed); 9,984 probes, 6,289 not ok.
+Figures (2026-12-07, `--duration 3600`, the test suite running beside it for 48 minutes; docs/performance.md):
+    CPU 20.4 % of one core (goal 25 %: met), 30.7 ms per probe; RSS peak 114.5 MB (goal 300: met),
+    113.2 MB at 1/4 -> 114.3 MB at the end (+1.3 MB/hour: flat); /metrics p50 3.4 ms, p99 40.6 ms,
+    max 179.5 ms (one of 3,598 past 100 ms); 24,000 probes, 2,742 not ok (relay probes of the py
+    relays, relay-dial closed or reset). Before 2026-12-07's work: 48.5-60.7 %, 72.9-91.3 ms per probe.
 """
 
 from __future__ import annotations
