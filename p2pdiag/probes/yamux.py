@@ -18,7 +18,6 @@ ones are reset), a frame by the window, inbound negotiations by `negotiate_timeo
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -47,46 +46,28 @@ class YamuxError(net.NetworkFailure):
     """The peer broke the yamux protocol."""
 
 
-def _stream_error(name: str, message: str) -> Exception:
-    return net.library_error(name, message)
-
-
 def ms(protocol: str) -> bytes:
     """One multistream-select message."""
     return pb.length_prefixed(f"{protocol}\n".encode())
 
 
-async def read_ms(read_exactly: Callable[[int], Awaitable[bytes]]) -> str:
-    """One multistream-select message (at most MAX_NEGOTIATION_BYTES), without its newline."""
-    prefix = b""
-    while True:
-        byte = await read_exactly(1)
-        prefix += byte
-        if not byte[0] & 0x80:
-            break
-        if len(prefix) >= 3:
-            raise pb.MalformedMessage("multistream-select length prefix too long")
-    length, _ = pb.decode_varint(prefix)
-    if length > MAX_NEGOTIATION_BYTES:
-        raise pb.MalformedMessage(f"multistream-select message of {length} bytes")
-    return (await read_exactly(length)).decode("utf-8", "replace").rstrip("\n")
-
-
-async def select(write: Callable[[bytes], Awaitable[None]], read_exactly: Callable[[int], Awaitable[bytes]],
-                 protocol: str) -> None:
-    """multistream-select as the dialer, the header and the protocol in one write (as every libp2p
-    dialer may): one packet and one round trip instead of two. Raises py-libp2p's
-    ProtocolNotSupportedError for an "na", its MultiselectClientError for any other answer."""
-    await write(ms(MULTISTREAM_PROTOCOL) + ms(protocol))
-    header = await read_ms(read_exactly)
+async def select(rw: Any, protocol: str) -> None:
+    """multistream-select as the dialer on RW (its read and write), the header and the protocol in
+    one write (as every libp2p dialer may): one packet and one round trip instead of two. Raises
+    py-libp2p's ProtocolNotSupportedError for an "na", its MultiselectClientError for any other answer."""
+    await rw.write(ms(MULTISTREAM_PROTOCOL) + ms(protocol))
+    header, answer = await _read_ms(rw), await _read_ms(rw)
     if header != MULTISTREAM_PROTOCOL:
         raise net.library_error("MultiselectClientError",
                                 f"the peer speaks {header[:80]!r}, not {MULTISTREAM_PROTOCOL}")
-    answer = await read_ms(read_exactly)
     if answer == "na":
         raise net.library_error("ProtocolNotSupportedError", f"the peer does not support {protocol}")
     if answer != protocol:
         raise net.library_error("MultiselectClientError", f"the peer answered {answer[:80]!r} to {protocol}")
+
+
+async def _read_ms(rw: Any) -> str:
+    return (await net.read_delimited(rw, MAX_NEGOTIATION_BYTES)).decode("utf-8", "replace").rstrip("\n")
 
 
 def frame(kind: int, flags: int, stream_id: int, length: int, data: bytes = b"") -> bytes:
@@ -140,12 +121,12 @@ class YamuxStream:
 
     async def read(self, n: int | None = None) -> bytes:
         if self.reset_by is not None and self.reset_by != "connection-eof":  # what was buffered goes with it
-            raise _stream_error("StreamReset", f"stream reset ({self.reset_by})")
+            raise net.library_error("StreamReset", f"stream reset ({self.reset_by})")
         while not self._buffer:
             if self.reset_by is not None and self.reset_by != "connection-eof":
-                raise _stream_error("StreamReset", f"stream reset ({self.reset_by})")
+                raise net.library_error("StreamReset", f"stream reset ({self.reset_by})")
             if self.remote_closed or self.reset_by == "connection-eof":
-                raise _stream_error("StreamEOF", "end of stream")
+                raise net.library_error("StreamEOF", "end of stream")
             await self._changed.park()
         take = len(self._buffer) if n is None or n < 0 else min(n, len(self._buffer))
         data = bytes(self._buffer[:take])
@@ -161,9 +142,9 @@ class YamuxStream:
         view = memoryview(data)
         while view:
             if self.reset_by is not None:
-                raise _stream_error("StreamReset", f"stream reset ({self.reset_by})")
+                raise net.library_error("StreamReset", f"stream reset ({self.reset_by})")
             if self.local_closed:
-                raise _stream_error("StreamClosed", "write after close")
+                raise net.library_error("StreamClosed", "write after close")
             if self._send_window <= 0:
                 await self._changed.park()
                 continue
@@ -198,16 +179,15 @@ class YamuxConnection:
     """A secured connection multiplexed by yamux, as the dialer. `run` must be running (in a nursery)."""
 
     def __init__(self, secured: Any, *, handlers: Mapping[str, Handler] | None = None,
-                 negotiate_timeout_s: float = 5.0, remote_address: tuple[str, int] | None = None,
-                 initiator: bool = True) -> None:
+                 negotiate_timeout_s: float = 5.0, remote_address: tuple[str, int] | None = None) -> None:
         self.secured = secured
         self.remote_address = remote_address
         self._handlers = dict(handlers or {})
         self._negotiate_timeout_s = negotiate_timeout_s
         self._streams: dict[int, YamuxStream] = {}
-        self._next_id = 1 if initiator else 2
+        self._next_id = 1  # the dialer's streams are odd
         self._send_lock = trio.Lock()
-        self._rx = bytearray()
+        self._received = _Received(secured)
         self._scope = trio.CancelScope()
         self.event_closed = trio.Event()
         self.closed_reason = ""
@@ -231,35 +211,28 @@ class YamuxConnection:
     async def negotiate(self) -> None:
         """multistream-select for /yamux/1.0.0."""
         try:
-            await select(self.secured.write, self._read_exactly, YAMUX_PROTOCOL)
+            await select(self._received, YAMUX_PROTOCOL)
         except Exception as exc:
             if not net.is_network_failure(exc):
                 raise
             raise net.library_error("MuxerUpgradeFailure", f"negotiating {YAMUX_PROTOCOL}: {exc}") from exc
 
     async def _read_exactly(self, n: int) -> bytes:
-        while len(self._rx) < n:
-            chunk = await self.secured.read(None)  # one Noise message
-            if not chunk:
-                raise _stream_error("StreamEOF", "the connection ended")
-            self._rx += chunk
-        out = bytes(self._rx[:n])
-        del self._rx[:n]
-        return out
+        return await net.read_exactly(self._received, n)
 
     async def send(self, data: bytes) -> None:
         if self.event_closed.is_set():
-            raise _stream_error("StreamClosed", f"the connection is closed ({self.closed_reason})")
+            raise net.library_error("StreamClosed", f"the connection is closed ({self.closed_reason})")
         async with self._send_lock:
             await self.secured.write(data)
 
     async def new_stream(self) -> YamuxStream:
         if self.event_closed.is_set() or self._go_away:
-            raise _stream_error("StreamClosed", "the connection is closed" if self.event_closed.is_set()
+            raise net.library_error("StreamClosed", "the connection is closed" if self.event_closed.is_set()
                                 else "the peer sent GoAway: no new streams")
         await self._forget_half_closed()
         if len(self._streams) >= MAX_STREAMS:
-            raise _stream_error("StreamClosed", f"{MAX_STREAMS} streams already open on this connection")
+            raise net.library_error("StreamClosed", f"{MAX_STREAMS} streams already open on this connection")
         stream = YamuxStream(self, self._next_id)
         self._next_id += 2
         self._streams[stream.stream_id] = stream
@@ -270,7 +243,7 @@ class YamuxConnection:
         multistream-select header and the protocol in one frame."""
         stream = await self.new_stream()
         try:
-            await select(stream.write, functools.partial(net.read_exactly, stream), protocol)
+            await select(stream, protocol)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await net.reset_quietly(stream)
@@ -361,9 +334,10 @@ class YamuxConnection:
 
     async def _serve(self, stream: YamuxStream) -> None:
         try:
-            protocol, handler = await net.negotiate_inbound(stream, self._handlers, self._negotiate_timeout_s)
-            stream.set_protocol(protocol)
-            await handler(stream)
+            with trio.fail_after(self._negotiate_timeout_s):  # negotiation and answer: a peer that stops reading
+                protocol, handler = await net.negotiate_inbound(stream, self._handlers, self._negotiate_timeout_s)
+                stream.set_protocol(protocol)
+                await handler(stream)
         except Exception as exc:  # noqa: BLE001  (net.classify re-raises p2pdiag's bugs)
             net.classify(exc)  # the peer asked for a protocol we do not answer, or went away: reset it
             await net.reset_quietly(stream)
@@ -388,6 +362,27 @@ class YamuxConnection:
         self._end("closed by p2pdiag", "connection")
         self._scope.cancel()
         await net.close_quietly(self.secured)
+
+
+class _Received:
+    """What the secured connection delivered, read as asked: one read of it is one Noise message."""
+
+    def __init__(self, secured: Any) -> None:
+        self.secured = secured
+        self._buffer = bytearray()
+
+    async def read(self, n: int) -> bytes:
+        if not self._buffer:
+            chunk = await self.secured.read(None)
+            if not chunk:
+                raise net.library_error("StreamEOF", "the connection ended")
+            self._buffer += chunk
+        out = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return out
+
+    async def write(self, data: bytes) -> None:
+        await self.secured.write(data)
 
 
 class ReadAhead:

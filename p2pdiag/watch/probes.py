@@ -127,7 +127,7 @@ class ProbeContext:
         expected = net.peer_id_from_string(peer_id)
         raw = yamux.ReadAhead(raw)
         try:
-            await yamux.select(raw.write, functools.partial(net.read_exactly, raw), yamux.NOISE_PROTOCOL)
+            await yamux.select(raw, yamux.NOISE_PROTOCOL)
         except Exception as exc:
             if not net.is_network_failure(exc):
                 raise
