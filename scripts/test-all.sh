@@ -14,7 +14,8 @@ bash scripts/setup-js.sh >/dev/null
 python3 -m ruff check p2pdiag tests bench scripts
 
 set +e
-python3 -m pytest -q -p no:cacheprovider "$@"
+# the 25 slowest tests are listed at the end: CI has a time budget (docs/performance.md)
+python3 -m pytest -q -p no:cacheprovider --durations=25 "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
