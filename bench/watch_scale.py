@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -137,6 +138,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=600.0)
     ap.add_argument("--targets", type=int, default=200)
     ap.add_argument("--interval", type=float, default=30.0)
+    ap.add_argument("--keep-trace", type=Path, metavar="FILE", help="copy watch's trace here at the end")
     args = ap.parse_args()
     procs: list[Proc] = []
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
@@ -178,6 +180,8 @@ def main() -> None:
             scraper.join(15)
             watch.signal(signal.SIGTERM)
             code = watch.wait(60)
+            if args.keep_trace is not None:
+                shutil.copyfile(trace, args.keep_trace)
             events = [json.loads(s) for s in trace.read_text().splitlines()[1:]]
         started_t = next(e["t_s"] for e in events if e["type"] == "watch.started")
         probed = [e for e in events if e["type"] == "watch.probed"]
