@@ -84,6 +84,7 @@ class Code(enum.StrEnum):
     VOUCHER_UNVERIFIABLE = "voucher-unverifiable"
     VOUCHER_WRONG_PEER = "voucher-wrong-peer"
     VOUCHER_WRONG_RELAY = "voucher-wrong-relay"
+    WATCH_STARVED = "watch-starved"
     WEBRTC_CHANNEL_NOT_OPENED = "webrtc-channel-not-opened"
     WEBRTC_DTLS_FAILED = "webrtc-dtls-failed"
     WEBRTC_ICE_FAILED = "webrtc-ice-failed"

@@ -37,6 +37,7 @@ CODE = {
     ChangeKind.AGENT_CHANGED: Code.AGENT_CHANGED,
     ChangeKind.RELAY_LIMITS_CHANGED: Code.RELAY_LIMITS_CHANGED,
     ChangeKind.UPGRADE_CHANGED: Code.UPGRADE_CHANGED,
+    ChangeKind.WATCH_STARVED: Code.WATCH_STARVED,
 }
 
 # (title with {n} faults, advice), per fault kind
@@ -97,6 +98,10 @@ WORDS: dict[Code, tuple[str, str]] = {
                                 "Expected after a configuration change; otherwise check the relay's resources."),
     Code.UPGRADE_CHANGED: ("The WebRTC upgrade's outcome changed", "Each probe's full verdict is in the trace; "
                                                                     "`p2pdiag dial` shows the current one."),
+    Code.WATCH_STARVED: ("p2pdiag was held while {n} probe(s) timed out: those probes were not counted",
+                         "The machine watch runs on is overloaded (CPU, or the process throttled): give watch a "
+                         "core, fewer targets, or a longer interval; the targets' health during that time is "
+                         "unknown."),
 }
 
 
@@ -136,6 +141,8 @@ class History:
     def add(self, e: Event) -> None:
         self.end = max(self.end, e.t_s)
         if isinstance(e, Probed):
+            if e.starved_s is not None:  # says nothing of the target (the tracker named it once, as news)
+                return
             c = self.counts.setdefault((e.module, e.target), [0, 0])
             c[0] += 1
             c[1] += e.ok
@@ -201,7 +208,7 @@ def verdict_of(h: History) -> Verdict:
     findings = []
     for code, items in by_code.items():
         title, advice = WORDS[code]
-        is_news = code in (Code.AGENT_CHANGED, Code.RELAY_LIMITS_CHANGED, Code.UPGRADE_CHANGED)
+        is_news = code in (Code.AGENT_CHANGED, Code.RELAY_LIMITS_CHANGED, Code.UPGRADE_CHANGED, Code.WATCH_STARVED)
         still_open = [f for f in items if f.ended_t_s is None]
         severity = Severity.INFO if is_news else Severity.ERROR if still_open else Severity.WARNING
         evidence = tuple(

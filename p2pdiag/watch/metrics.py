@@ -248,7 +248,9 @@ class WatchMetrics:
         self.phase_hist = Histogram(PREFIX + "phase_duration_seconds",
                                     "Phase durations of every probe of a module (all targets together).",
                                     ("module", "phase"), buckets=PHASE_BUCKETS, registry=r)
-        self.probes = counter("probes", "Probes run, by result (success, failure, timeout).", (*probe, "result"))
+        self.probes = counter("probes", "Probes run, by result (success, failure, timeout; "
+                                "starved: p2pdiag itself was held while the probe timed out, see watch-starved).",
+                              (*probe, "result"))
         self.failures = counter("probe_failures", "Failed probes by the phase that failed and the error kind.",
                                 (*probe, "phase", "kind"))
         self.reservation_up = gauge("relay_reservation_up", "1 while watch holds a reservation on the relay.",
@@ -326,6 +328,9 @@ class WatchMetrics:
         self.changes += 1
         target, module = label(obs.target), obs.module.value
         key = (module, target)
+        if obs.starved_s is not None:  # says nothing of the target: its series keep the last real probe's
+            self._track(target, self.probes, (*key, "starved")).inc()
+            return
         self._track(target, self.probe_success, key).set(float(obs.ok))
         self._track(target, self.probe_duration, key).set(obs.duration_s)
         self._track(target, self.probe_timestamp, key).set(obs.started_unix_s + obs.duration_s)

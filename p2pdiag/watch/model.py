@@ -212,6 +212,9 @@ class Observation:
     error_kind: str | None = None
     error: str | None = None  # one line, for a person
     timed_out: bool = False  # the probe's own budget ran out
+    # p2pdiag's own loop was held this long while the probe ran, and something in it timed out: the
+    # timeout may be p2pdiag's (an overloaded machine), so the observation says nothing of the target
+    starved_s: float | None = None
     relay: RelayFacts | None = None
     peer: PeerFacts | None = None
     upgrade: UpgradeFacts | None = None

@@ -38,7 +38,7 @@ def probed_fields(obs: Observation) -> dict[str, Any]:
         "phases": tuple(p.name for p in obs.phases),
         "phase_durations_s": tuple(round(p.seconds, 6) for p in obs.phases),
         "failed_phase": obs.failed_phase, "error_kind": obs.error_kind, "error": one_line(obs.error),
-        "timed_out": obs.timed_out,
+        "timed_out": obs.timed_out, "starved_s": None if obs.starved_s is None else round(obs.starved_s, 3),
     }
     if obs.relay is not None:
         r = obs.relay

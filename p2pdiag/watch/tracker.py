@@ -59,6 +59,7 @@ class ChangeKind(enum.Enum):
     AGENT_CHANGED = Code.AGENT_CHANGED.value  # news: a restart with another version, or another program
     RELAY_LIMITS_CHANGED = Code.RELAY_LIMITS_CHANGED.value  # news: the announced Limit differs
     UPGRADE_CHANGED = Code.UPGRADE_CHANGED.value  # news: the upgrade's outcome or headline cause differs
+    WATCH_STARVED = Code.WATCH_STARVED.value  # news: p2pdiag itself was held while a probe timed out
 
 
 K = ChangeKind
@@ -163,6 +164,7 @@ class _State:
     limits: tuple[float | None, int | None] | None = None
     upgrade: tuple[str, tuple[str, ...]] | None = None
     down_since: float | None = None  # the reservation's
+    starved: bool = False  # the last probe was starved (named once until a probe is not)
 
 
 class Tracker:
@@ -195,6 +197,13 @@ class Tracker:
         def news(kind: ChangeKind, detail: str) -> None:
             out.append(Change(kind, obs.module, obs.target, at, detail))
 
+        if obs.starved_s is not None:  # says nothing of the target: no state changes, news once
+            if not state.starved:
+                news(K.WATCH_STARVED, f"{why(obs)}; p2pdiag was held {obs.starved_s:.1f} s of this probe's "
+                                      f"{obs.duration_s:.1f} s, so it counts for no target")
+            state.starved = True
+            return out
+        state.starved = False
         if obs.module is not Module.PEER:
             enter("probe", K.PROBE_RECOVERED if obs.ok else K.PROBE_FAILED,
                   f"the {obs.module.value} probe succeeds again" if obs.ok else why(obs))

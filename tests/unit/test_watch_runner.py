@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import itertools
 import math
+import time
 
 import pytest
 import trio
@@ -23,7 +24,7 @@ from p2pdiag.trace.file import Header, TraceWriter, loads
 from p2pdiag.trace.recorder import Recorder
 from p2pdiag.watch.app import what
 from p2pdiag.watch.model import Module, Observation, ReservationState, UpgradeTarget
-from p2pdiag.watch.runner import OVERRUN_GRACE_S, Watch, start_offset
+from p2pdiag.watch.runner import OVERRUN_GRACE_S, LoopLag, Watch, start_offset
 from p2pdiag.watch.sinks import JsonLinesSink, TraceSink
 
 
@@ -188,3 +189,77 @@ def test_analyze_of_several_watch_traces_says_a_fault_is_open_whatever_their_ord
                              capture_output=True, text=True, timeout=60, check=False)
         assert out.returncode == 7, out.stderr
         assert '"outcome": "fleet_problem"' in out.stdout
+
+
+class Stalling:
+    """A stand-in probe that holds the whole loop (a blocking sleep: what an overloaded machine does to
+    p2pdiag) for STALL_S, then hangs until the scheduler cuts it; or, with STALL_S 0, only hangs."""
+
+    def __init__(self, stall_s: float) -> None:
+        self.stall_s = stall_s
+
+    async def __call__(self, t: UpgradeTarget) -> Observation:
+        if self.stall_s:
+            time.sleep(self.stall_s)  # noqa: ASYNC251 - the point: nothing else in the loop runs
+        await trio.sleep(math.inf)
+        raise AssertionError("unreachable")
+
+
+def run_real(seconds: float, watch: Watch) -> None:
+    async def main():
+        with trio.move_on_after(seconds):
+            await watch.run()
+
+    trio.run(main)  # the real clock: lateness is real time the loop could not run
+
+
+def test_a_timeout_while_p2pdiag_itself_was_held_counts_for_no_target():
+    t = target("held", interval=30, timeout=0.5)
+    sink, rec, history = Collect(), Recorder(keep=False), History()
+    rec.add_sink(history.add)
+    rec.record(WatchStarted, started_unix_s=1_800_000_000.0, targets=1)
+    rec.record(TargetListed, module=t.module.value, target=t.name, interval_s=t.interval_s, timeout_s=t.timeout_s,
+               what=what(t))
+    run_real(2.5, Watch([t], Stalling(0.8), sinks=[sink, TraceSink(rec)], spread=False))
+    [obs] = sink.seen
+    assert obs.timed_out and obs.starved_s is not None
+    assert obs.starved_s == pytest.approx(0.8, abs=0.25)
+    # the tracker names it once, as news, and opens no fault on the target
+    assert [c.kind.value for c in sink.changes] == ["watch-starved"]
+    verdict = verdict_of(history)  # what analyze of the trace gives
+    assert [f.code.value for f in verdict.findings] == ["watch-starved"]
+    facts = history.facts()
+    assert not facts.faults  # no fault opened on the target
+    assert [t.probes for t in facts.targets] == [0]  # and the probe counts neither way
+
+
+def test_a_timeout_while_p2pdiag_ran_freely_is_the_targets():
+    t = target("hung", interval=30, timeout=0.5)
+    sink = Collect()
+    run_real(2.5, Watch([t], Stalling(0), sinks=[sink], spread=False))
+    [obs] = sink.seen
+    assert obs.timed_out and obs.starved_s is None
+    assert [c.kind.value for c in sink.changes] == ["probe-failed"]
+
+
+def test_lost_time_is_counted_once_and_only_inside_the_probe():
+    lag = LoopLag(keep_s=10)
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lag.run)
+            await trio.sleep(0.3)
+            time.sleep(0.4)  # noqa: ASYNC251 - held before the probe began: not the probe's
+            await trio.sleep(0.3)
+            began = trio.current_time()
+            assert lag.lost_since(began) < 0.05
+            time.sleep(0.6)  # noqa: ASYNC251 - held during the probe
+            during = lag.lost_since(began)  # read before the sampler woke: its pending lateness counts
+            await trio.sleep(0.3)
+            after = lag.lost_since(began)  # and after it woke: the same loss, not twice
+            nursery.cancel_scope.cancel()
+        return during, after
+
+    during, after = trio.run(main)
+    assert during == pytest.approx(0.6, abs=0.15)
+    assert after == pytest.approx(0.6, abs=0.15)

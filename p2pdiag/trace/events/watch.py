@@ -50,6 +50,7 @@ class Probed(Event):
     error_kind: str | None = None
     error: str | None = None
     timed_out: bool = False
+    starved_s: float | None = None  # p2pdiag was held this long while the probe timed out: counts for no target
     agent: str | None = None  # relay, peer
     listen_addrs: tuple[str, ...] = ()  # relay, peer: as identify announced them
     paths: tuple[str, ...] = ()  # peer: each address dialed ("ADDR" or "ADDR via RELAY")…
