@@ -33,6 +33,7 @@ from p2pdiag.trace.events import (
     DtlsState,
     DtlsStateChanged,
     GatheringEnd,
+    IceChecksRefused,
     IceConnectionState,
     IceConnectionStateChanged,
     IceGatheringEnded,
@@ -48,6 +49,7 @@ from p2pdiag.trace.events import (
     RemoteCandidateReceived,
     RemoteCandidateRejected,
     RemoteEndOfCandidates,
+    UdpSendFailed,
 )
 from p2pdiag.webrtc import ice, rtc
 from p2pdiag.webrtc.config import IceConfig
@@ -147,6 +149,7 @@ class Session:
             return
         self._connection = connection
         ice.watch_pairs(connection, self._on_pair)
+        ice.watch_sends(connection, self._on_send_failed, self._on_checks_refused)
         if self._ice_config.host_addresses is not None:
             ice.restrict_host_addresses(connection, self._ice_config.host_addresses)
         if self._bounds is not None:
@@ -162,6 +165,16 @@ class Session:
         self._record(CandidatePairStateChanged, connection_id=self.cid, **_pair_fields(pair),
                      from_state=CandidatePairState[before], to_state=CandidatePairState[pair.state],
                      nominated=pair.nominated)
+
+    def _on_send_failed(self, f: ice.SendFailure) -> None:
+        self._record(UdpSendFailed, connection_id=self.cid, local_address=f.local[0], local_port=f.local[1],
+                     remote_address=f.remote[0], remote_port=f.remote[1], errno_name=f.errno_name, error=f.error,
+                     refused=f.refused)
+
+    def _on_checks_refused(self, r: ice.ChecksRefused) -> None:
+        self._record(IceChecksRefused, connection_id=self.cid, pairs=r.pairs, refused_pairs=r.refused_pairs,
+                     unroutable_pairs=r.unroutable_pairs, sends_refused=r.sends_refused, errno_name=r.errno_name,
+                     after_s=r.after_s)
 
     def _bound_gathering(self, connection: Any) -> None:
         if self._bounded or self._bounds is None:
