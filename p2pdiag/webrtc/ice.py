@@ -100,6 +100,9 @@ REFUSED_ERRNOS = frozenset({errno.EPERM})
 # Sends of one check that must all be refused before a pair counts as refused: the first and its
 # first retransmit (0.1 s later), so one packet refused by a rate limit is not taken for a rule.
 REFUSED_SENDS = 2
+# (socket, address) pairs tallied: aioice answers a check from any address, so a peer spraying them
+# from many ports must not grow this without end; one not tallied keeps ICE from ending early.
+MAX_TALLIED = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +154,11 @@ class SendLedger:
         now = asyncio.get_running_loop().time()
         if self._first_send is None:
             self._first_send = now
-        tally = self._tallies.setdefault((local, remote), _Tally())
+        tally = self._tallies.get((local, remote))
+        if tally is None:
+            if len(self._tallies) >= MAX_TALLIED:
+                return
+            tally = self._tallies[(local, remote)] = _Tally()
         if exc is None:
             tally.sent += 1
             return

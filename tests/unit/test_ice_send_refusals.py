@@ -27,8 +27,9 @@ def _candidate(host: str, port: int) -> Candidate:
                      type="host")
 
 
-def _ledger(remotes: list[tuple[str, int]], sends: list[tuple[int, OSError | None]]):
-    """A ledger over one local socket paired with each of REMOTES; SENDS: (remote index, outcome)."""
+def _ledger(remotes: list[tuple[str, int]], sends: list[tuple[int, OSError | None]], paired: int | None = None):
+    """A ledger over one local socket paired with each of REMOTES (the first PAIRED only, if given);
+    SENDS: (remote index, outcome)."""
     failures: list[ice.SendFailure] = []
     refused: list[ice.ChecksRefused] = []
 
@@ -36,7 +37,7 @@ def _ledger(remotes: list[tuple[str, int]], sends: list[tuple[int, OSError | Non
         conn = Connection(ice_controlling=True, use_ipv6=False)
         protocol = StunProtocol(conn)
         protocol.local_candidate = _candidate("192.0.2.10", 5000)
-        for host, port in remotes:
+        for host, port in remotes[:paired]:
             remote = _candidate(host, port)
             remote._network_host = host
             conn._check_list.append(CandidatePair(protocol, remote))
@@ -114,6 +115,17 @@ def test_a_succeeded_pair_settles_nothing():
         return refused
 
     assert run() == []
+
+
+def test_what_it_tallies_is_bounded_and_an_untallied_pair_settles_nothing(monkeypatch):
+    """Responses to checks sprayed from many ports (no pair of ours) fill the tally; the one pair
+    refused after that is not tallied, so nothing is concluded from it."""
+    monkeypatch.setattr(ice, "MAX_TALLIED", 3)
+    remotes = [("198.51.100.1", 1)] + [(f"203.0.113.{i}", i) for i in range(1, 6)]
+    ledger, failures, refused = _ledger(remotes, [(i, EPERM) for i in range(1, 6)] + [(0, EPERM), (0, EPERM)],
+                                        paired=1)
+    assert len(ledger._tallies) == 3 and len(failures) == 3
+    assert refused == []
 
 
 def test_watch_sends_sees_a_send_the_os_failed_at_once():
