@@ -259,7 +259,10 @@ def _udp_blocked_here(v: _View) -> Finding | None:
     if not s.stun_servers or v.local_of(CandidateType.SRFLX) or not interfaces or s.ice_policy is IcePolicy.RELAY:
         return None
     stun = [q for q in v.queries if q.server_kind is IceServerKind.STUN]
-    if any(q.outcome is not IceServerOutcome.NO_ANSWER for q in stun):
+    stun_refused = bool(stun) and all(q.send_refused for q in stun)
+    if stun_refused and not v.finals:  # no check ran: the refused STUN requests are all there is
+        return _stun_refused_here(v, stun, interfaces)
+    if any(q.outcome is not IceServerOutcome.NO_ANSWER and not q.send_refused for q in stun):
         return None  # a server refused, or a name did not resolve: not UDP dropped on the way
     evidence = [f"STUN server(s) {', '.join(s.stun_servers)} configured; host candidate(s) "
                 + ", ".join(_ep(c.address, c.port) for c in interfaces[:3]) + "; no srflx candidate"]
@@ -270,10 +273,13 @@ def _udp_blocked_here(v: _View) -> Finding | None:
         sockets = len({(q.local_address, q.local_port) for q in stun})
         evidence.append(f"{len(stun)} STUN request(s) from {sockets} local socket(s) got no answer within "
                         f"{bound:g} s: gathering hit that timeout and ended ({v.gathered.duration_s:.2f} s)")
-    elif v.gathering_s is not None:
+    elif v.gathering_s is not None and not stun_refused:
         evidence.append(f"gathering took {v.gathering_s:.1f} s"
                         + (": the STUN requests went unanswered until aioice gave up" if waited
                            else " (a STUN answer would have come in milliseconds)"))
+    if stun_refused:  # but not every check: a rule against STUN's port, maybe, not against all UDP
+        evidence.append(f"this host refused to send the {len(stun)} STUN request(s) ({stun[0].error}), "
+                        "though not every connectivity check")
     if s.turn_servers and not v.local_of(CandidateType.RELAY):
         evidence.append(f"no TURN allocation either ({s.turn_servers[0]})")
     remote_srflx = v.remote_of(CandidateType.SRFLX)
@@ -285,7 +291,8 @@ def _udp_blocked_here(v: _View) -> Finding | None:
     probe_silent = v.nat is not None and v.nat.mapping == NO_UDP
     if probe_silent:
         evidence.append("the NAT probe's STUN tests got no answer either")
-    confidence = Confidence.LIKELY if (waited or remote_srflx or probe_silent) else Confidence.POSSIBLE
+    confidence = Confidence.LIKELY if (waited or remote_srflx or probe_silent or stun_refused) \
+        else Confidence.POSSIBLE
     return N.udp_blocked_local(v.side, evidence, confidence,
                                {"stun_bound_s": bound, "stun_unanswered": len(stun)} if bound is not None else {})
 
@@ -313,13 +320,33 @@ def _refused_here(v: _View) -> Finding | None:
     evidence.append(f"ICE ended {r.after_s:.2f} s after the first check, once every pair's check and its "
                     f"retransmit were refused, instead of waiting out its {v.started.ice_timeout_s:g} s budget")
     s = v.started
-    if s.stun_servers and not v.local_of(CandidateType.SRFLX):
+    stun = [q for q in v.queries if q.server_kind is IceServerKind.STUN]
+    if stun and all(q.send_refused for q in stun):
+        evidence.append(f"this host refused to send the {len(stun)} STUN request(s) too, while gathering")
+    elif s.stun_servers and not v.local_of(CandidateType.SRFLX):
         evidence.append(f"no srflx candidate either: the STUN server(s) {', '.join(s.stun_servers)} got no answer")
     if v.relayed_ok:
         evidence.append("the relayed connection (TCP) carried pings")
     return N.udp_blocked_local(v.side, evidence, Confidence.CERTAIN,
                                {"send_refused": r.errno_name, "sends_refused": r.sends_refused,
                                 "refused_pairs": r.refused_pairs, "ice_ended_after_s": r.after_s},
+                               host_firewall=True)
+
+
+def _stun_refused_here(v: _View, stun: list[IceServerQueried], interfaces: list[LocalCandidateGathered]
+                       ) -> Finding:
+    """udp-blocked-local, certain, from gathering alone: this host refused to send every STUN request
+    (the checks, when there were any, were judged by _refused_here first)."""
+    sockets = len({(q.local_address, q.local_port) for q in stun})
+    evidence = [f"this host refused to send every STUN request: {len(stun)} request(s) from {sockets} local "
+                f"socket(s), each refused at once and again ({stun[0].error})",
+                "a refused send is this host's own packet filter (an nftables or iptables drop or reject on "
+                "output, or a cgroup egress rule): the STUN server, a NAT or a firewall on the way cannot cause it",
+                "host candidate(s) " + ", ".join(_ep(c.address, c.port) for c in interfaces[:3]) + "; no srflx "
+                "candidate"]
+    if v.relayed_ok:
+        evidence.append("the relayed connection (TCP) carried pings")
+    return N.udp_blocked_local(v.side, evidence, Confidence.CERTAIN, {"stun_send_refused": len(stun)},
                                host_firewall=True)
 
 

@@ -19,7 +19,8 @@ aioice 0.13:
 - `StunProtocol.send_stun`, `.error_received` (instance attributes wrap them, for the sockets a
   check uses): asyncio's datagram transport hands a `sendto()` that failed to `error_received`,
   which aioice only logs; `watch_sends` tells the caller which sends the OS refused
-  (`SendLedger`: a local firewall's drop or reject on output is EPERM at once).
+  (`SendLedger`: a local firewall's drop or reject on output is EPERM at once), and a STUN request
+  while gathering ends at its refused send and retransmit (`_RequestSends`), not at its bound.
 - `Candidate._network_host`: the address a remote `.local` candidate resolved to.
 - `aioice.mdns.MDnsProtocol.datagram_received` and `.queries`: to resolve a browser's `.local`
   candidates from answers aioice drops (`resolve_mdns_leniently`).
@@ -223,7 +224,7 @@ def watch_sends(connection: Connection, on_failure: Callable[[SendFailure], None
     return ledger
 
 
-def _watch_protocol(protocol: StunProtocol, ledger: SendLedger) -> None:
+def _watch_protocol(protocol: StunProtocol, ledger: SendLedger | _RequestSends) -> None:
     if getattr(protocol, "_p2pdiag_sends", None) is ledger:
         return
     protocol._p2pdiag_sends = ledger  # type: ignore[attr-defined]
@@ -281,6 +282,7 @@ class ServerQuery:
     error: str | None
     duration_s: float
     bound_s: float
+    send_refused: bool = False  # this host refused to send the request (EPERM), at once and again
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,17 +359,31 @@ async def _srflx(protocol: StunProtocol, server: StunServer, address_of: asyncio
     base = protocol.local_candidate
     began = loop.time()
 
+    refused: list[OSError] = []
+
     async def ask() -> tuple[str, int]:
         address = await asyncio.shield(address_of)  # one asker's timeout does not cancel it for the others
         request = aioice.stun.Message(message_method=aioice.stun.Method.BINDING,
                                       message_class=aioice.stun.Class.REQUEST)
-        response, _ = await protocol.request(request, (address, server.port),
-                                             retransmissions=_retransmits_spanning(bound_s))
+        sends = _RequestSends((address, server.port), loop.create_future())
+        _watch_protocol(protocol, sends)
+        asked = asyncio.ensure_future(protocol.request(request, (address, server.port),
+                                                       retransmissions=_retransmits_spanning(bound_s)))
+        asked.add_done_callback(lambda t: t.cancelled() or t.exception())
+        try:
+            await asyncio.wait({asked, sends.settled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not asked.done():
+                asked.cancel()
+        if not asked.done() or asked.cancelled():
+            refused.append(sends.settled.result())
+            raise SendRefusedError(f"this host refused to send it ({refused[0]})")
+        response, _ = asked.result()
         return response.attributes["XOR-MAPPED-ADDRESS"][:2]
 
     outcome, mapped, code, reason, error = await _bounded(ask(), bound_s)
     query = ServerQuery(server.url, "stun", (base.host, base.port), outcome, mapped, code, reason, error,
-                        loop.time() - began, bound_s)
+                        loop.time() - began, bound_s, send_refused=bool(refused))
     if mapped is None:
         return query, None, None
     return query, Candidate(
@@ -382,6 +398,31 @@ async def _srflx(protocol: StunProtocol, server: StunServer, address_of: asyncio
         related_address=base.host,
         related_port=base.port,
     ), None
+
+
+class SendRefusedError(OSError):
+    """This host refused every send of a STUN request (REFUSED_SENDS of them), none went out."""
+
+
+@dataclass
+class _RequestSends:
+    """The sends of one STUN request to one address (through `_watch_protocol`): `settled` gets the
+    refusal once REFUSED_SENDS of them were refused and none went out."""
+
+    to: tuple[str, int]
+    settled: asyncio.Future[OSError]
+    refused: int = 0
+    went_out: int = 0
+
+    def sent(self, local: tuple[str, int], remote: tuple[str, int], exc: BaseException | None) -> None:
+        if remote != self.to or self.settled.done():
+            return
+        if exc is None:
+            self.went_out += 1
+        elif isinstance(exc, OSError) and exc.errno in REFUSED_ERRNOS and not self.went_out:
+            self.refused += 1
+            if self.refused >= REFUSED_SENDS:
+                self.settled.set_result(exc)
 
 
 def _retransmits_spanning(bound_s: float) -> int:

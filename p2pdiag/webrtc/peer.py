@@ -189,7 +189,8 @@ class Session:
                      local_address=q.local[0] if q.local else None, local_port=q.local[1] if q.local else None,
                      outcome=IceServerOutcome(q.outcome), mapped_address=q.mapped[0] if q.mapped else None,
                      mapped_port=q.mapped[1] if q.mapped else None, error_code=q.error_code,
-                     error_reason=q.error_reason, error=q.error, duration_s=q.duration_s, bound_s=q.bound_s)
+                     error_reason=q.error_reason, error=q.error, duration_s=q.duration_s, bound_s=q.bound_s,
+                     send_refused=q.send_refused)
 
     def _on_gathered(self, duration_s: float, queries: tuple[ice.ServerQuery, ...]) -> None:
         silent = [q for q in queries if q.outcome == IceServerOutcome.NO_ANSWER.value]

@@ -329,6 +329,7 @@ class IceServerQueried(WebRTCEvent):
     error: str | None = None  # what failed, when the outcome is failed
     duration_s: float  # from the request to the answer, or to giving up
     bound_s: float  # how long an answer was waited for (`stun` / `turn` upgrade timeouts)
+    send_refused: bool = False  # outcome failed: this host refused to send the request (EPERM), at once and again
 
 
 @register("webrtc.gathering_ended")
