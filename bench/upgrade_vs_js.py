@@ -8,8 +8,8 @@ Prints medians of:
   time_to_connection_ms, from its dial() call), and their ratio;
 - p2pdiag's relayed connection → first WebRTC stream open (circuit.secured to the first
   webrtc.channel_opened);
-- with UDP blocked (a network namespace of its own whose firewall drops UDP; needs root):
-  offer sent → verdict (webrtc.upgrade_failed).
+- with UDP blocked (a network namespace of its own whose firewall drops UDP on output; needs root):
+  offer sent → verdict (webrtc.upgrade_failed); and the same with a `reject` rule instead of `drop`.
 Everything runs on 127.0.0.1 (p2pdiag with --ice-address 127.0.0.1; the js peers bind there).
 """
 
@@ -30,6 +30,7 @@ from support import JS_DIR, Proc, _ready_json
 
 UDP_BLOCKED = ("ip link set lo up && nft add table inet b && nft add chain inet b out "
                "'{ type filter hook output priority 0; }' && nft add rule inet b out meta l4proto udp drop")
+UDP_REJECTED = UDP_BLOCKED.removesuffix("drop") + "reject"
 
 
 def events(trace: Path) -> list[dict]:
@@ -65,7 +66,7 @@ def js_runs(node: str, target: str, n: int) -> tuple[list[float], int]:
     return ok, len(results) - len(ok)
 
 
-def udp_blocked_runs(n: int, tmp: Path) -> list[float] | str:
+def udp_blocked_runs(n: int, tmp: Path, rule: str = UDP_BLOCKED) -> list[float] | str:
     if os.geteuid() != 0:
         return "needs root (a network namespace with a firewall)"
     times = []
@@ -73,7 +74,7 @@ def udp_blocked_runs(n: int, tmp: Path) -> list[float] | str:
         trace = tmp / f"u-{i}.jsonl"
         argv = [sys.executable, str(ROOT / "tests" / "support" / "scenario.py"), "initiator", "--relay", "js",
                 "--remote", "js", "--trace", str(trace)]
-        subprocess.run(["unshare", "-n", "sh", "-c", f"{UDP_BLOCKED} && exec {shlex.join(argv)}"],
+        subprocess.run(["unshare", "-n", "sh", "-c", f"{rule} && exec {shlex.join(argv)}"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=120,
                        check=False)
         evs = events(trace)
@@ -108,6 +109,7 @@ def main() -> None:
             for p in reversed(procs):
                 p.stop()
         blocked = udp_blocked_runs(min(n, 5), tmp)
+        rejected = udp_blocked_runs(min(n, 5), tmp, UDP_REJECTED)
     print(f"WebRTC upgrade through a js relay to a js Node listener, {n} dials each, medians")
     print(f"  dial start → WebRTC up   p2pdiag {med(p_total)} ({p_fail} failed)   js-libp2p {med(j_total)} "
           f"({j_fail} failed)", end="")
@@ -120,6 +122,8 @@ def main() -> None:
         print(f"  UDP blocked: {blocked}")
     else:
         print(f"  UDP blocked, p2pdiag: offer → verdict {med(blocked)} over {len(blocked)} runs")
+    if isinstance(rejected, list):
+        print(f"  UDP rejected, p2pdiag: offer → verdict {med(rejected)} over {len(rejected)} runs")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,11 @@ Pure: the events of one upgrade attempt in, findings out. `network_findings` is 
 diagnosis/upgrade.py where it judges an ICE (or gathering) failure; what it finds is more specific
 than `webrtc-ice-failed` and comes beside it.
 
+What the checks' own sends tell: a send the OS refused at once with EPERM (`webrtc.send_failed`)
+was dropped by this host's own packet filter; when every pair's sends were refused and none went
+out (`webrtc.checks_refused`, which ended ICE there), UDP is blocked on this host, certainly, and
+nothing the peer, a NAT or the path does can look like it (they all let the send leave).
+
 What the candidates tell (RFC 8445 section 5.1.1, RFC 4787 for NAT behaviour):
 - STUN configured but no srflx candidate, and gathering ended at its bound with the STUN requests
   unanswered (`webrtc.ice_server_queried` no_answer, `webrtc.gathering_ended` server_bound): the
@@ -44,6 +49,7 @@ from p2pdiag.trace.events import (
     Event,
     GatheringEnd,
     HopStatusReceived,
+    IceChecksRefused,
     IceGatheringEnded,
     IceGatheringState,
     IceGatheringStateChanged,
@@ -59,6 +65,7 @@ from p2pdiag.trace.events import (
     RemoteCandidateReceived,
     StopConnectReceived,
     Subject,
+    UdpSendFailed,
     UpgradeRole,
     UpgradeStep,
     WebRTCUpgradeFailed,
@@ -163,6 +170,8 @@ class _View:
     nat: NatBehaviour | None  # this side's NAT, when the run probed it (dial with two STUN servers)
     queries: tuple[IceServerQueried, ...]  # each STUN binding and TURN allocation while gathering
     gathered: IceGatheringEnded | None  # what ended gathering (traces from before it: None)
+    send_failures: tuple[UdpSendFailed, ...] = ()  # checks' sends the OS failed at once
+    checks_refused: IceChecksRefused | None = None  # every pair's sends refused here: ICE ended there
 
     @property
     def side(self) -> str:
@@ -214,6 +223,8 @@ def _view(events: tuple[Event, ...], attempt: tuple[Event, ...], started: WebRTC
         nat=nat_behaviour([from_event(e) for e in nat_tests]) if nat_tests else None,
         queries=tuple(all_of(attempt, IceServerQueried)),
         gathered=first(attempt, IceGatheringEnded),
+        send_failures=tuple(all_of(attempt, UdpSendFailed)),
+        checks_refused=first(attempt, IceChecksRefused),
     )
 
 
@@ -240,12 +251,18 @@ def network_findings(events: tuple[Event, ...], started: WebRTCUpgradeStarted) -
 
 
 def _udp_blocked_here(v: _View) -> Finding | None:
+    refused = _refused_here(v)
+    if refused is not None:
+        return refused
     s = v.started
     interfaces = v.local_of(CandidateType.HOST)
     if not s.stun_servers or v.local_of(CandidateType.SRFLX) or not interfaces or s.ice_policy is IcePolicy.RELAY:
         return None
     stun = [q for q in v.queries if q.server_kind is IceServerKind.STUN]
-    if any(q.outcome is not IceServerOutcome.NO_ANSWER for q in stun):
+    stun_refused = bool(stun) and all(q.send_refused for q in stun)
+    if stun_refused and not v.finals:  # no check ran: the refused STUN requests are all there is
+        return _stun_refused_here(v, stun, interfaces)
+    if any(q.outcome is not IceServerOutcome.NO_ANSWER and not q.send_refused for q in stun):
         return None  # a server refused, or a name did not resolve: not UDP dropped on the way
     evidence = [f"STUN server(s) {', '.join(s.stun_servers)} configured; host candidate(s) "
                 + ", ".join(_ep(c.address, c.port) for c in interfaces[:3]) + "; no srflx candidate"]
@@ -256,10 +273,13 @@ def _udp_blocked_here(v: _View) -> Finding | None:
         sockets = len({(q.local_address, q.local_port) for q in stun})
         evidence.append(f"{len(stun)} STUN request(s) from {sockets} local socket(s) got no answer within "
                         f"{bound:g} s: gathering hit that timeout and ended ({v.gathered.duration_s:.2f} s)")
-    elif v.gathering_s is not None:
+    elif v.gathering_s is not None and not stun_refused:
         evidence.append(f"gathering took {v.gathering_s:.1f} s"
                         + (": the STUN requests went unanswered until aioice gave up" if waited
                            else " (a STUN answer would have come in milliseconds)"))
+    if stun_refused:  # but not every check: a rule against STUN's port, maybe, not against all UDP
+        evidence.append(f"this host refused to send the {len(stun)} STUN request(s) ({stun[0].error}), "
+                        "though not every connectivity check")
     if s.turn_servers and not v.local_of(CandidateType.RELAY):
         evidence.append(f"no TURN allocation either ({s.turn_servers[0]})")
     remote_srflx = v.remote_of(CandidateType.SRFLX)
@@ -271,9 +291,63 @@ def _udp_blocked_here(v: _View) -> Finding | None:
     probe_silent = v.nat is not None and v.nat.mapping == NO_UDP
     if probe_silent:
         evidence.append("the NAT probe's STUN tests got no answer either")
-    confidence = Confidence.LIKELY if (waited or remote_srflx or probe_silent) else Confidence.POSSIBLE
+    confidence = Confidence.LIKELY if (waited or remote_srflx or probe_silent or stun_refused) \
+        else Confidence.POSSIBLE
     return N.udp_blocked_local(v.side, evidence, confidence,
                                {"stun_bound_s": bound, "stun_unanswered": len(stun)} if bound is not None else {})
+
+
+def _refused_here(v: _View) -> Finding | None:
+    """udp-blocked-local, certain: this host refused every pair's sends (none left it)."""
+    r = v.checks_refused
+    if r is None or r.refused_pairs < 1 or r.refused_pairs + r.unroutable_pairs != r.pairs:
+        return None
+    if any(p.state is CandidatePairState.SUCCEEDED for p in v.finals):
+        return None
+    refusals = [e for e in v.send_failures if e.refused]
+    said = f" ({refusals[0].error})" if refusals else ""
+    evidence = [f"this host refused every UDP send of the connectivity checks: sendto() failed at once with "
+                f"{r.errno_name}{said}, {r.sends_refused} send(s) on {r.refused_pairs} pair(s); none left the machine",
+                f"{r.errno_name} on a send is this host's own packet filter refusing it (an nftables or iptables drop "
+                "or reject on output, or a cgroup egress rule): a peer, a NAT or a firewall on the way cannot cause it"]
+    evidence += [f"{_ep(e.local_address, e.local_port)} → {_ep(e.remote_address, e.remote_port)}: {e.errno_name}"
+                 for e in refusals[:3]]
+    if len(refusals) > 3:
+        evidence.append(f"… and {len(refusals) - 3} more")
+    if r.unroutable_pairs:
+        others = sorted({e.errno_name for e in v.send_failures if not e.refused})
+        evidence.append(f"{r.unroutable_pairs} other pair(s) had no route from their socket ({', '.join(others)})")
+    evidence.append(f"ICE ended {r.after_s:.2f} s after the first check, once every pair's check and its "
+                    f"retransmit were refused, instead of waiting out its {v.started.ice_timeout_s:g} s budget")
+    s = v.started
+    stun = [q for q in v.queries if q.server_kind is IceServerKind.STUN]
+    if stun and all(q.send_refused for q in stun):
+        evidence.append(f"this host refused to send the {len(stun)} STUN request(s) too, while gathering")
+    elif s.stun_servers and not v.local_of(CandidateType.SRFLX):
+        evidence.append(f"no srflx candidate either: the STUN server(s) {', '.join(s.stun_servers)} got no answer")
+    if v.relayed_ok:
+        evidence.append("the relayed connection (TCP) carried pings")
+    return N.udp_blocked_local(v.side, evidence, Confidence.CERTAIN,
+                               {"send_refused": r.errno_name, "sends_refused": r.sends_refused,
+                                "refused_pairs": r.refused_pairs, "ice_ended_after_s": r.after_s},
+                               host_firewall=True)
+
+
+def _stun_refused_here(v: _View, stun: list[IceServerQueried], interfaces: list[LocalCandidateGathered]
+                       ) -> Finding:
+    """udp-blocked-local, certain, from gathering alone: this host refused to send every STUN request
+    (the checks, when there were any, were judged by _refused_here first)."""
+    sockets = len({(q.local_address, q.local_port) for q in stun})
+    evidence = [f"this host refused to send every STUN request: {len(stun)} request(s) from {sockets} local "
+                f"socket(s), each refused at once and again ({stun[0].error})",
+                "a refused send is this host's own packet filter (an nftables or iptables drop or reject on "
+                "output, or a cgroup egress rule): the STUN server, a NAT or a firewall on the way cannot cause it",
+                "host candidate(s) " + ", ".join(_ep(c.address, c.port) for c in interfaces[:3]) + "; no srflx "
+                "candidate"]
+    if v.relayed_ok:
+        evidence.append("the relayed connection (TCP) carried pings")
+    return N.udp_blocked_local(v.side, evidence, Confidence.CERTAIN, {"stun_send_refused": len(stun)},
+                               host_firewall=True)
 
 
 def _udp_blocked_remote(v: _View) -> Finding | None:

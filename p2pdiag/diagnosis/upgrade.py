@@ -28,6 +28,7 @@ from p2pdiag.trace.events import (
     DtlsStateChanged,
     ErrorKind,
     Event,
+    IceChecksRefused,
     LocalCandidateGathered,
     Path,
     PingCompleted,
@@ -315,7 +316,8 @@ class _Story:
             else:
                 self.find(W.no_remote_candidates(remote, self.of(RemoteCandidateRejected), bad_messages))
             return
-        self.find(W.ice_failed(failed, finals, self.started, self.initiator))
+        self.find(W.ice_failed(failed, finals, self.started, self.initiator,
+                               refused_here=self.one(IceChecksRefused) is not None))
         self.diagnose_network()
 
 

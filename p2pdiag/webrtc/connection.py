@@ -23,6 +23,7 @@ from p2pdiag.trace.events import (
     DtlsState,
     DtlsStateChanged,
     Event,
+    IceChecksRefused,
     IceConnectionState,
     IceConnectionStateChanged,
     LocalCandidateGathered,
@@ -57,6 +58,7 @@ class ConnectionFacts:
     init_open: bool = False
     signaling_reset: bool = False  # the remote reset the signaling stream
     pairs: int = 0
+    checks_refused: IceChecksRefused | None = None  # this host refused every pair's sends: ICE cannot work
 
 
 class WebRTCConnection:
@@ -130,6 +132,8 @@ class WebRTCConnection:
                 f.init_open = True
         elif isinstance(event, CandidatePairFinal):
             f.pairs += 1
+        elif isinstance(event, IceChecksRefused):
+            f.checks_refused = event
         self.bump()
 
     def bump(self) -> None:

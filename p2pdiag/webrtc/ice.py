@@ -16,6 +16,11 @@ aioice 0.13:
   first, each answer (or refusal, with its STUN error code) reported; aioice waits 5 s and keeps
   the errors to itself.
 - `Connection._check_list`, `._nominated`: the pairs and the selected one.
+- `StunProtocol.send_stun`, `.error_received` (instance attributes wrap them, for the sockets a
+  check uses): asyncio's datagram transport hands a `sendto()` that failed to `error_received`,
+  which aioice only logs; `watch_sends` tells the caller which sends the OS refused
+  (`SendLedger`: a local firewall's drop or reject on output is EPERM at once), and a STUN request
+  while gathering ends at its refused send and retransmit (`_RequestSends`), not at its bound.
 - `Candidate._network_host`: the address a remote `.local` candidate resolved to.
 - `aioice.mdns.MDnsProtocol.datagram_received` and `.queries`: to resolve a browser's `.local`
   candidates from answers aioice drops (`resolve_mdns_leniently`).
@@ -24,6 +29,7 @@ aioice 0.13:
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
 import struct
@@ -87,6 +93,160 @@ def watch_pairs(connection: Connection, on_change: Callable[[PairView, str], Non
     connection.check_state = check_state  # type: ignore[method-assign]
 
 
+# A send the kernel refused with EPERM was dropped by this host's own packet filter (nftables or
+# iptables `drop` or `reject` on output) or a cgroup egress program: this host's policy, nothing on
+# the way and nothing of the peer's. Other send errors (ENETUNREACH, EINVAL: a loopback socket and a
+# public address) say that socket cannot reach that address, not that UDP is blocked.
+REFUSED_ERRNOS = frozenset({errno.EPERM})
+# Sends of one check that must all be refused before a pair counts as refused: the first and its
+# first retransmit (0.1 s later), so one packet refused by a rate limit is not taken for a rule.
+REFUSED_SENDS = 2
+# (socket, address) pairs tallied: aioice answers a check from any address, so a peer spraying them
+# from many ports must not grow this without end; one not tallied keeps ICE from ending early.
+MAX_TALLIED = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SendFailure:
+    """The first send from one local socket to one address that failed with one errno."""
+
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    errno_name: str  # "EPERM", "ENETUNREACH" ...
+    error: str  # the OS's words
+    refused: bool  # errno in REFUSED_ERRNOS: this host's packet filter refused it
+
+
+@dataclass(frozen=True, slots=True)
+class ChecksRefused:
+    """Every pair of the check list had its sends refused by this host (or could not route), and none
+    went out: the checks cannot succeed, whatever the peer does."""
+
+    pairs: int  # pairs in the check list
+    refused_pairs: int  # every send refused (REFUSED_ERRNOS), at least REFUSED_SENDS of them
+    unroutable_pairs: int  # every send failed with another error (no route from that socket)
+    sends_refused: int  # refused sends, all pairs together
+    errno_name: str  # the refusal's errno (EPERM)
+    after_s: float  # from the first check's first send to the last refusal that settled it
+
+
+@dataclass
+class _Tally:
+    sent: int = 0
+    refused: int = 0
+    other: int = 0
+
+
+class SendLedger:
+    """What became of each STUN send (check, retransmit, response) from the sockets the checks use."""
+
+    def __init__(self, connection: Connection, on_failure: Callable[[SendFailure], None],
+                 on_refused: Callable[[ChecksRefused], None]) -> None:
+        self._connection = connection
+        self._on_failure = on_failure
+        self._on_refused = on_refused
+        self._tallies: dict[tuple[tuple[str, int], tuple[str, int]], _Tally] = {}
+        self._reported: set[tuple[tuple[str, int], tuple[str, int], str]] = set()
+        self._first_send: float | None = None
+        self._errno_name = ""
+        self.concluded: ChecksRefused | None = None
+
+    def sent(self, local: tuple[str, int], remote: tuple[str, int], exc: BaseException | None) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._first_send is None:
+            self._first_send = now
+        tally = self._tallies.get((local, remote))
+        if tally is None:
+            if len(self._tallies) >= MAX_TALLIED:
+                return
+            tally = self._tallies[(local, remote)] = _Tally()
+        if exc is None:
+            tally.sent += 1
+            return
+        code = exc.errno if isinstance(exc, OSError) else None
+        name = errno.errorcode.get(code, type(exc).__name__) if code is not None else type(exc).__name__
+        refused = code in REFUSED_ERRNOS
+        if refused:
+            tally.refused += 1
+            self._errno_name = name
+        else:
+            tally.other += 1
+        if (local, remote, name) not in self._reported:
+            self._reported.add((local, remote, name))
+            self._on_failure(SendFailure(local, remote, name, str(exc), refused))
+        self.settle(now)
+
+    def settle(self, now: float | None = None) -> None:
+        """Conclude once every pair's sends were refused (or unroutable), at least one refused."""
+        if self.concluded is not None:
+            return
+        checks = list(self._connection._check_list)
+        if not checks:
+            return
+        refused = unroutable = 0
+        for pair in checks:
+            if pair.state == CandidatePair.State.SUCCEEDED:
+                return
+            tally = self._tallies.get(((pair.local_candidate.host, pair.local_candidate.port), pair.remote_addr))
+            if tally is None or tally.sent:
+                return  # not tried yet, or something went out: the peer may yet answer
+            if tally.refused >= REFUSED_SENDS and not tally.other:
+                refused += 1
+            elif tally.other and not tally.refused:
+                unroutable += 1
+            else:
+                return  # refused once so far, or a mix: not settled
+        if not refused:
+            return  # no route anywhere is not a firewall
+        now = asyncio.get_running_loop().time() if now is None else now
+        self.concluded = ChecksRefused(len(checks), refused, unroutable,
+                                       sum(t.refused for t in self._tallies.values()), self._errno_name,
+                                       now - (self._first_send or now))
+        self._on_refused(self.concluded)
+
+
+def watch_sends(connection: Connection, on_failure: Callable[[SendFailure], None],
+                on_refused: Callable[[ChecksRefused], None]) -> SendLedger:
+    """Watch every send of the sockets the connectivity checks use (each wrapped when its first check
+    starts, before the check's first send); `on_failure` for the first failure per socket, address
+    and errno, `on_refused` once when every pair's sends were refused."""
+    ledger = SendLedger(connection, on_failure, on_refused)
+    original_check_state = connection.check_state
+
+    def check_state(pair: CandidatePair, state: CandidatePair.State) -> None:
+        if state == CandidatePair.State.IN_PROGRESS:
+            _watch_protocol(pair.protocol, ledger)
+        original_check_state(pair, state)
+        if state == CandidatePair.State.FAILED:
+            ledger.settle()
+
+    connection.check_state = check_state  # type: ignore[method-assign]
+    return ledger
+
+
+def _watch_protocol(protocol: StunProtocol, ledger: SendLedger | _RequestSends) -> None:
+    if getattr(protocol, "_p2pdiag_sends", None) is ledger:
+        return
+    protocol._p2pdiag_sends = ledger  # type: ignore[attr-defined]
+    send_stun, error_received = protocol.send_stun, protocol.error_received
+    caught: list[BaseException] = []
+
+    def error(exc: Exception) -> None:
+        caught.append(exc)
+        error_received(exc)
+
+    def send(message: aioice.stun.Message, addr: tuple[str, int]) -> None:
+        caught.clear()
+        send_stun(message, addr)
+        # asyncio's transport calls error_received inside sendto() when the OS refuses the send at once
+        local = protocol.local_candidate
+        ledger.sent((local.host, local.port), (addr[0], addr[1]), caught[0] if caught else None)
+        caught.clear()
+
+    protocol.error_received = error  # type: ignore[method-assign]
+    protocol.send_stun = send  # type: ignore[method-assign]
+
+
 def pairs(connection: Connection) -> list[PairView]:
     return [view(p) for p in connection._check_list]
 
@@ -122,6 +282,7 @@ class ServerQuery:
     error: str | None
     duration_s: float
     bound_s: float
+    send_refused: bool = False  # this host refused to send the request (EPERM), at once and again
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,17 +359,31 @@ async def _srflx(protocol: StunProtocol, server: StunServer, address_of: asyncio
     base = protocol.local_candidate
     began = loop.time()
 
+    refused: list[OSError] = []
+
     async def ask() -> tuple[str, int]:
         address = await asyncio.shield(address_of)  # one asker's timeout does not cancel it for the others
         request = aioice.stun.Message(message_method=aioice.stun.Method.BINDING,
                                       message_class=aioice.stun.Class.REQUEST)
-        response, _ = await protocol.request(request, (address, server.port),
-                                             retransmissions=_retransmits_spanning(bound_s))
+        sends = _RequestSends((address, server.port), loop.create_future())
+        _watch_protocol(protocol, sends)
+        asked = asyncio.ensure_future(protocol.request(request, (address, server.port),
+                                                       retransmissions=_retransmits_spanning(bound_s)))
+        asked.add_done_callback(lambda t: t.cancelled() or t.exception())
+        try:
+            await asyncio.wait({asked, sends.settled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not asked.done():
+                asked.cancel()
+        if not asked.done() or asked.cancelled():
+            refused.append(sends.settled.result())
+            raise SendRefusedError(f"this host refused to send it ({refused[0]})")
+        response, _ = asked.result()
         return response.attributes["XOR-MAPPED-ADDRESS"][:2]
 
     outcome, mapped, code, reason, error = await _bounded(ask(), bound_s)
     query = ServerQuery(server.url, "stun", (base.host, base.port), outcome, mapped, code, reason, error,
-                        loop.time() - began, bound_s)
+                        loop.time() - began, bound_s, send_refused=bool(refused))
     if mapped is None:
         return query, None, None
     return query, Candidate(
@@ -223,6 +398,31 @@ async def _srflx(protocol: StunProtocol, server: StunServer, address_of: asyncio
         related_address=base.host,
         related_port=base.port,
     ), None
+
+
+class SendRefusedError(OSError):
+    """This host refused every send of a STUN request (REFUSED_SENDS of them), none went out."""
+
+
+@dataclass
+class _RequestSends:
+    """The sends of one STUN request to one address (through `_watch_protocol`): `settled` gets the
+    refusal once REFUSED_SENDS of them were refused and none went out."""
+
+    to: tuple[str, int]
+    settled: asyncio.Future[OSError]
+    refused: int = 0
+    went_out: int = 0
+
+    def sent(self, local: tuple[str, int], remote: tuple[str, int], exc: BaseException | None) -> None:
+        if remote != self.to or self.settled.done():
+            return
+        if exc is None:
+            self.went_out += 1
+        elif isinstance(exc, OSError) and exc.errno in REFUSED_ERRNOS and not self.went_out:
+            self.refused += 1
+            if self.refused >= REFUSED_SENDS:
+                self.settled.set_result(exc)
 
 
 def _retransmits_spanning(bound_s: float) -> int:

@@ -33,6 +33,7 @@ from p2pdiag.trace.events import (
     DtlsState,
     DtlsStateChanged,
     GatheringEnd,
+    IceChecksRefused,
     IceConnectionState,
     IceConnectionStateChanged,
     IceGatheringEnded,
@@ -48,6 +49,7 @@ from p2pdiag.trace.events import (
     RemoteCandidateReceived,
     RemoteCandidateRejected,
     RemoteEndOfCandidates,
+    UdpSendFailed,
 )
 from p2pdiag.webrtc import ice, rtc
 from p2pdiag.webrtc.config import IceConfig
@@ -147,6 +149,7 @@ class Session:
             return
         self._connection = connection
         ice.watch_pairs(connection, self._on_pair)
+        ice.watch_sends(connection, self._on_send_failed, self._on_checks_refused)
         if self._ice_config.host_addresses is not None:
             ice.restrict_host_addresses(connection, self._ice_config.host_addresses)
         if self._bounds is not None:
@@ -163,6 +166,16 @@ class Session:
                      from_state=CandidatePairState[before], to_state=CandidatePairState[pair.state],
                      nominated=pair.nominated)
 
+    def _on_send_failed(self, f: ice.SendFailure) -> None:
+        self._record(UdpSendFailed, connection_id=self.cid, local_address=f.local[0], local_port=f.local[1],
+                     remote_address=f.remote[0], remote_port=f.remote[1], errno_name=f.errno_name, error=f.error,
+                     refused=f.refused)
+
+    def _on_checks_refused(self, r: ice.ChecksRefused) -> None:
+        self._record(IceChecksRefused, connection_id=self.cid, pairs=r.pairs, refused_pairs=r.refused_pairs,
+                     unroutable_pairs=r.unroutable_pairs, sends_refused=r.sends_refused, errno_name=r.errno_name,
+                     after_s=r.after_s)
+
     def _bound_gathering(self, connection: Any) -> None:
         if self._bounded or self._bounds is None:
             return
@@ -176,7 +189,8 @@ class Session:
                      local_address=q.local[0] if q.local else None, local_port=q.local[1] if q.local else None,
                      outcome=IceServerOutcome(q.outcome), mapped_address=q.mapped[0] if q.mapped else None,
                      mapped_port=q.mapped[1] if q.mapped else None, error_code=q.error_code,
-                     error_reason=q.error_reason, error=q.error, duration_s=q.duration_s, bound_s=q.bound_s)
+                     error_reason=q.error_reason, error=q.error, duration_s=q.duration_s, bound_s=q.bound_s,
+                     send_refused=q.send_refused)
 
     def _on_gathered(self, duration_s: float, queries: tuple[ice.ServerQuery, ...]) -> None:
         silent = [q for q in queries if q.outcome == IceServerOutcome.NO_ANSWER.value]

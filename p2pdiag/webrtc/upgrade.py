@@ -260,8 +260,14 @@ class _Attempt:
 
         with trio.move_on_after(t.ice):
             await self.conn.wait_until(lambda x: x.ice in (IceConnectionState.COMPLETED, IceConnectionState.FAILED,
-                                                           IceConnectionState.CLOSED) or over(x))
+                                                           IceConnectionState.CLOSED) or over(x)
+                                       or x.checks_refused is not None)
         if f.ice is not IceConnectionState.COMPLETED:
+            if f.checks_refused is not None:  # no check can leave this host: waiting out the budget changes nothing
+                r = f.checks_refused
+                return _Failed(UpgradeStep.ICE, ErrorKind.UNREACHABLE,
+                               f"this host refused every check's UDP send ({r.errno_name}, {r.sends_refused} sends "
+                               f"on {r.refused_pairs} pair(s)): none left the machine")
             if f.ice is IceConnectionState.FAILED:
                 return _Failed(UpgradeStep.ICE, ErrorKind.UNREACHABLE, "every candidate pair failed")
             if over(f):

@@ -14,9 +14,11 @@ from p2pdiag.trace.events import (
     CandidatePairState,
     CandidatePairStateChanged,
     DataChannelOpened,
+    IceChecksRefused,
     Path,
     PingCompleted,
     PingServed,
+    UdpSendFailed,
     WebRTCUpgradeFailed,
 )
 
@@ -122,7 +124,8 @@ def test_loopback_only_network_upgrades(scenario, netns):
 
 
 def test_udp_blocked_gives_the_ice_verdict_within_the_budget(scenario, netns):
-    run = scenario("initiator", "--relay", "js", "--remote", "js", netns="udp-blocked")
+    """UDP dropped where the sender cannot see it (on input): every check leaves, nothing answers."""
+    run = scenario("initiator", "--relay", "js", "--remote", "js", netns="udp-dropped-in")
     (row,) = run.rows
     assert row["failed_step"] == "ice" and row["relayed_alive_after"], row
     failed = next(e for e in run.trace.events if isinstance(e, WebRTCUpgradeFailed))
@@ -135,12 +138,53 @@ def test_udp_blocked_gives_the_ice_verdict_within_the_budget(scenario, netns):
     assert codes(story) == {"webrtc-ice-failed"}
     assert any("127.0.0.1" in line and "failed" in line for line in story.findings[0].evidence)
     assert any(isinstance(e, CandidatePairStateChanged) for e in run.trace.events)
+    # the sends went out: nothing here says this host blocked them, and no verdict says so
+    assert not any(isinstance(e, (UdpSendFailed, IceChecksRefused)) for e in run.trace.events)
+
+
+def assert_refused_here(story, events, finding_role: str) -> None:
+    """ICE ended on this host's refusal of every check's send, and the verdict names it, certain."""
+    (refused,) = [e for e in events if isinstance(e, IceChecksRefused)]
+    assert refused.errno_name == "EPERM" and refused.refused_pairs >= 1, refused
+    assert refused.refused_pairs + refused.unroutable_pairs == refused.pairs, refused
+    assert refused.sends_refused >= 2 * refused.refused_pairs, refused  # each check and its retransmit
+    sends = [e for e in events if isinstance(e, UdpSendFailed)]
+    assert sends and all(e.refused and e.errno_name == "EPERM" for e in sends), sends
+    failed = next(e for e in events if isinstance(e, WebRTCUpgradeFailed))
+    assert failed.step.value == "ice" and failed.error_kind.value == "unreachable" and "EPERM" in failed.reason
+    assert failed.t_s >= refused.t_s
+    finals = [e for e in events if isinstance(e, CandidatePairFinal)]
+    assert finals and not any(p.state is CandidatePairState.SUCCEEDED for p in finals)
+    local = next(f for f in story.findings if f.code == "udp-blocked-local")
+    assert local.confidence.value == "certain" and finding_role in local.title
+    assert any("EPERM" in line and "refused every UDP send" in line for line in local.evidence), local.evidence
+    assert local.data["sends_refused"] == refused.sends_refused
+
+
+@pytest.mark.parametrize("netns_name", ["udp-blocked", "udp-rejected"])
+def test_udp_refused_by_this_hosts_firewall_ends_ice_on_that_evidence(scenario, netns, netns_name):
+    """A drop or reject rule on output: the kernel refuses every send, so ICE ends there, named."""
+    run = scenario("initiator", "--relay", "js", "--remote", "js", netns=netns_name)
+    (row,) = run.rows
+    assert row["failed_step"] == "ice" and row["relayed_alive_after"], row
+    story = run.story()
+    assert codes(story) == {"webrtc-ice-failed", "udp-blocked-local"}, story.findings
+    assert_refused_here(story, run.trace.events, "the dialer's")
+
+
+def test_a_responder_behind_a_firewall_that_refuses_udp_names_it(scenario, netns):
+    """The js dialer's upgrade to a p2pdiag responder on a host whose firewall refuses UDP."""
+    run = scenario("js-dialer", "--relay", "js", "--wait-for", "webrtc.upgrade_failed", netns="udp-blocked")
+    assert not run.rows[0]["ok"]
+    story = run.story("inbound-1", remote=True)
+    assert not story.upgraded and "udp-blocked-local" in codes(story), story.findings
+    assert_refused_here(story, run.remote_trace.events, "the listener's")
 
 
 def test_responder_sees_the_js_dialer_abandon_the_upgrade(scenario, netns):
     """UDP blocked; the js dialer gives up at its 6 s address timeout, before p2pdiag's 8 s budget."""
     run = scenario("js-dialer", "--relay", "js", "--responder-ice-timeout", "8", "--wait-for",
-                   "webrtc.upgrade_failed", netns="udp-blocked")
+                   "webrtc.upgrade_failed", netns="udp-dropped-in")
     assert not run.rows[0]["ok"]
     story = run.story("inbound-1", remote=True)
     assert not story.upgraded

@@ -145,7 +145,7 @@ def run_initiator(args: argparse.Namespace) -> list[dict]:
     relay_proc, relay_addr, relay_id = start_relay(args.relay)
     remote_trace = Path(args.remote_trace) if args.remote_trace else None
     remote_proc, ready = start_remote(args.remote, relay_addr, remote_trace, args.responder_ice_timeout)
-    ice = IceConfig(policy=args.policy)
+    ice = IceConfig(policy=args.policy, stun=tuple(args.stun))
     timeouts = UpgradeTimeouts(ice=args.ice_timeout, signaling=args.signaling_timeout)
     rows = []
     try:
@@ -211,6 +211,7 @@ def main() -> None:
     parser.add_argument("--trace")
     parser.add_argument("--remote-trace")
     parser.add_argument("--policy", default="all")
+    parser.add_argument("--stun", action="append", default=[], help="initiator: a STUN server URL (repeatable)")
     parser.add_argument("--ice-timeout", type=float, default=UpgradeTimeouts().ice)
     parser.add_argument("--responder-ice-timeout", type=float)
     parser.add_argument("--signaling-timeout", type=float, default=UpgradeTimeouts().signaling)

@@ -20,12 +20,18 @@ SCENARIO = HERE / "scenario.py"
 ROOT = HERE.parents[1]
 
 # A network of its own: only `lo`, so every address is 127.0.0.1; "udp-blocked" also drops every
-# UDP packet (TCP, and so the relay, still works): ICE has nothing to get through.
+# UDP packet (TCP, and so the relay, still works): ICE has nothing to get through. It drops on
+# output, so the kernel refuses each send at once (EPERM), as a host firewall does; "udp-rejected"
+# rejects there instead (EPERM too, with an ICMP error); "udp-dropped-in" drops on input, so every
+# send leaves its socket and nothing arrives: what a firewall elsewhere on the path looks like.
+_UDP_RULE = ("ip link set lo up && nft add table inet p2pdiag && "
+             "nft add chain inet p2pdiag {chain} '{{ type filter hook {hook} priority 0; }}' && "
+             "nft add rule inet p2pdiag {chain} meta l4proto udp {verdict}")
 NETNS = {
     "loopback": "ip link set lo up",
-    "udp-blocked": "ip link set lo up && nft add table inet p2pdiag && "
-                   "nft add chain inet p2pdiag out '{ type filter hook output priority 0; }' && "
-                   "nft add rule inet p2pdiag out meta l4proto udp drop",
+    "udp-blocked": _UDP_RULE.format(chain="out", hook="output", verdict="drop"),
+    "udp-rejected": _UDP_RULE.format(chain="out", hook="output", verdict="reject"),
+    "udp-dropped-in": _UDP_RULE.format(chain="in", hook="input", verdict="drop"),
 }
 
 

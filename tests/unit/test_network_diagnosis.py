@@ -182,6 +182,32 @@ def test_a_stun_server_that_answers_with_an_error_is_not_blocked_udp():
     assert "udp-blocked-local" not in {f.code for f in story_of(refused).findings}
 
 
+def _stun_sends_refused(evs: tuple) -> tuple:
+    """Derived from a recorded run: its STUN requests as this host's firewall refusing them would
+    have recorded them (what tests/live/test_udp_refused_gathering.py gets from a real one)."""
+    return tuple(dataclasses.replace(e, outcome=IceServerOutcome.FAILED, send_refused=True,
+                                     error="SendRefusedError: this host refused to send it ([Errno 1] "
+                                     "Operation not permitted)")
+                 if isinstance(e, IceServerQueried) else e for e in evs)
+
+
+def test_stun_requests_this_host_refused_while_checks_went_out_stay_likely():
+    """A rule against STUN's port only would refuse them too: not proof that all UDP is refused."""
+    evs = _stun_sends_refused(events("bounded-dialer-udp-blocked-dial"))
+    (f,) = [f for f in story_of(evs).findings if f.code == "udp-blocked-local"]
+    assert f.confidence is Confidence.LIKELY and "own firewall" not in f.title
+    assert any("refused to send the 1 STUN request(s)" in e for e in f.evidence), f.evidence
+
+
+def test_stun_requests_this_host_refused_with_no_check_run_are_certain():
+    evs = tuple(e for e in _stun_sends_refused(events("bounded-dialer-udp-blocked-dial"))
+                if not isinstance(e, CandidatePairFinal) and e.kind != "webrtc.pair_state_changed")
+    (f,) = [f for f in story_of(evs).findings if f.code == "udp-blocked-local"]
+    assert f.confidence is Confidence.CERTAIN and "own firewall" in f.title
+    assert f.data == {"stun_send_refused": 1}
+    assert any("refused to send every STUN request" in e and "Operation not permitted" in e for e in f.evidence)
+
+
 def test_two_stun_servers_show_the_remote_mapping_from_its_candidates():
     def remote(name: str) -> list[RemoteCandidateReceived]:
         return [e for e in events(name) if isinstance(e, RemoteCandidateReceived) and e.accepted]

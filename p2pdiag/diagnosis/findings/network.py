@@ -10,20 +10,34 @@ from p2pdiag.diagnosis.model import Confidence, Finding, Severity
 from p2pdiag.trace.events import IceServerOutcome, IceServerQueried
 
 
-def udp_blocked_local(side: str, evidence: list[str], confidence: Confidence, data: dict[str, object]) -> Finding:
+def udp_blocked_local(side: str, evidence: list[str], confidence: Confidence, data: dict[str, object],
+                      host_firewall: bool = False) -> Finding:
+    """HOST_FIREWALL: this host's own packet filter refused the sends (seen, not inferred)."""
+    if host_firewall:
+        title = f"UDP is refused by this host's own firewall ({side} side)"
+        advice = ("The operating system refused to send the ICE checks: a packet filter on this machine "
+                  "(nftables, iptables, a container's or a cgroup's egress rule) drops or rejects outgoing UDP, "
+                  "while TCP to the relay works. WebRTC needs UDP, so no direct connection can be made from here. "
+                  "Allow outgoing UDP in this host's firewall (`nft list ruleset`, `iptables -S OUTPUT`), use a "
+                  "TURN server reachable over TCP or TLS (turn:HOST:443?transport=tcp), or stay on the relay.")
+        settle = None
+    else:
+        title = f"UDP is blocked on {side} network (this side)"
+        advice = ("STUN got no answer while TCP to the relay works: a firewall on this network drops outgoing "
+                  "UDP (common in corporate and guest networks). WebRTC needs UDP, so no direct connection can be "
+                  "made from here. Allow outgoing UDP (at least to the STUN port and to peers), use a TURN server "
+                  "reachable over TCP or TLS (turn:HOST:443?transport=tcp), or stay on the relay.")
+        settle = ("`p2pdiag nat` from this network (is any UDP answered?), or the same dial from another "
+                  "network with the relay reachable over TCP only")
     return Finding(
         data=data,
         code=Code.UDP_BLOCKED_LOCAL,
         severity=Severity.ERROR,
-        title=f"UDP is blocked on {side} network (this side)",
+        title=title,
         evidence=tuple(evidence),
-        advice="STUN got no answer while TCP to the relay works: a firewall on this network drops outgoing "
-        "UDP (common in corporate and guest networks). WebRTC needs UDP, so no direct connection can be "
-        "made from here. Allow outgoing UDP (at least to the STUN port and to peers), use a TURN server "
-        "reachable over TCP or TLS (turn:HOST:443?transport=tcp), or stay on the relay.",
+        advice=advice,
         confidence=confidence,
-        settle="`p2pdiag nat` from this network (is any UDP answered?), or the same dial from another "
-        "network with the relay reachable over TCP only",
+        settle=settle,
     )
 
 

@@ -133,7 +133,8 @@ def mdns_unresolved(mdns: list[RemoteCandidateReceived]) -> Finding:
 
 
 def ice_failed(failed: WebRTCUpgradeFailed, finals: list[CandidatePairFinal], started: WebRTCUpgradeStarted,
-                initiator: bool) -> Finding:
+                initiator: bool, refused_here: bool = False) -> Finding:
+    """REFUSED_HERE: this host refused every check's send (`webrtc.checks_refused`): none went out."""
     every_failed = bool(finals) and all(p.state is CandidatePairState.FAILED for p in finals)
     title = ("Every ICE candidate pair failed" if every_failed or failed.error_kind is ErrorKind.UNREACHABLE
              else f"No ICE candidate pair worked within {started.ice_timeout_s:g} s")
@@ -146,6 +147,9 @@ def ice_failed(failed: WebRTCUpgradeFailed, finals: list[CandidatePairFinal], st
               "candidates are addresses the other side cannot reach (private addresses across networks). "
               "Add a STUN server on both sides (--stun) for public candidates; with symmetric NATs only "
               "TURN helps (--turn, and --ice-policy relay).")
+    if refused_here:
+        advice = ("No check left this host: the operating system refused every send (its own firewall drops or "
+                  "rejects outgoing UDP; see udp-blocked-local), so no pair could work whatever the peer does.")
     if initiator:
         advice += (" A js-libp2p listener may still log this as a successful /webrtc connection that dies "
                    "about 8 s later: that is its side of this same failure.")
@@ -155,8 +159,9 @@ def ice_failed(failed: WebRTCUpgradeFailed, finals: list[CandidatePairFinal], st
         title=title,
         evidence=tuple(evidence),
         advice=advice,
-        confidence=Confidence.LIKELY,
-        settle="the same run from inside each network, or `p2pdiag` with --stun on both sides",
+        confidence=Confidence.CERTAIN if refused_here else Confidence.LIKELY,
+        settle=None if refused_here
+        else "the same run from inside each network, or `p2pdiag` with --stun on both sides",
     )
 
 

@@ -329,6 +329,7 @@ class IceServerQueried(WebRTCEvent):
     error: str | None = None  # what failed, when the outcome is failed
     duration_s: float  # from the request to the answer, or to giving up
     bound_s: float  # how long an answer was waited for (`stun` / `turn` upgrade timeouts)
+    send_refused: bool = False  # outcome failed: this host refused to send the request (EPERM), at once and again
 
 
 @register("webrtc.gathering_ended")
@@ -372,6 +373,36 @@ class CandidatePairFinal(CandidatePairEvent):
 
     state: CandidatePairState  # its state when the attempt ended
     nominated: bool  # chosen to carry the connection
+
+
+@register("webrtc.send_failed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UdpSendFailed(WebRTCEvent):
+    """The OS failed a connectivity check's UDP send at once (the first such failure per local socket,
+    address and error). EPERM is this host's own packet filter refusing it (an nftables or iptables
+    `drop` or `reject` on output): it never left the machine."""
+
+    local_address: str  # the local socket (a host candidate's base)
+    local_port: int  # its port
+    remote_address: str  # where the send went (the remote candidate's address)
+    remote_port: int  # its port
+    errno_name: str  # EPERM, ENETUNREACH, EINVAL …
+    error: str  # the OS's words
+    refused: bool  # EPERM: refused by this host's firewall (not a route missing)
+
+
+@register("webrtc.checks_refused")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IceChecksRefused(WebRTCEvent):
+    """Every candidate pair's sends failed on this host and none went out: the checks cannot work,
+    whatever the peer does, so ICE ended here instead of waiting out its budget."""
+
+    pairs: int  # pairs in the check list
+    refused_pairs: int  # pairs whose every send was refused (EPERM), at least twice (a check and its retransmit)
+    unroutable_pairs: int  # pairs whose every send failed otherwise (no route from that socket)
+    sends_refused: int  # refused sends, all pairs together
+    errno_name: str  # the refusal's error (EPERM)
+    after_s: float  # from the first check's first send to the refusal that settled it
 
 
 @register("webrtc.pair_selected")
