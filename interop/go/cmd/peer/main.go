@@ -9,7 +9,8 @@
 //	 "relay_peer_id":"12D3...","webrtc":false,"addrs":["<relay>/p2p-circuit/p2p/ID", ...],
 //	 "reservation":{"expire":UNIX_S,"limit_duration_s":120,"limit_data_bytes":131072,"addrs":[...]}}
 //
-// stderr: JSON log lines: connection_open/close, reservation (each refresh), reservation_failed.
+// stderr: JSON log lines: connection_open/close, reservation (each refresh, unless --no-refresh),
+// reservation_failed.
 // Exits 1 with a "fatal" line if the first reservation fails or takes longer than --timeout-ms;
 // exits on SIGTERM, SIGINT or stdin EOF (unless --ignore-stdin).
 package main
@@ -37,6 +38,7 @@ func main() {
 	keyFile := flag.String("key", "", "libp2p private key file (created if missing)")
 	agent := flag.String("agent", "", "identify agent version (default: p2pdiag-interop-go-peer go-libp2p@VERSION)")
 	timeoutMs := flag.Int("timeout-ms", 20000, "how long the first reservation may take")
+	noRefresh := flag.Bool("no-refresh", false, "never refresh the reservation (to see what the relay does at its expiry)")
 	ignoreStdin := flag.Bool("ignore-stdin", false, "do not exit on stdin EOF")
 	flag.Parse()
 
@@ -95,7 +97,9 @@ func main() {
 	})
 
 	stop, stopped := context.WithCancel(context.Background())
-	go keepReserved(stop, h, *relayInfo, rsvp.Expiration)
+	if !*noRefresh {
+		go keepReserved(stop, h, *relayInfo, rsvp.Expiration)
+	}
 	peer.WaitForShutdown(*ignoreStdin)
 	stopped()
 	peer.CloseWithin(3*time.Second, h.Close)
