@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 from support import JS_DIR, ROOT, Peer, _ready_json
+from support.gopeers import go_bin, go_peer, go_relay  # noqa: F401  (fixtures: registered by importing them here)
 from support.watch import FLEET_TOPIC
 from support.webrtc import netns, scenario  # noqa: F401  (fixtures: registered by importing them here)
 
