@@ -47,3 +47,32 @@ def key_pair(seed_bytes: bytes) -> Any:
 
 def load_or_create(path: Path) -> Any:
     return key_pair(seed(path))
+
+
+
+class KeyPair:
+    """p2pdiag's own Ed25519 identity, no py-libp2p (the `cryptography` package): it signs, and has
+    its encoded public key and its peer id. `seed` makes the same key in py-libp2p
+    (`net.ed25519_key_pair(seed)`)."""
+
+    def __init__(self, seed_bytes: bytes | None = None) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
+        from p2pdiag.wire import envelope, pb
+
+        self.seed = seed_bytes if seed_bytes is not None else os.urandom(32)
+        self._private = ed25519.Ed25519PrivateKey.from_private_bytes(self.seed)
+        raw = self._private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        key = envelope.PublicKey(envelope.KeyType.ED25519, raw)
+        self.public_key = pb.field_varint(1, key.key_type) + pb.field_bytes(2, key.data)  # libp2p's PublicKey
+        self.peer_id_bytes = key.peer_id()
+        self.peer_id = envelope.b58encode(self.peer_id_bytes)
+
+    def sign(self, data: bytes) -> bytes:
+        return self._private.sign(data)
+
+
+def own_key_pair(seed_bytes: bytes | None = None) -> KeyPair:
+    """The --identity seed (or a new random key) as p2pdiag's own key pair (no py-libp2p)."""
+    return KeyPair(seed_bytes)

@@ -135,8 +135,9 @@ async def secure(
     """Noise + muxer over the circuit; returns the swarm connection that owns it (or, outbound with
     `upgrade(raw, peer_id)`, the connection that makes)."""
     began = rec.now()
-    network = host.get_network()
-    raw = net.relayed_raw_connection(stream, not inbound, relay_peer_id, remote_peer_id)
+    own = upgrade is not None and not inbound  # p2pdiag's own Noise and yamux: no py-libp2p
+    network = None if own else host.get_network()
+    raw = stream if own else net.relayed_raw_connection(stream, not inbound, relay_peer_id, remote_peer_id)
     try:
         with trio.fail_after(timeouts.secure):
             if inbound:

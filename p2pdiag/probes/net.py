@@ -7,12 +7,19 @@ tests/unit/test_libp2p_pins.py: `_mk_identify_protobuf`, and the swarm's
 `event_background_nursery_created` and `transport_manager.set_background_nursery`, and GossipSub's
 `_do_px` (overridden by watch's light peers, which must never follow peer exchange).
 py-libp2p is imported only when a function here runs, so importing this module stays cheap.
+
+Beside it, the lower layer p2pdiag has of its own, with no py-libp2p: TCP and WebSocket dials
+(`dial_raw`, used by `dial_in_steps` with an upgrade and a nursery), multistream-select both ways
+(`select`, `negotiate_inbound`), `LocalPeer` (our identify answer), peer ids as bytes and text, and
+the link exceptions its connections raise (`StreamReset` …), named as py-libp2p's so `classify`
+gives them the same kinds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -153,19 +160,14 @@ def _websocket_failure(exc: BaseException) -> WebSocketUpgradeFailed:
 
 
 def library_error(kind: str, message: str) -> Exception:
-    """One of py-libp2p's exceptions, for p2pdiag's own yamux (probes/yamux.py) and watch's dialer to
-    raise, so `classify` names their failures as it names py-libp2p's: KIND is StreamEOF,
-    StreamReset, StreamClosed, ProtocolNotSupportedError, MultiselectClientError,
-    SecurityUpgradeFailure or MuxerUpgradeFailure."""
-    from libp2p.network.stream import exceptions as stream
-    from libp2p.protocol_muxer import exceptions as multiselect
-    from libp2p.transport import exceptions as transport
-
-    for module in (stream, multiselect, transport):
-        cls = getattr(module, kind, None)
-        if isinstance(cls, type) and issubclass(cls, Exception):
-            return cls(message)
-    raise ValueError(f"no py-libp2p exception {kind}")
+    """One of p2pdiag's own link exceptions (below), by the name py-libp2p gives the same failure, for
+    p2pdiag's own yamux (probes/yamux.py), Noise (probes/noise.py) and watch's dialer to raise: KIND is
+    StreamEOF, StreamReset, StreamClosed, ProtocolNotSupportedError, MultiselectClientError,
+    SecurityUpgradeFailure or MuxerUpgradeFailure. `classify` names them as it names py-libp2p's."""
+    cls = _LINK_ERRORS.get(kind)
+    if cls is None:
+        raise ValueError(f"no link exception {kind}")
+    return cls(message)
 
 
 def noise_transport(key_pair: Any) -> Any:
@@ -189,10 +191,32 @@ def ed25519_key_pair(seed: bytes | None = None) -> Any:
     return create_new_key_pair(seed)
 
 
+class LocalPeer:
+    """p2pdiag's own side of the connections it makes without py-libp2p (`dial_in_steps` with an
+    upgrade and a nursery): its key pair (`identity.KeyPair`) and what its identify answer says."""
+
+    def __init__(self, key_pair: Any, protocols: tuple[str, ...] = ()) -> None:
+        from p2pdiag import __version__
+
+        self.key_pair = key_pair
+        self.peer_id = key_pair.peer_id
+        self.protocols = protocols
+        self.agent_version = f"p2pdiag/{__version__}"
+
+    def identify_message(self) -> bytes:
+        """Identify: our public key, the protocols we answer, no listen address (we listen nowhere)."""
+        return pb.join([pb.field_bytes(1, self.key_pair.public_key),
+                        *(pb.field_bytes(3, p) for p in self.protocols),
+                        pb.field_bytes(5, "ipfs/0.1.0"), pb.field_bytes(6, self.agent_version)])
+
+
 def identify_message(host: Any) -> bytes:
-    """The host's own identify message, encoded, as py-libp2p's identify handler sends it.
+    """The host's own identify message, encoded, as py-libp2p's identify handler sends it (a
+    `LocalPeer`'s own without py-libp2p).
 
     py-libp2p builds it in a private helper (pinned by a test): the one place it is used."""
+    if isinstance(host, LocalPeer):
+        return host.identify_message()
     from libp2p.identity.identify.identify import _mk_identify_protobuf
 
     return _mk_identify_protobuf(host, None).SerializeToString()
@@ -212,24 +236,52 @@ def relayed_raw_connection(stream: Any, initiator: bool, relay_peer_id: str, rem
     )
 
 
+MULTISTREAM_PROTOCOL = "/multistream/1.0.0"
+MAX_NEGOTIATION_BYTES = 1024  # one multistream-select message
+MAX_PROPOSALS = 16  # protocols a peer may propose on one stream before it is refused
+
+
 async def negotiate_inbound(stream: Any, handlers: dict[str, Any], timeout_s: float) -> tuple[Any, Any]:
-    """multistream-select as the answering side: (protocol, its handler) from `handlers`."""
-    from libp2p.protocol_muxer.multiselect import Multiselect
-    from libp2p.protocol_muxer.multiselect_communicator import MultiselectCommunicator
+    """multistream-select as the answering side: (protocol, its handler) from `handlers`. Our header
+    goes first; each proposal we have no handler for is answered "na", at most MAX_PROPOSALS of them."""
+    with trio.fail_after(timeout_s):
+        await stream.write(_ms(MULTISTREAM_PROTOCOL))
+        header = await _read_ms(stream)
+        if header != MULTISTREAM_PROTOCOL:
+            raise MultiselectError(f"the peer speaks {header[:80]!r}, not {MULTISTREAM_PROTOCOL}")
+        for _ in range(MAX_PROPOSALS):
+            proposal = await _read_ms(stream)
+            if proposal in handlers:
+                await stream.write(_ms(proposal))
+                return proposal, handlers[proposal]
+            await stream.write(_ms("na"))
+    raise MultiselectError(f"the peer proposed {MAX_PROPOSALS} protocols, none of them ours")
 
-    return await Multiselect(dict(handlers)).negotiate(MultiselectCommunicator(stream), timeout_s)
+
+def multistream_message(text: str) -> bytes:
+    """One multistream-select message."""
+    return pb.length_prefixed(f"{text}\n".encode())
 
 
-_STREAM_EXCEPTIONS = ("StreamClosed", "StreamEOF", "StreamError", "StreamReset")
+_ms = multistream_message
 
 
-def __getattr__(name: str) -> Any:
-    """py-libp2p's stream exceptions (a stream over another transport raises them too), imported when used."""
-    if name in _STREAM_EXCEPTIONS:
-        from libp2p.network.stream import exceptions
+async def _read_ms(stream: Any) -> str:
+    return (await read_delimited(stream, MAX_NEGOTIATION_BYTES)).decode("utf-8", "replace").rstrip("\n")
 
-        return getattr(exceptions, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+async def select(rw: Any, protocol: str) -> None:
+    """multistream-select as the dialer on RW (its read and write), the header and the protocol in
+    one write (as every libp2p dialer may): one packet and one round trip instead of two. Raises
+    ProtocolNotSupportedError for an "na", MultiselectClientError for any other answer."""
+    await rw.write(_ms(MULTISTREAM_PROTOCOL) + _ms(protocol))
+    header, answer = await _read_ms(rw), await _read_ms(rw)
+    if header != MULTISTREAM_PROTOCOL:
+        raise MultiselectClientError(f"the peer speaks {header[:80]!r}, not {MULTISTREAM_PROTOCOL}")
+    if answer == "na":
+        raise ProtocolNotSupportedError(f"the peer does not support {protocol}")
+    if answer != protocol:
+        raise MultiselectClientError(f"the peer answered {answer[:80]!r} to {protocol}")
 
 
 def peer_id_from_string(text: str) -> Any:
@@ -239,9 +291,18 @@ def peer_id_from_string(text: str) -> Any:
 
 
 def peer_id_from_bytes(raw: bytes) -> str:
-    from libp2p.peer.id import ID
+    """A peer id's bytes (a multihash) as its base58 text."""
+    from p2pdiag.wire.envelope import b58encode
 
-    return ID(raw).to_base58()
+    return b58encode(raw)
+
+
+def peer_id_bytes(text: str) -> bytes:
+    """A base58 peer id's bytes, as HOP CONNECT carries them (no py-libp2p: `peer_id_from_string`
+    is py-libp2p's ID, for its peerstore and swarm)."""
+    from p2pdiag.wire.envelope import peer_id_bytes as from_base58
+
+    return from_base58(text)
 
 
 def multiaddr_to_string(raw: bytes | None) -> str | None:
@@ -267,13 +328,25 @@ async def dial(host: Any, addr: str, peer_id: str) -> Any:
 
 
 async def dial_in_steps(host: Any, addr: str, peer_id: str, reached: Callable[[], None],
-                        upgrade: Callable[[Any, str], Awaitable[Any]] | None = None) -> Any:
+                        upgrade: Callable[[Any, str], Awaitable[Any]] | None = None,
+                        nursery: trio.Nursery | None = None) -> Any:
     """As `dial`, in the swarm's two steps, calling `reached()` between them: once the transport
     connected (TCP accepted, the WebSocket upgraded), before Noise and the muxer. A peer that
     accepts TCP and never completes a handshake is then told from one that refuses it.
 
     `upgrade(raw, peer_id)` secures and muxes the raw connection instead of the swarm (watch's
-    own yamux, probes/yamux.py)."""
+    own Noise and yamux, probes/noise.py and probes/yamux.py); with it and a NURSERY (where a
+    WebSocket's reader runs), the transport is p2pdiag's own too (`dial_raw`) and HOST is not used:
+    py-libp2p is not imported."""
+    if upgrade is not None and nursery is not None:
+        raw = await dial_raw(addr, nursery)
+        reached()
+        try:
+            return await upgrade(raw, peer_id)
+        except BaseException:
+            with trio.CancelScope(shield=True):  # a timeout too: nothing above owns the raw connection yet
+                await close_quietly(raw)
+            raise
     from multiaddr import Multiaddr
 
     network = host.get_network()
@@ -292,6 +365,85 @@ async def dial_in_steps(host: Any, addr: str, peer_id: str, reached: Callable[[]
         with trio.CancelScope(shield=True):  # a timeout too: the swarm does not own the raw connection yet
             await close_quietly(raw)
         raise
+
+
+# --- p2pdiag's own transports: TCP and WebSocket, without py-libp2p ------------------------------
+
+RAW_READ_BYTES = 65536
+
+
+def dial_target(addr: str) -> tuple[str, int, str]:
+    """(host, port, transport "tcp" or "ws") of a multiaddr p2pdiag dials itself: /ip4|ip6|dns|dns4|dns6
+    /HOST/tcp/PORT[/ws][/p2p/ID]. NotImplementedError for any other (the callers dial only these)."""
+    parts = addr.strip("/").split("/")
+    if len(parts) < 4 or parts[0] not in ("ip4", "ip6", "dns", "dns4", "dns6") or parts[2] != "tcp":
+        raise NotImplementedError(f"p2pdiag does not dial {addr} itself")
+    rest = parts[4:]
+    if rest[-2:-1] == ["p2p"]:
+        rest = rest[:-2]
+    if rest not in ([], ["ws"]):
+        raise NotImplementedError(f"p2pdiag does not dial {addr} itself")
+    return parts[1], int(parts[3]), "ws" if rest else "tcp"
+
+
+class TcpConnection:
+    """A TCP connection as a raw connection: read (at most N bytes; b"" at EOF), write, close."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+
+    async def read(self, n: int | None = None) -> bytes:
+        return await self.stream.receive_some(n if n and n > 0 else RAW_READ_BYTES)
+
+    async def write(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def close(self) -> None:
+        await self.stream.aclose()
+
+    def get_remote_address(self) -> tuple[str, int] | None:
+        with contextlib.suppress(OSError):
+            return tuple(self.stream.socket.getpeername()[:2])  # type: ignore[return-value]
+        return None
+
+
+class WebSocketConnection:
+    """A WebSocket (binary messages) as a raw connection: reads hand out what the messages carried."""
+
+    def __init__(self, ws: Any, remote: tuple[str, int]) -> None:
+        self.ws = ws
+        self._remote = remote
+        self._buffer = b""
+
+    async def read(self, n: int | None = None) -> bytes:
+        while not self._buffer:
+            message = await self.ws.get_message()  # trio-websocket bounds a message (1 MiB)
+            self._buffer = message.encode() if isinstance(message, str) else bytes(message)
+        take = len(self._buffer) if n is None or n < 0 else n
+        out, self._buffer = self._buffer[:take], self._buffer[take:]
+        return out
+
+    async def write(self, data: bytes) -> None:
+        await self.ws.send_message(bytes(data))
+
+    async def close(self) -> None:
+        await self.ws.aclose()
+
+    def get_remote_address(self) -> tuple[str, int]:
+        return self._remote
+
+
+async def dial_raw(addr: str, nursery: trio.Nursery) -> Any:
+    """A TCP or WebSocket connection to ADDR, dialed by p2pdiag itself (trio, trio-websocket); the
+    WebSocket's reader runs in NURSERY, its end before the upgrade delivered to this dial."""
+    host, port, transport = dial_target(addr)
+    if transport == "tcp":
+        return TcpConnection(await trio.open_tcp_stream(host, port))
+    from trio_websocket import connect_websocket
+
+    ws = await _watching_websocket(functools.partial(connect_websocket, use_ssl=False), _WebSocketReaders(nursery),
+                                   host, port, "/")
+    return WebSocketConnection(ws, (host, port))
 
 
 async def forget_closed_websockets(network: Any) -> int:
@@ -346,6 +498,17 @@ async def open_stream(conn: Any, protocol: str, timeout_s: float) -> Any:
     if (selected := getattr(conn, "open_selected_stream", None)) is not None:  # probes/yamux.py's
         with trio.fail_after(timeout_s):
             return await selected(protocol)
+    if not type(conn).__module__.startswith("libp2p"):  # p2pdiag's own (WebRTC): its own multistream-select
+        with trio.fail_after(timeout_s):
+            stream = await conn.new_stream()
+            try:
+                await select(stream, protocol)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await reset_quietly(stream)
+                raise
+            stream.set_protocol(protocol)
+        return stream
     from libp2p.protocol_muxer.multiselect_client import MultiselectClient
     from libp2p.protocol_muxer.multiselect_communicator import MultiselectCommunicator
 
@@ -516,6 +679,58 @@ class WebSocketUpgradeFailed(NetworkFailure):
         self.kind = kind
 
 
+# p2pdiag's own link exceptions, for the connections p2pdiag makes itself (its TCP and WebSocket
+# dials, probes/noise.py, probes/yamux.py, the WebRTC streams): named as py-libp2p names the same
+# failures, so `classify` (which matches classes by name, in both) gives them the same kinds.
+class StreamError(NetworkFailure):
+    """A stream failed."""
+
+
+class StreamEOF(StreamError, EOFError):
+    """The stream ended (the peer closed its side, or the connection ended cleanly under it)."""
+
+
+class StreamReset(StreamError):
+    """The stream was reset."""
+
+
+class StreamClosed(StreamError):
+    """The stream (or the connection under it) is closed: nothing more can be sent or opened."""
+
+
+class ProtocolNotSupportedError(NetworkFailure):
+    """multistream-select: the peer answered "na"."""
+
+
+class MultiselectClientError(NetworkFailure):
+    """multistream-select broke: another version of it, or an answer that is no protocol name."""
+
+
+class MultiselectError(MultiselectClientError):
+    """multistream-select as the answering side broke."""
+
+
+class SecurityUpgradeFailure(NetworkFailure):
+    """Securing a connection failed (the /noise selection, or the handshake: see its cause)."""
+
+
+class MuxerUpgradeFailure(NetworkFailure):
+    """Negotiating the muxer failed."""
+
+
+class HandshakeFailure(SecurityUpgradeFailure):
+    """The Noise handshake failed: a message that did not decrypt, a payload that did not verify."""
+
+
+class PeerIDMismatchesPubkey(HandshakeFailure):
+    """The peer's identity key is not the peer id dialed."""
+
+
+_LINK_ERRORS: dict[str, type[NetworkFailure]] = {c.__name__: c for c in (
+    StreamError, StreamEOF, StreamReset, StreamClosed, ProtocolNotSupportedError, MultiselectClientError,
+    MultiselectError, SecurityUpgradeFailure, MuxerUpgradeFailure, HandshakeFailure, PeerIDMismatchesPubkey)}
+
+
 # The libraries whose own exception classes are failures of the network or the peer: py-libp2p's,
 # its WebSocket stack's (trio-websocket, h11, wsproto) and aiortc's. The builtin exceptions they
 # raise (AttributeError, TypeError ...) are not in this rule: those are told by where they came from.
@@ -592,8 +807,10 @@ def raised_in_p2pdiag(exc: BaseException) -> bool:
 
 
 def _is(exc: BaseException, module: str, *names: str) -> bool:
-    """isinstance against a library's classes named here, without importing the library."""
-    return any(k.__name__ in names and k.__module__.startswith(module) for k in type(exc).__mro__)
+    """isinstance against a library's classes named here, without importing the library; for "libp2p",
+    p2pdiag's own link exceptions of the same names too."""
+    modules = (module, __name__) if module == "libp2p" else (module,)
+    return any(k.__name__ in names and k.__module__.startswith(modules) for k in type(exc).__mro__)
 
 
 def _kind_of(e: BaseException) -> ErrorKind | None:

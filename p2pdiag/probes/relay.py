@@ -97,7 +97,7 @@ async def hop_connect(
             stage = "write"
             request = circuit.HopMessage(
                 type=circuit.HopType.CONNECT,
-                peer=circuit.Peer(id=net.peer_id_from_string(target_peer_id).to_bytes()),
+                peer=circuit.Peer(id=net.peer_id_bytes(target_peer_id)),
             )
             await net.write_delimited(stream, request.encode())
             rec.record(HopConnectSent, relay=relay.addr, target_peer_id=target_peer_id)

@@ -25,10 +25,9 @@ from typing import Any
 import trio
 
 from p2pdiag.probes import net
-from p2pdiag.wire import pb
 
 YAMUX_PROTOCOL = "/yamux/1.0.0"
-MULTISTREAM_PROTOCOL = "/multistream/1.0.0"
+MULTISTREAM_PROTOCOL = net.MULTISTREAM_PROTOCOL
 NOISE_PROTOCOL = "/noise"
 HEADER = struct.Struct(">BBHII")  # version, type, flags, stream id, length
 DATA, WINDOW_UPDATE, PING, GO_AWAY = 0, 1, 2, 3
@@ -36,7 +35,7 @@ SYN, ACK, FIN, RST = 1, 2, 4, 8
 INITIAL_WINDOW = 256 * 1024  # yamux's, in each direction of each stream
 MAX_FRAME_DATA = 16 * 1024  # what one data frame of ours carries
 MAX_STREAMS = 16  # open at once, both directions (each may buffer up to its window)
-MAX_NEGOTIATION_BYTES = 1024  # a multistream-select message
+MAX_NEGOTIATION_BYTES = net.MAX_NEGOTIATION_BYTES  # a multistream-select message
 HALF_CLOSED_S = 10.0  # a stream we closed and the peer did not: reset and forgotten after this long
 
 Handler = Callable[[Any], Awaitable[None]]
@@ -46,28 +45,8 @@ class YamuxError(net.NetworkFailure):
     """The peer broke the yamux protocol."""
 
 
-def ms(protocol: str) -> bytes:
-    """One multistream-select message."""
-    return pb.length_prefixed(f"{protocol}\n".encode())
-
-
-async def select(rw: Any, protocol: str) -> None:
-    """multistream-select as the dialer on RW (its read and write), the header and the protocol in
-    one write (as every libp2p dialer may): one packet and one round trip instead of two. Raises
-    py-libp2p's ProtocolNotSupportedError for an "na", its MultiselectClientError for any other answer."""
-    await rw.write(ms(MULTISTREAM_PROTOCOL) + ms(protocol))
-    header, answer = await _read_ms(rw), await _read_ms(rw)
-    if header != MULTISTREAM_PROTOCOL:
-        raise net.library_error("MultiselectClientError",
-                                f"the peer speaks {header[:80]!r}, not {MULTISTREAM_PROTOCOL}")
-    if answer == "na":
-        raise net.library_error("ProtocolNotSupportedError", f"the peer does not support {protocol}")
-    if answer != protocol:
-        raise net.library_error("MultiselectClientError", f"the peer answered {answer[:80]!r} to {protocol}")
-
-
-async def _read_ms(rw: Any) -> str:
-    return (await net.read_delimited(rw, MAX_NEGOTIATION_BYTES)).decode("utf-8", "replace").rstrip("\n")
+ms = net.multistream_message
+select = net.select  # multistream-select as the dialer, header and protocol in one write
 
 
 def frame(kind: int, flags: int, stream_id: int, length: int, data: bytes = b"") -> bytes:

@@ -32,6 +32,7 @@ from typing import Any
 import trio
 
 from p2pdiag.diagnosis.limits import read_duration
+from p2pdiag.identity import own_key_pair
 from p2pdiag.probes import circuit as circ
 from p2pdiag.probes import net, yamux
 from p2pdiag.probes.relay import connect_relay, hop_connect, identify, reserve
@@ -85,16 +86,17 @@ class ProbeContext:
     """What the probes of one watch process share: one host (one identity for the whole run),
     the step timeouts, a wall clock, and how to run p2pdiag itself (the upgrade probe).
 
-    With `nursery` (probe_context gives one) the probes' connections are p2pdiag's own yamux over
-    py-libp2p's transports and Noise (probes/yamux.py: a fifth of the swarm's CPU), their readers
-    running there; without it, the swarm's connections."""
+    With `nursery` (probe_context gives one) the probes' connections are p2pdiag's own: its TCP and
+    WebSocket dials (`net.dial_in_steps`), Noise (probes/noise.py) and yamux (probes/yamux.py: a
+    fifth of the swarm's CPU), their readers running there, no py-libp2p on the way; without it,
+    the swarm's connections."""
 
     host: Any
     timeouts: StepTimeouts = field(default_factory=StepTimeouts)
     wall_clock: Callable[[], float] = time.time
     p2pdiag_argv: tuple[str, ...] = (sys.executable, "-m", "p2pdiag")
     nursery: trio.Nursery | None = None
-    noise: Any = None  # py-libp2p's Noise transport, with the host's key
+    noise: Any = None  # probes/noise.py's Noise, with the run's key
     links: dict[str, Any] = field(default_factory=dict)  # relay address -> the connection paths share
 
     def shared_link(self, relay: RelayAddr) -> Any | None:
@@ -122,21 +124,17 @@ class ProbeContext:
             self.nursery.start_soon(net.close_quietly, conn)
 
     async def upgrade(self, raw: Any, peer_id: str) -> Any:
-        """/noise selected (one round trip), py-libp2p's Noise (which checks the peer's key against
-        PEER_ID), then p2pdiag's yamux over it."""
-        expected = net.peer_id_from_string(peer_id)
+        """/noise selected (one round trip), p2pdiag's own Noise (probes/noise.py, which checks the
+        peer's key against PEER_ID), then p2pdiag's yamux over it."""
         raw = yamux.ReadAhead(raw)
         try:
             await yamux.select(raw, yamux.NOISE_PROTOCOL)
         except Exception as exc:
             if not net.is_network_failure(exc):
                 raise
-            raise net.library_error("SecurityUpgradeFailure", "failed to negotiate the secure protocol") from exc
-        secured = await self.noise.secure_outbound(raw, expected)
+            raise net.SecurityUpgradeFailure("failed to negotiate the secure protocol") from exc
+        secured = await self.noise.secure_outbound(raw, peer_id)
         try:
-            if secured.get_remote_peer() != expected:
-                raise net.library_error("SecurityUpgradeFailure",
-                                        f"Peer ID mismatch: expected {expected}, got {secured.get_remote_peer()}")
             return await yamux.upgrade(secured, self.nursery, {IDENTIFY_PROTOCOL: self.answer_identify})
         except BaseException:
             with trio.CancelScope(shield=True):
@@ -148,8 +146,10 @@ class ProbeContext:
         return self.upgrade if self.nursery is not None else None
 
     async def dial(self, addr: str, peer_id: str, reached: Callable[[], None] = lambda: None) -> Any:
-        """A new connection to ADDR, whose peer must be PEER_ID."""
-        return await net.dial_in_steps(self.host, addr, peer_id, reached, upgrade=self.upgrader)
+        """A new connection to ADDR, whose peer must be PEER_ID: with a nursery, p2pdiag's own TCP or
+        WebSocket, Noise and yamux (no py-libp2p); without, the swarm's."""
+        return await net.dial_in_steps(self.host, addr, peer_id, reached, upgrade=self.upgrader,
+                                       nursery=self.nursery)
 
     async def answer_identify(self, stream: Any) -> None:
         await _answer_identify(self.host, stream)
@@ -158,21 +158,48 @@ class ProbeContext:
 @asynccontextmanager
 async def probe_context(timeouts: StepTimeouts | None = None, wall_clock: Callable[[], float] = time.time,
                         key_pair: Any = None) -> AsyncIterator[ProbeContext]:
-    """Make the watch run's one host and run it (listening nowhere) for the block."""
-    key_pair = key_pair or net.ed25519_key_pair()
-    host = net.make_host(key_pair)
-    noise = net.noise_transport(key_pair)
+    """Make the watch run's one host and run it (listening nowhere) for the block. KEY_PAIR is
+    p2pdiag's own (`identity.KeyPair`); the py-libp2p host (the reservation holders', GossipSub's)
+    gets the same key, so the run has one identity."""
+    from p2pdiag.probes.noise import Noise
+
+    key_pair = key_pair or own_key_pair()
+    host = net.make_host(net.ed25519_key_pair(key_pair.seed))
     async with net.running(host), trio.open_nursery() as nursery:
         await net.own_connections_only(host)  # no dials, prunes or trims of py-libp2p's own
         host.set_stream_handler(IDENTIFY_PROTOCOL, functools.partial(_answer_identify, host))
-        ctx = ProbeContext(host, timeouts or StepTimeouts(), wall_clock, nursery=nursery, noise=noise)
+        ctx = ProbeContext(host, timeouts or StepTimeouts(), wall_clock, nursery=nursery, noise=Noise(key_pair))
         try:
             yield ctx
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(2):
-                for conn in ctx.links.values():
-                    await net.close_quietly(conn)
+            await _close_links(ctx)
             nursery.cancel_scope.cancel()  # the readers of connections a probe left open (none should be)
+
+
+@asynccontextmanager
+async def own_probe_context(timeouts: StepTimeouts | None = None, wall_clock: Callable[[], float] = time.time,
+                            key_pair: Any = None) -> AsyncIterator[ProbeContext]:
+    """A ProbeContext with no py-libp2p at all: its `host` is a `net.LocalPeer` (our key and identify
+    answer), its connections p2pdiag's own TCP/WebSocket, Noise and yamux (`ProbeContext.dial`),
+    which the relay probes (`connect_relay(..., dial=ctx.dial)`, identify, HOP) and `circ.secure`
+    with `upgrade=ctx.upgrader` use as they are."""
+    from p2pdiag.probes.noise import Noise
+
+    key_pair = key_pair or own_key_pair()
+    async with trio.open_nursery() as nursery:
+        ctx = ProbeContext(net.LocalPeer(key_pair, (IDENTIFY_PROTOCOL,)), timeouts or StepTimeouts(), wall_clock,
+                           nursery=nursery, noise=Noise(key_pair))
+        try:
+            yield ctx
+        finally:
+            await _close_links(ctx)
+            nursery.cancel_scope.cancel()
+
+
+async def _close_links(ctx: ProbeContext) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(2):
+        for conn in ctx.links.values():
+            await net.close_quietly(conn)
 
 
 async def _answer_identify(host: Any, stream: Any) -> None:

@@ -124,3 +124,27 @@ def test_a_refusal_by_p2pdiags_own_host_is_never_the_peers_fault():
 
     assert not net.is_network_failure(OpenConnectionError("Maximum connections reached"))
     assert net.is_network_failure(OpenConnectionError("Failed to dial: Connection refused"))
+
+
+@pytest.mark.parametrize("name", ["StreamEOF", "StreamReset", "StreamClosed", "ProtocolNotSupportedError",
+                                  "MultiselectClientError", "SecurityUpgradeFailure", "MuxerUpgradeFailure"])
+def test_p2pdiags_own_link_exceptions_are_named_as_py_libp2ps_of_the_same_name(name):
+    """probes/yamux.py, probes/noise.py and p2pdiag's own dials raise net's classes (no py-libp2p import);
+    each gives the kind py-libp2p's class of that name gives, alone and under another failure."""
+    from libp2p.network.stream import exceptions as stream
+    from libp2p.protocol_muxer import exceptions as multiselect
+    from libp2p.transport import exceptions as transport
+
+    theirs = next(getattr(m, name) for m in (stream, multiselect, transport) if hasattr(m, name))
+    own = net.library_error(name, "x")
+    assert type(own).__module__ == "p2pdiag.probes.net" and type(own).__name__ == name
+    assert net.classify(own)[0] is net.classify(theirs("x"))[0]
+    outer = chained(net.SecurityUpgradeFailure("y"), own)
+    assert net.classify(outer)[0] is net.classify(chained(SecurityUpgradeFailure("y"), theirs("x")))[0]
+
+
+def test_own_noise_failures_keep_py_libp2ps_kinds():
+    assert net.classify(chained(net.SecurityUpgradeFailure("s"), net.PeerIDMismatchesPubkey("p")))[0] \
+        is ErrorKind.PEER_ID_MISMATCH
+    assert net.classify(net.HandshakeFailure("did not decrypt"))[0] is ErrorKind.SECURITY_FAILED
+    assert net.classify(chained(net.HandshakeFailure("h"), ConnectionResetError(104, "reset")))[0] is ErrorKind.RESET

@@ -109,7 +109,7 @@ def test_a_stream_carries_its_syn_and_selection_on_its_first_frame_and_reads_the
 
 
 def test_na_is_protocol_not_supported_and_the_stream_is_reset():
-    from libp2p.protocol_muxer.exceptions import ProtocolNotSupportedError
+    from p2pdiag.probes.net import ProtocolNotSupportedError  # p2pdiag's own, named as py-libp2p's
 
     async def test(conn, peer, _):
         async def dialer():
@@ -139,7 +139,7 @@ def test_pings_are_answered_and_the_peers_streams_reset_without_handlers():
 
 
 def test_data_past_the_window_ends_the_connection_and_every_stream_with_it():
-    from libp2p.network.stream.exceptions import StreamReset
+    from p2pdiag.probes.net import StreamReset
 
     async def test(conn, peer, secured):
         stream = await conn.new_stream()
@@ -179,7 +179,7 @@ def test_streams_closed_by_us_and_never_by_the_peer_are_forgotten():
 
 
 def test_goaway_refuses_new_streams():
-    from libp2p.network.stream.exceptions import StreamClosed
+    from p2pdiag.probes.net import StreamClosed
 
     async def test(conn, peer, _):
         await peer.stream.send_all(frame(GO_AWAY, 0, 0, 0))
