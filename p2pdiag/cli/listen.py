@@ -9,11 +9,21 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from p2pdiag import __version__
 from p2pdiag.cli import common
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from p2pdiag.diagnosis.listen_live import LiveListen
     from p2pdiag.trace.recorder import Recorder
+
+
+def attempt_ended(live: LiveListen, cid: str, console: Console) -> None:
+    """What `listen` shows (stderr) when an inbound attempt ends: that attempt, told from its own events
+    (LIVE, fed every event as it was recorded), not the whole trace again."""
+    from p2pdiag.render.terminal import render_attempt
+
+    render_attempt(live.ended(cid), console)
 
 
 def listen(
@@ -63,32 +73,22 @@ def listen(
     options = {"relays": relay, "identity": str(identity) if identity else None, "timeout_s": timeout,
                "step_timeouts_s": timeouts.as_dict(), "upgrade": not no_upgrade, "ice": ice.as_dict(),
                "upgrade_timeouts_s": dataclasses.asdict(upgrade_timeouts)}
-    rec_holder: list[Recorder] = []
     redactor = common.redactor(redact)  # the addresses to dial are printed as they are: they are to be dialed
+    live: list[LiveListen] = []
 
     def on_inbound_ended(cid: str) -> None:
-        """Each inbound attempt's own steps, diagnosed from the trace so far, as it ends."""
-        from p2pdiag.diagnosis import diagnose
-        from p2pdiag.diagnosis.listen import attempt_steps
-        from p2pdiag.render.terminal import render_steps
-        from p2pdiag.trace.file import Header, Trace
-
-        trace = Trace(Header("listen", options, "", __version__), rec_holder[0].events)
-        so_far = diagnose(trace if redactor is None else redactor.trace(trace))
-        console = common.console(stderr=True)
-        console.print(f"[bold]{cid} ended[/bold]")
-        render_steps(attempt_steps(so_far, cid), console)
-        for loop in so_far.facts.get("reconnect_loops", []):
-            if cid in loop["connection_ids"]:
-                console.print(f"[bold yellow]reconnect loop:[/bold yellow] "
-                              f"round {loop['connection_ids'].index(cid) + 1} "
-                              f"from {loop['peer_id']}, one every {loop['period_s']:.1f} s")
+        attempt_ended(live[0], cid, common.console(stderr=True))
 
     async def body(rec: Recorder) -> None:
+        from p2pdiag.diagnosis.listen_live import LiveListen
         from p2pdiag.identity import key_pair
         from p2pdiag.probes.listen import Listener, ListenOptions
 
-        rec_holder.append(rec)
+        live.append(LiveListen())
+        feed = live[0].add if redactor is None else (lambda event: live[0].add(redactor.event(event)))
+        for event in rec.events:  # those recorded before the body began
+            feed(event)
+        rec.add_sink(feed)
         await Listener(ListenOptions(relays=relays, timeouts=timeouts, on_ready=on_ready,
                                      on_inbound_ended=on_inbound_ended, upgrade=not no_upgrade, ice=ice,
                                      upgrade_timeouts=upgrade_timeouts), rec,

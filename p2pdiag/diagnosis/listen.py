@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from array import array
+from collections.abc import Callable
 
 from p2pdiag.diagnosis.facts import ListenFacts
 from p2pdiag.diagnosis.findings import circuit as C
@@ -19,16 +21,153 @@ from p2pdiag.trace.events import (
     CircuitClosed,
     CircuitSecured,
     CircuitUpgradeFailed,
+    ConnectionEvent,
     Event,
+    HopConnectSent,
+    HopFailed,
+    IdentifyCompleted,
+    IdentifyFailed,
     PingServed,
+    RelayConnected,
+    RelayDialFailed,
     RelayDialStarted,
     ReservationAccepted,
     ReservationFailed,
+    RunFinished,
+    RunInterrupted,
     StepTimedOut,
     StopConnectReceived,
+    Subject,
     WebRTCUpgradeStarted,
 )
 from p2pdiag.trace.file import Trace
+
+EventsOf = Callable[[str], tuple[Event, ...]]
+
+# Context that no attempt's story reads (relayed.relay_path and relays_part do, over the context):
+# left out of each attempt's events, so that a reservation refreshed all day long costs no attempt.
+UNREAD_BY_ATTEMPTS = (RelayDialStarted, RelayConnected, RelayDialFailed, ReservationAccepted, ReservationFailed,
+                      HopConnectSent, HopFailed, StepTimedOut, RunInterrupted, RunFinished)
+
+
+class Attempts:
+    """A listen trace's events sorted by inbound attempt, so that telling one attempt reads its own
+    events and the run's context instead of the whole trace (which made a long listen quadratic).
+
+    An attempt is one inbound relayed connection (its STOP's connection id) with the WebRTC
+    connections upgraded over it. A connection's event goes to the attempt whose story can read it:
+    its connection id is the attempt's or one of its WebRTC connections', or its
+    `relayed_connection_id` is the attempt's. Every other event is context. An attempt's events are
+    its own and the context, but for `UNREAD_BY_ATTEMPTS` (which only the relays' part reads): a
+    relay's identify (network.py reads the first of any relay's), an event two attempts could read.
+    An event no attempt can read (pings served on the relay's own connection, an upgrade over an
+    unknown connection) is set aside. So `events_of(cid)` gives every query that inbound_story,
+    upgrade_story and reconnect.round_of make for `cid` what the whole trace would give: the same
+    events, in order.
+
+    `of_trace` claims every attempt before it sorts, so it holds for any trace. Fed event by event
+    (`add`, the live view), an attempt is known from its STOP on, and a WebRTC connection from its
+    upgrade's start, as the listener records them; `irregular` says when a trace broke that (an
+    event of an attempt before its STOP, an id two attempts share, a STOP's id twice): the live view
+    then reads the whole trace (`everything`), as before.
+    """
+
+    def __init__(self) -> None:
+        self._n = 0
+        self.context: list[tuple[int, Event]] = []
+        self._shared: list[tuple[int, Event]] = []  # the context an attempt's story may read
+        self._set_aside: dict[str, list[tuple[int, Event]]] = {}  # by connection id and relayed connection id
+        self._owner: dict[str, str | None] = {}  # connection id -> its attempt; None: two attempts
+        # attempt -> its events in order, and their places in the trace (8 bytes each: a long listen keeps them)
+        self._events: dict[str, list[Event]] = {}
+        self._places: dict[str, array[int]] = {}
+        self.irregular = False
+
+    @classmethod
+    def of_trace(cls, events: tuple[Event, ...]) -> Attempts:
+        attempts = cls()
+        for e in events:
+            if isinstance(e, StopConnectReceived):
+                attempts._claim_stop(e)
+        for e in events:
+            attempts._claim_upgrade(e)
+        for e in events:
+            attempts._sort(e)
+        return attempts
+
+    def add(self, e: Event) -> str | None:
+        """Claim and sort one more event; the attempt it went to, if any."""
+        if isinstance(e, StopConnectReceived):
+            self._claim_stop(e)
+        self._claim_upgrade(e)
+        return self._sort(e)
+
+    def _claim_stop(self, stop: StopConnectReceived) -> None:
+        if stop.connection_id in self._events:
+            self.irregular = True  # a second STOP with the same id
+        self._events.setdefault(stop.connection_id, [])
+        self._places.setdefault(stop.connection_id, array("q"))
+        self._claim(stop.connection_id, stop.connection_id)
+
+    def _claim_upgrade(self, e: Event) -> None:
+        relayed = getattr(e, "relayed_connection_id", None)
+        if isinstance(e, ConnectionEvent) and relayed in self._events:
+            self._claim(e.connection_id, relayed)
+
+    def _claim(self, connection_id: str, attempt: str) -> None:
+        if connection_id not in self._owner:
+            self._owner[connection_id] = attempt
+            if connection_id in self._set_aside:
+                self.irregular = True  # events of it came before it was known
+        elif self._owner[connection_id] != attempt:
+            self._owner[connection_id] = None
+            self.irregular = True
+
+    def _sort(self, e: Event) -> str | None:
+        n = self._n
+        self._n += 1
+        if not isinstance(e, ConnectionEvent) or (isinstance(e, (IdentifyCompleted, IdentifyFailed))
+                                                  and e.subject is Subject.RELAY):
+            self._to_context(n, e)
+            return None
+        readers: set[str] = set()
+        if e.connection_id in self._owner:
+            owner = self._owner[e.connection_id]
+            if owner is None:
+                self._to_context(n, e)
+                return None
+            readers.add(owner)
+        relayed = getattr(e, "relayed_connection_id", None)
+        if relayed in self._events:
+            readers.add(relayed)
+        if len(readers) != 1:
+            if readers:
+                self._to_context(n, e)
+            else:
+                self._set_aside.setdefault(e.connection_id, []).append((n, e))
+                if isinstance(relayed, str) and relayed != e.connection_id:
+                    self._set_aside.setdefault(relayed, []).append((n, e))
+            return None
+        (attempt,) = readers
+        self._events[attempt].append(e)
+        self._places[attempt].append(n)
+        return attempt
+
+    def _to_context(self, n: int, e: Event) -> None:
+        self.context.append((n, e))
+        if not isinstance(e, UNREAD_BY_ATTEMPTS):
+            self._shared.append((n, e))
+
+    def events_of(self, attempt: str) -> tuple[Event, ...]:
+        """The context an attempt may read and the attempt's own events, in the trace's order."""
+        own = zip(self._places.get(attempt, ()), self._events.get(attempt, ()), strict=True)
+        return tuple(e for _, e in sorted([*self._shared, *own]))
+
+    def everything(self) -> tuple[Event, ...]:
+        """Every event added, in order (each once)."""
+        own = (zip(self._places[a], self._events[a], strict=True) for a in self._events)
+        seen = {n: e for part in (self.context, *own, *self._set_aside.values()) for n, e in part}
+        return tuple(seen[n] for n in sorted(seen))
 
 
 def inbound_story(b: Builder, events: tuple[Event, ...], stop: StopConnectReceived,
@@ -68,9 +207,9 @@ def inbound_story(b: Builder, events: tuple[Event, ...], stop: StopConnectReceiv
     return story
 
 
-def diagnose_listen(trace: Trace) -> Verdict:
-    events = trace.events
-    b = Builder()
+def relays_part(b: Builder, events: tuple[Event, ...]) -> tuple[dict[str, str | None], dict[str, str], bool]:
+    """The relays' steps and findings (connect, identify, reservations); each relay's agent and address
+    by its peer id, and whether any reservation was accepted."""
     agents: dict[str, str | None] = {}
     relay_addrs: dict[str, str] = {}
     accepted_any = False
@@ -98,12 +237,23 @@ def diagnose_listen(trace: Trace) -> Verdict:
             b.step("reservation", f"Reservation on {started.relay}" + (" (refresh)" if f.refresh else ""),
                    StepStatus.FAILED, f"{f.status_name}: {f.error}", f, f.duration_s)
             b.find(RL.reservation_refused(f))
+    return agents, relay_addrs, accepted_any
+
+
+def diagnose_listen(trace: Trace, indexed: bool = True) -> Verdict:
+    """The listen verdict. `indexed` False tells every attempt from the whole trace, as before
+    `Attempts` (quadratic over a long listen): for the tests and the bench that compare the two."""
+    events = trace.events
+    events_of: EventsOf = Attempts.of_trace(events).events_of if indexed else (lambda cid: events)
+    b = Builder()
+    agents, relay_addrs, accepted_any = relays_part(b, events)
 
     stops = all_of(events, StopConnectReceived)
-    stories = {stop.connection_id: inbound_story(b, events, stop, agents, relay_addrs) for stop in stops}
+    stories = {stop.connection_id: inbound_story(b, events_of(stop.connection_id), stop, agents, relay_addrs)
+               for stop in stops}
     if accepted_any and not stops:
         b.step("inbound", "Inbound relayed connections", StepStatus.INFO, "none while listening")
-    loops = reconnect_loops(events, agents, {cid: s for cid, s in stories.items() if s is not None})
+    loops = reconnect_loops(events, agents, {cid: s for cid, s in stories.items() if s is not None}, events_of)
     for loop in loops:
         b.find(reconnect_loop_finding(loop))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import itertools
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from p2pdiag.diagnosis.codes import Code
@@ -92,8 +92,9 @@ class ReconnectLoop:
                 "confidence": self.confidence.value}
 
 
-def _round(events: tuple[Event, ...], stop: StopConnectReceived, agents: dict[str, str | None],
-           stories: Mapping[str, UpgradeStory]) -> Round:
+def round_of(events: tuple[Event, ...], stop: StopConnectReceived, agents: dict[str, str | None],
+             stories: Mapping[str, UpgradeStory]) -> Round:
+    """The round of one inbound relayed connection, from EVENTS (the whole trace, or its attempt's)."""
     cid = stop.connection_id
     closed = first(events, CircuitClosed, connection_id=cid)
     closed_s = closed.t_s if closed is not None else None
@@ -138,14 +139,17 @@ def _round(events: tuple[Event, ...], stop: StopConnectReceived, agents: dict[st
 
 
 def reconnect_loops(events: tuple[Event, ...], agents: dict[str, str | None],
-                    stories: Mapping[str, UpgradeStory] | None = None) -> list[ReconnectLoop]:
+                    stories: Mapping[str, UpgradeStory] | None = None,
+                    events_of: Callable[[str], tuple[Event, ...]] | None = None) -> list[ReconnectLoop]:
     """Every run of LOOP_MIN_ROUNDS or more rounds from one peer, each after a failed one.
 
     `stories`: the upgrade stories listen's diagnosis already told, by relayed connection id; an
-    upgrade not among them is told here."""
+    upgrade not among them is told here. `events_of`: a round's events by its connection id
+    (listen's `Attempts`), where the whole trace would be read for each round."""
     by_peer: dict[str, list[Round]] = {}
     for stop in sorted(all_of(events, StopConnectReceived), key=lambda s: s.t_s):
-        by_peer.setdefault(stop.source_peer_id, []).append(_round(events, stop, agents, stories or {}))
+        read = events_of(stop.connection_id) if events_of is not None else events
+        by_peer.setdefault(stop.source_peer_id, []).append(round_of(read, stop, agents, stories or {}))
     loops = []
     for peer_id, rounds in by_peer.items():
         run: list[Round] = []

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.text import Text
 
 from p2pdiag.diagnosis.model import Finding, Outcome, Severity, Step, StepStatus, Verdict
+
+if TYPE_CHECKING:
+    from p2pdiag.diagnosis.listen_live import AttemptView
 
 MARKS = {
     StepStatus.OK: ("✓", "green"),
@@ -31,20 +36,41 @@ def render(verdict: Verdict, console: Console, trace_file: str | None = None) ->
 
 
 def render_steps(steps: tuple[Step, ...] | list[Step], console: Console) -> None:
+    if steps:
+        console.print(_steps_text(steps), end="")  # one print: rich's cost is per print, not per line
+
+
+def _steps_text(steps: tuple[Step, ...] | list[Step]) -> Text:
+    """Each step in two lines: its mark, title and timing; its detail."""
+    text = Text()
     for step in steps:
         mark, style = MARKS[step.status]
-        line = Text()
-        line.append(f" {mark} ", style=style)
-        line.append(step.title, style="bold" if step.status is StepStatus.FAILED else "")
+        text.append(f" {mark} ", style=style)
+        text.append(step.title, style="bold" if step.status is StepStatus.FAILED else "")
         timing = []
         if step.t_s is not None:
             timing.append(f"t={step.t_s:.2f}s")
         if step.duration_s is not None:
             timing.append(f"{step.duration_s * 1000:.0f} ms")
         if timing:
-            line.append(f"  [{', '.join(timing)}]", style="dim")
-        console.print(line)
-        console.print(Text(f"     {step.detail}", style="dim" if step.status is StepStatus.OK else ""))
+            text.append(f"  [{', '.join(timing)}]", style="dim")
+        text.append("\n")
+        text.append(f"     {step.detail}", style="dim" if step.status is StepStatus.OK else "")
+        text.append("\n")
+    return text
+
+
+def render_attempt(view: AttemptView, console: Console) -> None:
+    """`listen`'s live view of one inbound attempt as it ends: its steps, and its reconnect loop."""
+    text = Text()
+    text.append(f"{view.connection_id} ended", style="bold")
+    text.append("\n")
+    text.append_text(_steps_text(view.steps))
+    for loop in view.loops:
+        text.append("reconnect loop:", style="bold yellow")
+        text.append(f" round {loop.round} from {loop.peer_id}, one every {loop.period_s:.1f} s")
+        text.append("\n")
+    console.print(text, end="")
 
 
 def render_finding(f: Finding, console: Console, number: int | None = None, indent: str = "   ") -> None:
