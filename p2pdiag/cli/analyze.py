@@ -43,7 +43,7 @@ def analyze(
     if len(files) > MAX_INPUTS:
         raise UsageError(f"{len(files)} files: at most {MAX_INPUTS} go on one timeline")
     redactor = common.redactor(redact)  # one for every input: a peer gets the same placeholder in each
-    sources = [read_input(path, fmt, redactor) for path in files]
+    sources = [read_input(path, fmt, redactor, streamed=True) for path in files]
     if len(sources) == 1:
         return common.show(sources[0].verdict, as_json, None)
     from p2pdiag.diagnosis.several import combine
@@ -54,9 +54,11 @@ def analyze(
 MAX_INPUTS = 16
 
 
-def read_input(path: Path, fmt: str, redactor: Redactor | None) -> Source:
+def read_input(path: Path, fmt: str, redactor: Redactor | None, streamed: bool = False) -> Source:
     """One input read and judged on its own (its format told from its content unless FMT names it),
-    redacted as it is read when REDACTOR is given."""
+    redacted as it is read when REDACTOR is given. STREAMED: a trace is read one event at a time and
+    its Source keeps only the events its verdict needed (`analyze`); otherwise it keeps them all (the
+    report draws them)."""
     from p2pdiag.diagnosis import several
     from p2pdiag.evidence.detect import Format, detect
 
@@ -79,6 +81,18 @@ def read_input(path: Path, fmt: str, redactor: Redactor | None) -> Source:
         if redactor is not None:
             verdict = _noted_redacted(verdict)
         return several.from_dump(str(path), dump, verdict)
+    if streamed:
+        from p2pdiag.diagnosis import diagnose_stream
+        from p2pdiag.trace.file import open_stream
+
+        stream = open_stream(path)
+        events = stream.events()
+        header = stream.header
+        if redactor is not None:  # the header, then each event in order: the placeholders of redact.trace
+            header = redactor.header(header)
+            events = map(redactor.event, events)
+        verdict, trace = diagnose_stream(header, events, stream)
+        return several.from_trace(str(path), trace, verdict)
     from p2pdiag.diagnosis import diagnose
     from p2pdiag.trace.file import load
 

@@ -38,13 +38,12 @@ from p2pdiag.diagnosis.limits import fmt_bytes, fmt_seconds, is_js_agent, read_d
 from p2pdiag.diagnosis.model import Confidence, Finding
 from p2pdiag.diagnosis.nat import EIM, NO_UDP, UNTESTED, NatBehaviour, nat_behaviour
 from p2pdiag.diagnosis.nat import address_port as _ep
-from p2pdiag.diagnosis.query import all_of, first
+from p2pdiag.diagnosis.query import all_of, first, of_connection
 from p2pdiag.trace.events import (
     CandidatePairFinal,
     CandidatePairState,
     CandidateType,
     CircuitSecured,
-    ConnectionEvent,
     DescriptionSignaled,
     Event,
     GatheringEnd,
@@ -230,7 +229,7 @@ def _view(events: tuple[Event, ...], attempt: tuple[Event, ...], started: WebRTC
 
 def network_findings(events: tuple[Event, ...], started: WebRTCUpgradeStarted) -> list[Finding]:
     """Findings that name the network cause of this attempt's failure at gathering or ICE; [] otherwise."""
-    attempt = tuple(e for e in events if isinstance(e, ConnectionEvent) and e.connection_id == started.connection_id)
+    attempt = tuple(of_connection(events, started.connection_id))
     v = _view(events, attempt, started)
     if v.failed is None or v.failed.step not in (UpgradeStep.GATHERING, UpgradeStep.ICE):
         return []

@@ -15,7 +15,7 @@ from p2pdiag.diagnosis.findings import circuit as C
 from p2pdiag.diagnosis.findings import relay as RL
 from p2pdiag.diagnosis.limits import CutCause, DurationReading, attribute_cut, fmt_bytes, fmt_seconds, read_duration
 from p2pdiag.diagnosis.model import Finding, Severity, StepStatus
-from p2pdiag.diagnosis.query import all_of, first, last
+from p2pdiag.diagnosis.query import all_of, count, first, last
 from p2pdiag.diagnosis.steps import Builder, limit_text
 from p2pdiag.diagnosis.upgrade import UpgradeStory, upgrade_story
 from p2pdiag.trace.events import (
@@ -184,10 +184,10 @@ def circuit_story(
         b.step(f"{cid}.limits", "Relay limits on this connection", StepStatus.INFO, "; ".join(parts), seen)
 
     if hold is not None:
-        during = [p for p in pings if p.t_s >= hold.t_s]
-        fails = [p for p in ping_failures if p.t_s >= hold.t_s]
+        during = count(events, PingCompleted, hold.t_s, connection_id=cid, path=Path.RELAYED)
+        fails = count(events, PingFailed, hold.t_s, connection_id=cid, path=Path.RELAYED)
         b.step(f"{cid}.hold", f"Hold the relayed connection for up to {hold.hold_s:g} s", StepStatus.INFO,
-               f"{len(during)} pings answered, {len(fails)} failed, one every {hold.ping_interval_s:g} s", hold)
+               f"{during} pings answered, {fails} failed, one every {hold.ping_interval_s:g} s", hold)
 
     closed = first(events, CircuitClosed, connection_id=cid)
     if closed is None or closed.closer is Closer.LOCAL:

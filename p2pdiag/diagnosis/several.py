@@ -31,6 +31,8 @@ from p2pdiag.evidence.webrtc_internals import Dump
 from p2pdiag.trace.events import HopStatusReceived, StopConnectReceived, TargetResolved
 from p2pdiag.trace.file import Trace
 
+# the events of a trace `from_trace` reads (a streamed watch trace keeps these for it)
+TRACE_READS = (TargetResolved, HopStatusReceived, StopConnectReceived)
 CLOCKS_AGREE_S = 1.0  # one clock: the two sides' moments are milliseconds apart; beyond this they disagree
 
 

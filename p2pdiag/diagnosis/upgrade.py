@@ -13,7 +13,7 @@ from p2pdiag.diagnosis.findings import webrtc as W
 from p2pdiag.diagnosis.findings.webrtc import endpoint, pair_text
 from p2pdiag.diagnosis.model import Finding, Step, StepStatus
 from p2pdiag.diagnosis.network import network_findings
-from p2pdiag.diagnosis.query import all_of, first
+from p2pdiag.diagnosis.query import all_of, count, first, of_connection
 from p2pdiag.diagnosis.steps import by_severity, in_time_order
 from p2pdiag.trace.events import (
     CandidatePairFinal,
@@ -21,7 +21,6 @@ from p2pdiag.trace.events import (
     CandidatePairStateChanged,
     CandidateType,
     Closer,
-    ConnectionEvent,
     DataChannelOpened,
     DescriptionSignaled,
     DtlsState,
@@ -91,7 +90,7 @@ class _Story:
         self.started = started
         self.all_events = events
         self.wid = started.connection_id
-        self.events = tuple(e for e in events if isinstance(e, ConnectionEvent) and e.connection_id == self.wid)
+        self.events = of_connection(events, self.wid)
         self.initiator = started.role is UpgradeRole.INITIATOR
         self.steps: list[Step] = []
         self.findings: list[Finding] = []
@@ -232,7 +231,9 @@ class _Story:
         served = self.of(PingServed)
         if pings:
             self.step("ping", "Ping over the WebRTC connection", StepStatus.OK,
-                      f"round trip {pings[0].rtt_s * 1000:.1f} ms ({len(pings)} answered)", pings[0])
+                      f"round trip {pings[0].rtt_s * 1000:.1f} ms "
+                      f"({count(self.all_events, PingCompleted, connection_id=self.wid, path=Path.WEBRTC)} answered)",
+                      pings[0])
         elif ping_failures:
             pf = ping_failures[0]
             self.step("ping", "Ping over the WebRTC connection", StepStatus.FAILED,

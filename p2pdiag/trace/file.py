@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import IO, Any
 
 from p2pdiag.errors import TraceFileError, UsageError
 from p2pdiag.inputs import MiB, iter_lines, open_regular
+from p2pdiag.trace import decode
 from p2pdiag.trace.events import Event, EventDecodeError, event_from_dict, event_to_dict
 from p2pdiag.trace.events.codec import INT_MAX, SECONDS_MAX, shown
 
@@ -144,49 +145,69 @@ def _json(line: bytes | str) -> Any:
         raise _NotJson("not JSON; a p2pdiag trace is JSON Lines") from None
 
 
+class TraceStream:
+    """A trace read as it is iterated: the header at once, then `events()` one at a time, each line
+    checked as it comes (the same errors as `load`, at the same lines), memory one line at a time.
+    `skipped_unknown` and `truncated` are known once `events()` is exhausted."""
+
+    def __init__(self, lines: Iterable[tuple[int, bytes | str]], name: str, ends_cleanly: Callable[[], bool]) -> None:
+        self._lines = iter(lines)
+        self._name = name
+        self._ends_cleanly = ends_cleanly
+        self.skipped_unknown = 0  # events of types this version does not know
+        self.truncated = False  # the last line was cut short (the run died mid-write)
+        first = next(self._lines, None)
+        if first is None or first[0] != 1 or not first[1].strip():
+            raise TraceFileError(f"{name}: empty file, not a p2pdiag trace")
+        try:
+            self.header = _parse_header(_json(first[1]), f"{name}:1")
+        except _NotJson as exc:
+            raise TraceFileError(f"{name}:1: {exc}") from None
+
+    def events(self) -> Iterator[Event]:
+        name = self._name
+        bad: tuple[int, str] | None = None  # a line that is not JSON: an error unless it is the last
+        for number, line in self._lines:
+            if bad is not None:
+                raise TraceFileError(f"{name}:{bad[0]}: {bad[1]}")
+            if type(line) is bytes:
+                event = decode.fast_event(line)
+                if event is not decode.FAIL:
+                    if event is None:
+                        self.skipped_unknown += 1
+                    else:
+                        yield event  # type: ignore[misc]
+                    continue
+            if not line.strip():
+                continue
+            try:
+                obj = _json(line)
+            except _NotJson as exc:
+                bad = (number, str(exc))
+                continue
+            if type(obj) is not dict:
+                raise TraceFileError(f"{name}:{number}: not a JSON object")
+            try:
+                event = event_from_dict(obj)
+            except EventDecodeError as exc:
+                raise TraceFileError(f"{name}:{number}: bad event: {exc}") from None
+            if event is None:
+                self.skipped_unknown += 1
+            else:
+                yield event
+        if bad is not None:
+            if self._ends_cleanly():
+                raise TraceFileError(f"{name}:{bad[0]}: {bad[1]}")
+            self.truncated = True  # the writer was killed mid-line; everything before is good
+
+
 def _read(lines: Iterable[tuple[int, bytes | str]], name: str, ends_cleanly: Callable[[], bool]) -> Trace:
     """The trace in LINES (numbered, without their newlines). ENDS_CLEANLY says whether the file's
     last byte is a newline; it is asked only when the last line is not JSON (a cut-off line)."""
-    header: Header | None = None
-    events: list[Event] = []
-    skipped = 0
-    bad: tuple[int, str] | None = None  # a line that is not JSON: an error unless it is the last
-    for number, line in lines:
-        if bad is not None:
-            raise TraceFileError(f"{name}:{bad[0]}: {bad[1]}")
-        if header is None:
-            if number != 1 or not line.strip():
-                break
-            try:
-                header = _parse_header(_json(line), f"{name}:1")
-            except _NotJson as exc:
-                raise TraceFileError(f"{name}:1: {exc}") from None
-            continue
-        if not line.strip():
-            continue
-        try:
-            obj = _json(line)
-        except _NotJson as exc:
-            bad = (number, str(exc))
-            continue
-        if not isinstance(obj, dict):
-            raise TraceFileError(f"{name}:{number}: not a JSON object")
-        try:
-            event = event_from_dict(obj)
-        except EventDecodeError as exc:
-            raise TraceFileError(f"{name}:{number}: bad event: {exc}") from None
-        if event is None:
-            skipped += 1
-        else:
-            events.append(event)
-    if header is None:
-        raise TraceFileError(f"{name}: empty file, not a p2pdiag trace")
-    truncated = False
-    if bad is not None:
-        if ends_cleanly():
-            raise TraceFileError(f"{name}:{bad[0]}: {bad[1]}")
-        truncated = True  # the writer was killed mid-line; everything before is good
-    return Trace(header=header, events=tuple(events), skipped_unknown=skipped, truncated=truncated)
+    stream = TraceStream(lines, name, ends_cleanly)
+    events = tuple(stream.events())
+    return Trace(header=stream.header, events=events, skipped_unknown=stream.skipped_unknown,
+                 truncated=stream.truncated)
 
 
 def loads(text: str, name: str = "trace") -> Trace:
@@ -203,17 +224,32 @@ MAX_BYTES = 1024 * MiB
 
 
 def load(path: str | FsPath) -> Trace:
+    stream = open_stream(path)
+    events = tuple(stream.events())
+    return Trace(header=stream.header, events=events, skipped_unknown=stream.skipped_unknown,
+                 truncated=stream.truncated)
+
+
+def open_stream(path: str | FsPath) -> TraceStream:
+    """The trace at PATH, its header read, its events to be read one at a time (`TraceStream.events`:
+    a UsageError from the file itself while they are read is a TraceFileError, as `load`'s)."""
     p = FsPath(path)
 
     def ends_cleanly() -> bool:
-        fd = open_regular(p, "TRACE", MAX_BYTES)
+        try:
+            fd = open_regular(p, "TRACE", MAX_BYTES)
+        except UsageError as exc:
+            raise TraceFileError(str(exc)) from None
         try:
             size = os.fstat(fd).st_size
             return size > 0 and os.pread(fd, 1, size - 1) == b"\n"
         finally:
             os.close(fd)
 
-    try:
-        return _read(iter_lines(p, "TRACE", MAX_BYTES, MAX_LINE_BYTES), str(p), ends_cleanly)
-    except UsageError as exc:  # not a readable regular file of a sane size: a bad trace file all the same
-        raise TraceFileError(str(exc)) from None
+    def lines() -> Iterator[tuple[int, bytes]]:
+        try:
+            yield from iter_lines(p, "TRACE", MAX_BYTES, MAX_LINE_BYTES)
+        except UsageError as exc:  # not a readable regular file of a sane size: a bad trace file all the same
+            raise TraceFileError(str(exc)) from None
+
+    return TraceStream(lines(), str(p), ends_cleanly)
