@@ -10,6 +10,7 @@ from p2pdiag.diagnosis.facts import ListenFacts
 from p2pdiag.diagnosis.findings import circuit as C
 from p2pdiag.diagnosis.findings import relay as RL
 from p2pdiag.diagnosis.findings import run as R
+from p2pdiag.diagnosis.indexed import Events
 from p2pdiag.diagnosis.limits import read_duration
 from p2pdiag.diagnosis.model import Outcome, Step, StepStatus, Verdict
 from p2pdiag.diagnosis.query import all_of, first
@@ -244,6 +245,9 @@ def diagnose_listen(trace: Trace, indexed: bool = True) -> Verdict:
     """The listen verdict. `indexed` False tells every attempt from the whole trace, as before
     `Attempts` (quadratic over a long listen): for the tests and the bench that compare the two."""
     events = trace.events
+    # a streamed trace (analyze) is indexed already and keeps only some of its bulk events, counting the
+    # rest: an attempt's own selection of them would count only those kept, so it is read whole
+    indexed = indexed and not isinstance(events, Events)
     events_of: EventsOf = Attempts.of_trace(events).events_of if indexed else (lambda cid: events)
     b = Builder()
     agents, relay_addrs, accepted_any = relays_part(b, events)
