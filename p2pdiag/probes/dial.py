@@ -10,7 +10,6 @@ import trio
 from p2pdiag.probes import circuit as circ
 from p2pdiag.probes import net
 from p2pdiag.probes.relay import connect_relay, hop_connect, identify
-from p2pdiag.probes.relaycheck import skip_auto_identify
 from p2pdiag.probes.timeouts import StepTimeouts
 from p2pdiag.targets import DialTarget
 from p2pdiag.trace.events import (
@@ -22,6 +21,7 @@ from p2pdiag.trace.events import (
     UpgradeNotAttempted,
 )
 from p2pdiag.trace.recorder import Recorder
+from p2pdiag.watch.probes import ProbeContext
 from p2pdiag.webrtc.config import IceConfig, UpgradeTimeouts
 
 PLAIN_CIRCUIT = ("the target is a plain /p2p-circuit/p2p/PEER address, which asks for a relayed connection "
@@ -69,30 +69,40 @@ async def dial_relays(opts: DialOptions, rec: Recorder, key_pair: Any = None) ->
     target = opts.target
     rec.record(TargetResolved, peer_id=target.peer_id, relays=tuple(r.addr for r in target.relays),
                method=target.method, webrtc_requested=target.webrtc)
+    key_pair = key_pair or net.ed25519_key_pair()
     host = net.make_host(key_pair)
-    # p2pdiag identifies the relay and the peer itself. py-libp2p's automatic identify of each new
-    # connection would be a second identify stream there, and js-libp2p takes one at a time on a
-    # connection: it resets whichever came second, ours or the library's (seen once ours ran beside HOP).
-    skip_auto_identify(host, target.peer_id, *(r.peer_id for r in target.relays))
-    async with net.running(host):
-        for n, relay in enumerate(target.relays, start=1):
-            relay_conn = await connect_relay(host, relay, rec, opts.timeouts)
-            if relay_conn is None:
-                continue
-            async with trio.open_nursery() as beside:  # the relay's identify beside HOP CONNECT, each its own stream
-                beside.start_soon(identify, relay_conn, Subject.RELAY, relay.peer_id, f"relay-{n}", rec, opts.timeouts)
-                got = await hop_connect(relay_conn, relay, target.peer_id, rec, opts.timeouts)
-            if got is None:
-                continue
-            stream = circ.CircuitStream(got[0], rec)
-            cid = f"relayed-{n}"
-            conn = await circ.secure(host, stream, inbound=False, relay=relay.addr, relay_peer_id=relay.peer_id,
-                                     remote_peer_id=target.peer_id, connection_id=cid, rec=rec,
-                                     timeouts=opts.timeouts)
-            if conn is None:
-                continue
-            await use_relayed(conn, stream, cid, target.peer_id, opts, rec, relay_conn, host)
-            return
+    async with net.running(host), trio.open_nursery() as readers:
+        # The relay's connection and the relayed one are py-libp2p's transport and Noise under
+        # p2pdiag's own yamux (watch's ProbeContext, probes/yamux.py), not the swarm's: a fraction of
+        # its CPU, and each stream's protocol selected in one round trip instead of two.
+        ctx = ProbeContext(host, opts.timeouts, nursery=readers, noise=net.noise_transport(key_pair))
+        relay_conns = []
+        try:
+            for n, relay in enumerate(target.relays, start=1):
+                relay_conn = await connect_relay(host, relay, rec, opts.timeouts, dial=ctx.dial)
+                if relay_conn is None:
+                    continue
+                relay_conns.append(relay_conn)
+                async with trio.open_nursery() as beside:  # the relay's identify beside HOP CONNECT
+                    beside.start_soon(identify, relay_conn, Subject.RELAY, relay.peer_id, f"relay-{n}", rec,
+                                      opts.timeouts)
+                    got = await hop_connect(relay_conn, relay, target.peer_id, rec, opts.timeouts)
+                if got is None:
+                    continue
+                stream = circ.CircuitStream(got[0], rec)
+                cid = f"relayed-{n}"
+                conn = await circ.secure(host, stream, inbound=False, relay=relay.addr, relay_peer_id=relay.peer_id,
+                                         remote_peer_id=target.peer_id, connection_id=cid, rec=rec,
+                                         timeouts=opts.timeouts, upgrade=ctx.upgrader)
+                if conn is None:
+                    continue
+                await use_relayed(conn, stream, cid, target.peer_id, opts, rec, relay_conn, host)
+                return
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                for relay_conn in relay_conns:
+                    await net.close_quietly(relay_conn)
+            readers.cancel_scope.cancel()
 
 
 async def use_relayed(conn: Any, stream: circ.CircuitStream, cid: str, peer_id: str, opts: DialOptions,
