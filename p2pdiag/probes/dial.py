@@ -21,6 +21,7 @@ from p2pdiag.trace.events import (
     UpgradeNotAttempted,
 )
 from p2pdiag.trace.recorder import Recorder
+from p2pdiag.watch.probes import ProbeContext
 from p2pdiag.webrtc.config import IceConfig, UpgradeTimeouts
 
 PLAIN_CIRCUIT = ("the target is a plain /p2p-circuit/p2p/PEER address, which asks for a relayed connection "
@@ -39,7 +40,17 @@ class DialOptions:
     upgrade_timeouts: UpgradeTimeouts = field(default_factory=UpgradeTimeouts)
 
 
+def upgrading(opts: DialOptions) -> bool:
+    return opts.upgrade and opts.target.webrtc
+
+
 async def dial(opts: DialOptions, rec: Recorder, key_pair: Any = None) -> None:
+    if upgrading(opts):
+        # aiortc is imported and warmed up before the relay path, not between the secured circuit and
+        # the upgrade's start, where it took 270 ms of a 520 ms dial (issue 13)
+        from p2pdiag.webrtc.upgrade import prepare
+
+        prepare()
     async with trio.open_nursery() as nursery:
         stun = opts.ice.stun
         if opts.upgrade and len(stun) >= 2:
@@ -58,40 +69,68 @@ async def dial_relays(opts: DialOptions, rec: Recorder, key_pair: Any = None) ->
     target = opts.target
     rec.record(TargetResolved, peer_id=target.peer_id, relays=tuple(r.addr for r in target.relays),
                method=target.method, webrtc_requested=target.webrtc)
+    key_pair = key_pair or net.ed25519_key_pair()
     host = net.make_host(key_pair)
-    async with net.running(host):
-        for n, relay in enumerate(target.relays, start=1):
-            relay_conn = await connect_relay(host, relay, rec, opts.timeouts)
-            if relay_conn is None:
-                continue
-            await identify(relay_conn, Subject.RELAY, relay.peer_id, f"relay-{n}", rec, opts.timeouts)
-            got = await hop_connect(relay_conn, relay, target.peer_id, rec, opts.timeouts)
-            if got is None:
-                continue
-            stream = circ.CircuitStream(got[0], rec)
-            cid = f"relayed-{n}"
-            conn = await circ.secure(host, stream, inbound=False, relay=relay.addr, relay_peer_id=relay.peer_id,
-                                     remote_peer_id=target.peer_id, connection_id=cid, rec=rec,
-                                     timeouts=opts.timeouts)
-            if conn is None:
-                continue
-            await use_relayed(conn, stream, cid, target.peer_id, opts, rec, relay_conn, host)
-            return
+    async with net.running(host), trio.open_nursery() as readers:
+        # The relay's connection and the relayed one are py-libp2p's transport and Noise under
+        # p2pdiag's own yamux (watch's ProbeContext, probes/yamux.py), not the swarm's: a fraction of
+        # its CPU, and each stream's protocol selected in one round trip instead of two.
+        ctx = ProbeContext(host, opts.timeouts, nursery=readers, noise=net.noise_transport(key_pair))
+        relay_conns = []
+        try:
+            for n, relay in enumerate(target.relays, start=1):
+                relay_conn = await connect_relay(host, relay, rec, opts.timeouts, dial=ctx.dial)
+                if relay_conn is None:
+                    continue
+                relay_conns.append(relay_conn)
+                async with trio.open_nursery() as beside:  # the relay's identify beside HOP CONNECT
+                    beside.start_soon(identify, relay_conn, Subject.RELAY, relay.peer_id, f"relay-{n}", rec,
+                                      opts.timeouts)
+                    got = await hop_connect(relay_conn, relay, target.peer_id, rec, opts.timeouts)
+                if got is None:
+                    continue
+                stream = circ.CircuitStream(got[0], rec)
+                cid = f"relayed-{n}"
+                conn = await circ.secure(host, stream, inbound=False, relay=relay.addr, relay_peer_id=relay.peer_id,
+                                         remote_peer_id=target.peer_id, connection_id=cid, rec=rec,
+                                         timeouts=opts.timeouts, upgrade=ctx.upgrader)
+                if conn is None:
+                    continue
+                await use_relayed(conn, stream, cid, target.peer_id, opts, rec, relay_conn, host)
+                return
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                for relay_conn in relay_conns:
+                    await net.close_quietly(relay_conn)
+            readers.cancel_scope.cancel()
 
 
 async def use_relayed(conn: Any, stream: circ.CircuitStream, cid: str, peer_id: str, opts: DialOptions,
                       rec: Recorder, relay_conn: Any = None, host: Any = None) -> None:
-    """Identify and ping over this one relayed connection, try the upgrade beside it, hold it,
-    then check that this same relayed connection is still alive, whatever the upgrade did."""
+    """Try the upgrade over this one relayed connection, identify and ping over it beside the upgrade,
+    hold it, then check that this same relayed connection is still alive, whatever the upgrade did."""
     async with trio.open_nursery() as nursery:
         # records a cut as soon as it happens, while the checks below go on
         nursery.start_soon(circ.record_closed_when_ended, stream, relay_conn, cid, rec)
         pinger = circ.Pinger(conn, cid, Path.RELAYED, rec, opts.timeouts)
         webrtc = None
-        try:
+
+        async def identify_and_ping() -> None:
             await identify(conn, Subject.PEER, peer_id, cid, rec, opts.timeouts)
             await pinger.ping()
-            webrtc = await try_upgrade(conn, cid, peer_id, opts, rec, host, nursery)
+
+        try:
+            if upgrading(opts):
+                # The upgrade's signaling starts the moment the circuit is secured, as js-libp2p's dialer
+                # does, with the peer's identify and the first relayed ping beside it, each on a stream of
+                # its own on this same connection: their results are recorded as before and decide the
+                # verdict as before; only their order in the trace changes.
+                async with trio.open_nursery() as checks:
+                    checks.start_soon(identify_and_ping)
+                    webrtc = await try_upgrade(conn, cid, peer_id, opts, rec, host, nursery)
+            else:
+                await identify_and_ping()
+                await try_upgrade(conn, cid, peer_id, opts, rec, host, nursery)
             if opts.hold_s > 0 and not stream.ended.is_set():
                 rec.record(HoldStarted, connection_id=cid, hold_s=opts.hold_s, ping_interval_s=opts.ping_interval_s)
                 webrtc_pinger = (circ.Pinger(webrtc, webrtc.connection_id, Path.WEBRTC, rec, opts.timeouts)
@@ -124,7 +163,7 @@ async def use_relayed(conn: Any, stream: circ.CircuitStream, cid: str, peer_id: 
 async def try_upgrade(conn: Any, cid: str, peer_id: str, opts: DialOptions, rec: Recorder, host: Any,
                       nursery: trio.Nursery) -> Any:
     """The WebRTC upgrade, run while the relayed connection is kept; a ping over WebRTC if it worked."""
-    if not opts.upgrade or not opts.target.webrtc:
+    if not upgrading(opts):
         rec.record(UpgradeNotAttempted, reason=NO_UPGRADE if not opts.upgrade else PLAIN_CIRCUIT)
         return None
     from p2pdiag.webrtc.ping import ping_webrtc

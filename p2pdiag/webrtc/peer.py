@@ -9,6 +9,7 @@ only assigned once the association is up.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -61,6 +62,7 @@ ChannelSignal = Callable[..., None]  # channel(kind, key, *args)
 
 BUFFERED_LOW_BYTES = 256 * 1024
 INIT_LABEL = "init"
+logger = logging.getLogger("p2pdiag.webrtc")
 STILL_RESOLVING = "its mDNS name was still being resolved when the attempt ended"
 
 
@@ -438,3 +440,28 @@ def _pair_fields(pair: ice.PairView) -> dict[str, Any]:
             "local_type": CandidateType(pair.local_type), "remote_address": pair.remote_address,
             "remote_port": pair.remote_port, "remote_type": CandidateType(pair.remote_type),
             "protocol": pair.protocol}
+
+
+
+_warming: set[asyncio.Task[None]] = set()
+
+
+def warm_up() -> None:
+    """Start, on this thread's loop, what aiortc does once per process (~20 ms; `upgrade.prepare`):
+    OpenSSL's first key and certificate, the first RTCPeerConnection and offer. No ICE server and
+    no local description, so nothing is gathered, no socket opened, nothing sent or recorded."""
+    task = asyncio.ensure_future(_warm_up())
+    _warming.add(task)
+    task.add_done_callback(_warming.discard)
+
+
+async def _warm_up() -> None:
+    try:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        try:
+            pc.createDataChannel(INIT_LABEL)
+            await pc.createOffer()
+        finally:
+            await pc.close()
+    except Exception as exc:  # noqa: BLE001  (only a head start: the upgrade itself does all this again)
+        logger.debug("warming aiortc up failed: %s", exc)

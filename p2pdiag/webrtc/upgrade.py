@@ -52,7 +52,7 @@ from p2pdiag.webrtc.bridge import Portal
 from p2pdiag.webrtc.config import IceConfig, TurnServer, UpgradeTimeouts
 from p2pdiag.webrtc.connection import ConnectionFacts, WebRTCConnection
 from p2pdiag.webrtc.identify import IDENTIFY_PROTOCOL, identify_handler
-from p2pdiag.webrtc.peer import RemoteDescriptionRejected
+from p2pdiag.webrtc.peer import RemoteDescriptionRejected, warm_up
 from p2pdiag.webrtc.ping import PING_PROTOCOL, ping_handler
 from p2pdiag.webrtc.sdp import parse_sdp
 from p2pdiag.wire import pb
@@ -357,6 +357,14 @@ async def _run(attempt: _Attempt, body: Callable[[], Any]) -> WebRTCConnection |
             await attempt.abandon()
         raise
     return None
+
+
+def prepare() -> None:
+    """Get upgrades ready before there is a relayed connection to upgrade (call it in the trio run):
+    importing this module imported aiortc and aioice; this starts the bridge's asyncio thread and
+    there aiortc's first-time work (`peer.warm_up`), which runs beside whatever trio does next.
+    Records nothing."""
+    Portal().post(warm_up)
 
 
 def _default_handlers(conn: WebRTCConnection, rec: Recorder, host: Any) -> None:
