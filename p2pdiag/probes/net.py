@@ -275,9 +275,10 @@ async def select(rw: Any, protocol: str) -> None:
     one write (as every libp2p dialer may): one packet and one round trip instead of two. Raises
     ProtocolNotSupportedError for an "na", MultiselectClientError for any other answer."""
     await rw.write(_ms(MULTISTREAM_PROTOCOL) + _ms(protocol))
-    header, answer = await _read_ms(rw), await _read_ms(rw)
-    if header != MULTISTREAM_PROTOCOL:
+    header = await _read_ms(rw)
+    if header != MULTISTREAM_PROTOCOL:  # judged before the answer, which such a peer may never send
         raise MultiselectClientError(f"the peer speaks {header[:80]!r}, not {MULTISTREAM_PROTOCOL}")
+    answer = await _read_ms(rw)
     if answer == "na":
         raise ProtocolNotSupportedError(f"the peer does not support {protocol}")
     if answer != protocol:
