@@ -69,13 +69,19 @@ async def dial_relays(opts: DialOptions, rec: Recorder, key_pair: Any = None) ->
     target = opts.target
     rec.record(TargetResolved, peer_id=target.peer_id, relays=tuple(r.addr for r in target.relays),
                method=target.method, webrtc_requested=target.webrtc)
-    key_pair = key_pair or net.ed25519_key_pair()
-    host = net.make_host(key_pair)
-    async with net.running(host), trio.open_nursery() as readers:
-        # The relay's connection and the relayed one are py-libp2p's transport and Noise under
-        # p2pdiag's own yamux (watch's ProbeContext, probes/yamux.py), not the swarm's: a fraction of
-        # its CPU, and each stream's protocol selected in one round trip instead of two.
-        ctx = ProbeContext(host, opts.timeouts, nursery=readers, noise=net.noise_transport(key_pair))
+    from p2pdiag.identity import own_key_pair
+    from p2pdiag.probes.noise import Noise
+    from p2pdiag.wire.identify import IDENTIFY_PROTOCOL
+
+    key_pair = key_pair or own_key_pair()
+    # p2pdiag's own side: its key and identify answer, no py-libp2p host (whose import alone took
+    # 1.3 s of a 3 s dial process, issue 13)
+    host = net.LocalPeer(key_pair, (IDENTIFY_PROTOCOL,))
+    async with trio.open_nursery() as readers:
+        # The relay's connection and the relayed one are p2pdiag's own: TCP or WebSocket, Noise
+        # (probes/noise.py) and yamux (probes/yamux.py), as watch's ProbeContext makes them; each
+        # stream's protocol selected in one round trip.
+        ctx = ProbeContext(host, opts.timeouts, nursery=readers, noise=Noise(key_pair))
         relay_conns = []
         try:
             for n, relay in enumerate(target.relays, start=1):

@@ -81,18 +81,50 @@ def quiet_libraries() -> None:
 
     Its import configures the 'libp2p' logger with no handler, so Python's last-resort handler
     prints warnings. A NullHandler stops that; LIBP2P_DEBUG still works for those who want logs.
-    """
+    The import itself is not made here (1.3 s, and `dial` never needs py-libp2p): the logger is
+    quieted once something imports it, or now if something already has."""
+    import logging
+
+    if "libp2p" in sys.modules:
+        _quiet_libp2p_logger()
+    elif not any(isinstance(f, _QuietLibp2pOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietLibp2pOnImport())
+    logging.getLogger("aioice").addHandler(logging.NullHandler())
+    logging.getLogger("aiortc").addHandler(logging.NullHandler())
+
+
+def _quiet_libp2p_logger() -> None:
     import logging
     import os
-
-    import libp2p  # noqa: F401  (its import sets up the logger we adjust)
 
     if not os.environ.get("LIBP2P_DEBUG"):
         logger = logging.getLogger("libp2p")
         logger.addHandler(logging.NullHandler())
         logger.setLevel(logging.CRITICAL)
-    logging.getLogger("aioice").addHandler(logging.NullHandler())
-    logging.getLogger("aiortc").addHandler(logging.NullHandler())
+
+
+class _QuietLibp2pOnImport:
+    """An import hook (`sys.meta_path`) that lets `import libp2p` run as ever, then quiets its logger:
+    the package's import sets the logger up, so quieting it before would be undone."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+        if fullname != "libp2p":
+            return None
+        import importlib.util
+
+        sys.meta_path.remove(self)  # once, and not for the look-up below
+        spec = importlib.util.find_spec(fullname)
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run_module = loader.exec_module
+
+        def exec_then_quiet(module: object) -> None:
+            run_module(module)
+            _quiet_libp2p_logger()
+
+        loader.exec_module = exec_then_quiet
+        return spec
 
 
 def run(body: Body, rec: Recorder, deadline: float | None, quiet: bool = True) -> None:
