@@ -73,3 +73,29 @@ def test_own_connections_reach_js_libp2p_without_py_libp2p(spawn, node22):
     # the listener's key is not the peer id dialed: told apart as before (py-libp2p's Noise said it so too)
     assert got["wrong"] and all(d["reached"] and not d["secured"] and d["failed_phase"] == "secure"
                                 and d["error_kind"] == "peer_id_mismatch" for d in got["wrong"]), got["wrong"]
+
+
+DIAL_CHILD = textwrap.dedent("""
+    import atexit, json, sys
+    atexit.register(lambda: sys.stderr.write("LOADED " + json.dumps(
+        sorted(m for m in sys.modules if m == "libp2p" or m.startswith("libp2p."))) + "\\n"))
+    from p2pdiag.cli import main
+    sys.argv = ["p2pdiag", *sys.argv[1:]]
+    main()
+""")
+
+
+def test_a_whole_dial_with_the_upgrade_runs_without_py_libp2p(spawn, node22):
+    """`p2pdiag dial` through a js relay to a js Node listener, the WebRTC upgrade included, as a
+    process: the verdict is the usual one, and py-libp2p was never imported (its import alone took
+    1.3 s of a 3 s dial)."""
+    relay = start_js(spawn, node22, "relay.mjs")
+    listener = start_listener(spawn, node22, relay)
+    target = next(a for a in listener.addrs if "/webrtc/" in a and "/ws/" not in a)
+    out = subprocess.run([sys.executable, "-c", DIAL_CHILD, "dial", target, "--ice-address", "127.0.0.1", "--json"],
+                         capture_output=True, text=True, timeout=90, cwd=ROOT, stdin=subprocess.DEVNULL, check=False)
+    verdict = json.loads(out.stdout)
+    assert verdict["outcome"] == "upgraded", (verdict["headline"], out.stderr[-2000:])
+    assert {f["code"] for f in verdict["findings"]} <= {"relay-limited", "relay-limit-unit"}, verdict["findings"]
+    loaded = json.loads(next(line for line in out.stderr.splitlines() if line.startswith("LOADED "))[7:])
+    assert loaded == [], loaded[:10]
