@@ -100,7 +100,8 @@ class Fallback:
             return ""
         if cut.cause == "data":
             return f" at {cut.total_bytes} bytes (data limit {cut.data_limit}), during {cut.during}"
-        return f" after {round(cut.age_s, 3):g} s (duration limit {cut.duration_limit_s:g} s), during {cut.during}"
+        limit = f"{cut.duration_limit_s:g} s" if cut.duration_limit_s else "under a second, announced as 0"
+        return f" after {round(cut.age_s, 3):g} s (duration limit {limit}), during {cut.during}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,9 @@ class DurationReading:
     effective_s: float | None  # what the relay most likely enforces; None = no limit
     suspect_unit: bool
     reason: str
+    # a limit of 0 on the wire: none, or one under this many seconds (go-libp2p writes whole seconds,
+    # truncating, so its relay set to 500 ms announces 0 and cuts at 0.5 s)
+    under_s: float | None = None
 
 
 def is_js_agent(agent: str | None) -> bool:
@@ -28,8 +31,10 @@ def is_js_agent(agent: str | None) -> bool:
 
 
 def read_duration(announced: int | None, relay_agent: str | None) -> DurationReading:
-    if not announced:
+    if announced is None:
         return DurationReading(announced, None, False, "no duration limit announced")
+    if announced == 0:
+        return DurationReading(announced, None, False, "no duration limit announced", under_s=1.0)
     if announced > IMPLAUSIBLE_DURATION_S:
         return DurationReading(
             announced,
@@ -83,6 +88,13 @@ def attribute_cut(
             "duration",
             f"cut {age_s:.1f} s after the circuit opened, against a duration limit of "
             f"{fmt_seconds(duration.effective_s or 0)}",
+        )
+    if not data_hit and duration.under_s is not None and age_s <= duration.under_s + CUT_EARLY_TOLERANCE_S:
+        return CutCause(
+            "duration",
+            f"cut {age_s:.1f} s after the circuit opened; the relay announced a duration limit of 0, which "
+            f"is what a go-libp2p relay writes for any limit under a second (it writes whole seconds, "
+            f"truncated), and a circuit that ends this soon is most likely cut by it",
         )
     return CutCause(
         "unexplained",

@@ -300,8 +300,9 @@ def cut_title(cut: LimitCut) -> str:
     if cut.cause == "data":
         return (f"the relay cut the relayed connection at its data limit, at {cut.total_bytes} bytes "
                 f"(limit {cut.data_limit} bytes)")
-    return (f"the relay cut the relayed connection at its duration limit, after {cut.age_s:.1f} s "
-            f"(limit {fmt_seconds(cut.duration_limit_s or 0)})")
+    limit = (fmt_seconds(cut.duration_limit_s) if cut.duration_limit_s
+             else "under a second, announced as 0")
+    return f"the relay cut the relayed connection at its duration limit, after {cut.age_s:.1f} s (limit {limit})"
 
 
 def upgrade_part(b: Builder, events: tuple[Event, ...], relayed_cid: str) -> UpgradeStory:

@@ -46,14 +46,12 @@ def test_a_go_relay_honours_a_reservation_past_its_expiry_until_its_sweep(go_rel
     assert not any('"refresh":true' in s for s in peer.proc.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="p2pdiag bug (or a limit it cannot know): a go relay set to cut after 500 ms "
-                   "announces duration 0 (go-libp2p truncates to whole seconds) and resets the circuit at 0.5 s; "
-                   "p2pdiag, which does not tell the relay's reset from the peer's close, reports "
-                   "remote-closed-relayed, 'The peer closed the relayed connection (likely)', blaming the peer for "
-                   "the relay's cut")
 def test_a_sub_second_duration_cut_is_not_blamed_on_the_peer(go_relay, go_peer):
     relay = go_relay(duration_ms=500, no_ws=True)
     peer = go_peer(relay.addr("tcp"))
     _result, doc = run_p2pdiag("dial", peer.addrs[0], "--json", "--hold", "3", "--ping-interval", "0.2")
     assert "no time limit" in step(doc, "hop.connect")["detail"]  # what the relay announced: 0
     assert "remote-closed-relayed" not in codes(doc), doc["findings"]
+    # the relay's cut, named as its duration limit: go-libp2p announces a limit under a second as 0
+    cut = next(f for f in doc["findings"] if f["code"] == "relay-cut-duration")
+    assert any("announced a duration limit of 0" in e for e in cut["evidence"]), cut

@@ -37,3 +37,17 @@ def test_formatting():
     assert fmt_bytes(1 << 30) == "1 GiB"
     assert fmt_seconds(120) == "2 min"
     assert fmt_seconds(4) == "4 s"
+
+
+def test_a_zero_duration_is_no_limit_or_one_under_a_second():
+    """go-libp2p writes Limit.duration in whole seconds, truncated: its relay set to 500 ms announces 0
+    and cuts at 0.5 s (tests/interop/test_go_reservation.py). A remote end that soon after a 0 is
+    the relay's cut; later, or with no Limit.duration at all, it stays unexplained."""
+    zero, absent = read_duration(0, "kubo/0.32.0"), read_duration(None, None)
+    assert zero.effective_s is None and absent.effective_s is None  # neither is a known limit to wait for
+    soon = attribute_cut(0.5, 900, 900, zero, None)
+    assert soon.cause == "duration" and "announced a duration limit of 0" in soon.detail
+    assert attribute_cut(30.0, 900, 900, zero, None).cause == "unexplained"
+    assert attribute_cut(0.5, 900, 900, absent, None).cause == "unexplained"
+    # a data cut is still a data cut
+    assert attribute_cut(0.5, 4100, 10, zero, 4096).cause == "data"
