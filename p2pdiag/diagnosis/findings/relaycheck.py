@@ -247,17 +247,36 @@ def keeps_reservation(relay: str, status: str, attempts: int) -> Finding:
     )
 
 
+GO_RESERVATIONS_PER_IP = 8  # go-libp2p's relay: MaxReservationsPerIP's default (docs/relays.md)
+
+
 def slots_full(relay: str, asked: int, granted: int, refusal: ReservationFailed) -> Finding:
+    """A reservation refused after GRANTED more. Every identity relay-check opens shares this machine's
+    address, and a per-IP limit refuses with the same status as full slots: when the count is go-libp2p's
+    per-IP default, that is named as likely as the slots."""
+    per_ip = GO_RESERVATIONS_PER_IP in (granted, granted + 1)
+    title = (f"The relay refused reservations after {granted} more (of {asked} asked): its "
+             f"{GO_RESERVATIONS_PER_IP}-per-IP limit, or its slots are full" if per_ip
+             else f"The relay ran out of reservation slots after {granted} more (of {asked} asked)")
+    advice = ("Peers that try to listen through this relay now are refused. js-libp2p relays keep 15 "
+              "slots, go and rust 128, py-libp2p 4: raise the relay's maximum, add relays, or shorten the "
+              "reservation TTL so abandoned slots come back sooner.")
+    if per_ip:
+        advice = (f"A go-libp2p relay takes at most {GO_RESERVATIONS_PER_IP} reservations from one IP address "
+                  "(and a limit per ASN): peers listening from other addresses are not refused by it. Check the "
+                  "relay from another machine, or its resources (MaxReservations, MaxReservationsPerIP). If its "
+                  "slots are full: " + advice)
     return Finding(
         code=Code.RELAY_SLOTS_FULL,
         severity=Severity.WARNING,
-        title=f"The relay ran out of reservation slots after {granted} more (of {asked} asked)",
+        title=title,
         evidence=(f"{relay}: reservation number {granted + 1} refused with {refusal.status_name}: {refusal.error}",
                   ("p2pdiag's first identity held one slot too, and relays that keep the slots of disconnected "
-                  "peers still count earlier runs' reservations")),
-        advice="Peers that try to listen through this relay now are refused. js-libp2p relays keep 15 "
-        "slots, go and rust 128, py-libp2p 4: raise the relay's maximum, add relays, or shorten the "
-        "reservation TTL so abandoned slots come back sooner.",
+                  "peers still count earlier runs' reservations"),
+                  ("every identity relay-check opens comes from this machine's one IP address: a relay's per-IP "
+                   f"limit (go-libp2p: {GO_RESERVATIONS_PER_IP}) refuses with the same status as full slots")),
+        advice=advice,
+        confidence=Confidence.LIKELY if per_ip else Confidence.CERTAIN,
     )
 
 
