@@ -278,7 +278,8 @@ def _load_verdict_modules(command: str) -> None:
 
 
 def run_and_show(command: str, options: dict[str, Any], body: Body, trace_path: Path | None,
-                 timeout_s: float | None, as_json: bool, redactor: Redactor | None = None) -> int:
+                 timeout_s: float | None, as_json: bool, redactor: Redactor | None = None,
+                 libp2p: bool = True) -> int:
     """Run a probe body through probes/run.py, streaming its trace to --trace; show the verdict and
     return its exit code. With a REDACTOR (--redact), the trace file, the progress lines and the
     verdict all have its placeholders; the run itself records what it saw.
@@ -337,7 +338,7 @@ def run_and_show(command: str, options: dict[str, Any], body: Body, trace_path: 
         signal.signal(signal.SIGALRM, backstop)
         signal.setitimer(signal.ITIMER_REAL, max(end + BACKSTOP_S - time.monotonic(), 0.001))
     try:
-        run(body, rec, end)
+        run(body, rec, end, libp2p=libp2p)
     finally:
         if end is not None:
             signal.setitimer(signal.ITIMER_REAL, 0)

@@ -64,4 +64,5 @@ def dial(
         await run_dial(DialOptions(target=parsed, timeouts=timeouts, hold_s=hold, ping_interval_s=ping_interval,
                                    upgrade=not no_upgrade, ice=ice, upgrade_timeouts=upgrade_timeouts), rec)
 
-    return common.run_and_show("dial", options, body, trace, timeout, as_json, common.redactor(redact))
+    # dial needs no py-libp2p (its own connections): not importing it saves 1.3 s
+    return common.run_and_show("dial", options, body, trace, timeout, as_json, common.redactor(redact), libp2p=False)

@@ -76,15 +76,18 @@ async def _run(body: Body, rec: Recorder, deadline: float | None) -> None:
         interrupts.watch(lambda: record_interrupt(rec, InterruptReason.SIGNAL))
 
 
-def quiet_libraries() -> None:
+def quiet_libraries(libp2p: bool = True) -> None:
     """py-libp2p logs expected failures (a refused dial) to stderr; p2pdiag reports them itself.
 
     Its import configures the 'libp2p' logger with no handler, so Python's last-resort handler
     prints warnings. A NullHandler stops that; LIBP2P_DEBUG still works for those who want logs.
-    The import itself is not made here (1.3 s, and `dial` never needs py-libp2p): the logger is
-    quieted once something imports it, or now if something already has."""
+    A command that uses py-libp2p (LIBP2P) imports it here, before its body's clock starts (1.3 s a
+    body's own deadlines would not count); one that does not (`dial`) never imports it: its logger
+    is quieted once something does."""
     import logging
 
+    if libp2p:
+        import libp2p as _  # noqa: F401  (its import sets up the logger quieted below)
     if "libp2p" in sys.modules:
         _quiet_libp2p_logger()
     elif not any(isinstance(f, _QuietLibp2pOnImport) for f in sys.meta_path):
@@ -127,7 +130,7 @@ class _QuietLibp2pOnImport:
         return spec
 
 
-def run(body: Body, rec: Recorder, deadline: float | None, quiet: bool = True) -> None:
+def run(body: Body, rec: Recorder, deadline: float | None, quiet: bool = True, libp2p: bool = True) -> None:
     """Run BODY under trio until it returns, a signal comes or DEADLINE (time.monotonic()) passes.
 
     `watch_signals(rec)` first, so that a signal before the body starts is in the trace too."""
@@ -137,7 +140,7 @@ def run(body: Body, rec: Recorder, deadline: float | None, quiet: bool = True) -
     if ended(rec):  # interrupted before it began: the body never starts
         return
     if quiet:
-        quiet_libraries()
+        quiet_libraries(libp2p)
     if deadline is not None and time.monotonic() >= deadline:
         record_interrupt(rec, InterruptReason.BUDGET)
         return
