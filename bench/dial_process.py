@@ -7,7 +7,8 @@ With --before DIR (another checkout of p2pdiag, e.g. `git archive` of an older c
 one run.
 
 Starts a js relay and a js Node listener on 127.0.0.1 (as bench/upgrade_vs_js.py does) and runs, each
-as a process of its own: `python -c pass`, `python -c 'import libp2p'`, `p2pdiag dial TARGET --json
+as a process of its own: `python -c pass`, `python -c 'import libp2p'`, `python -c 'import trio,
+aiortc'` (what a dial with the upgrade cannot do without: its floor), `p2pdiag dial TARGET --json
 --no-upgrade`, `p2pdiag dial TARGET --json` (the WebRTC upgrade, --ice-address 127.0.0.1), and the
 js-libp2p Node dialer (interop/js/dialer.mjs, one dial), and the relayed path alone on p2pdiag's own
 connections with no py-libp2p (`--own-path`: relay dial, identify, HOP CONNECT, Noise over the circuit,
@@ -118,6 +119,8 @@ def main() -> None:
         print(f"one process each, median of {n}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         row("python -c pass", [sys.executable, "-c", "pass"], n)
         row("python -c 'import libp2p'", [sys.executable, "-c", "import libp2p"], n)
+        # the floor of a dial with the upgrade: the interpreter, trio and aiortc (with PyAV), which it needs
+        row("python -c 'import trio, aiortc'", [sys.executable, "-c", "import trio, aiortc"], n)
         for label, tree in trees:
             row(f"{label} p2pdiag dial --json --no-upgrade".strip(), [*p2pdiag, plain, "--json", "--no-upgrade"], n,
                 tree)
