@@ -56,17 +56,17 @@ def row(name: str, argv: list[str], n: int, tree: Path = ROOT) -> None:
 
 
 def own_path(relay_addr: str, peer_id: str) -> None:
-    """The relayed path on p2pdiag's own connections (watch.probes.own_probe_context): no py-libp2p."""
+    """The relayed path on p2pdiag's own connections (probes.context.own_probe_context): no py-libp2p."""
     import trio
 
     from p2pdiag.probes import circuit as circ
+    from p2pdiag.probes.context import own_probe_context
     from p2pdiag.probes.relay import connect_relay, hop_connect, identify
     from p2pdiag.probes.timeouts import StepTimeouts
     from p2pdiag.targets import parse_relay
     from p2pdiag.trace.events import Path as Via
     from p2pdiag.trace.events import PingCompleted, Subject
     from p2pdiag.trace.recorder import Recorder
-    from p2pdiag.watch.probes import own_probe_context
 
     async def main() -> bool:
         rec, relay, timeouts = Recorder(trio.current_time), parse_relay(relay_addr), StepTimeouts()
