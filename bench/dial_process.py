@@ -7,7 +7,8 @@ With --before DIR (another checkout of p2pdiag, e.g. `git archive` of an older c
 one run.
 
 Starts a js relay and a js Node listener on 127.0.0.1 (as bench/upgrade_vs_js.py does) and runs, each
-as a process of its own: `python -c pass`, `python -c 'import libp2p'`, `p2pdiag dial TARGET --json
+as a process of its own: `python -c pass`, `python -c 'import libp2p'`, `python -c 'import trio,
+aiortc'` (what a dial with the upgrade cannot do without: its floor), `p2pdiag dial TARGET --json
 --no-upgrade`, `p2pdiag dial TARGET --json` (the WebRTC upgrade, --ice-address 127.0.0.1), and the
 js-libp2p Node dialer (interop/js/dialer.mjs, one dial), and the relayed path alone on p2pdiag's own
 connections with no py-libp2p (`--own-path`: relay dial, identify, HOP CONNECT, Noise over the circuit,
@@ -55,17 +56,17 @@ def row(name: str, argv: list[str], n: int, tree: Path = ROOT) -> None:
 
 
 def own_path(relay_addr: str, peer_id: str) -> None:
-    """The relayed path on p2pdiag's own connections (watch.probes.own_probe_context): no py-libp2p."""
+    """The relayed path on p2pdiag's own connections (probes.context.own_probe_context): no py-libp2p."""
     import trio
 
     from p2pdiag.probes import circuit as circ
+    from p2pdiag.probes.context import own_probe_context
     from p2pdiag.probes.relay import connect_relay, hop_connect, identify
     from p2pdiag.probes.timeouts import StepTimeouts
     from p2pdiag.targets import parse_relay
     from p2pdiag.trace.events import Path as Via
     from p2pdiag.trace.events import PingCompleted, Subject
     from p2pdiag.trace.recorder import Recorder
-    from p2pdiag.watch.probes import own_probe_context
 
     async def main() -> bool:
         rec, relay, timeouts = Recorder(trio.current_time), parse_relay(relay_addr), StepTimeouts()
@@ -118,6 +119,8 @@ def main() -> None:
         print(f"one process each, median of {n}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         row("python -c pass", [sys.executable, "-c", "pass"], n)
         row("python -c 'import libp2p'", [sys.executable, "-c", "import libp2p"], n)
+        # the floor of a dial with the upgrade: the interpreter, trio and aiortc (with PyAV), which it needs
+        row("python -c 'import trio, aiortc'", [sys.executable, "-c", "import trio, aiortc"], n)
         for label, tree in trees:
             row(f"{label} p2pdiag dial --json --no-upgrade".strip(), [*p2pdiag, plain, "--json", "--no-upgrade"], n,
                 tree)

@@ -265,12 +265,15 @@ def redactor(redact: bool) -> Redactor | None:
     return Redactor()
 
 
-def _load_verdict_modules(command: str) -> None:
+def _load_verdict_modules(command: str, as_json: bool) -> None:
     """The diagnosis and the renderer, imported before the run rather than after: inside the
-    budget, so that the verdict comes within a moment of --timeout running out."""
+    budget, so that the verdict comes within a moment of --timeout running out. With --json, only
+    the JSON renderer: the terminal view's (rich) is never used."""
     import p2pdiag.diagnosis
     import p2pdiag.render.json
 
+    if as_json:
+        return
     if command == "relay-check":
         import p2pdiag.render.relaycheck
     else:
@@ -332,7 +335,7 @@ def run_and_show(command: str, options: dict[str, Any], body: Body, trace_path: 
         sys.stderr.flush()
         os._exit(code)
 
-    _load_verdict_modules(command)  # before the alarm: it must never find them half imported
+    _load_verdict_modules(command, as_json)  # before the alarm: it must never find them half imported
     end = deadline(timeout_s)
     if end is not None:
         signal.signal(signal.SIGALRM, backstop)

@@ -9,6 +9,7 @@ import trio
 
 from p2pdiag.probes import circuit as circ
 from p2pdiag.probes import net
+from p2pdiag.probes.context import ProbeContext
 from p2pdiag.probes.relay import connect_relay, hop_connect, identify
 from p2pdiag.probes.timeouts import StepTimeouts
 from p2pdiag.targets import DialTarget
@@ -21,7 +22,6 @@ from p2pdiag.trace.events import (
     UpgradeNotAttempted,
 )
 from p2pdiag.trace.recorder import Recorder
-from p2pdiag.watch.probes import ProbeContext
 from p2pdiag.webrtc.config import IceConfig, UpgradeTimeouts
 
 PLAIN_CIRCUIT = ("the target is a plain /p2p-circuit/p2p/PEER address, which asks for a relayed connection "
@@ -79,7 +79,7 @@ async def dial_relays(opts: DialOptions, rec: Recorder, key_pair: Any = None) ->
     host = net.LocalPeer(key_pair, (IDENTIFY_PROTOCOL,))
     async with trio.open_nursery() as readers:
         # The relay's connection and the relayed one are p2pdiag's own: TCP or WebSocket, Noise
-        # (probes/noise.py) and yamux (probes/yamux.py), as watch's ProbeContext makes them; each
+        # (probes/noise.py) and yamux (probes/yamux.py), as probes/context.py's ProbeContext makes them; each
         # stream's protocol selected in one round trip.
         ctx = ProbeContext(host, opts.timeouts, nursery=readers, noise=Noise(key_pair))
         relay_conns = []

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from p2pdiag.trace.events.base import Closer, ConnectionEvent, ErrorKind, Path, register
+from p2pdiag.trace.events.base import Closer, ConnectionEvent, ErrorKind, Path, event_class, register
 
 # --- the relayed connection ------------------------------------------------------------------
 
 
 @register("circuit.secured")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class CircuitSecured(ConnectionEvent):
     """Noise + muxer negotiated over the circuit: the relayed connection exists."""
 
@@ -23,7 +21,7 @@ class CircuitSecured(ConnectionEvent):
 
 
 @register("circuit.upgrade_failed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class CircuitUpgradeFailed(ConnectionEvent):
     relay: str
     error_kind: ErrorKind
@@ -32,7 +30,7 @@ class CircuitUpgradeFailed(ConnectionEvent):
 
 
 @register("circuit.traffic")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class CircuitTraffic(ConnectionEvent):
     """Bytes carried by the circuit stream so far, all protocol overhead included."""
 
@@ -42,7 +40,7 @@ class CircuitTraffic(ConnectionEvent):
 
 
 @register("circuit.closed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class CircuitClosed(ConnectionEvent):
     closer: Closer
     reason: str
@@ -52,14 +50,14 @@ class CircuitClosed(ConnectionEvent):
 
 
 @register("ping.completed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class PingCompleted(ConnectionEvent):
     path: Path
     rtt_s: float
 
 
 @register("ping.failed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class PingFailed(ConnectionEvent):
     path: Path
     error_kind: ErrorKind
@@ -67,7 +65,7 @@ class PingFailed(ConnectionEvent):
 
 
 @register("ping.served")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class PingServed(ConnectionEvent):
     """The answering side echoed a ping on this connection."""
 

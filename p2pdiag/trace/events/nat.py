@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from p2pdiag.trace.events.base import Event, register
+from p2pdiag.trace.events.base import Event, event_class, register
 
 # --- this network's NAT (`p2pdiag nat`; `dial` with two or more STUN servers) -------------------------
 
 
 @register("nat.test_completed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class NatTestCompleted(Event):
     """One STUN binding test of the RFC 5780-style NAT probe (p2pdiag/probes/nat.py), answered or not."""
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from p2pdiag.trace.events.base import ConnectionEvent, ErrorKind, Event, Subject, register
+from p2pdiag.trace.events.base import ConnectionEvent, ErrorKind, Event, Subject, event_class, register
 
 # --- the connection to a relay ---------------------------------------------------------------
 
 
 @register("relay.dial_started")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class RelayDialStarted(Event):
     relay: str
     relay_peer_id: str
@@ -18,7 +16,7 @@ class RelayDialStarted(Event):
 
 
 @register("relay.connected")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class RelayConnected(Event):
     relay: str
     security: str | None
@@ -27,7 +25,7 @@ class RelayConnected(Event):
 
 
 @register("relay.dial_failed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class RelayDialFailed(Event):
     relay: str
     error_kind: ErrorKind
@@ -36,7 +34,7 @@ class RelayDialFailed(Event):
 
 
 @register("identify.completed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class IdentifyCompleted(ConnectionEvent):
     subject: Subject
     peer_id: str
@@ -49,7 +47,7 @@ class IdentifyCompleted(ConnectionEvent):
 
 
 @register("identify.failed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class IdentifyFailed(ConnectionEvent):
     subject: Subject
     peer_id: str
@@ -62,14 +60,14 @@ class IdentifyFailed(ConnectionEvent):
 
 
 @register("hop.connect_sent")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class HopConnectSent(Event):
     relay: str
     target_peer_id: str
 
 
 @register("hop.status_received")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class HopStatusReceived(Event):
     """The relay's answer to CONNECT. Limit values are as announced (the spec's unit: seconds)."""
 
@@ -82,7 +80,7 @@ class HopStatusReceived(Event):
 
 
 @register("hop.failed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class HopFailed(Event):
     relay: str
     stage: str  # "negotiate", "write", "read" or "decode"
@@ -92,7 +90,7 @@ class HopFailed(Event):
 
 
 @register("reservation.accepted")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class ReservationAccepted(Event):
     relay: str
     expire_unix_s: int | None
@@ -106,7 +104,7 @@ class ReservationAccepted(Event):
 
 
 @register("reservation.failed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class ReservationFailed(Event):
     relay: str
     status_code: int | None
@@ -118,7 +116,7 @@ class ReservationFailed(Event):
 
 
 @register("stop.connect_received")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class StopConnectReceived(ConnectionEvent):
     relay_peer_id: str
     source_peer_id: str

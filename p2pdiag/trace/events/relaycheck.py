@@ -11,9 +11,8 @@ event about relay R belongs to the identity of the last phase started on R. Even
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
-from p2pdiag.trace.events.base import ConnectionEvent, ErrorKind, Event, register
+from p2pdiag.trace.events.base import ConnectionEvent, ErrorKind, Event, event_class, register
 
 
 class CheckPhase(enum.Enum):
@@ -39,7 +38,7 @@ class LimitKind(enum.Enum):
 # --- relay-check (`p2pdiag relay-check`) -----------------------------------------------------
 
 @register("relaycheck.relay_listed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class RelayListed(Event):
     """A relay to check. `source` is "argument" or the --from-file path, `line` its line there."""
 
@@ -52,7 +51,7 @@ class RelayListed(Event):
 
 
 @register("relaycheck.entry_rejected")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class EntryRejected(Event):
     """A --from-file line that is not a relay address p2pdiag can check (or repeats one)."""
 
@@ -64,7 +63,7 @@ class EntryRejected(Event):
 
 
 @register("relaycheck.phase_started")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class PhaseStarted(Event):
     relay: str
     phase: CheckPhase
@@ -74,7 +73,7 @@ class PhaseStarted(Event):
 
 
 @register("relaycheck.phase_skipped")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class PhaseSkipped(Event):
     relay: str
     phase: CheckPhase
@@ -82,7 +81,7 @@ class PhaseSkipped(Event):
 
 
 @register("relaycheck.relay_connection_closed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class RelayConnectionClosed(Event):
     """p2pdiag closed this identity's connection to the relay (its reservation should go with it)."""
 
@@ -91,7 +90,7 @@ class RelayConnectionClosed(Event):
 
 
 @register("relaycheck.transfer_completed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class TransferCompleted(ConnectionEvent):
     """A payload pushed over a relayed connection and acknowledged by the far end."""
 
@@ -101,7 +100,7 @@ class TransferCompleted(ConnectionEvent):
 
 
 @register("relaycheck.transfer_failed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class TransferFailed(ConnectionEvent):
     relay: str
     payload_bytes: int  # what was to be sent
@@ -113,7 +112,7 @@ class TransferFailed(ConnectionEvent):
 
 
 @register("relaycheck.limit_probe_started")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class LimitProbeStarted(ConnectionEvent):
     relay: str
     limit: LimitKind
@@ -123,7 +122,7 @@ class LimitProbeStarted(ConnectionEvent):
 
 
 @register("relaycheck.limit_probe_ended")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class LimitProbeEnded(ConnectionEvent):
     """The end of a limit measurement: the relay cut the circuit, or p2pdiag gave up waiting."""
 
@@ -137,7 +136,7 @@ class LimitProbeEnded(ConnectionEvent):
 
 
 @register("relaycheck.relay_finished")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class RelayCheckFinished(Event):
     relay: str
     duration_s: float
@@ -145,7 +144,7 @@ class RelayCheckFinished(Event):
 
 
 @register("relaycheck.probe_crashed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class ProbeCrashed(Event):
     """A bug in p2pdiag while checking this relay; the other relays' checks go on."""
 

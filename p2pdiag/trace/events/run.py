@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
-from p2pdiag.trace.events.base import ConnectionEvent, Event, register
+from p2pdiag.trace.events.base import ConnectionEvent, Event, event_class, register
 
 
 class DialMethod(enum.Enum):
@@ -22,7 +21,7 @@ class InterruptReason(enum.Enum):
 
 
 @register("target.resolved")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class TargetResolved(Event):
     peer_id: str
     relays: tuple[str, ...]
@@ -35,7 +34,7 @@ class TargetResolved(Event):
 
 
 @register("step.timed_out")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class StepTimedOut(Event):
     step: str
     timeout_s: float
@@ -43,25 +42,25 @@ class StepTimedOut(Event):
 
 
 @register("upgrade.not_attempted")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class UpgradeNotAttempted(Event):
     reason: str
 
 
 @register("hold.started")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class HoldStarted(ConnectionEvent):
     hold_s: float
     ping_interval_s: float
 
 
 @register("run.interrupted")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class RunInterrupted(Event):
     reason: InterruptReason
 
 
 @register("run.finished")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class RunFinished(Event):
     pass

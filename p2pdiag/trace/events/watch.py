@@ -9,13 +9,11 @@ limits, canaries). The changes themselves are recorded as `watch.changed`, with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from p2pdiag.trace.events.base import Event, register
+from p2pdiag.trace.events.base import Event, event_class, register
 
 
 @register("watch.started")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class WatchStarted(Event):
     """`started_unix_s` is the wall clock when the run began (t_s 0): each probe's time is on it too."""
 
@@ -26,7 +24,7 @@ class WatchStarted(Event):
 
 
 @register("watch.target_listed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class TargetListed(Event):
     module: str  # relay, peer, upgrade, gossipsub
     target: str
@@ -36,7 +34,7 @@ class TargetListed(Event):
 
 
 @register("watch.probed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class Probed(Event):
     """One probe of one target. Module facts are filled for the module that has them."""
 
@@ -66,7 +64,7 @@ class Probed(Event):
 
 
 @register("watch.reservation")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class ReservationChanged(Event):
     """The reservation watch holds on a relay: made, refreshed, lost or made again."""
 
@@ -79,7 +77,7 @@ class ReservationChanged(Event):
 
 
 @register("watch.changed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class Changed(Event):
     """A state change the tracker named (its kinds: docs/watch.md)."""
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
-from p2pdiag.trace.events.base import Closer, ConnectionEvent, ErrorKind, register
+from p2pdiag.trace.events.base import Closer, ConnectionEvent, ErrorKind, event_class, register
 
 # --- the WebRTC upgrade ----------------------------------------------------------------------
 # (libp2p/specs webrtc/webrtc.md: private-to-private over a relayed connection). State names follow
@@ -152,14 +151,14 @@ class IceRole(enum.Enum):
     CONTROLLED = "controlled"  # follows the other side's nomination
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class WebRTCEvent(ConnectionEvent):
     """An event about one WebRTC connection and its upgrade (every `webrtc.*` type)."""
 
     connection_id: str  # the WebRTC connection: `webrtc-N` (dial) or `webrtc-inbound-N` (listen)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class CandidatePairEvent(WebRTCEvent):
     """An event about one ICE candidate pair: this side's candidate and the remote's."""
 
@@ -172,7 +171,7 @@ class CandidatePairEvent(WebRTCEvent):
     protocol: str  # udp or tcp
 
 @register("webrtc.upgrade_started")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class WebRTCUpgradeStarted(WebRTCEvent):
     """The settings an attempt ran with. TURN servers are listed without credentials."""
 
@@ -196,7 +195,7 @@ class WebRTCUpgradeStarted(WebRTCEvent):
 
 
 @register("webrtc.signaling_opened")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class SignalingStreamOpened(WebRTCEvent):
     relayed_connection_id: str  # the relayed connection the stream is on
     inbound: bool  # true on the responder: the dialer opened it
@@ -204,7 +203,7 @@ class SignalingStreamOpened(WebRTCEvent):
 
 
 @register("webrtc.signaling_failed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class SignalingFailed(WebRTCEvent):
     """A signaling message could not be sent, read, decoded or applied."""
 
@@ -215,7 +214,7 @@ class SignalingFailed(WebRTCEvent):
 
 
 @register("webrtc.signaling_ended")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class SignalingStreamEnded(WebRTCEvent):
     closer: Closer  # `local`: p2pdiag ended it; `remote`: the other peer did
     reset: bool  # reset (the spec's "failure"), not closed; py-libp2p 0.8.1 often reports a remote reset as a close
@@ -223,7 +222,7 @@ class SignalingStreamEnded(WebRTCEvent):
 
 
 @register("webrtc.description_signaled")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class DescriptionSignaled(WebRTCEvent):
     """An SDP offer or answer on the signaling stream, sent or received, with what it announces."""
 
@@ -240,7 +239,7 @@ class DescriptionSignaled(WebRTCEvent):
 
 
 @register("webrtc.candidate_gathered")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class LocalCandidateGathered(WebRTCEvent):
     """One local ICE candidate, as it went into the offer or answer."""
 
@@ -257,7 +256,7 @@ class LocalCandidateGathered(WebRTCEvent):
 
 
 @register("webrtc.end_of_candidates_sent")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class EndOfCandidatesSent(WebRTCEvent):
     """An ICE_CANDIDATE message with data `null` sent after the offer or answer."""
 
@@ -265,7 +264,7 @@ class EndOfCandidatesSent(WebRTCEvent):
 
 
 @register("webrtc.candidate_received")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class RemoteCandidateReceived(WebRTCEvent):
     """A remote candidate, and whether the ICE agent took it (an mDNS name must resolve first)."""
 
@@ -287,7 +286,7 @@ class RemoteCandidateReceived(WebRTCEvent):
 
 
 @register("webrtc.candidate_rejected")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class RemoteCandidateRejected(WebRTCEvent):
     """A candidate that could not be parsed at all."""
 
@@ -297,7 +296,7 @@ class RemoteCandidateRejected(WebRTCEvent):
 
 
 @register("webrtc.end_of_candidates_received")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class RemoteEndOfCandidates(WebRTCEvent):
     """The remote said it has no more candidates: a=end-of-candidates, or an ICE_CANDIDATE message
     whose data is JSON null or "" (js-libp2p sends neither)."""
@@ -307,13 +306,13 @@ class RemoteEndOfCandidates(WebRTCEvent):
 
 
 @register("webrtc.gathering_state_changed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class IceGatheringStateChanged(WebRTCEvent):
     state: IceGatheringState  # the new state
 
 
 @register("webrtc.ice_server_queried")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class IceServerQueried(WebRTCEvent):
     """One STUN binding (per local socket and STUN server) or TURN allocation made while gathering."""
 
@@ -333,7 +332,7 @@ class IceServerQueried(WebRTCEvent):
 
 
 @register("webrtc.gathering_ended")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class IceGatheringEnded(WebRTCEvent):
     """Local gathering is over: how long it took, and what ended it."""
 
@@ -344,19 +343,19 @@ class IceGatheringEnded(WebRTCEvent):
 
 
 @register("webrtc.ice_state_changed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class IceConnectionStateChanged(WebRTCEvent):
     state: IceConnectionState  # the new state
 
 
 @register("webrtc.connection_state_changed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class PeerConnectionStateChanged(WebRTCEvent):
     state: PeerConnectionState  # the new state
 
 
 @register("webrtc.pair_state_changed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class CandidatePairStateChanged(CandidatePairEvent):
     """One transition of one candidate pair, as aioice's Connection.check_state makes it."""
 
@@ -366,7 +365,7 @@ class CandidatePairStateChanged(CandidatePairEvent):
 
 
 @register("webrtc.pair_final")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class CandidatePairFinal(CandidatePairEvent):
     """Each pair of the check list and its state when the attempt ended (pairs that never changed
     state appear only here)."""
@@ -376,7 +375,7 @@ class CandidatePairFinal(CandidatePairEvent):
 
 
 @register("webrtc.send_failed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class UdpSendFailed(WebRTCEvent):
     """The OS failed a connectivity check's UDP send at once (the first such failure per local socket,
     address and error). EPERM is this host's own packet filter refusing it (an nftables or iptables
@@ -392,7 +391,7 @@ class UdpSendFailed(WebRTCEvent):
 
 
 @register("webrtc.checks_refused")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class IceChecksRefused(WebRTCEvent):
     """Every candidate pair's sends failed on this host and none went out: the checks cannot work,
     whatever the peer does, so ICE ended here instead of waiting out its budget."""
@@ -406,7 +405,7 @@ class IceChecksRefused(WebRTCEvent):
 
 
 @register("webrtc.pair_selected")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class CandidatePairSelected(CandidatePairEvent):
     """The pair ICE completed with: the path the WebRTC connection takes."""
 
@@ -414,7 +413,7 @@ class CandidatePairSelected(CandidatePairEvent):
 
 
 @register("webrtc.dtls_state_changed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class DtlsStateChanged(WebRTCEvent):
     state: DtlsState  # the new state
     role: DtlsRole  # this side's DTLS role
@@ -422,7 +421,7 @@ class DtlsStateChanged(WebRTCEvent):
 
 
 @register("webrtc.channel_opened")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class DataChannelOpened(WebRTCEvent):
     """A data channel opened: `init` during the upgrade, then one per libp2p stream."""
 
@@ -433,7 +432,7 @@ class DataChannelOpened(WebRTCEvent):
 
 
 @register("webrtc.channel_open_repeated")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class DataChannelOpenRepeated(WebRTCEvent):
     """The remote announced a data channel that was already open (a second DATA_CHANNEL_OPEN on its
     SCTP stream; libdatachannel does this now and then). p2pdiag ignores the repeat: aiortc alone
@@ -444,7 +443,7 @@ class DataChannelOpenRepeated(WebRTCEvent):
 
 
 @register("webrtc.upgrade_succeeded")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class WebRTCUpgradeSucceeded(WebRTCEvent):
     """The WebRTC connection is up: ICE, DTLS, SCTP and a first data channel."""
 
@@ -454,7 +453,7 @@ class WebRTCUpgradeSucceeded(WebRTCEvent):
 
 
 @register("webrtc.upgrade_failed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class WebRTCUpgradeFailed(WebRTCEvent):
     relayed_connection_id: str  # the relayed connection that carried the signaling
     role: UpgradeRole  # this side's role
@@ -465,7 +464,7 @@ class WebRTCUpgradeFailed(WebRTCEvent):
 
 
 @register("webrtc.connection_closed")
-@dataclass(frozen=True, slots=True, kw_only=True)
+@event_class
 class WebRTCConnectionClosed(WebRTCEvent):
     """A WebRTC connection that had been established ended."""
 
