@@ -78,26 +78,59 @@ def read_text(path: Path, what: str, max_bytes: int) -> str:
         raise UsageError(f"{what} {path}: not UTF-8 text (byte {exc.start})") from None
 
 
+BLOCK = 256 * 1024  # iter_lines reads this much at a time and splits it into lines itself
+
+
 def iter_lines(path: Path, what: str, max_bytes: int, max_line_bytes: int) -> Iterator[tuple[int, bytes]]:
-    """(line number, line without its newline) for each line, streamed: memory holds one line at a
-    time, never more than MAX_LINE_BYTES; the file may be at most MAX_BYTES in all."""
+    """(line number, line without its newline) for each line, streamed: memory holds a block of the
+    file (BLOCK) and one line, never a line of more than MAX_LINE_BYTES; the file may be at most
+    MAX_BYTES in all. A line read past either cap is refused as reading line by line refuses it: the
+    bytes counted are the line's up to MAX_LINE_BYTES + 1, the file's cap tested first."""
     fd = open_regular(path, what, max_bytes)
-    total = 0
-    with os.fdopen(fd, "rb") as f:
-        number = 0
+    total = 0  # bytes of the lines given so far, as readline(max_line_bytes + 1) would have counted them
+    number = 0
+    rest = b""  # the start of a line whose newline is in a block not yet read
+    with os.fdopen(fd, "rb", buffering=0) as f:
         while True:
             try:
-                line = f.readline(max_line_bytes + 1)
+                data = f.read(BLOCK)
             except OSError as exc:
                 if exc.errno == errno.EISDIR:  # pragma: no cover  (fstat said regular)
                     raise UsageError(f"{what} {path}: is a directory") from None
                 raise UsageError(f"{what} {path}: cannot read it ({exc.strerror or exc})") from None
-            if not line:
+            if not data:
+                if rest:  # the last line, without a newline
+                    _check_line(rest, number + 1, total, False, path, what, max_bytes, max_line_bytes)
+                    yield number + 1, rest.rstrip(b"\r")
                 return
-            number += 1
-            total += len(line)
-            if total > max_bytes:
-                raise UsageError(f"{what} {path}: more than the {max_bytes} bytes this can hold")
-            if len(line) > max_line_bytes and not line.endswith(b"\n"):
-                raise UsageError(f"{what} {path}: line {number} is longer than {max_line_bytes} bytes")
-            yield number, line.rstrip(b"\r\n")
+            buf = rest + data if rest else data
+            lines = buf.split(b"\n")
+            rest = lines.pop()
+            if lines:
+                size = len(buf) - len(rest)  # the complete lines' bytes, their newlines included
+                if total + size > max_bytes or max(map(len, lines)) > max_line_bytes:
+                    for line in lines:  # one of them is refused: the lines before it given, as line by line
+                        number += 1
+                        total = _check_line(line, number, total, True, path, what, max_bytes, max_line_bytes)
+                        yield number, line.rstrip(b"\r")
+                    continue  # pragma: no cover  (_check_line raised at one of them)
+                total += size
+                if b"\r" in buf:
+                    lines = [line.rstrip(b"\r") for line in lines]
+                yield from enumerate(lines, start=number + 1)
+                number += len(lines)
+            if len(rest) > max_line_bytes:  # a line longer than the cap, its newline not even read
+                _check_line(rest, number + 1, total, False, path, what, max_bytes, max_line_bytes)
+
+
+def _check_line(line: bytes, number: int, total: int, newline: bool, path: Path, what: str, max_bytes: int,
+                max_line_bytes: int) -> int:
+    """The bytes counted after LINE (line NUMBER, without its newline; NEWLINE: it had one), or the
+    UsageError readline(max_line_bytes + 1) line by line would have met at it."""
+    too_long = len(line) > max_line_bytes
+    total += max_line_bytes + 1 if too_long else len(line) + newline
+    if total > max_bytes:
+        raise UsageError(f"{what} {path}: more than the {max_bytes} bytes this can hold")
+    if too_long:
+        raise UsageError(f"{what} {path}: line {number} is longer than {max_line_bytes} bytes")
+    return total

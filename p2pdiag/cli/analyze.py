@@ -43,9 +43,10 @@ def analyze(
     if len(files) > MAX_INPUTS:
         raise UsageError(f"{len(files)} files: at most {MAX_INPUTS} go on one timeline")
     redactor = common.redactor(redact)  # one for every input: a peer gets the same placeholder in each
+    if len(files) == 1:  # the verdict alone kept: the trace's events are freed before it is shown
+        verdict = read_input(files[0], fmt, redactor, streamed=True).verdict
+        return common.show(verdict, as_json, None)
     sources = [read_input(path, fmt, redactor, streamed=True) for path in files]
-    if len(sources) == 1:
-        return common.show(sources[0].verdict, as_json, None)
     from p2pdiag.diagnosis.several import combine
 
     return common.show(combine(sources), as_json, None)

@@ -34,7 +34,7 @@ def fast_event(line: bytes) -> Event | object | None:
     check. Where orjson reads a value otherwise than the standard library (an integer beyond 64 bits
     becomes a float), the event's check fails for that value (no field accepts it either way), or the
     value is in a key no event reads; so an event read here is the event the slow path reads."""
-    if line.count(b"[") + line.count(b"{") > MAX_BRACKETS:
+    if len(line) > MAX_BRACKETS and line.count(b"[") + line.count(b"{") > MAX_BRACKETS:  # a shorter line has fewer
         return FAIL
     try:
         data = orjson.loads(line)
@@ -109,8 +109,10 @@ class _Gen:
             self.emit(indent, f"if {src} is not True and {src} is not False: {slow}")
         elif hint is int:
             self.emit(indent, f"if type({src}) is not int or not ({INT_MIN} <= {src} <= {INT_MAX}): {slow}")
-        elif hint is float:
-            self.emit(indent, f"if type({src}) is float or type({src}) is int:")
+        elif hint is float:  # a float is kept as it is, an int converted
+            self.emit(indent, f"if type({src}) is float:")
+            self.emit(indent + 1, f"if not ({-SECONDS_MAX!r} <= {src} <= {SECONDS_MAX!r}): {slow}")
+            self.emit(indent, f"elif type({src}) is int:")
             self.emit(indent + 1, f"if not ({-SECONDS_MAX!r} <= {src} <= {SECONDS_MAX!r}): {slow}")
             self.emit(indent + 1, f"{src} = float({src})")
             self.emit(indent, f"else: {slow}")
@@ -126,11 +128,17 @@ def _compile(cls: type[Event]) -> Callable[[dict[str, Any]], Event | object]:
     gen = _Gen()
     missing = gen.const(object())
     args = []
-    for f in dataclasses.fields(cls):
-        v = gen.var()
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            gen.emit(1, f"{v} = d.get({f.name!r}, {missing})")
-            gen.emit(1, f"if {v} is {missing}: return _FAIL")
+    fields = dataclasses.fields(cls)
+    required = [f for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    names = {f.name: gen.var() for f in fields}
+    if required:  # all looked up at once: a missing one is a KeyError
+        gen.emit(1, "try:")
+        for f in required:
+            gen.emit(2, f"{names[f.name]} = d[{f.name!r}]")
+        gen.emit(1, "except KeyError: return _FAIL")
+    for f in fields:
+        v = names[f.name]
+        if f in required:
             gen.value(hints[f.name], v, 1)
         else:
             default = (gen.const(f.default) if f.default is not dataclasses.MISSING

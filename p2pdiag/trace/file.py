@@ -167,12 +167,13 @@ class TraceStream:
     def events(self) -> Iterator[Event]:
         name = self._name
         bad: tuple[int, str] | None = None  # a line that is not JSON: an error unless it is the last
+        fast_event, fail = decode.fast_event, decode.FAIL
         for number, line in self._lines:
             if bad is not None:
                 raise TraceFileError(f"{name}:{bad[0]}: {bad[1]}")
             if type(line) is bytes:
-                event = decode.fast_event(line)
-                if event is not decode.FAIL:
+                event = fast_event(line)
+                if event is not fail:
                     if event is None:
                         self.skipped_unknown += 1
                     else:

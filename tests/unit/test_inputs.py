@@ -59,3 +59,23 @@ def test_lines_are_streamed_with_a_cap_on_each(tmp_path):
     f.write_bytes(b"a\n" + b"c" * 11 + b"\n")
     with pytest.raises(UsageError, match="line 2 is longer than 10 bytes"):
         list(iter_lines(f, "TRACE", 100, 10))
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 1 << 20])
+def test_lines_split_across_blocks_read_as_line_by_line(tmp_path, monkeypatch, block):
+    """iter_lines reads BLOCK bytes at a time: lines cut by a block's end, CRs, empty lines and the caps
+    read as reading line by line read them, the lines before a refused one given first."""
+    import p2pdiag.inputs as inputs
+
+    monkeypatch.setattr(inputs, "BLOCK", block)
+    f = tmp_path / "t.jsonl"
+    f.write_bytes(b"ab\r\n\ncd\r\r\nefghij\nk")
+    assert list(iter_lines(f, "TRACE", 100, 6)) == [(1, b"ab"), (2, b""), (3, b"cd"), (4, b"efghij"), (5, b"k")]
+    got = []
+    with pytest.raises(UsageError, match="line 4 is longer than 5 bytes"):
+        for item in iter_lines(f, "TRACE", 100, 5):
+            got.append(item)
+    assert got == [(1, b"ab"), (2, b""), (3, b"cd")]
+    f.write_bytes(b"a\nbbbbbbbbbbbbbbbbbbbb")  # the long last line has no newline at all
+    with pytest.raises(UsageError, match="line 2 is longer than 5 bytes"):
+        list(iter_lines(f, "TRACE", 100, 5))
