@@ -24,14 +24,22 @@ PEER_ID = "12D3KooWRngDiRy3hr5rezx8F2swVFYN42QMEdk2LN3C1wxX1KJV"
 pytestmark = pytest.mark.slow
 
 
-def _dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_SILENT: list[socket.socket] = []  # kept open for the whole session
+
+
+def _silent_port() -> int:
+    """A port that accepts TCP (the kernel's backlog) and never says a word: a dial to it waits out its
+    step timeout, so every delay below lands while the dial runs (a dead port is refused at once, and
+    a dial with no py-libp2p import is over within a second)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(64)
+    _SILENT.append(s)
+    return s.getsockname()[1]
 
 
 def _dial_args() -> list[str]:
-    return ["dial", f"/ip4/127.0.0.1/tcp/{_dead_port()}/p2p/{RELAY_ID}/p2p-circuit/p2p/{PEER_ID}"]
+    return ["dial", f"/ip4/127.0.0.1/tcp/{_silent_port()}/p2p/{RELAY_ID}/p2p-circuit/p2p/{PEER_ID}"]
 
 
 def _wait_for_p2pdiag(proc: subprocess.Popen) -> None:
