@@ -67,6 +67,10 @@ _NAMES = {signaling.MessageType.SDP_OFFER: "offer", signaling.MessageType.SDP_AN
           signaling.MessageType.ICE_CANDIDATE: "candidate"}
 CLOSE_SIGNALING_TIMEOUT_S = 2.0
 DTLS_STATE_GRACE_S = 0.5
+# the remote reset the signaling stream while this side's checks were still out: how long ICE may
+# still take to end on its own (a check's retransmits end within ~1.6 s), so that our own evidence,
+# not the remote's giving up, names why (its ICE usually failed for the same reason, a moment sooner)
+ICE_AFTER_RESET_GRACE_S = 2.0
 
 
 class _Failed(Exception):
@@ -258,10 +262,16 @@ class _Attempt:
                                "the remote reset the signaling stream: it gave up on the upgrade")
             return _Failed(step, ErrorKind.CLOSED, f"the peer connection became {f.pc.value}")
 
+        ice_ended = (IceConnectionState.COMPLETED, IceConnectionState.FAILED, IceConnectionState.CLOSED)
+        ice_deadline = trio.current_time() + t.ice
         with trio.move_on_after(t.ice):
-            await self.conn.wait_until(lambda x: x.ice in (IceConnectionState.COMPLETED, IceConnectionState.FAILED,
-                                                           IceConnectionState.CLOSED) or over(x)
-                                       or x.checks_refused is not None)
+            await self.conn.wait_until(lambda x: x.ice in ice_ended or over(x) or x.checks_refused is not None)
+        if (f.signaling_reset and f.ice is IceConnectionState.CHECKING and f.checks_refused is None
+                and f.pc not in (PeerConnectionState.FAILED, PeerConnectionState.CLOSED)):
+            # SDP and candidates are exchanged: ICE goes on without the signaling stream
+            with trio.move_on_after(min(ICE_AFTER_RESET_GRACE_S, max(0.0, ice_deadline - trio.current_time()))):
+                await self.conn.wait_until(lambda x: x.ice in ice_ended or x.checks_refused is not None
+                                           or x.pc in (PeerConnectionState.FAILED, PeerConnectionState.CLOSED))
         if f.ice is not IceConnectionState.COMPLETED:
             if f.checks_refused is not None:  # no check can leave this host: waiting out the budget changes nothing
                 r = f.checks_refused
