@@ -365,10 +365,13 @@ def test_a_failed_up_removes_what_it_built(lab_machine):
         teardown(lab.lab_id)
 
 
+# Ctrl-C is Python's KeyboardInterrupt in the owner, as in a user's shell, even when this test runs
+# with SIGINT ignored (a background job of a non-interactive shell: the child would inherit it)
 OWNER = """
-import json, sys, time
+import json, signal, sys, time
 from p2pdiag.lab import Lab, Topology
 from p2pdiag.lab.runner import sigterm_as_exit
+signal.signal(signal.SIGINT, signal.default_int_handler)
 with sigterm_as_exit(), Lab(Topology.from_dict(json.loads(sys.argv[1]))) as lab:
     print(lab.lab_id, flush=True)
     time.sleep(60)
