@@ -267,7 +267,12 @@ _ms = multistream_message
 
 
 async def _read_ms(stream: Any) -> str:
-    return (await read_delimited(stream, MAX_NEGOTIATION_BYTES)).decode("utf-8", "replace").rstrip("\n")
+    """One multistream-select message: a length-prefixed line that ends with its newline (else the
+    peer does not speak multistream-select at all: malformed, as py-libp2p's reader says too)."""
+    raw = await read_delimited(stream, MAX_NEGOTIATION_BYTES)
+    if not raw.endswith(b"\n"):
+        raise pb.MalformedMessage(f"a multistream-select message of {len(raw)} bytes without its newline")
+    return raw[:-1].decode("utf-8", "replace")
 
 
 async def select(rw: Any, protocol: str) -> None:
@@ -277,6 +282,8 @@ async def select(rw: Any, protocol: str) -> None:
     await rw.write(_ms(MULTISTREAM_PROTOCOL) + _ms(protocol))
     header = await _read_ms(rw)
     if header != MULTISTREAM_PROTOCOL:  # judged before the answer, which such a peer may never send
+        if not header.startswith("/multistream/"):
+            raise pb.MalformedMessage(f"not multistream-select: the peer's first message is {header[:80]!r}")
         raise MultiselectClientError(f"the peer speaks {header[:80]!r}, not {MULTISTREAM_PROTOCOL}")
     answer = await _read_ms(rw)
     if answer == "na":
